@@ -1,0 +1,148 @@
+"""Fault injection: which bytes to change in a real guest, and what an
+inspector must then report.
+
+Each fault opens the base dump with plain drgn (not luo_drgn: the generator
+must not depend on the inspector it tests) to find the object to corrupt,
+and returns the writes (virtual address, old bytes, new bytes, physical
+address) and the findings it expects.  The writes are then made in the live
+guest over the gdbstub.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any, Callable
+
+import drgn
+from drgn.helpers.linux.list import list_for_each_entry
+from drgn.helpers.linux.mm import virt_to_phys
+
+Write = dict[str, Any]
+Finding = dict[str, Any]
+
+
+def _open(vmcore: Path, debug: Path) -> drgn.Program:
+    prog = drgn.Program()
+    prog.set_core_dump(str(vmcore))
+    prog.load_debug_info([str(debug)])
+    return prog
+
+
+def _session(prog: drgn.Program, name: str, direction: str = "outgoing") -> drgn.Object:
+    head = prog["luo_session_global"].member_(direction).list
+    for s in list_for_each_entry("struct luo_session", head.address_of_(), "list"):
+        if s.name.string_().decode() == name:
+            return s
+    raise LookupError(f"no {direction} session {name}")
+
+
+def _file(session: drgn.Object, token: int) -> drgn.Object:
+    for f in list_for_each_entry("struct luo_file",
+                                 session.file_set.files_list.address_of_(), "list"):
+        if f.token.value_() == token:
+            return f
+    raise LookupError(f"no token {token:#x} in {session.name.string_().decode()}")
+
+
+def _write(prog: drgn.Program, obj: drgn.Object, new: bytes, what: str) -> Write:
+    address = obj.address_
+    old = prog.read(address, len(new))
+    return {"what": what, "address": address, "phys": virt_to_phys(prog, address).value_(),
+            "old": old.hex(), "new": new.hex()}
+
+
+def _u64(v: int) -> bytes:
+    return struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
+
+
+def duplicate_token(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    f = _file(_session(prog, "vm-alpha"), 0x101)
+    w = _write(prog, f.token, _u64(0x100), "vm-alpha token 0x101 -> 0x100")
+    return [w], [{"code": "duplicate-token", "severity": "error",
+                  "session": "vm-alpha", "token": 0x100}]
+
+
+def leaked_reference(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    f = _file(_session(prog, "vm-beta"), 0x200)
+    ref = f.file.f_ref.refcnt.counter
+    w = _write(prog, ref, _u64(ref.value_() + 1), "vm-beta 0x200 file->f_ref + 1")
+    return [w], [{"code": "leaked-file-reference", "severity": "error",
+                  "session": "vm-beta", "token": 0x200, "unexplained": 1}]
+
+
+def file_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    count = _session(prog, "vm-alpha").file_set.count
+    w = _write(prog, count, _u64(count.value_() + 1), "vm-alpha file_set.count + 1")
+    return [w], [{"code": "file-count-mismatch", "severity": "error",
+                  "session": "vm-alpha", "token": None}]
+
+
+def cyclic_list(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    s = _session(prog, "vm-alpha")
+    first, last = _file(s, 0x100), _file(s, 0x102)
+    # The last entry points back at the first instead of at the head: a
+    # walk that does not detect cycles never ends.
+    w = _write(prog, last.list.next, _u64(first.list.address_),
+               "vm-alpha last luo_file list.next -> first luo_file")
+    return [w], [{"code": "corrupt-structure", "severity": "error",
+                  "session": "vm-alpha", "token": None}]
+
+
+def bad_file_pointer(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    f = _file(_session(prog, "vm-beta"), 0x100)
+    # A direct-map address far beyond the guest's RAM: reading it faults.
+    garbage = prog["page_offset_base"].value_() + (64 << 30) + 0x1c0
+    w = _write(prog, f.file, _u64(garbage), "vm-beta 0x100 luo_file.file -> unmapped")
+    return [w], [
+        {"code": "corrupt-structure", "severity": "error", "session": "vm-beta", "token": 0x100},
+        # The memfd is still in luo_preserved_files, now pointed at by no
+        # luo_file: the index and the lists disagree.
+        {"code": "preserved-index-mismatch", "severity": "error", "session": None,
+         "token": None},
+    ]
+
+
+def unknown_handler(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    f = _file(_session(prog, "vm-alpha"), 0x102)
+    # A real kernel object that is not a registered handler.
+    bogus = prog["luo_session_global"].address_
+    w = _write(prog, f.fh, _u64(bogus), "vm-alpha 0x102 luo_file.fh -> &luo_session_global")
+    return [w], [{"code": "unknown-handler", "severity": "error",
+                  "session": "vm-alpha", "token": 0x102}]
+
+
+def negative_retrieve(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    f = _file(_session(prog, "vm-alpha", "incoming"), 0x102)
+    w = _write(prog, f.retrieve_status, struct.pack("<i", -5),
+               "incoming vm-alpha 0x102 retrieve_status 0 -> -EIO")
+    return [w], [{"code": "retrieve-failed", "severity": "warning",
+                  "session": "vm-alpha", "token": 0x102, "errno": "EIO"}]
+
+
+FAULTS: dict[str, Callable[[Path, Path], tuple[list[Write], list[Finding]]]] = {
+    "fault-duplicate-token": duplicate_token,
+    "fault-leaked-reference": leaked_reference,
+    "fault-file-count": file_count,
+    "fault-cyclic-list": cyclic_list,
+    "fault-bad-file-pointer": bad_file_pointer,
+    "fault-unknown-handler": unknown_handler,
+    "fault-negative-retrieve": negative_retrieve,
+}
+
+DESCRIPTIONS = {
+    "fault-duplicate-token": "outgoing, with two luo_files of vm-alpha sharing token 0x100",
+    "fault-leaked-reference": "outgoing, with one reference too many on vm-beta 0x200's file",
+    "fault-file-count": "outgoing, with vm-alpha's file_set.count one above its list",
+    "fault-cyclic-list": "outgoing, with vm-alpha's files list looping back past its head",
+    "fault-bad-file-pointer": "outgoing, with vm-beta 0x100's file pointer unmapped",
+    "fault-unknown-handler": "outgoing, with vm-alpha 0x102's handler not a registered one",
+    "fault-negative-retrieve": "incoming, with vm-alpha 0x102's retrieve_status -EIO",
+}

@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: MIT
+/*
+ * luo-scenario: PID 1 of the fixture guests.
+ *
+ * Drives /dev/liveupdate through its ioctls and prints every step on the
+ * console as one line "@@LUO {json}".  That log is the ground truth of each
+ * fixture: the manifest's expected state is parsed from it, never from what
+ * an inspector reads back.
+ *
+ * The scenario comes from the kernel command line (unknown key=value boot
+ * parameters reach PID 1 as environment variables):
+ *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo
+ *   luo_phase=1 (before the kexec) or 2 (after it)
+ *
+ * When the state to capture is reached the driver prints "@@LUO-READY name"
+ * and sleeps; the runner dumps guest memory then.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/liveupdate.h>
+#include <linux/reboot.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void emit(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	printf("@@LUO %s\n", buf);
+	fflush(stdout);
+}
+
+static void ready(const char *what)
+{
+	printf("@@LUO-READY %s\n", what);
+	fflush(stdout);
+}
+
+static void hang(void)
+{
+	for (;;)
+		pause();
+}
+
+static const char *errname(int err)
+{
+	switch (err) {
+	case 0: return "OK";
+	case EEXIST: return "EEXIST";
+	case EBUSY: return "EBUSY";
+	case ENOENT: return "ENOENT";
+	case EINVAL: return "EINVAL";
+	case EIO: return "EIO";
+	case ENODEV: return "ENODEV";
+	case ENXIO: return "ENXIO";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case EBADF: return "EBADF";
+	case EPERM: return "EPERM";
+	default: return "E?";
+	}
+}
+
+/* ---- /dev/liveupdate wrappers: each returns 0 or -errno ---- */
+
+static int luo_create_session(int luo_fd, const char *name, int *out_fd)
+{
+	struct liveupdate_ioctl_create_session arg = { .size = sizeof(arg) };
+
+	strncpy((char *)arg.name, name, sizeof(arg.name) - 1);
+	if (ioctl(luo_fd, LIVEUPDATE_IOCTL_CREATE_SESSION, &arg) < 0)
+		return -errno;
+	*out_fd = arg.fd;
+	return 0;
+}
+
+static int luo_retrieve_session(int luo_fd, const char *name, int *out_fd)
+{
+	struct liveupdate_ioctl_retrieve_session arg = { .size = sizeof(arg) };
+
+	strncpy((char *)arg.name, name, sizeof(arg.name) - 1);
+	if (ioctl(luo_fd, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, &arg) < 0)
+		return -errno;
+	*out_fd = arg.fd;
+	return 0;
+}
+
+static int luo_preserve_fd(int session_fd, int fd, uint64_t token)
+{
+	struct liveupdate_session_preserve_fd arg = {
+		.size = sizeof(arg), .fd = fd, .token = token,
+	};
+
+	return ioctl(session_fd, LIVEUPDATE_SESSION_PRESERVE_FD, &arg) < 0 ? -errno : 0;
+}
+
+static int luo_retrieve_fd(int session_fd, uint64_t token, int *out_fd)
+{
+	struct liveupdate_session_retrieve_fd arg = {
+		.size = sizeof(arg), .token = token,
+	};
+
+	if (ioctl(session_fd, LIVEUPDATE_SESSION_RETRIEVE_FD, &arg) < 0)
+		return -errno;
+	*out_fd = arg.fd;
+	return 0;
+}
+
+static int luo_finish(int session_fd)
+{
+	struct liveupdate_session_finish arg = { .size = sizeof(arg) };
+
+	return ioctl(session_fd, LIVEUPDATE_SESSION_FINISH, &arg) < 0 ? -errno : 0;
+}
+
+/* ---- logged steps ---- */
+
+static int open_luo(void)
+{
+	int fd = open("/dev/liveupdate", O_RDWR);
+	int err = fd < 0 ? errno : 0;
+
+	emit("{\"op\":\"open_luo\",\"pid\":%d,\"fd\":%d,\"result\":\"%s\"}",
+	     getpid(), fd, errname(err));
+	return fd;
+}
+
+static int create_session(int luo_fd, const char *name)
+{
+	int fd = -1;
+	int err = luo_create_session(luo_fd, name, &fd);
+
+	emit("{\"op\":\"create_session\",\"pid\":%d,\"session\":\"%s\",\"fd\":%d,\"result\":\"%s\"}",
+	     getpid(), name, err ? -1 : fd, errname(-err));
+	return err ? -1 : fd;
+}
+
+/*
+ * A memfd of @size bytes filled with a pattern derived from @seed, so the
+ * incoming side can check that the content survived.
+ */
+static int make_memfd(const char *name, size_t size, unsigned int seed)
+{
+	int fd = memfd_create(name, MFD_ALLOW_SEALING);
+	struct stat st;
+	char page[4096];
+
+	for (size_t off = 0; off < size; off += sizeof(page)) {
+		size_t n = size - off < sizeof(page) ? size - off : sizeof(page);
+
+		for (size_t i = 0; i < n; i++)
+			page[i] = (char)(seed + off + i);
+		if (write(fd, page, n) != (ssize_t)n)
+			perror("write");
+	}
+	fstat(fd, &st);
+	emit("{\"op\":\"memfd\",\"pid\":%d,\"name\":\"%s\",\"fd\":%d,\"ino\":%lu,\"size\":%zu,\"seed\":%u}",
+	     getpid(), name, fd, (unsigned long)st.st_ino, size, seed);
+	return fd;
+}
+
+static int preserve(int session_fd, const char *session, int fd, uint64_t token)
+{
+	int err = luo_preserve_fd(session_fd, fd, token);
+
+	emit("{\"op\":\"preserve\",\"pid\":%d,\"session\":\"%s\",\"fd\":%d,\"token\":%llu,\"result\":\"%s\"}",
+	     getpid(), session, fd, (unsigned long long)token, errname(-err));
+	return err;
+}
+
+static void *map_shared(int fd, size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	emit("{\"op\":\"mmap\",\"pid\":%d,\"fd\":%d,\"addr\":%lu,\"size\":%zu,\"result\":\"%s\"}",
+	     getpid(), fd, (unsigned long)p, size, p == MAP_FAILED ? errname(errno) : "OK");
+	return p;
+}
+
+static int dup_fd(int fd)
+{
+	int nfd = dup(fd);
+
+	emit("{\"op\":\"dup\",\"pid\":%d,\"fd\":%d,\"new_fd\":%d}", getpid(), fd, nfd);
+	return nfd;
+}
+
+static void close_fd(int fd)
+{
+	close(fd);
+	emit("{\"op\":\"close\",\"pid\":%d,\"fd\":%d}", getpid(), fd);
+}
+
+static pid_t fork_holder(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		hang();	/* the child only holds copies of every fd and mapping */
+	emit("{\"op\":\"fork\",\"pid\":%d,\"child\":%d}", getpid(), pid);
+	return pid;
+}
+
+/*
+ * The outgoing state every scenario of phase 1 builds:
+ *   vm-alpha: three memfds, 0x100 dup'ed, 0x101 mapped shared, 0x102 whose
+ *             fd is closed after preserve (only LUO holds it);
+ *   vm-beta:  token 0x100 again (legal in another session) and 0x200;
+ *   vm-gamma: two memfds, retrieved and finished after the kexec;
+ *   empty:    no files.
+ * The kernel's refusals are exercised and logged: EEXIST for a duplicate
+ * token in one session, EBUSY for preserving an already preserved memfd,
+ * EEXIST for a duplicate session name.
+ */
+static void build_outgoing(int luo_fd)
+{
+	int alpha = create_session(luo_fd, "vm-alpha");
+	int beta = create_session(luo_fd, "vm-beta");
+	int gamma = create_session(luo_fd, "vm-gamma");
+	int a0, a1, a2, b0, b1, g0, g1, extra;
+
+	create_session(luo_fd, "empty");
+	create_session(luo_fd, "vm-alpha");	/* EEXIST */
+
+	a0 = make_memfd("alpha-0", 8192, 1);
+	a1 = make_memfd("alpha-1", 3 * 4096, 2);
+	a2 = make_memfd("alpha-2", 100, 3);
+	b0 = make_memfd("beta-0", 4096, 4);
+	b1 = make_memfd("beta-1", 5 * 4096, 5);
+	g0 = make_memfd("gamma-0", 4096, 6);
+	g1 = make_memfd("gamma-1", 2 * 4096, 7);
+	extra = make_memfd("refused", 4096, 8);
+
+	preserve(alpha, "vm-alpha", a0, 0x100);
+	preserve(alpha, "vm-alpha", a1, 0x101);
+	preserve(alpha, "vm-alpha", a2, 0x102);
+	preserve(beta, "vm-beta", b0, 0x100);
+	preserve(beta, "vm-beta", b1, 0x200);
+	preserve(gamma, "vm-gamma", g0, 0x300);
+	preserve(gamma, "vm-gamma", g1, 0x301);
+
+	preserve(alpha, "vm-alpha", extra, 0x101);	/* EEXIST: token in use */
+	preserve(beta, "vm-beta", a0, 0x201);		/* EBUSY: memfd preserved */
+	close_fd(extra);
+
+	dup_fd(a0);
+	map_shared(a1, 3 * 4096);
+	close_fd(a2);
+	fork_holder();
+}
+
+/*
+ * The kernel and initrd to kexec into are only needed until they are
+ * loaded.  Unlinked from the rootfs, their pages are freed, and zeroed with
+ * init_on_free=1, which keeps the vmcores small.
+ */
+static void drop_kexec_images(void)
+{
+	unlink("/kernel");
+	unlink("/initrd.img");
+}
+
+static int kexec_next(const char *next_phase)
+{
+	char cmdline[2048];
+	char next[2200];
+	int fd = open("/proc/cmdline", O_RDONLY);
+	ssize_t n = read(fd, cmdline, sizeof(cmdline) - 1);
+	int kernel_fd = open("/kernel", O_RDONLY);
+	int initrd_fd = open("/initrd.img", O_RDONLY);
+	char *p;
+	long ret;
+
+	close(fd);
+	cmdline[n > 0 ? n : 0] = 0;
+	p = strchr(cmdline, '\n');
+	if (p)
+		*p = 0;
+	/* Phase 2 runs the same scenario in the new kernel. */
+	p = strstr(cmdline, "luo_phase=1");
+	if (p)
+		p[10] = next_phase[0];
+	snprintf(next, sizeof(next), "%s", cmdline);
+	ret = syscall(SYS_kexec_file_load, kernel_fd, initrd_fd,
+		      strlen(next) + 1, next, 0UL);
+	drop_kexec_images();
+	emit("{\"op\":\"kexec_load\",\"result\":\"%s\"}", ret ? errname(errno) : "OK");
+	if (ret)
+		return -1;
+	emit("{\"op\":\"kexec_reboot\"}");
+	sync();
+	reboot(LINUX_REBOOT_CMD_KEXEC);
+	emit("{\"op\":\"kexec_reboot\",\"result\":\"%s\"}", errname(errno));
+	return -1;
+}
+
+/* Check that a retrieved memfd still holds the pattern written before kexec. */
+static int content_ok(int fd, size_t size, unsigned int seed)
+{
+	char page[4096];
+	struct stat st;
+
+	if (fstat(fd, &st) || (size_t)st.st_size != size)
+		return 0;
+	for (size_t off = 0; off < size; off += sizeof(page)) {
+		size_t n = size - off < sizeof(page) ? size - off : sizeof(page);
+
+		if (pread(fd, page, n, off) != (ssize_t)n)
+			return 0;
+		for (size_t i = 0; i < n; i++)
+			if (page[i] != (char)(seed + off + i))
+				return 0;
+	}
+	return 1;
+}
+
+static int retrieve_session(int luo_fd, const char *name)
+{
+	int fd = -1;
+	int err = luo_retrieve_session(luo_fd, name, &fd);
+
+	emit("{\"op\":\"retrieve_session\",\"pid\":%d,\"session\":\"%s\",\"fd\":%d,\"result\":\"%s\"}",
+	     getpid(), name, err ? -1 : fd, errname(-err));
+	return err ? -1 : fd;
+}
+
+static int retrieve(int session_fd, const char *session, uint64_t token,
+		    size_t size, unsigned int seed)
+{
+	int fd = -1;
+	int err = luo_retrieve_fd(session_fd, token, &fd);
+	struct stat st = { 0 };
+
+	if (!err)
+		fstat(fd, &st);
+	emit("{\"op\":\"retrieve\",\"pid\":%d,\"session\":\"%s\",\"token\":%llu,\"fd\":%d,\"ino\":%lu,\"content_ok\":%s,\"result\":\"%s\"}",
+	     getpid(), session, (unsigned long long)token, err ? -1 : fd,
+	     (unsigned long)st.st_ino,
+	     !err && content_ok(fd, size, seed) ? "true" : "false", errname(-err));
+	return err ? -1 : fd;
+}
+
+static void finish(int session_fd, const char *session)
+{
+	int err = luo_finish(session_fd);
+
+	emit("{\"op\":\"finish\",\"pid\":%d,\"session\":\"%s\",\"result\":\"%s\"}",
+	     getpid(), session, errname(-err));
+}
+
+/*
+ * After the live update: vm-alpha retrieved with 0x100 and 0x101 retrieved
+ * and 0x102 left waiting, plus a failed retrieve of an unknown token;
+ * vm-gamma retrieved, all files retrieved, finished; vm-beta and empty left
+ * alone.
+ */
+static void build_incoming(int luo_fd)
+{
+	int alpha = retrieve_session(luo_fd, "vm-alpha");
+	int gamma = retrieve_session(luo_fd, "vm-gamma");
+
+	retrieve(alpha, "vm-alpha", 0x100, 8192, 1);
+	retrieve(alpha, "vm-alpha", 0x101, 3 * 4096, 2);
+	retrieve(alpha, "vm-alpha", 0x999, 0, 0);	/* ENOENT */
+	retrieve(gamma, "vm-gamma", 0x300, 4096, 6);
+	retrieve(gamma, "vm-gamma", 0x301, 2 * 4096, 7);
+	finish(gamma, "vm-gamma");
+}
+
+int main(void)
+{
+	const char *scenario = getenv("luo_scenario");
+	const char *phase = getenv("luo_phase");
+	int luo_fd;
+
+	mount("proc", "/proc", "proc", 0, NULL);
+	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!scenario)
+		scenario = "outgoing";
+	if (!phase)
+		phase = "1";
+	emit("{\"op\":\"start\",\"pid\":%d,\"scenario\":\"%s\",\"phase\":%s}",
+	     getpid(), scenario, phase);
+
+	if (!strcmp(scenario, "outgoing") || !strcmp(phase, "2"))
+		drop_kexec_images();
+	if (!strcmp(scenario, "disabled") || !strcmp(scenario, "no-luo")) {
+		open_luo();
+		ready(scenario);
+		hang();
+	}
+	if (!strcmp(phase, "2")) {
+		if (strcmp(scenario, "incoming-pending")) {
+			luo_fd = open_luo();
+			build_incoming(luo_fd);
+		}
+		ready(scenario);
+		hang();
+	}
+
+	luo_fd = open_luo();
+	if (luo_fd < 0)
+		hang();
+	build_outgoing(luo_fd);
+	if (!strcmp(scenario, "outgoing")) {
+		ready(scenario);
+		hang();
+	}
+	/* frozen, incoming, incoming-pending: live update into phase 2. */
+	kexec_next("2");
+	hang();
+	return 0;
+}

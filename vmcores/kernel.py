@@ -1,0 +1,102 @@
+"""Build the fixture kernels and reduce their debug info for drgn.
+
+Two kernels are built from one source tree with out-of-tree build
+directories: ``luo`` (``kernel/base.config`` and ``kernel/live.config`` over
+tinyconfig) and ``no-luo`` (``base.config`` and ``no-luo.config``).  What is committed of each is the
+bzImage and the reduced, xz'd debug info, so vmcores can be regenerated
+without a kernel build.
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from . import paths
+
+KERNELS = {
+    "luo": ["base.config", "live.config"],
+    "no-luo": ["base.config", "no-luo.config"],
+}
+
+# Sections drgn does not need to read types, variables and symbols: line
+# tables and location lists are for stack-frame variables and source lines.
+DROPPED_SECTIONS = (".debug_line", ".debug_line_str", ".debug_loclists")
+
+
+def run(args: list[str], **kw: object) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], check=True, **kw)  # type: ignore[arg-type]
+
+
+def fetch_source(dest: Path) -> Path:
+    """Return the kernel tree, fetching Debian's linux-source-7.2 if needed."""
+    run(["bash", paths.VMCORES / "fetch-kernel-source.sh", dest])
+    return dest / "linux-source-7.2"
+
+
+def configure(src: Path, out: Path, fragments: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    make = ["make", "-s", f"O={out}", "ARCH=x86_64"]
+    run(make + ["tinyconfig"], cwd=src, stdout=subprocess.DEVNULL)
+    frags = [paths.VMCORES / "kernel" / f for f in fragments]
+    run([src / "scripts/kconfig/merge_config.sh", "-m", "-O", out, out / ".config", *frags],
+        cwd=src, stdout=subprocess.DEVNULL)
+    run(make + ["olddefconfig"], cwd=src)
+    # merge_config only warns when a symbol did not stick; a fixture kernel
+    # silently built without LUO would be worse than a failed build.
+    wanted: dict[str, str] = {}
+    for frag in frags:
+        for line in frag.read_text().splitlines():
+            if m := re.match(r"(CONFIG_\w+)=|# (CONFIG_\w+) is not set", line):
+                wanted[m.group(1) or m.group(2)] = line
+    config = set((out / ".config").read_text().splitlines())
+    for symbol, line in wanted.items():
+        if line not in config and not (line.endswith("is not set") and
+                                       not any(c.startswith(symbol + "=") for c in config)):
+            raise RuntimeError(f"{line} did not survive olddefconfig")
+
+
+def build(src: Path, out: Path, jobs: int) -> None:
+    run(["make", "-s", f"-j{jobs}", f"O={out}", "ARCH=x86_64", "bzImage", "vmlinux"], cwd=src)
+
+
+def reduce_debuginfo(vmlinux: Path, dest_xz: Path, work: Path) -> None:
+    """vmlinux → debug-only ELF → dwz → without line tables → xz."""
+    debug = work / "vmlinux.debug"
+    run(["objcopy", "--only-keep-debug", vmlinux, debug])
+    run(["dwz", "-q", debug])
+    run(["objcopy", *[f"--remove-section={s}" for s in DROPPED_SECTIONS], debug])
+    compress(debug, dest_xz)
+
+
+def compress(src: Path, dest_xz: Path, preset: int = 6) -> None:
+    dest_xz.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest_xz.with_suffix(".tmp")
+    with open(src, "rb") as fin, lzma.open(tmp, "wb", preset=preset) as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    os.replace(tmp, dest_xz)
+
+
+def release_of(out: Path) -> str:
+    return (out / "include/config/kernel.release").read_text().strip()
+
+
+def build_all(kernel_src: Path | None, jobs: int) -> None:
+    """Build both kernels and commit-ready artifacts into vmcores/data/kernel."""
+    work = paths.work_dir()
+    src = kernel_src or fetch_source(work / "src")
+    for name, fragments in KERNELS.items():
+        out = work / f"out-{name}"
+        configure(src, out, fragments)
+        build(src, out, jobs)
+        dest = paths.kernel_dir(name)
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "arch/x86/boot/bzImage", dest / "bzImage")
+        reduce_debuginfo(out / "vmlinux", dest / "vmlinux.debug.xz", out)
+        (dest / "release").write_text(release_of(out) + "\n")
+        compress(out / ".config", dest / "config.xz")

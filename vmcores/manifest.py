@@ -1,0 +1,253 @@
+"""Expected state of a fixture, replayed from the guest's own log.
+
+The guest driver prints every step it takes (``@@LUO {json}``) and the kernel
+prints what LUO did at boot.  :func:`expected_state` replays those lines
+through a small model of processes, fd tables, mappings and LUO sessions and
+returns what an inspector must find in memory.  Nothing here reads the
+vmcore: the expectations are what the guest did, not what a tool saw.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+MEMFD_COMPATIBLE = "memfd-v2"
+ERRNO = {"EEXIST": 17, "EBUSY": 16, "ENOENT": 2, "EINVAL": 22, "EIO": 5}
+
+
+@dataclass
+class _Object:
+    """Something an fd can point at: a memfd, a session file, /dev/liveupdate."""
+    kind: str
+    name: str
+    ino: int | None = None
+    size: int | None = None
+
+
+@dataclass
+class _Process:
+    fds: dict[int, _Object] = field(default_factory=dict)
+    maps: list[_Object] = field(default_factory=list)
+
+
+@dataclass
+class _File:
+    token: int
+    obj: _Object | None
+    size: int | None
+    retrieve_status: int = 0
+
+
+@dataclass
+class _Session:
+    name: str
+    direction: str
+    obj: _Object
+    files: list[_File] = field(default_factory=list)
+    retrieved: bool = False
+    finished: bool = False
+
+
+def guest_events(console: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(line[len("@@LUO "):]) for line in console if line.startswith("@@LUO {")]
+
+
+def kernel_facts(console: list[str]) -> dict[str, Any]:
+    """What the last booted kernel said about LUO on its console."""
+    facts: dict[str, Any] = {"liveupdate_num": None, "disabled_reason": None}
+    for line in console:
+        if m := re.search(r"luo: Retrieved live update data, liveupdate number: (\d+)", line):
+            facts["liveupdate_num"] = int(m.group(1))
+        if m := re.search(r"luo: (Disabling liveupdate because .*)", line):
+            facts["disabled_reason"] = m.group(1).strip()
+    return facts
+
+
+class _Model:
+    def __init__(self) -> None:
+        self.procs: dict[int, _Process] = {}
+        self.sessions: dict[str, _Session] = {}
+        self.refusals: list[dict[str, Any]] = []
+        self.failed_retrieves: list[dict[str, Any]] = []
+        self.luo_device_opened = False
+        self.kexec = False
+        self.phase = 1
+        self.luo_open_result: str | None = None
+
+    def proc(self, pid: int) -> _Process:
+        return self.procs.setdefault(pid, _Process())
+
+    def apply(self, ev: dict[str, Any]) -> None:
+        op = ev["op"]
+        getattr(self, "op_" + op)(ev)
+
+    def op_start(self, ev: dict[str, Any]) -> None:
+        if ev["phase"] == 2 and self.phase == 1:
+            self.new_kernel()
+        self.phase = ev["phase"]
+
+    def new_kernel(self) -> None:
+        # The live update: processes are gone, outgoing sessions arrive as
+        # incoming ones whose files wait to be retrieved.
+        self.procs = {}
+        incoming = {}
+        for s in self.sessions.values():
+            incoming[s.name] = _Session(
+                s.name, "incoming", _Object("session", s.name),
+                [_File(f.token, None, f.size) for f in s.files],
+            )
+        self.sessions = incoming
+
+    def op_open_luo(self, ev: dict[str, Any]) -> None:
+        self.luo_open_result = ev["result"]
+        if ev["result"] == "OK":
+            self.luo_device_opened = True
+            self.proc(ev["pid"]).fds[ev["fd"]] = _Object("luo", "/dev/liveupdate")
+
+    def op_create_session(self, ev: dict[str, Any]) -> None:
+        if ev["result"] != "OK":
+            self.refusals.append({"op": "create_session", "session": ev["session"],
+                                  "errno": ev["result"]})
+            return
+        obj = _Object("session", ev["session"])
+        self.sessions[ev["session"]] = _Session(ev["session"], "outgoing", obj)
+        self.proc(ev["pid"]).fds[ev["fd"]] = obj
+
+    def op_memfd(self, ev: dict[str, Any]) -> None:
+        self.proc(ev["pid"]).fds[ev["fd"]] = _Object("memfd", ev["name"], ev["ino"], ev["size"])
+
+    def op_preserve(self, ev: dict[str, Any]) -> None:
+        if ev["result"] != "OK":
+            self.refusals.append({"op": "preserve", "session": ev["session"],
+                                  "token": ev["token"], "errno": ev["result"]})
+            return
+        obj = self.proc(ev["pid"]).fds[ev["fd"]]
+        self.sessions[ev["session"]].files.append(_File(ev["token"], obj, obj.size))
+
+    def op_close(self, ev: dict[str, Any]) -> None:
+        self.proc(ev["pid"]).fds.pop(ev["fd"], None)
+
+    def op_dup(self, ev: dict[str, Any]) -> None:
+        fds = self.proc(ev["pid"]).fds
+        fds[ev["new_fd"]] = fds[ev["fd"]]
+
+    def op_mmap(self, ev: dict[str, Any]) -> None:
+        if ev["result"] == "OK":
+            p = self.proc(ev["pid"])
+            p.maps.append(p.fds[ev["fd"]])
+
+    def op_fork(self, ev: dict[str, Any]) -> None:
+        parent = self.proc(ev["pid"])
+        self.procs[ev["child"]] = _Process(dict(parent.fds), list(parent.maps))
+
+    def op_kexec_load(self, ev: dict[str, Any]) -> None:
+        pass
+
+    def op_kexec_reboot(self, ev: dict[str, Any]) -> None:
+        self.kexec = "result" not in ev
+
+    def op_retrieve_session(self, ev: dict[str, Any]) -> None:
+        if ev["result"] != "OK":
+            self.refusals.append({"op": "retrieve_session", "session": ev["session"],
+                                  "errno": ev["result"]})
+            return
+        s = self.sessions[ev["session"]]
+        s.retrieved = True
+        self.proc(ev["pid"]).fds[ev["fd"]] = s.obj
+
+    def op_retrieve(self, ev: dict[str, Any]) -> None:
+        s = self.sessions[ev["session"]]
+        if ev["result"] != "OK":
+            self.failed_retrieves.append({"session": ev["session"], "token": ev["token"],
+                                          "errno": ev["result"]})
+            return
+        f = next(f for f in s.files if f.token == ev["token"])
+        f.obj = _Object("memfd", f"{s.name}:{f.token:#x}", ev["ino"], f.size)
+        f.retrieve_status = 1
+        self.proc(ev["pid"]).fds[ev["fd"]] = f.obj
+
+    def op_finish(self, ev: dict[str, Any]) -> None:
+        if ev["result"] == "OK":
+            s = self.sessions[ev["session"]]
+            s.finished = True
+            s.files = []
+
+    def holders(self, obj: _Object) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for pid in sorted(self.procs):
+            p = self.procs[pid]
+            out += [{"pid": pid, "fd": fd} for fd in sorted(p.fds) if p.fds[fd] is obj]
+            out += [{"pid": pid, "vma": True} for m in p.maps if m is obj]
+        return out
+
+
+def expected_state(console: list[str], frozen: bool) -> dict[str, Any]:
+    """The state an inspector must read from the dump taken after ``console``."""
+    model = _Model()
+    for ev in guest_events(console):
+        model.apply(ev)
+    kfacts = kernel_facts(console[_last_boot(console):])
+
+    sessions = []
+    for s in model.sessions.values():
+        files = []
+        for f in s.files:
+            holders = model.holders(f.obj) if f.obj is not None else []
+            luo_ref = f.obj is not None  # preserve or retrieve took one
+            files.append({
+                "token": f.token,
+                "handler": MEMFD_COMPATIBLE,
+                "retrieve_status": f.retrieve_status,
+                "has_file": f.obj is not None,
+                "size": f.size,
+                "ino": f.obj.ino if f.obj is not None else None,
+                "holders": holders + ([{"kind": "luo"}] if luo_ref else []),
+                "refcount": len(holders) + int(luo_ref) if f.obj is not None else None,
+            })
+        sessions.append({
+            "name": s.name,
+            "direction": s.direction,
+            "retrieved": s.retrieved,
+            "finished": s.finished,
+            "file_count": len(files),
+            "files": files,
+            "holders": model.holders(s.obj),
+        })
+
+    luo_dev = [obj for p in model.procs.values() for obj in p.fds.values() if obj.kind == "luo"]
+    return {
+        "luo_state": _luo_state(model, kfacts),
+        "disabled_reason": kfacts["disabled_reason"],
+        "liveupdate_num": kfacts["liveupdate_num"] or 0,
+        "phase": model.phase,
+        "frozen": frozen,
+        "deserialized": model.phase == 2 and model.luo_device_opened,
+        "sessions": sessions,
+        "luo_device_holders": model.holders(luo_dev[0]) if luo_dev else [],
+        "refusals": model.refusals,
+        "failed_retrieves": model.failed_retrieves,
+    }
+
+
+def _last_boot(console: list[str]) -> int:
+    starts = [i for i, line in enumerate(console) if "Linux version" in line]
+    return starts[-1] if starts else 0
+
+
+def _luo_state(model: _Model, kfacts: dict[str, Any]) -> str:
+    if kfacts["disabled_reason"]:
+        return "disabled"
+    if model.luo_open_result == "ENOENT":
+        return "absent"
+    return "enabled"
+
+
+def with_fault(expected: dict[str, Any], fault: dict[str, Any]) -> dict[str, Any]:
+    """The base state plus the fault's record (writes, expected findings)."""
+    out = copy.deepcopy(expected)
+    out["fault"] = fault
+    return out

@@ -1,0 +1,36 @@
+"""Where the fixture generator reads and writes.
+
+Committed data lives under ``vmcores/data``; everything regenerated or
+decompressed lives in the cache directory (``$LUO_DRGN_CACHE``, default
+``.cache/`` at the top of the checkout, ignored by git).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+VMCORES = Path(__file__).resolve().parent
+TOP = VMCORES.parent
+DATA = VMCORES / "data"
+FIXTURES = DATA / "fixtures"
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("LUO_DRGN_CACHE", TOP / ".cache"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def work_dir() -> Path:
+    path = cache_dir() / "build"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def kernel_dir(name: str) -> Path:
+    return DATA / "kernel" / name
+
+
+def fixture_dir(name: str) -> Path:
+    return FIXTURES / name
