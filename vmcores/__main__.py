@@ -18,9 +18,9 @@ from pathlib import Path
 from . import kernel, paths, scenarios
 
 
-def _vmcores(names: list[str], dest: Path) -> None:
+def _vmcores(names: list[str], dest: Path, compress: bool = True) -> None:
     with tempfile.TemporaryDirectory(prefix="luo-vmcores-", dir=paths.cache_dir()) as work:
-        scenarios.generate(names, dest, Path(work))
+        scenarios.generate(names, dest, Path(work), compress=compress)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="runs to make (default: all): " + ", ".join(r.name for r in scenarios.RUNS))
     v.add_argument("--dest", type=Path, default=paths.FIXTURES,
                    help="where to write fixtures (default: the committed set)")
+    v.add_argument("--no-compress", action="store_true",
+                   help="leave the vmcores uncompressed (for a quick check, not to commit)")
     args = parser.parse_args(argv)
 
     if args.cmd == "build":
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown run(s): {', '.join(unknown)}")
     if args.dest.resolve() == paths.FIXTURES.resolve() and not args.runs:
         shutil.rmtree(paths.FIXTURES, ignore_errors=True)
-    _vmcores(names, args.dest)
+    _vmcores(names, args.dest, compress=not args.no_compress)
     return 0
 
 

@@ -75,10 +75,15 @@ def reduce_debuginfo(vmlinux: Path, dest_xz: Path, work: Path) -> None:
 
 
 def compress(src: Path, dest_xz: Path, preset: int = 6) -> None:
+    """xz ``src`` into ``dest_xz``, with every core when xz(1) is there."""
     dest_xz.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest_xz.with_suffix(".tmp")
-    with open(src, "rb") as fin, lzma.open(tmp, "wb", preset=preset) as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
+    if shutil.which("xz"):
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            subprocess.run(["xz", f"-{preset}", "-T0", "-c"], stdin=fin, stdout=fout, check=True)
+    else:
+        with open(src, "rb") as fin, lzma.open(tmp, "wb", preset=preset) as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
     os.replace(tmp, dest_xz)
 
 

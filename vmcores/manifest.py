@@ -31,7 +31,7 @@ class _Object:
 @dataclass
 class _Process:
     fds: dict[int, _Object] = field(default_factory=dict)
-    maps: list[_Object] = field(default_factory=list)
+    maps: list[tuple[_Object, int]] = field(default_factory=list)  # (object, start)
 
 
 @dataclass
@@ -94,6 +94,8 @@ class _Model:
         # The live update: processes are gone, outgoing sessions arrive as
         # incoming ones whose files wait to be retrieved.
         self.procs = {}
+        self.luo_device_opened = False
+        self.luo_open_result = None
         incoming = {}
         for s in self.sessions.values():
             incoming[s.name] = _Session(
@@ -138,7 +140,7 @@ class _Model:
     def op_mmap(self, ev: dict[str, Any]) -> None:
         if ev["result"] == "OK":
             p = self.proc(ev["pid"])
-            p.maps.append(p.fds[ev["fd"]])
+            p.maps.append((p.fds[ev["fd"]], ev["addr"]))
 
     def op_fork(self, ev: dict[str, Any]) -> None:
         parent = self.proc(ev["pid"])
@@ -181,7 +183,7 @@ class _Model:
         for pid in sorted(self.procs):
             p = self.procs[pid]
             out += [{"pid": pid, "fd": fd} for fd in sorted(p.fds) if p.fds[fd] is obj]
-            out += [{"pid": pid, "vma": True} for m in p.maps if m is obj]
+            out += [{"pid": pid, "vma": start} for m, start in p.maps if m is obj]
         return out
 
 

@@ -7,19 +7,14 @@ decompressed lives in the cache directory (``$LUO_DRGN_CACHE``, default
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from luo_drgn.examples import cache_dir
 
 VMCORES = Path(__file__).resolve().parent
 TOP = VMCORES.parent
-DATA = VMCORES / "data"
+DATA = VMCORES / "data"  # luo_drgn.examples.DATA reads the same tree
 FIXTURES = DATA / "fixtures"
-
-
-def cache_dir() -> Path:
-    path = Path(os.environ.get("LUO_DRGN_CACHE", TOP / ".cache"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def work_dir() -> Path:

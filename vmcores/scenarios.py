@@ -9,15 +9,15 @@ and the old bytes are written back before the next fault.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import lzma
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from luo_drgn.examples import decompressed
 
 from . import faults, initramfs, manifest, paths
 from .qemu import Guest, GuestError, luo_cmdline
@@ -106,19 +106,6 @@ def kernel_files(name: str) -> tuple[Path, Path, str]:
     bzimage = kdir / "bzImage"
     debug = decompressed(kdir / "vmlinux.debug.xz")
     return bzimage, debug, (kdir / "release").read_text().strip()
-
-
-def decompressed(xz_path: Path) -> Path:
-    """Decompress once into the cache, keyed by the compressed file's hash."""
-    digest = hashlib.sha256(xz_path.read_bytes()).hexdigest()[:16]
-    out = paths.cache_dir() / "xz" / f"{xz_path.stem}-{digest}"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        with lzma.open(xz_path) as fin, open(tmp, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        tmp.rename(out)
-    return out
 
 
 def symbol_address(debug: Path, name: str) -> int:
@@ -216,16 +203,25 @@ def _capture_in(guest: Guest, run: Run, debug: Path, vmcore: Path, out: Path,
 
 def write_fixture(dest: Path, name: str, description: str, made: dict[str, Any],
                   console: list[str], expected: dict[str, Any],
-                  vmcore: Path | None, base: str | None = None) -> None:
+                  vmcore: Path | None, base: str | None = None,
+                  compress: bool = True) -> None:
     dest.mkdir(parents=True, exist_ok=True)
+    stored = None
     if vmcore is not None:
-        from .kernel import compress
-        compress(vmcore, dest / "vmcore.xz")
+        if compress:
+            from .kernel import compress as xz
+            stored = "vmcore.xz"
+            # -3: a vmcore is mostly zero pages and kernel text; -6 saves
+            # 5% for four times the time.
+            xz(vmcore, dest / stored, preset=3)
+        else:
+            stored = "vmcore"
+            shutil.move(vmcore, dest / stored)
     doc = {
         "name": name,
         "description": description,
         "made": made,
-        "vmcore": "vmcore.xz" if vmcore is not None else None,
+        "vmcore": stored,
         "base": base,
         "expected": expected,
         "guest_log": [line for line in console if line.startswith("@@LUO")],
@@ -236,17 +232,18 @@ def write_fixture(dest: Path, name: str, description: str, made: dict[str, Any],
 
 
 def generate(names: list[str], dest_root: Path, work: Path,
-             log: Callable[[str], None] = print) -> None:
-    """Run the named runs and write their fixtures under ``dest_root``."""
+             log: Callable[[str], None] = print, compress: bool = True) -> None:
+    """Run the named runs and write their fixtures under ``dest_root``
+    (vmcores xz'd for committing, or left as they are for a quick check)."""
     for name in names:
         run = run_by_name(name)
         log(f"== {run.name}: {run.description}")
         cap = capture(run, work / run.name)
         expected = manifest.expected_state(cap.console, frozen=run.capture == "machine_kexec")
         write_fixture(dest_root / run.name, run.name, run.description, cap.made,
-                      cap.console, expected, cap.vmcore)
+                      cap.console, expected, cap.vmcore, compress=compress)
         for fname, record in cap.fault_records.items():
             write_fixture(dest_root / fname, fname, faults.DESCRIPTIONS[fname],
                           cap.made, cap.console, manifest.with_fault(expected, record),
-                          cap.fault_vmcores.get(fname), base=run.name)
+                          cap.fault_vmcores.get(fname), base=run.name, compress=compress)
         log(f"   {run.name}: {cap.made['seconds']} s")

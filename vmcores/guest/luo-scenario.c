@@ -399,7 +399,9 @@ int main(void)
 	emit("{\"op\":\"start\",\"pid\":%d,\"scenario\":\"%s\",\"phase\":%s}",
 	     getpid(), scenario, phase);
 
-	if (!strcmp(scenario, "outgoing") || !strcmp(phase, "2"))
+	/* Only phase 1 of the live-update scenarios kexecs. */
+	if (!strcmp(scenario, "outgoing") || !strcmp(scenario, "disabled") ||
+	    !strcmp(scenario, "no-luo") || !strcmp(phase, "2"))
 		drop_kexec_images();
 	if (!strcmp(scenario, "disabled") || !strcmp(scenario, "no-luo")) {
 		open_luo();

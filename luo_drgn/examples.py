@@ -1,0 +1,119 @@
+"""The bundled examples: the project's committed LUO fixtures.
+
+``luo-inspect --example NAME`` and the test-suite open a fixture from
+``vmcores/data`` of the source checkout: its vmcore (or its base vmcore plus
+the recorded fault writes, applied as a drgn memory overlay) and the debug
+info of the kernel that made it.  Compressed files are decompressed once into
+the cache directory (``$LUO_DRGN_CACHE``, default ``.cache/`` in the
+checkout), keyed by content so a regenerated fixture is never served stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drgn import Program
+
+_CHECKOUT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("LUO_DRGN_DATA", _CHECKOUT / "vmcores" / "data"))
+
+
+class ExampleError(Exception):
+    pass
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("LUO_DRGN_CACHE", _CHECKOUT / ".cache"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def decompressed(xz_path: Path) -> Path:
+    """Decompress ``xz_path`` once into the cache and return the copy (a
+    file not ending in .xz is returned as it is)."""
+    if xz_path.suffix != ".xz":
+        return xz_path
+    h = hashlib.sha256()
+    with open(xz_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    out = cache_dir() / "xz" / f"{xz_path.name[:-3]}-{h.hexdigest()[:16]}"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        with lzma.open(xz_path) as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        os.replace(tmp, out)
+    return out
+
+
+@dataclass
+class Example:
+    """One fixture, ready to open."""
+
+    name: str
+    root: Path
+    manifest: dict[str, Any]
+    core: Path
+    debug: list[Path]
+    writes: list[dict[str, Any]] = field(default_factory=list)
+
+    def program(self) -> Program:
+        """A drgn Program on this fixture, fault writes applied."""
+        prog = Program()
+        prog.set_core_dump(str(self.core))
+        prog.load_debug_info([str(p) for p in self.debug])
+        apply_writes(prog, self.writes)
+        return prog
+
+
+def fixture_names(root: Path | None = None) -> list[str]:
+    root = root or DATA / "fixtures"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file())
+
+
+def load(name: str, root: Path | None = None) -> Example:
+    """Locate fixture ``name`` (under ``root``, default the committed set)."""
+    root = root or DATA / "fixtures"
+    mpath = root / name / "manifest.json"
+    if not mpath.is_file():
+        known = ", ".join(fixture_names(root)) or "none found"
+        raise ExampleError(f"no example {name!r} (known: {known})")
+    manifest = json.loads(mpath.read_text())
+    writes: list[dict[str, Any]] = []
+    if manifest.get("vmcore"):
+        core = decompressed(root / name / manifest["vmcore"])
+    else:
+        # Stored as the base state plus the writes made in the guest.
+        base = json.loads((root / manifest["base"] / "manifest.json").read_text())
+        core = decompressed(root / manifest["base"] / base["vmcore"])
+        writes = manifest["expected"]["fault"]["writes"]
+    kernel = DATA / "kernel" / manifest["made"]["kernel"]
+    debug = [decompressed(kernel / "vmlinux.debug.xz")]
+    return Example(name, root / name, manifest, core, debug, writes)
+
+
+def apply_writes(prog: Program, writes: list[dict[str, Any]]) -> None:
+    """
+    Overlay recorded guest-memory writes on a core.
+
+    A segment added after ``set_core_dump`` takes precedence over the core
+    for reads of its range; virtual and physical reads each need their own.
+    """
+    for w in writes:
+        data = bytes.fromhex(w["new"])
+        for address, physical in ((w["address"], False), (w["phys"], True)):
+            prog.add_memory_segment(
+                address, len(data),
+                lambda addr, count, offset, phys, data=data: data[offset:offset + count],
+                physical,
+            )

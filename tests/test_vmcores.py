@@ -1,0 +1,140 @@
+"""The fixtures hold what their manifests say: facts read straight from
+memory with plain drgn (not luo_drgn), against the ground truth the guest
+logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import drgn
+import pytest
+from drgn.helpers.linux.list import list_for_each_entry
+
+from conftest import only
+from luo_drgn import examples
+
+
+def is_fault(name: str) -> bool:
+    return name.startswith("fault-")
+
+
+def has_sessions(name: str) -> bool:
+    """Healthy fixtures of an enabled LUO."""
+    return not is_fault(name) and name not in ("disabled", "no-luo")
+
+
+def sessions(prog: drgn.Program, direction: str) -> list[drgn.Object]:
+    head = prog["luo_session_global"].member_(direction).list.address_of_()
+    return list(list_for_each_entry("struct luo_session", head, "list"))
+
+
+def files(session: drgn.Object) -> list[drgn.Object]:
+    head = session.file_set.files_list.address_of_()
+    return list(list_for_each_entry("struct luo_file", head, "list"))
+
+
+def expected_sessions(expected: dict[str, Any], direction: str) -> list[dict[str, Any]]:
+    if direction == "incoming" and not expected["deserialized"]:
+        return []  # still in KHO memory: nothing on the list yet
+    return [s for s in expected["sessions"] if s["direction"] == direction]
+
+
+def test_manifest_is_complete(manifest: dict[str, Any]) -> None:
+    assert manifest["made"]["release"] == "7.2.13"
+    assert manifest["guest_log"][0].startswith("@@LUO {\"op\":\"start\"")
+    assert manifest["expected"]["luo_state"] in ("enabled", "disabled", "absent")
+    if is_fault(manifest["name"]):
+        assert manifest["expected"]["fault"]["writes"]
+        assert manifest["expected"]["fault"]["expected_findings"]
+
+
+def test_kernel_release(prog: drgn.Program) -> None:
+    assert prog["init_uts_ns"].name.release.string_() == b"7.2.13"
+
+
+def test_luo_state(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    state = expected["luo_state"]
+    if state == "absent":
+        with pytest.raises(LookupError):
+            prog["luo_session_global"]
+        return
+    assert bool(prog["luo_global"].enabled) == (state == "enabled")
+    if state == "disabled":
+        assert "KHO is disabled" in expected["disabled_reason"]
+        assert not prog["kho_enable"]
+    else:
+        assert prog["luo_global"].liveupdate_num == expected["liveupdate_num"]
+
+
+@only(has_sessions)
+@pytest.mark.parametrize("direction", ["outgoing", "incoming"])
+def test_sessions_in_memory(prog: drgn.Program, expected: dict[str, Any], direction: str) -> None:
+    want = expected_sessions(expected, direction)
+    got = sessions(prog, direction)
+    assert [s.name.string_().decode() for s in got] == [s["name"] for s in want]
+    assert prog["luo_session_global"].member_(direction).count == len(want)
+    for s, w in zip(got, want):
+        assert bool(s.retrieved) == w["retrieved"]
+        assert s.file_set.count == w["file_count"]
+        fs = files(s)
+        assert [f.token.value_() for f in fs] == [x["token"] for x in w["files"]]
+        for f, x in zip(fs, w["files"]):
+            assert f.retrieve_status == x["retrieve_status"]
+            assert bool(f.file) == x["has_file"]
+            assert f.fh.compatible.string_().decode() == x["handler"]
+            if x["has_file"]:
+                # f_ref stores count - 1 (file_ref_t, 6.13+).
+                assert f.file.f_ref.refcnt.counter + 1 == x["refcount"]
+                assert f.file.f_inode.i_ino == x["ino"]
+
+
+@only(lambda name: name == "frozen")
+def test_frozen_state_in_memory(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    assert expected["frozen"]
+    # Write-held by luo_session_serialize() and never released on success.
+    assert prog["luo_session_serialize_rwsem"].count.counter & 1
+    assert prog["luo_session_global"].outgoing.sessions_pa[0] != 0
+
+
+@only(lambda name: name == "incoming-pending")
+def test_pending_incoming_in_memory(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    inc = prog["luo_session_global"].incoming
+    assert not expected["deserialized"]
+    assert inc.active and inc.block_set.head_pa != 0
+    assert sessions(prog, "incoming") == []
+
+
+@only(is_fault)
+def test_fault_writes_are_in_memory(prog: drgn.Program, example: examples.Example,
+                                    expected: dict[str, Any]) -> None:
+    for w in expected["fault"]["writes"]:
+        new = bytes.fromhex(w["new"])
+        assert prog.read(w["address"], len(new)) == new
+        assert prog.read(w["phys"], len(new), True) == new
+
+
+@only(is_fault)
+def test_fault_writes_apply_to_their_base(example: examples.Example,
+                                          expected: dict[str, Any]) -> None:
+    """Every fault was made over its base state: the old bytes are there."""
+    base = examples.load(example.manifest["base"], example.root.parent).program()
+    for w in expected["fault"]["writes"]:
+        assert base.read(w["address"], len(w["old"]) // 2).hex() == w["old"]
+
+
+@only(has_sessions)
+def test_guest_refusals_recorded(expected: dict[str, Any]) -> None:
+    refusals = {(r["op"], r.get("token"), r["errno"]) for r in expected["refusals"]}
+    assert ("create_session", None, "EEXIST") in refusals
+    assert ("preserve", 0x101, "EEXIST") in refusals  # duplicate token, one session
+    assert ("preserve", 0x201, "EBUSY") in refusals   # same memfd preserved twice
+
+
+@only(lambda name: name == "incoming")
+def test_incoming_ground_truth(expected: dict[str, Any]) -> None:
+    assert expected["failed_retrieves"] == [
+        {"session": "vm-alpha", "token": 0x999, "errno": "ENOENT"}]
+    by_name = {s["name"]: s for s in expected["sessions"]}
+    assert by_name["vm-gamma"]["finished"] and by_name["vm-gamma"]["file_count"] == 0
+    assert [f["retrieve_status"] for f in by_name["vm-alpha"]["files"]] == [1, 1, 0]
+    assert not by_name["vm-beta"]["retrieved"]
