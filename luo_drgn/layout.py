@@ -1,0 +1,158 @@
+"""Which LUO layout a kernel has, decided from its types and symbols.
+
+LUO changed shape several times between the v6 patch series (Nov 2025) and
+7.2, and 6.19.y stable kernels took a ``struct luo_file`` change in a
+backport, so the version string says nothing reliable.  As drgn's own
+helpers do, this module probes members and symbols once per program and
+caches the answer in ``prog.cache``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from drgn import Program, Type
+from drgn.helpers.common.prog import takes_program_or_default
+
+GENERATIONS = ("v6", "6.19", "7.0", "7.1", "7.2")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What this kernel's LUO looks like.
+
+    ``generation`` is the nearest known layout; ``differences`` lists what
+    this kernel has that the named generation does not, or lacks that it
+    has, so an unexpected mix is visible instead of silently misread.
+    """
+
+    present: bool
+    generation: str | None = None
+    # struct luo_session has a struct luo_file_set (6.19 and later); before
+    # that, files hang on session->files_list.
+    file_set: bool = False
+    # struct luo_file: "retrieved" (bool) or "retrieve_status" (int).
+    retrieve_field: str | None = None
+    # 7.2: sessions and files serialized in linked KHO blocks.
+    block_sets: bool = False
+    # 7.1: the luo_preserved_files xarray.
+    preserved_xarray: bool = False
+    # 6.19.y/7.0: File-Lifecycle-Bound global objects.
+    flb: bool = False
+    serialize_rwsem: bool = False
+    # 7.2: luo_global.luo_ser_out; before it, an FDT (fdt_out/fdt_in).
+    luo_ser: bool = False
+    # struct file: f_ref (file_ref_t, count - 1, 6.13+) or f_count.
+    file_ref: bool = True
+    memfd_handler: bool = False
+    differences: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def name(self) -> str:
+        if not self.present:
+            return "none"
+        if self.differences:
+            return f"{self.generation} (nearest; differs: {', '.join(self.differences)})"
+        return str(self.generation)
+
+
+def _type(prog: Program, name: str) -> Type | None:
+    try:
+        return prog.type(name)
+    except LookupError:
+        return None
+
+
+def _has_symbol(prog: Program, name: str) -> bool:
+    try:
+        prog[name]
+        return True
+    except LookupError:
+        return False
+
+
+def _has_member(t: Type | None, member: str) -> bool:
+    return t is not None and t.has_member(member)
+
+
+# What each generation has, from ../shared/reference/luo-layouts.md.
+_EXPECTED = {
+    "v6": dict(file_set=False, retrieve_field="retrieved", block_sets=False,
+               preserved_xarray=False, flb=False),
+    "6.19": dict(file_set=True, retrieve_field="retrieved", block_sets=False,
+                 preserved_xarray=False, flb=False),
+    "7.0": dict(file_set=True, retrieve_field="retrieve_status", block_sets=False,
+                preserved_xarray=False, flb=True),
+    "7.1": dict(file_set=True, retrieve_field="retrieve_status", block_sets=False,
+                preserved_xarray=True, flb=True),
+    "7.2": dict(file_set=True, retrieve_field="retrieve_status", block_sets=True,
+                preserved_xarray=True, flb=True),
+}
+
+
+def _probe(prog: Program) -> Layout:
+    session_t = _type(prog, "struct luo_session")
+    if session_t is None and not _has_symbol(prog, "luo_session_global"):
+        return Layout(present=False)
+    file_t = _type(prog, "struct luo_file")
+    file_set_t = _type(prog, "struct luo_file_set")
+    features = dict(
+        # Since 6.19.0 a session's files hang on session->file_set (struct
+        # luo_file_set); the v6 series (Nov 2025) had session->files_list.
+        file_set=_has_member(session_t, "file_set"),
+        # The 6.19.y stable backport and 7.0 turned "bool retrieved" into
+        # "int retrieve_status", which also keeps a failed retrieve's errno.
+        retrieve_field=("retrieve_status" if _has_member(file_t, "retrieve_status")
+                        else "retrieved" if _has_member(file_t, "retrieved") else None),
+        # 7.2 replaced the contiguous serialization arrays (and the FDT) with
+        # linked KHO block sets.
+        block_sets=_has_member(file_set_t, "block_set"),
+        # 7.1 indexes preserved files in the luo_preserved_files xarray.
+        preserved_xarray=_has_symbol(prog, "luo_preserved_files"),
+        # File-Lifecycle-Bound objects arrived with the 6.19.y backport / 7.0.
+        flb=_has_symbol(prog, "luo_flb_global"),
+    )
+    generation, differences = _nearest(features)
+    luo_global_t = _global_type(prog)
+    return Layout(
+        present=True,
+        generation=generation,
+        serialize_rwsem=_has_symbol(prog, "luo_session_serialize_rwsem"),
+        luo_ser=_has_member(luo_global_t, "luo_ser_out"),
+        file_ref=_has_member(_type(prog, "struct file"), "f_ref"),
+        memfd_handler=_has_symbol(prog, "memfd_luo_handler"),
+        differences=differences,
+        **features,  # type: ignore[arg-type]
+    )
+
+
+def _global_type(prog: Program) -> Type | None:
+    try:
+        return prog["luo_global"].type_
+    except LookupError:
+        return None
+
+
+def _nearest(features: dict[str, object]) -> tuple[str, tuple[str, ...]]:
+    best, best_diff = "7.2", None
+    for gen in GENERATIONS:
+        diff = tuple(
+            f"{k}={features[k]}" for k, v in _EXPECTED[gen].items() if features[k] != v
+        )
+        # Later generations win ties: a kernel newer than we know most
+        # resembles the newest layout.
+        if best_diff is None or len(diff) <= len(best_diff):
+            best, best_diff = gen, diff
+    return best, best_diff or ()
+
+
+@takes_program_or_default
+def luo_layout(prog: Program) -> Layout:
+    """
+    Detect the LUO layout of the kernel in ``prog`` (cached).
+    """
+    try:
+        return prog.cache["luo_drgn_layout"]
+    except KeyError:
+        layout = prog.cache["luo_drgn_layout"] = _probe(prog)
+        return layout

@@ -1,0 +1,134 @@
+"""Open what the user asked to inspect, or say in one line why not.
+
+drgn's ``program_from_core_dump()``/``program_from_kernel()`` swallow missing
+debug info; the inspector needs to report it, so the Program is set up by
+hand here and every failure becomes a :class:`TargetError` whose message
+says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import drgn
+from drgn import FaultError, Program, ProgramFlags
+
+from .model import Target
+
+
+class TargetError(Exception):
+    """The target cannot be inspected; ``str(e)`` is the one line to show."""
+
+
+def _check_core_path(path: Path) -> None:
+    if not path.exists():
+        raise TargetError(f"{path}: no such file")
+    if path.is_dir():
+        raise TargetError(f"{path}: is a directory, not a vmcore")
+    if not os.access(path, os.R_OK):
+        raise TargetError(f"{path}: permission denied")
+    if path.stat().st_size == 0:
+        raise TargetError(f"{path}: empty file, not a vmcore")
+
+
+def _set_core(prog: Program, path: Path) -> None:
+    try:
+        prog.set_core_dump(str(path))
+    except (ValueError, drgn.BadDataError) as e:
+        raise TargetError(f"{path}: not a kernel vmcore (ELF or kdump): {e}") from None
+    except OSError as e:
+        raise TargetError(f"{path}: cannot open: {e.strerror or e}") from None
+    if not prog.flags & ProgramFlags.IS_LINUX_KERNEL:
+        raise TargetError(f"{path}: a userspace core dump, not a kernel vmcore "
+                          "(no VMCOREINFO)")
+
+
+def _set_live(prog: Program) -> None:
+    try:
+        prog.set_kernel()
+    except PermissionError:
+        raise TargetError("cannot read /proc/kcore: permission denied "
+                          "(run as root to inspect the running kernel, or pass -c VMCORE)"
+                          ) from None
+    except FileNotFoundError:
+        raise TargetError("no /proc/kcore: the running kernel was built without "
+                          "CONFIG_PROC_KCORE (pass -c VMCORE instead)") from None
+    except (OSError, ValueError) as e:
+        raise TargetError(f"cannot open the running kernel: {e}") from None
+
+
+def _load_debug_info(prog: Program, symbols: Sequence[str]) -> None:
+    for s in symbols:
+        if not Path(s).is_file():
+            raise TargetError(f"{s}: no such debug info file")
+    try:
+        if symbols:
+            prog.load_debug_info(list(symbols))
+        else:
+            prog.load_default_debug_info()
+    except drgn.MissingDebugInfoError as e:
+        if symbols:
+            raise TargetError(
+                f"the debug info given does not match this kernel ({e}); pass the "
+                "vmlinux of the kernel that made the vmcore") from None
+        raise TargetError(f"no debug info found for this kernel ({e}); pass -s VMLINUX "
+                          "or install the kernel's debug package") from None
+    except (OSError, ValueError) as e:
+        raise TargetError(f"cannot load debug info: {e}") from None
+
+
+def _vmcoreinfo_release(prog: Program) -> Optional[str]:
+    try:
+        info = prog["VMCOREINFO"].string_().decode(errors="replace")
+    except (LookupError, FaultError):
+        return None
+    for line in info.splitlines():
+        if line.startswith("OSRELEASE="):
+            return line.split("=", 1)[1]
+    return None
+
+
+def _check_readable(prog: Program, path: Optional[Path]) -> str:
+    """Read the kernel release through the debug info: proves that memory and
+    debug info agree, and that the core is not cut short."""
+    what = str(path) if path else "the running kernel"
+    try:
+        release = prog["init_uts_ns"].name.release.string_().decode(errors="replace")
+    except FaultError as e:
+        raise TargetError(f"{what}: cannot read kernel memory at {e.address:#x} "
+                          "(truncated or damaged vmcore?)") from None
+    except LookupError as e:
+        raise TargetError(f"{what}: the debug info lacks init_uts_ns ({e})") from None
+    expected = _vmcoreinfo_release(prog)
+    if expected and release != expected:
+        raise TargetError(f"{what}: the debug info is for another build (kernel memory says "
+                          f"{release!r} through it, VMCOREINFO says {expected!r})")
+    return release
+
+
+def open_target(core: Optional[str], symbols: Sequence[str] = ()) -> tuple[Program, Target]:
+    """
+    Open a vmcore (``core``) or the running kernel (``core`` None) with the
+    given debug info files (default: drgn's standard search).
+
+    :raises TargetError: with a one-line explanation
+    """
+    prog = Program()
+    path = Path(core) if core is not None else None
+    if path is not None:
+        _check_core_path(path)
+        _set_core(prog, path)
+    else:
+        _set_live(prog)
+    _load_debug_info(prog, symbols)
+    release = _check_readable(prog, path)
+    debuginfo = sorted({m.debug_file_path for m in prog.modules()
+                        if getattr(m, "debug_file_path", None)}) if hasattr(prog, "modules") else []
+    return prog, Target(
+        kind="vmcore" if path is not None else "live",
+        path=str(path) if path is not None else "/proc/kcore",
+        kernel_release=release,
+        debuginfo=debuginfo or list(symbols),
+    )

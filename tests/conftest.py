@@ -1,0 +1,124 @@
+"""Fixtures: the real LUO vmcores.
+
+Every test that takes ``fixture_ref`` runs on each committed fixture
+(``vmcores/data/fixtures``) and on the ``fresh`` ones: the ``outgoing`` and
+``incoming`` runs (and the faults made from them) regenerated with QEMU from
+the committed kernel at the start of the session, so the generator cannot
+rot.  Without QEMU the fresh ones are skipped with a loud reason, except
+under CI (``CI=true``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from luo_drgn import examples
+from luo_drgn.checks import inspect
+from luo_drgn.collector import collect
+from luo_drgn.model import Snapshot, Target
+
+TOP = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TOP))
+
+from vmcores import scenarios  # noqa: E402
+
+COMMITTED = examples.DATA / "fixtures"
+FRESH_RUNS = ("outgoing", "incoming")
+FRESH_NAMES = tuple(
+    name for run in FRESH_RUNS for name in (run, *scenarios.run_by_name(run).faults)
+)
+
+
+@dataclass(frozen=True)
+class FixtureRef:
+    origin: str  # "committed" | "fresh"
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.origin}/{self.name}"
+
+
+def all_refs() -> list[FixtureRef]:
+    refs = [FixtureRef("committed", n) for n in examples.fixture_names(COMMITTED)]
+    return refs + [FixtureRef("fresh", n) for n in FRESH_NAMES]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "fixture_ref" in metafunc.fixturenames:
+        refs = all_refs()
+        marks = getattr(metafunc.function, "fixture_filter", None)
+        if marks is not None:
+            refs = [r for r in refs if marks(r.name)]
+        metafunc.parametrize("fixture_ref", refs, ids=str)
+
+
+def only(predicate):  # type: ignore[no-untyped-def]
+    """Decorator: run a ``fixture_ref`` test only on fixtures whose name
+    satisfies ``predicate``."""
+    def deco(fn):  # type: ignore[no-untyped-def]
+        fn.fixture_filter = predicate
+        return fn
+    return deco
+
+
+@pytest.fixture(scope="session")
+def fresh_root() -> Path:
+    if shutil.which("qemu-system-x86_64") is None:
+        msg = ("QEMU is not installed, so the fixtures were NOT regenerated and the fresh/* "
+               "tests did not run (apt-get install qemu-system-x86)")
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    root = examples.cache_dir() / "fresh"
+    shutil.rmtree(root, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "vmcores", "vmcores", *FRESH_RUNS,
+                    "--dest", str(root), "--no-compress"], check=True, cwd=TOP)
+    return root
+
+
+_examples: dict[FixtureRef, examples.Example] = {}
+_programs: dict[FixtureRef, Any] = {}
+_snapshots: dict[FixtureRef, Snapshot] = {}
+
+
+@pytest.fixture
+def example(fixture_ref: FixtureRef, request: pytest.FixtureRequest) -> examples.Example:
+    if fixture_ref not in _examples:
+        root = COMMITTED if fixture_ref.origin == "committed" else request.getfixturevalue(
+            "fresh_root")
+        _examples[fixture_ref] = examples.load(fixture_ref.name, root)
+    return _examples[fixture_ref]
+
+
+@pytest.fixture
+def manifest(example: examples.Example) -> dict[str, Any]:
+    return example.manifest
+
+
+@pytest.fixture
+def expected(manifest: dict[str, Any]) -> dict[str, Any]:
+    return manifest["expected"]
+
+
+@pytest.fixture
+def prog(example: examples.Example, fixture_ref: FixtureRef):  # type: ignore[no-untyped-def]
+    """One drgn Program per fixture per test session (loading costs ~0.3 s)."""
+    if fixture_ref not in _programs:
+        _programs[fixture_ref] = example.program()
+    return _programs[fixture_ref]
+
+
+@pytest.fixture
+def snapshot(prog, example: examples.Example, fixture_ref: FixtureRef) -> Snapshot:  # type: ignore[no-untyped-def]
+    if fixture_ref not in _snapshots:
+        target = Target("vmcore", str(example.core), None, [str(p) for p in example.debug])
+        _snapshots[fixture_ref] = inspect(collect(prog, target))
+    return _snapshots[fixture_ref]

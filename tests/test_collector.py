@@ -1,0 +1,186 @@
+"""luo_drgn's helpers and collector on the real 7.2 fixtures, against the
+ground truth the guest logged (the manifests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import drgn
+import pytest
+
+from conftest import only
+from luo_drgn import helpers as h
+from luo_drgn.layout import luo_layout
+from luo_drgn.model import Holder, Snapshot
+from test_vmcores import has_sessions, is_fault
+
+
+def holder_keys(holders: list[Holder]) -> list[tuple[Any, ...]]:
+    keys = []
+    for x in holders:
+        if x.kind == "luo":
+            keys.append(("luo",))
+        elif x.kind == "fd":
+            keys.append(("fd", x.pid, x.fd))
+        else:
+            keys.append(("vma", x.pid, x.vma))
+    return sorted(keys)
+
+
+def expected_holder_keys(holders: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    keys = []
+    for x in holders:
+        if x.get("kind") == "luo":
+            keys.append(("luo",))
+        elif "fd" in x:
+            keys.append(("fd", x["pid"], x["fd"]))
+        else:
+            keys.append(("vma", x["pid"], x["vma"]))
+    return sorted(keys)
+
+
+def listed(expected: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sessions the kernel keeps on its lists (not those still in KHO memory)."""
+    return [s for s in expected["sessions"]
+            if s["direction"] == "outgoing" or expected["deserialized"]]
+
+
+@only(lambda name: name not in ("no-luo",))
+def test_layout_is_7_2(prog: drgn.Program) -> None:
+    layout = luo_layout(prog)
+    assert layout.present and layout.generation == "7.2" and not layout.differences
+    assert layout.name == "7.2"
+    assert layout.retrieve_field == "retrieve_status" and layout.block_sets
+    assert layout.preserved_xarray and layout.flb and layout.serialize_rwsem
+
+
+@only(lambda name: name == "no-luo")
+def test_layout_absent(prog: drgn.Program, snapshot: Snapshot) -> None:
+    assert not luo_layout(prog).present
+    assert snapshot.luo.state == "absent"
+    assert "CONFIG_LIVEUPDATE" in snapshot.luo.reason
+    assert not snapshot.sessions and not snapshot.errors
+
+
+@only(lambda name: name == "disabled")
+def test_disabled_explained(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    assert expected["luo_state"] == "disabled"
+    assert snapshot.luo.state == "disabled"
+    assert "KHO is disabled" in snapshot.luo.reason
+    assert not snapshot.sessions and not snapshot.errors
+
+
+@only(has_sessions)
+def test_luo_state(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    luo = snapshot.luo
+    assert luo.state == "enabled"
+    assert luo.liveupdate_num == expected["liveupdate_num"]
+    assert luo.frozen == expected["frozen"]
+    assert luo.incoming_present == (expected["phase"] == 2)
+    if expected["phase"] == 2:
+        assert luo.incoming_deserialized == expected["deserialized"]
+    assert not snapshot.errors
+
+
+@only(has_sessions)
+def test_sessions(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    want = listed(expected)
+    assert [(s.direction, s.name) for s in snapshot.sessions] == [
+        (s["direction"], s["name"]) for s in want]
+    for got, w in zip(snapshot.sessions, want):
+        assert got.retrieved == w["retrieved"]
+        assert got.file_count == w["file_count"] == len(got.files)
+        if got.direction == "incoming":
+            # An incoming session handed over with no files cannot be told
+            # finished from memory; all others can.
+            assert got.finished == (w["finished"] if w["file_count"] or w["finished"]
+                                    or not w["retrieved"] else None)
+        assert holder_keys(got.holders) == expected_holder_keys(w["holders"])
+
+
+@only(has_sessions)
+def test_files(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    for got_s, w_s in zip(snapshot.sessions, listed(expected)):
+        assert [f.token for f in got_s.files] == [f["token"] for f in w_s["files"]]
+        for got, w in zip(got_s.files, w_s["files"]):
+            assert got.handler == w["handler"] and got.handler_registered
+            assert got.retrieve_status == w["retrieve_status"]
+            assert (got.file is not None) == w["has_file"]
+            if w["has_file"]:
+                assert got.inode == w["ino"]
+                assert got.refcount == w["refcount"]
+                assert got.explained_refs == w["refcount"]
+                assert holder_keys(got.holders) == expected_holder_keys(w["holders"])
+                assert got.path is not None and got.path.endswith("(deleted)")
+            if w["retrieve_status"] == 0:
+                assert got.memfd is not None and got.memfd["size"] == w["size"]
+            if got_s.direction == "outgoing":
+                assert got.frozen == expected["frozen"]
+
+
+@only(has_sessions)
+def test_luo_device_holders(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    assert holder_keys(snapshot.luo_device_holders) == expected_holder_keys(
+        expected["luo_device_holders"])
+
+
+@only(lambda name: name == "frozen")
+def test_serialized_outgoing(prog: drgn.Program, snapshot: Snapshot,
+                             expected: dict[str, Any]) -> None:
+    ser = snapshot.serialized_outgoing
+    want = [s for s in expected["sessions"] if s["direction"] == "outgoing"]
+    assert [s.name for s in ser] == [s["name"] for s in want]
+    for got, w in zip(ser, want):
+        assert got.file_count == len(got.files) == w["file_count"]
+        assert [f.token for f in got.files] == [f["token"] for f in w["files"]]
+        assert {f.handler for f in got.files} <= {"memfd-v2"}
+    # The serialized handle is the physical address of the memfd state.
+    first = next(iter(h.for_each_serialized_session(prog, "outgoing")))
+    entry = next(iter(h.for_each_serialized_file(first)))
+    luo_file = _luo_file_of(prog, entry.token.value_())
+    assert entry.data == luo_file.serialized_data
+    state = h.memfd_serialized_state(luo_file)
+    assert state is not None and state["size"] == want[0]["files"][0]["size"]
+
+
+def _luo_file_of(prog: drgn.Program, token: int) -> drgn.Object:
+    session = next(iter(h.for_each_session(prog, "outgoing")))
+    return next(f for f in h.for_each_session_file(session) if f.token == token)
+
+
+@only(lambda name: name == "incoming-pending")
+def test_pending_incoming(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    want = expected["sessions"]
+    assert [p.name for p in snapshot.pending_incoming] == [s["name"] for s in want]
+    for got, w in zip(snapshot.pending_incoming, want):
+        assert [f.token for f in got.files] == [f["token"] for f in w["files"]]
+        assert all(f.handler == "memfd-v2" and f.data for f in got.files)
+    assert snapshot.sessions == []
+
+
+@only(has_sessions)
+def test_preserved_index(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    # One entry per preserved (outgoing) or retrieved (incoming) file.
+    with_file = [f for s in listed(expected) for f in s["files"] if f["has_file"]]
+    assert snapshot.preserved_index is not None
+    assert len(snapshot.preserved_index) == len(with_file)
+    assert set(snapshot.preserved_index.values()) == {
+        f.file for s in snapshot.sessions for f in s.files if f.file is not None}
+
+
+@only(has_sessions)
+def test_handlers(snapshot: Snapshot, prog: drgn.Program) -> None:
+    assert [x.compatible for x in snapshot.handlers] == ["memfd-v2"]
+    assert snapshot.handlers[0].address == prog["memfd_luo_handler"].address_
+    assert snapshot.flbs == []  # 7.2.13 registers no FLB in this config
+
+
+@only(lambda name: not is_fault(name))
+def test_helpers_take_default_program(prog: drgn.Program) -> None:
+    drgn.set_default_prog(prog)
+    try:
+        if luo_layout().present:
+            assert [h.handler_compatible(x) for x in h.for_each_file_handler()] in (
+                ["memfd-v2"], [])
+    finally:
+        drgn.set_default_prog(None)
