@@ -141,7 +141,7 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                               f"{_where(s, f)}: retrieve failed with "
                               f"{errno_name(f.retrieve_status)} (kept: later retrieves fail too)",
                               s.name, f.token, f.address)
-            elif f.retrieve_status == 0 and s.retrieved:
+            elif f.retrieve_status == 0 and s.retrieved and f.file is None:
                 yield Finding("not-retrieved", INFO,
                               f"{_where(s, f)} has not been retrieved", s.name, f.token,
                               f.address)

@@ -27,8 +27,10 @@ Progress = Optional[Callable[[str], None]]
 
 
 class _Collector:
-    def __init__(self, prog: Program, target: Target, progress: Progress) -> None:
+    def __init__(self, prog: Program, target: Target, progress: Progress,
+                 accounting: bool) -> None:
         self.prog = prog
+        self.accounting = accounting
         self.snap = Snapshot(target=target)
         self.progress = progress or (lambda msg: None)
 
@@ -106,9 +108,12 @@ class _Collector:
         if layout.flb:
             with self.guard("luo_flb_global"):
                 self.collect_flbs()
-        self.progress("file references")
-        with self.guard("file reference holders"):
-            self.collect_holders()
+        if self.accounting:
+            self.progress("file references")
+            with self.guard("file reference holders"):
+                self.collect_holders()
+        else:
+            snap.notes.append("file reference holders were not scanned")
         return snap
 
     def disabled_reason(self) -> str:
@@ -184,7 +189,11 @@ class _Collector:
             with self.guard(where, session, pf.token):
                 pf.refcount = h.file_refcount(f.file)
                 pf.inode = f.file.f_inode.i_ino.value_()
-                pf.path = file_path(f.file)
+            if pf.refcount is not None:
+                try:
+                    pf.path = file_path(f.file)
+                except Exception as e:  # noqa: BLE001 - a path is cosmetic
+                    self.snap.notes.append(f"no path for {where}: {e}")
         if pf.handler and pf.handler.startswith("memfd") and pf.retrieve_status == 0:
             # After a retrieve the memfd handler frees its serialized state.
             with self.guard(f"memfd state of {session!r} token {pf.token:#x}",
@@ -271,11 +280,14 @@ def file_path(file: Object) -> str:
     return path
 
 
-def collect(prog: Program, target: Target, progress: Progress = None) -> Snapshot:
+def collect(prog: Program, target: Target, progress: Progress = None,
+            accounting: bool = True) -> Snapshot:
     """
     Read everything luo-drgn knows about from ``prog`` into a snapshot.
 
     :param target: what ``prog`` was opened on (recorded in the snapshot)
     :param progress: called with a short label as each phase starts
+    :param accounting: whether to find who holds each file (one pass over
+        every task's fds and mappings)
     """
-    return _Collector(prog, target, progress).run()
+    return _Collector(prog, target, progress, accounting).run()

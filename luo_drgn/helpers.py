@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from drgn import FaultError, Object, Program, cast
+from drgn import FaultError, Object, Program, TypeKind, cast
 from drgn.helpers.common.prog import takes_program_or_default
-from drgn.helpers.linux.mm import phys_to_virt
 from drgn.helpers.linux.xarray import xa_for_each
 
 from .layout import luo_layout
@@ -44,6 +43,7 @@ __all__ = (
     "luo_liveupdate_num",
     "luo_outgoing_frozen",
     "memfd_serialized_state",
+    "read_phys_object",
     "serialized_session_files",
     "session_file_count",
     "session_header_count",
@@ -57,6 +57,7 @@ DIRECTIONS = ("outgoing", "incoming")
 MAX_SERIALIZED_ENTRIES = 1 << 20
 MAX_BLOCKS = 1 << 16
 KHO_BLOCK_HEADER_SIZE = 16  # struct kho_block_header_ser {u64 next; u64 count;}
+MAX_BLOCK_SIZE = 1 << 24
 
 
 # --- handlers ---------------------------------------------------------------
@@ -198,13 +199,24 @@ def luo_outgoing_frozen(prog: Program) -> Optional[bool]:
 # --- serialized data (what crosses the kexec) -------------------------------
 
 
-def _phys_object(prog: Program, type_name: str, pa: int) -> Object:
-    return Object(prog, type_name, address=phys_to_virt(prog, pa).value_())
+def read_phys_object(prog: Program, type_name: str, pa: int) -> Object:
+    """
+    Read a value of ``type_name`` at a physical address.
+
+    Serialized LUO data is addressed physically (it must survive the kexec);
+    reading it through physical memory needs no direct-map translation and
+    works on any core drgn can open.
+
+    :return: a value object (it has no address)
+    """
+    t = prog.type(type_name)
+    return Object.from_bytes_(prog, t, prog.read(pa, t.size, True))
 
 
 def _block_chain(prog: Program, head_pa: int, entry_type: str,
-                 entry_size: int, what: str) -> Iterator[Object]:
+                 what: str) -> Iterator[Object]:
     """Entries of a 7.2 KHO block chain starting at physical ``head_pa``."""
+    t = prog.type(entry_type)
     seen: set[int] = set()
     pa = head_pa
     while pa:
@@ -213,17 +225,16 @@ def _block_chain(prog: Program, head_pa: int, entry_type: str,
         if len(seen) >= MAX_BLOCKS:
             raise WalkError(what, pa, f"more than {MAX_BLOCKS} blocks")
         seen.add(pa)
-        header = _phys_object(prog, "struct kho_block_header_ser", pa)
         try:
-            count = header.count.value_()
-            nxt = header.next.value_()
+            header = read_phys_object(prog, "struct kho_block_header_ser", pa)
+            count, nxt = header.count.value_(), header.next.value_()
+            if count * t.size + KHO_BLOCK_HEADER_SIZE > MAX_BLOCK_SIZE:
+                raise WalkError(what, pa, f"impossible entry count {count}")
+            raw = prog.read(pa + KHO_BLOCK_HEADER_SIZE, count * t.size, True)
         except FaultError as e:
-            raise WalkError(what, e.address, "cannot read a block header") from None
-        if count * entry_size + KHO_BLOCK_HEADER_SIZE > (1 << 24):
-            raise WalkError(what, pa, f"impossible entry count {count}")
-        base = header.address_ + KHO_BLOCK_HEADER_SIZE
+            raise WalkError(what, e.address, "cannot read a block") from None
         for i in range(count):
-            yield Object(prog, entry_type, address=base + i * entry_size)
+            yield Object.from_bytes_(prog, t, raw, bit_offset=i * t.size * 8)
         pa = nxt
 
 
@@ -235,7 +246,7 @@ def _serialized_sessions_pre72(prog: Program, header: Object,
     if not 0 <= count <= MAX_SERIALIZED_ENTRIES:
         raise WalkError(what, header.header_ser.value_(), f"impossible session count {count}")
     for i in range(count):
-        yield header.ser[i].address_of_()
+        yield header.ser[i].read_()
 
 
 @takes_program_or_default
@@ -247,7 +258,7 @@ def for_each_serialized_session(prog: Program, direction: str = "outgoing") -> I
     Outgoing entries are meaningful once LUO froze (:func:`luo_outgoing_frozen`).
     Incoming entries are readable until deserialization destroys them.
 
-    :return: Iterator of ``struct luo_session_ser *`` objects.
+    :return: Iterator of ``struct luo_session_ser`` value objects.
     """
     layout = luo_layout(prog)
     header = _session_header(prog, direction)
@@ -260,9 +271,7 @@ def for_each_serialized_session(prog: Program, direction: str = "outgoing") -> I
     if direction == "outgoing" and header.sessions_pa:
         # Written at freeze: zero until then, the first block after.
         head_pa = header.sessions_pa[0].value_() or head_pa
-    entry_type = prog.type("struct luo_session_ser")
-    yield from (o.address_of_() for o in _block_chain(
-        prog, head_pa, "struct luo_session_ser", entry_type.size, what))
+    yield from _block_chain(prog, head_pa, "struct luo_session_ser", what)
 
 
 def serialized_session_files(session_ser: Object) -> tuple[int, int]:
@@ -270,12 +279,12 @@ def serialized_session_files(session_ser: Object) -> tuple[int, int]:
     Return where a serialized session's file entries are and how many it
     claims.
 
-    :param session_ser: ``struct luo_session_ser *``
+    :param session_ser: ``struct luo_session_ser``
     :return: (physical address, count)
     """
     # v6: luo_session_ser {name, files, pgcnt, count}; 6.19 and later nest
     # them in struct luo_file_set_ser.
-    if session_ser.type_.type.has_member("file_set_ser"):
+    if session_ser.type_.has_member("file_set_ser"):
         fss = session_ser.file_set_ser
         return fss.files.value_(), fss.count.value_()
     return session_ser.files.value_(), session_ser.count.value_()
@@ -285,8 +294,8 @@ def for_each_serialized_file(session_ser: Object) -> Iterator[Object]:
     """
     Iterate over the file entries of a serialized session.
 
-    :param session_ser: ``struct luo_session_ser *``
-    :return: Iterator of ``struct luo_file_ser *`` objects.
+    :param session_ser: ``struct luo_session_ser``
+    :return: Iterator of ``struct luo_file_ser`` value objects.
     """
     prog = session_ser.prog_
     files_pa, count = serialized_session_files(session_ser)
@@ -294,16 +303,19 @@ def for_each_serialized_file(session_ser: Object) -> Iterator[Object]:
     what = f"serialized files of session {name!r}"
     if not files_pa:
         return
-    file_ser_t = prog.type("struct luo_file_ser")
     if luo_layout(prog).block_sets:
-        yield from (o.address_of_() for o in _block_chain(
-            prog, files_pa, "struct luo_file_ser", file_ser_t.size, what))
+        yield from _block_chain(prog, files_pa, "struct luo_file_ser", what)
         return
+    # Before 7.2: one physically contiguous array of count entries.
     if not 0 <= count <= MAX_SERIALIZED_ENTRIES:
         raise WalkError(what, files_pa, f"impossible file count {count}")
-    array = _phys_object(prog, "struct luo_file_ser", files_pa)
+    t = prog.type("struct luo_file_ser")
+    try:
+        raw = prog.read(files_pa, count * t.size, True)
+    except FaultError as e:
+        raise WalkError(what, e.address, "cannot read the file array") from None
     for i in range(count):
-        yield Object(prog, file_ser_t, address=array.address_ + i * file_ser_t.size).address_of_()
+        yield Object.from_bytes_(prog, t, raw, bit_offset=i * t.size * 8)
 
 
 @takes_program_or_default
@@ -313,7 +325,7 @@ def for_each_pending_incoming_session(prog: Program) -> Iterator[Object]:
     deserialized yet (deserialization happens at the first open of
     /dev/liveupdate).  Empty once they are.
 
-    :return: Iterator of ``struct luo_session_ser *`` objects.
+    :return: Iterator of ``struct luo_session_ser`` value objects.
     """
     header = _session_header(prog, "incoming")
     if not header.active or not _list_empty(header.list):
@@ -373,7 +385,9 @@ def flb_counts(flb: Object) -> tuple[int, int]:
     def count(state: Object) -> int:
         # 7.0 kept a plain long; 7.1 made it a refcount_t.
         c = state.count
-        return c.refs.counter.value_() if c.type_.has_member("refs") else c.value_()
+        if c.type_.unaliased_kind() == TypeKind.STRUCT:
+            return c.refs.counter.value_()
+        return c.value_()
 
     return count(private.outgoing), count(private.incoming)
 
@@ -425,7 +439,7 @@ def memfd_serialized_state(luo_file: Object) -> Optional[dict[str, int]]:
     if not pa:
         return None
     try:
-        ser = _phys_object(prog, "struct memfd_luo_ser", pa)
+        ser = read_phys_object(prog, "struct memfd_luo_ser", pa)
     except LookupError:
         return None
     state = {"size": ser.size.value_(), "pos": ser.pos.value_(),

@@ -133,12 +133,17 @@ def _global_type(prog: Program) -> Type | None:
         return None
 
 
+def _describe(feature: str, value: object) -> str:
+    if isinstance(value, bool):
+        return f"{'has' if value else 'no'} {feature}"
+    return f"{feature}={value}"
+
+
 def _nearest(features: dict[str, object]) -> tuple[str, tuple[str, ...]]:
     best, best_diff = "7.2", None
     for gen in GENERATIONS:
-        diff = tuple(
-            f"{k}={features[k]}" for k, v in _EXPECTED[gen].items() if features[k] != v
-        )
+        diff = tuple(_describe(k, features[k]) for k, v in _EXPECTED[gen].items()
+                     if features[k] != v)
         # Later generations win ties: a kernel newer than we know most
         # resembles the newest layout.
         if best_diff is None or len(diff) <= len(best_diff):

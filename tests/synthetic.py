@@ -1,0 +1,403 @@
+"""Synthetic drgn programs for the LUO layouts no kernel here has.
+
+The real fixtures are 7.2; the v6 series, 6.19.0, 6.19.y/7.0 and 7.1 are
+built here with drgn's own API (``set_linux_kernel_custom``, type and object
+finders, memory segments) from ``../shared/reference/luo-layouts.md``.
+
+Each layout is one declarative description: its struct definitions, as
+``(member, type)`` lists in a tiny notation (``u64``, ``char[64]``, ``*luo_file``,
+``list_head`` for an embedded struct).  :class:`Kernel` computes offsets,
+serves the types and globals, and writes objects into one memory block
+mapped both at a direct-map virtual address and at physical 0.
+
+The state written into each (:func:`populate`) is the same on every layout,
+and :data:`STATE` is its ground truth for the tests.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from drgn import (
+    Architecture, Object, Platform, PlatformFlags, Program, Type, TypeKind, TypeMember,
+)
+
+Members = list[tuple[str, str]]
+
+# -- layouts -----------------------------------------------------------------
+
+_COMMON: dict[str, Members] = {
+    "list_head": [("next", "*list_head"), ("prev", "*list_head")],
+    "atomic64_t": [("counter", "long")],
+    "atomic_t": [("counter", "int")],
+    "refcount_struct": [("refs", "atomic_t")],
+    "file_ref": [("refcnt", "atomic64_t")],
+    "inode": [("i_ino", "u64"), ("i_nlink", "u32")],
+    "file": [("f_ref", "file_ref"), ("f_op", "*void"), ("f_inode", "*inode"),
+             ("private_data", "*void"), ("f_path", "path")],
+    "path": [("mnt", "*void"), ("dentry", "*void")],
+    "liveupdate_file_handler": [("ops", "*void"), ("compatible", "char[48]"),
+                                ("list", "list_head")],
+    "luo_file_ser!": [("compatible", "char[48]"), ("data", "u64"), ("token", "u64")],
+    "luo_file_set_ser!": [("files", "u64"), ("count", "u64")],
+    "luo_session_ser!": [("name", "char[64]"), ("file_set_ser", "luo_file_set_ser")],
+    "luo_session_header_ser!": [("count", "u64")],
+    "luo_file": [("fh", "*liveupdate_file_handler"), ("file", "*file"),
+                 ("serialized_data", "u64"), ("private_data", "*void"),
+                 ("retrieve_status", "int"), ("mutex", "char[32]"), ("list", "list_head"),
+                 ("token", "u64")],
+    "luo_file_set": [("files_list", "list_head"), ("files", "*luo_file_ser"),
+                     ("count", "long")],
+    "luo_session": [("name", "char[64]"), ("ser", "*luo_session_ser"), ("list", "list_head"),
+                    ("retrieved", "bool"), ("file_set", "luo_file_set"), ("mutex", "char[32]")],
+    "luo_session_header": [("count", "long"), ("list", "list_head"), ("rwsem", "char[40]"),
+                           ("header_ser", "*luo_session_header_ser"),
+                           ("ser", "*luo_session_ser"), ("active", "bool")],
+    "luo_session_global": [("incoming", "luo_session_header"),
+                           ("outgoing", "luo_session_header")],
+    "luo_global_t": [("enabled", "bool"), ("fdt_out", "*void"), ("fdt_in", "*void"),
+                     ("liveupdate_num", "u64")],
+    "memfd_luo_ser!": [("pos", "u64"), ("size", "u64"), ("nr_folios", "u64"),
+                       ("folios", "u64")],
+}
+
+_FLB: dict[str, Members] = {
+    "liveupdate_file_handler": [("ops", "*void"), ("compatible", "char[48]"),
+                                ("list", "list_head"), ("flb_list", "list_head")],
+    "luo_flb_private_state": [("count", "long"), ("data", "u64"), ("obj", "*void"),
+                              ("retrieved", "bool")],
+    "luo_flb_private": [("list", "list_head"), ("outgoing", "luo_flb_private_state"),
+                        ("incoming", "luo_flb_private_state"), ("users", "int"),
+                        ("initialized", "bool")],
+    "liveupdate_flb": [("ops", "*void"), ("compatible", "char[48]"),
+                       ("private", "luo_flb_private")],
+    "luo_flb_link": [("flb", "*liveupdate_flb"), ("list", "list_head")],
+    "luo_flb_global": [("list", "list_head"), ("count", "long")],
+}
+
+_XARRAY: dict[str, Members] = {
+    "xarray": [("xa_flags", "u32"), ("xa_head", "*void")],
+    "xa_node": [("shift", "u8"), ("offset", "u8"), ("count", "u8"), ("nr_values", "u8"),
+                ("parent", "*xa_node"), ("array", "*xarray"), ("slots", "*void[64]")],
+}
+
+
+def _without(members: Members, *names: str) -> Members:
+    return [m for m in members if m[0] not in names]
+
+
+def _replace(members: Members, name: str, new: tuple[str, str]) -> Members:
+    return [new if m[0] == name else m for m in members]
+
+
+LAYOUTS: dict[str, dict[str, Members]] = {
+    # Nov 2025 patch series: files on session->files_list, bool retrieved,
+    # no private_data, the session carries its own serialization fields.
+    "v6": {
+        **_COMMON,
+        "luo_file": _replace(_without(_COMMON["luo_file"], "private_data"),
+                             "retrieve_status", ("retrieved", "bool")),
+        "luo_session": [("name", "char[64]"), ("files_list", "list_head"),
+                        ("ser", "*luo_session_ser"), ("count", "long"), ("list", "list_head"),
+                        ("retrieved", "bool"), ("mutex", "char[32]"),
+                        ("files", "*luo_file_ser"), ("pgcnt", "u64")],
+        "luo_session_ser!": [("name", "char[64]"), ("files", "u64"), ("pgcnt", "u64"),
+                             ("count", "u64")],
+        "luo_session_header_ser!": [("pgcnt", "u64"), ("count", "u64")],
+        "luo_session_global": _COMMON["luo_session_global"] + [("deserialized", "bool")],
+    },
+    # 6.19.0: struct luo_file_set, private_data, still bool retrieved.
+    "6.19": {
+        **_COMMON,
+        "luo_file": _replace(_COMMON["luo_file"], "retrieve_status", ("retrieved", "bool")),
+    },
+    # 6.19.y backport and 7.0: int retrieve_status, FLBs with a long count.
+    "7.0": {**_COMMON, **_FLB},
+    # 7.1: luo_preserved_files, refcount_t FLB counts.
+    "7.1": {
+        **_COMMON, **_FLB, **_XARRAY,
+        "luo_flb_private_state": _replace(_FLB["luo_flb_private_state"], "count",
+                                          ("count", "refcount_struct")),
+    },
+}
+
+GLOBALS: dict[str, dict[str, str]] = {
+    "v6": {"luo_file_handler_list": "list_head", "luo_session_global": "luo_session_global",
+           "luo_global": "luo_global_t", "memfd_luo_handler": "liveupdate_file_handler"},
+}
+GLOBALS["6.19"] = GLOBALS["v6"]
+GLOBALS["7.0"] = {**GLOBALS["v6"], "luo_flb_global": "luo_flb_global"}
+GLOBALS["7.1"] = {**GLOBALS["7.0"], "luo_preserved_files": "xarray"}
+
+# -- the type notation --------------------------------------------------------
+
+_PRIMS = {"u8": (1, False), "u32": (4, False), "int": (4, True), "u64": (8, False),
+          "long": (8, True), "char": (1, True)}
+_SPEC = re.compile(r"^(\*?)(\w+)(?:\[(\d+)\])?$")
+
+BASE_VIRT = 0xFFFF888000000000
+MEMORY_SIZE = 1 << 20
+
+
+class Kernel:
+    """A synthetic kernel of one layout: types, globals and memory."""
+
+    def __init__(self, layout: str) -> None:
+        self.defs = {k.rstrip("!"): v for k, v in LAYOUTS[layout].items()}
+        self.packed = {k.rstrip("!") for k in LAYOUTS[layout] if k.endswith("!")}
+        self.prog = Program(Platform(Architecture.UNKNOWN,
+                                     PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN))
+        self.prog.set_linux_kernel_custom(
+            f"OSRELEASE=synthetic-{layout}\nPAGESIZE=4096\n"
+            "SYMBOL(swapper_pg_dir)=ffffffff82000000\n".encode(), False)
+        self.mem = bytearray(MEMORY_SIZE)
+        self.brk = 0x1000
+        self.types: dict[str, Type] = {}
+        self.globals = {name: (spec, self.alloc(spec)) for name, spec in GLOBALS[layout].items()}
+        read = lambda addr, count, offset, phys: bytes(self.mem[offset:offset + count])  # noqa: E731
+        self.prog.add_memory_segment(BASE_VIRT, MEMORY_SIZE, read, False)
+        self.prog.add_memory_segment(0, MEMORY_SIZE, read, True)
+        self.prog.register_type_finder("luo-synthetic", self._find_type, enable_index=0)
+        self.prog.register_object_finder("luo-synthetic", self._find_object, enable_index=0)
+
+    # sizes and offsets
+
+    def size_align(self, spec: str) -> tuple[int, int]:
+        ptr, base, n = _SPEC.match(spec).groups()  # type: ignore[union-attr]
+        count = int(n) if n else 1
+        if ptr:
+            size, align = 8, 8
+        elif base == "bool":
+            size, align = 1, 1
+        elif base in _PRIMS:
+            size = align = _PRIMS[base][0]
+        else:
+            size, align = self.struct_layout(base)[1:]
+        return size * count, align
+
+    def struct_layout(self, tag: str) -> tuple[dict[str, tuple[int, str]], int, int]:
+        offsets, off, max_align = {}, 0, 1
+        packed = tag in self.packed
+        for name, spec in self.defs[tag]:
+            size, align = self.size_align(spec)
+            align = 1 if packed else align
+            off = -(-off // align) * align
+            offsets[name] = (off, spec)
+            off += size
+            max_align = max(max_align, align)
+        return offsets, -(-off // max_align) * max_align, max_align
+
+    def offset(self, tag: str, path: str) -> tuple[int, str]:
+        total, spec = 0, tag
+        for part in path.split("."):
+            m = re.match(r"(\w+)(?:\[(\d+)\])?$", part)
+            off, spec = self.struct_layout(spec)[0][m.group(1)]  # type: ignore[union-attr]
+            total += off
+            if m.group(2):  # type: ignore[union-attr]
+                elem = re.sub(r"\[\d+\]$", "", spec)
+                total += int(m.group(2)) * self.size_align(elem)[0]  # type: ignore[union-attr]
+                spec = elem
+        return total, spec
+
+    # drgn types
+
+    def mk(self, spec: str) -> Type:
+        if spec in self.types:
+            return self.types[spec]
+        ptr, base, n = _SPEC.match(spec).groups()  # type: ignore[union-attr]
+        prog = self.prog
+        if n:
+            t = prog.array_type(self.mk(spec[:spec.index("[")]), int(n))
+        elif ptr:
+            t = prog.pointer_type(prog.void_type() if base == "void" else self.mk(base))
+        elif base == "bool":
+            t = prog.bool_type("_Bool", 1)
+        elif base in _PRIMS:
+            size, signed = _PRIMS[base]
+            t = prog.int_type(base, size, signed)
+        else:
+            offsets, size, _ = self.struct_layout(base)
+            members = [TypeMember(lambda s=s: self.mk(s), name, off * 8)
+                       for name, (off, s) in offsets.items()]
+            # luo_global is an anonymous struct in luo_core.c.
+            t = prog.struct_type(None if base == "luo_global_t" else base, size, members)
+        self.types[spec] = t
+        return t
+
+    def _find_type(self, prog: Program, kinds: Any, name: str, filename: Optional[str]):  # type: ignore[no-untyped-def]
+        if TypeKind.STRUCT in kinds and name in self.defs:
+            return self.mk(name)
+        return None
+
+    def _find_object(self, prog: Program, name: str, flags: Any, filename: Optional[str]):  # type: ignore[no-untyped-def]
+        if name in self.globals:
+            spec, addr = self.globals[name]
+            return Object(prog, self.mk(spec), address=addr)
+        return None
+
+    # memory
+
+    def alloc(self, spec: str, count: int = 1) -> int:
+        size, align = self.size_align(spec)
+        self.brk = -(-self.brk // max(align, 64)) * max(align, 64)
+        addr = BASE_VIRT + self.brk
+        self.brk += size * count
+        assert self.brk < MEMORY_SIZE
+        return addr
+
+    def set(self, addr: int, tag: str, path: str, value: Any) -> None:
+        off, spec = self.offset(tag, path)
+        pos = addr - BASE_VIRT + off
+        if isinstance(value, bytes):
+            self.mem[pos:pos + len(value)] = value
+        else:
+            size = self.size_align(spec)[0]
+            signed = _PRIMS.get(spec, (0, False))[1]
+            self.mem[pos:pos + size] = (value & ((1 << (size * 8)) - 1)).to_bytes(size, "little") \
+                if not signed else value.to_bytes(size, "little", signed=True)
+
+    def addr_of(self, addr: int, tag: str, path: str) -> int:
+        return addr + self.offset(tag, path)[0]
+
+    def list_init(self, head: int) -> None:
+        self.set(head, "list_head", "next", head)
+        self.set(head, "list_head", "prev", head)
+
+    def list_add_tail(self, head: int, node: int) -> None:
+        prev = int.from_bytes(self.mem[head - BASE_VIRT + 8:head - BASE_VIRT + 16], "little")
+        self.set(node, "list_head", "next", head)
+        self.set(node, "list_head", "prev", prev)
+        self.set(prev, "list_head", "next", node)
+        self.set(head, "list_head", "prev", node)
+
+    def glob(self, name: str) -> int:
+        return self.globals[name][1]
+
+    def phys(self, addr: int) -> int:
+        return addr - BASE_VIRT
+
+
+# -- the state written on every layout ------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    token: int
+    refcount: Optional[int]  # None: no struct file (incoming, not retrieved)
+    status: int = 0  # normalised retrieve status
+
+
+OUTGOING = {"alpha": [FileSpec(0x10, 3), FileSpec(0x11, 1)], "beta": [FileSpec(0x10, 2)]}
+INCOMING = {"gamma": [FileSpec(0x70, 2, 1), FileSpec(0x71, None, 0), FileSpec(0x72, None, -5)]}
+MEMFD = "memfd-v1"
+FLB_NAME = "test-flb-v1"
+
+
+def files_head(k: Kernel, session: int) -> int:
+    if "file_set" in dict(k.defs["luo_session"]):
+        return k.addr_of(session, "luo_session", "file_set.files_list")
+    return k.addr_of(session, "luo_session", "files_list")
+
+
+def set_file_count(k: Kernel, session: int, count: int) -> None:
+    path = "file_set.count" if "file_set" in dict(k.defs["luo_session"]) else "count"
+    k.set(session, "luo_session", path, count)
+
+
+def populate(layout: str) -> Kernel:
+    """Write :data:`OUTGOING` (frozen) and :data:`INCOMING` (retrieved
+    session, one file retrieved, one waiting, and a failed retrieve where the
+    layout can keep one) into a synthetic kernel."""
+    k = Kernel(layout)
+    bool_retrieved = "retrieved" in dict(k.defs["luo_file"])
+    k.set(k.glob("luo_global"), "luo_global_t", "enabled", 1)
+    k.set(k.glob("luo_global"), "luo_global_t", "liveupdate_num", 1)
+
+    handler = k.glob("memfd_luo_handler")
+    k.set(handler, "liveupdate_file_handler", "compatible", MEMFD.encode())
+    k.list_init(k.glob("luo_file_handler_list"))
+    k.list_add_tail(k.glob("luo_file_handler_list"),
+                    k.addr_of(handler, "liveupdate_file_handler", "list"))
+
+    g = k.glob("luo_session_global")
+    preserved: list[int] = []
+    for direction, sessions in (("outgoing", OUTGOING), ("incoming", INCOMING)):
+        head = k.addr_of(g, "luo_session_global", f"{direction}.list")
+        k.list_init(head)
+        k.set(g, "luo_session_global", f"{direction}.count", len(sessions))
+        k.set(g, "luo_session_global", f"{direction}.active", 1)
+        header_ser = k.alloc("luo_session_header_ser")
+        ser = k.alloc("luo_session_ser", len(sessions))
+        k.set(g, "luo_session_global", f"{direction}.header_ser", header_ser)
+        k.set(g, "luo_session_global", f"{direction}.ser", ser)
+        k.set(header_ser, "luo_session_header_ser", "count", len(sessions))
+        ser_size = k.size_align("luo_session_ser")[0]
+        for i, (name, files) in enumerate(sessions.items()):
+            s = k.alloc("luo_session")
+            k.set(s, "luo_session", "name", name.encode())
+            k.set(s, "luo_session", "retrieved", int(direction == "incoming"))
+            k.list_init(files_head(k, s))
+            set_file_count(k, s, len(files))
+            k.list_add_tail(head, k.addr_of(s, "luo_session", "list"))
+            entries = k.alloc("luo_file_ser", len(files))
+            entry_size = k.size_align("luo_file_ser")[0]
+            for j, spec in enumerate(files):
+                f = k.alloc("luo_file")
+                data = k.alloc("memfd_luo_ser")
+                k.set(data, "memfd_luo_ser", "size", 4096 * (j + 1))
+                k.set(f, "luo_file", "fh", handler)
+                k.set(f, "luo_file", "token", spec.token)
+                k.set(f, "luo_file", "serialized_data", k.phys(data))
+                if spec.refcount is not None:
+                    file, inode = k.alloc("file"), k.alloc("inode")
+                    k.set(inode, "inode", "i_ino", spec.token)
+                    k.set(file, "file", "f_inode", inode)
+                    k.set(file, "file", "f_ref.refcnt.counter", spec.refcount - 1)
+                    k.set(f, "luo_file", "file", file)
+                    preserved.append(file)
+                if bool_retrieved:
+                    k.set(f, "luo_file", "retrieved", int(spec.status > 0))
+                else:
+                    k.set(f, "luo_file", "retrieve_status", spec.status)
+                k.list_add_tail(files_head(k, s), k.addr_of(f, "luo_file", "list"))
+                e = entries + j * entry_size
+                k.set(e, "luo_file_ser", "compatible", MEMFD.encode())
+                k.set(e, "luo_file_ser", "data", k.phys(data))
+                k.set(e, "luo_file_ser", "token", spec.token)
+            se = ser + i * ser_size
+            k.set(se, "luo_session_ser", "name", name.encode())
+            files_path = "file_set_ser." if layout != "v6" else ""
+            k.set(se, "luo_session_ser", files_path + "files", k.phys(entries))
+            k.set(se, "luo_session_ser", files_path + "count", len(files))
+    if "luo_preserved_files" in k.globals:
+        _xarray(k, preserved)
+    if "luo_flb_global" in k.globals:
+        _flb(k, handler, sum(1 for fs in OUTGOING.values() for _ in fs), layout)
+    return k
+
+
+def _xarray(k: Kernel, entries: list[int]) -> None:
+    node = k.alloc("xa_node")
+    for i, e in enumerate(entries):
+        k.set(node, "xa_node", f"slots[{i}]", e)
+    k.set(node, "xa_node", "count", len(entries))
+    # An internal entry: the node pointer with bit 1 set.
+    k.set(k.glob("luo_preserved_files"), "xarray", "xa_head", node | 2)
+
+
+def _flb(k: Kernel, handler: int, users: int, layout: str) -> None:
+    flb = k.alloc("liveupdate_flb")
+    k.set(flb, "liveupdate_flb", "compatible", FLB_NAME.encode())
+    count_path = "private.outgoing.count" + (".refs.counter" if layout == "7.1" else "")
+    k.set(flb, "liveupdate_flb", count_path, users)
+    head = k.addr_of(k.glob("luo_flb_global"), "luo_flb_global", "list")
+    k.list_init(head)
+    k.list_add_tail(head, k.addr_of(flb, "liveupdate_flb", "private.list"))
+    link = k.alloc("luo_flb_link")
+    k.set(link, "luo_flb_link", "flb", flb)
+    flb_list = k.addr_of(handler, "liveupdate_file_handler", "flb_list")
+    k.list_init(flb_list)
+    k.list_add_tail(flb_list, k.addr_of(link, "luo_flb_link", "list"))
+

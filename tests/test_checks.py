@@ -1,0 +1,225 @@
+"""Each check's edge cases, on hand-made snapshots (plain dataclasses)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from luo_drgn.checks import CODES, inspect, run_checks
+from luo_drgn.model import (
+    Flb, Holder, LuoState, PreservedFile, SerializedFile, SerializedSession, Session,
+    Snapshot, Target, WalkErrorRecord,
+)
+
+HANDLER = 0xFFFF0000
+
+
+def pfile(token: int, file: int | None = 0x1000, **kw: Any) -> PreservedFile:
+    base: dict[str, Any] = dict(address=0x5000 + token, token=token, handler="memfd-v2",
+                                handler_address=HANDLER, handler_registered=True, file=file,
+                                serialized_data=0x9000 + token)
+    if file is not None:
+        base.update(refcount=2, explained_refs=2,
+                    holders=[Holder("fd", pid=1, comm="a", fd=3), Holder("luo")])
+    base.update(kw)
+    return PreservedFile(**base)
+
+
+def session(name: str, files: list[PreservedFile], direction: str = "outgoing",
+            **kw: Any) -> Session:
+    base: dict[str, Any] = dict(address=0x7000 + len(name), name=name, direction=direction,
+                                retrieved=False, finished=None, file_count=len(files),
+                                files=files)
+    base.update(kw)
+    return Session(**base)
+
+
+def snap(*sessions: Session, **kw: Any) -> Snapshot:
+    s = Snapshot(Target("vmcore", "x", "7.2.13", []))
+    s.luo = LuoState("enabled", liveupdate_num=0, frozen=False)
+    s.sessions = list(sessions)
+    for d in ("outgoing", "incoming"):
+        getattr(s.luo, d).session_count = sum(1 for x in sessions if x.direction == d)
+    for k, v in kw.items():
+        setattr(s, k, v)
+    return s
+
+
+def codes(s: Snapshot, severity: str | None = None) -> list[tuple[Any, ...]]:
+    findings, _ = run_checks(s)
+    return sorted((f.code, f.session, f.token) for f in findings
+                  if severity is None or f.severity == severity)
+
+
+def test_healthy_is_silent() -> None:
+    assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]))) == []
+
+
+def test_same_token_in_two_sessions_is_legal() -> None:
+    assert codes(snap(session("a", [pfile(1)]), session("b", [pfile(1, file=0x2000)]))) == []
+
+
+def test_duplicate_token_in_one_session() -> None:
+    s = snap(session("a", [pfile(1), pfile(1, file=0x2000), pfile(2, file=0x3000)]))
+    assert codes(s) == [("duplicate-token", "a", 1)]
+    (f,) = run_checks(s)[0]
+    assert f.severity == "error" and "0x1" in f.message and "'a'" in f.message
+
+
+def test_duplicate_session_name_per_direction() -> None:
+    assert codes(snap(session("a", []), session("a", []))) == [
+        ("duplicate-session-name", "a", None)]
+    # One outgoing and one incoming session may share a name.
+    assert codes(snap(session("a", []), session("a", [], direction="incoming",
+                                                   retrieved=True, finished=False))) == []
+
+
+def test_count_mismatches() -> None:
+    s = snap(session("a", [pfile(1)], file_count=2))
+    s.luo.outgoing.session_count = 3
+    assert codes(s) == [("file-count-mismatch", "a", None), ("session-count-mismatch", None, None)]
+
+
+def test_incomplete_walk_skips_counts_with_a_note() -> None:
+    s = snap(session("a", [pfile(1)], file_count=2, files_complete=False))
+    findings, notes = run_checks(s)
+    assert findings == [] and any("not checked" in n for n in notes)
+
+
+@pytest.mark.parametrize("refcount,code,extra", [
+    (3, "leaked-file-reference", "1 unexplained"),
+    (5, "leaked-file-reference", "3 unexplained"),
+    (1, "missing-file-reference", "underflow"),
+    (-1, "corrupt-structure", "released"),
+])
+def test_reference_accounting(refcount: int, code: str, extra: str) -> None:
+    s = snap(session("a", [pfile(1, refcount=refcount)]))
+    (f,) = run_checks(s)[0]
+    assert (f.code, f.session, f.token, f.address) == (code, "a", 1, 0x1000)
+    assert extra in f.message
+
+
+@pytest.mark.parametrize("status,file,expected", [
+    (1, None, [("retrieve-inconsistent", "s", 1)]),
+    (0, 0x1000, [("retrieve-inconsistent", "s", 1)]),
+    (-5, None, [("retrieve-failed", "s", 1)]),
+    (-2, None, [("retrieve-failed", "s", 1)]),
+    (0, None, [("not-retrieved", "s", 1)]),
+    (1, 0x1000, []),
+])
+def test_retrieve_states(status: int, file: int | None, expected: list[Any]) -> None:
+    f = pfile(1, file=file, retrieve_status=status)
+    s = snap(session("s", [f], direction="incoming", retrieved=True, finished=False))
+    assert codes(s) == expected
+
+
+def test_failed_retrieve_names_errno() -> None:
+    f = pfile(1, file=None, retrieve_status=-2)
+    s = snap(session("s", [f], direction="incoming", retrieved=True, finished=False))
+    (finding,) = run_checks(s)[0]
+    assert finding.severity == "warning" and "ENOENT" in finding.message
+
+
+def test_not_retrieved_session_and_pending() -> None:
+    s = snap(session("s", [pfile(1, file=None)], direction="incoming"),
+             pending_incoming=[SerializedSession("p", 1, [SerializedFile(1, "memfd-v2", 5)])])
+    assert codes(s) == [("not-retrieved", "p", None),
+                        ("not-retrieved", "s", None)]
+    assert all(f.severity == "info" for f in run_checks(s)[0])
+
+
+def test_finished_still_held() -> None:
+    s = snap(session("s", [pfile(1, retrieve_status=1)], direction="incoming",
+                     retrieved=True, finished=True))
+    assert codes(s, "warning") == [("finished-still-held", "s", None)]
+
+
+def test_outgoing_file_without_struct_file() -> None:
+    assert codes(snap(session("a", [pfile(1, file=None)]))) == [("corrupt-structure", "a", 1)]
+
+
+def frozen_snap(ser: list[SerializedSession]) -> Snapshot:
+    s = snap(session("a", [pfile(1), pfile(2, file=0x2000)]), serialized_outgoing=ser)
+    s.luo.frozen = True
+    return s
+
+
+def ser_a(*files: SerializedFile, count: int | None = None) -> SerializedSession:
+    return SerializedSession("a", len(files) if count is None else count, list(files))
+
+
+def test_serialization_matches() -> None:
+    ok = ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0x9002))
+    assert codes(frozen_snap([ok])) == []
+
+
+@pytest.mark.parametrize("ser", [
+    [],                                                            # session missing
+    [ser_a(SerializedFile(1, "memfd-v2", 0x9001))],                 # file missing
+    [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0x9002),
+           SerializedFile(3, "memfd-v2", 0x9003))],                 # extra file
+    [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0xdead))],
+    [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "other-v1", 0x9002))],
+    [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0x9002),
+           count=3)],                                               # count disagrees
+    [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0x9002)),
+     SerializedSession("ghost", 0)],                                # extra session
+])
+def test_serialization_mismatch(ser: list[SerializedSession]) -> None:
+    found = codes(frozen_snap(ser))
+    assert found and {c for c, _, _ in found} == {"serialization-mismatch"}
+
+
+def test_serialization_not_checked_when_not_frozen() -> None:
+    s = frozen_snap([])
+    s.luo.frozen = False
+    assert codes(s) == []
+
+
+def test_preserved_index() -> None:
+    s = snap(session("a", [pfile(1), pfile(2, file=0x2000)]), preserved_index={1: 0x1000})
+    assert codes(s) == [("preserved-index-mismatch", "a", 2)]
+    s = snap(session("a", [pfile(1)]), preserved_index={1: 0x1000, 7: 0x7777})
+    assert codes(s) == [("preserved-index-mismatch", None, None)]
+
+
+def test_no_index_before_7_1_is_not_a_finding() -> None:
+    s = snap(session("a", [pfile(1)]), preserved_index=None)
+    assert codes(s) == []
+
+
+def test_unknown_handler() -> None:
+    s = snap(session("a", [pfile(1, handler=None, handler_registered=False)]))
+    assert codes(s) == [("unknown-handler", "a", 1)]
+
+
+def test_flb_count() -> None:
+    flb = Flb(0xF1B, "x-flb-v1", 2, 0, ["memfd-v2"])
+    assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]), flbs=[flb])) == []
+    flb.outgoing_count = 3
+    assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]), flbs=[flb])) == [
+        ("flb-count-mismatch", None, None)]
+
+
+def test_luo_absent_and_disabled() -> None:
+    s = snap()
+    s.luo = LuoState("absent", "no CONFIG_LIVEUPDATE")
+    assert codes(s) == [("luo-absent", None, None)]
+    s.luo = LuoState("disabled", "KHO is disabled")
+    (f,) = run_checks(s)[0]
+    assert (f.code, f.severity) == ("luo-disabled", "info") and "KHO" in f.message
+
+
+def test_walk_errors_become_corrupt_structure() -> None:
+    s = snap(errors=[WalkErrorRecord("files of 'a'", "cycle", 0xABC, "a", None)])
+    (f,) = run_checks(s)[0]
+    assert (f.code, f.session, f.address) == ("corrupt-structure", "a", 0xABC)
+
+
+def test_errors_sort_first_and_codes_are_known() -> None:
+    s = snap(session("a", [pfile(1, refcount=9)]),
+             session("s", [pfile(2, file=None)], direction="incoming"))
+    inspect(s)
+    assert [f.severity for f in s.findings] == ["error", "info"]
+    assert all(f.code in CODES for f in s.findings)

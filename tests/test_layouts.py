@@ -1,0 +1,163 @@
+"""Helpers and collector on the layouts no kernel here has: synthetic drgn
+programs of the v6 series, 6.19.0, 6.19.y/7.0 and 7.1, populated with the
+state in :mod:`synthetic` (its ground truth)."""
+
+from __future__ import annotations
+
+import pytest
+
+from luo_drgn import helpers as h
+from luo_drgn.checks import inspect
+from luo_drgn.collector import collect
+from luo_drgn.layout import luo_layout
+from luo_drgn.model import Snapshot, Target
+from synthetic import FLB_NAME, INCOMING, LAYOUTS, MEMFD, OUTGOING, Kernel, populate
+
+ALL = sorted(LAYOUTS)
+INT_STATUS = {"7.0", "7.1"}  # layouts that can keep a failed retrieve's errno
+
+
+def expected_status(layout: str, status: int) -> int:
+    # A bool "retrieved" cannot keep a failure: it reads as never attempted.
+    return status if layout in INT_STATUS or status >= 0 else 0
+
+
+def snapshot_of(k: Kernel) -> Snapshot:
+    return inspect(collect(k.prog, Target("vmcore", None, None, []), accounting=False))
+
+
+@pytest.fixture(params=ALL)
+def layout(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def kernel(layout: str) -> Kernel:
+    return populate(layout)
+
+
+def test_layout_detected(kernel: Kernel, layout: str) -> None:
+    got = luo_layout(kernel.prog)
+    assert got.present and got.generation == layout and got.differences == ()
+    assert got.file_set == (layout != "v6")
+    assert got.retrieve_field == ("retrieve_status" if layout in INT_STATUS else "retrieved")
+    assert got.preserved_xarray == (layout == "7.1")
+    assert got.flb == (layout in INT_STATUS)
+    assert not got.block_sets
+
+
+def test_layout_probe_is_cached(kernel: Kernel) -> None:
+    assert luo_layout(kernel.prog) is luo_layout(kernel.prog)
+
+
+def test_sessions_and_files(kernel: Kernel, layout: str) -> None:
+    for direction, state in (("outgoing", OUTGOING), ("incoming", INCOMING)):
+        sessions = list(h.for_each_session(kernel.prog, direction))
+        assert [h.session_name(s) for s in sessions] == list(state)
+        assert h.session_header_count(kernel.prog, direction) == len(state)
+        for s, files in zip(sessions, state.values()):
+            got = list(h.for_each_session_file(s))
+            assert h.session_file_count(s) == len(files)
+            assert [f.token.value_() for f in got] == [x.token for x in files]
+            for f, x in zip(got, files):
+                assert h.luo_file_retrieve_status(f) == expected_status(layout, x.status)
+                if x.refcount is None:
+                    assert not f.file
+                else:
+                    assert h.file_refcount(f.file) == x.refcount
+
+
+def test_serialized(kernel: Kernel) -> None:
+    assert h.luo_outgoing_frozen(kernel.prog) is True
+    ser = list(h.for_each_serialized_session(kernel.prog, "outgoing"))
+    assert [s.name.string_().decode() for s in ser] == list(OUTGOING)
+    for s, files in zip(ser, OUTGOING.values()):
+        entries = list(h.for_each_serialized_file(s))
+        assert [e.token.value_() for e in entries] == [x.token for x in files]
+        assert {e.compatible.string_().decode() for e in entries} == {MEMFD}
+
+
+def test_handlers(kernel: Kernel) -> None:
+    assert [h.handler_compatible(x) for x in h.for_each_file_handler(kernel.prog)] == [MEMFD]
+
+
+@pytest.mark.parametrize("layout", sorted(INT_STATUS))
+def test_flbs(layout: str) -> None:
+    kernel = populate(layout)
+    (flb,) = h.for_each_flb(kernel.prog)
+    users = sum(len(v) for v in OUTGOING.values())
+    assert flb.compatible.string_().decode() == FLB_NAME
+    assert h.flb_counts(flb) == (users, 0)
+
+
+def test_preserved_index() -> None:
+    kernel = populate("7.1")
+    indexed = sorted(f.value_() for _, f in h.for_each_preserved_file(kernel.prog))
+    in_lists = sorted(f.file.value_() for d in ("outgoing", "incoming")
+                      for s in h.for_each_session(kernel.prog, d)
+                      for f in h.for_each_session_file(s) if f.file)
+    assert indexed == in_lists and len(indexed) == sum(
+        1 for st in (OUTGOING, INCOMING) for fs in st.values() for x in fs
+        if x.refcount is not None)
+
+
+def test_collector_reads_the_same(kernel: Kernel, layout: str) -> None:
+    snap = snapshot_of(kernel)
+    assert snap.target.layout == layout
+    assert snap.luo.state == "enabled" and snap.luo.liveupdate_num == 1
+    assert snap.luo.frozen is True and snap.errors == []
+    assert [(s.direction, s.name) for s in snap.sessions] == (
+        [("outgoing", n) for n in OUTGOING] + [("incoming", n) for n in INCOMING])
+    for s in snap.sessions:
+        truth = (OUTGOING if s.direction == "outgoing" else INCOMING)[s.name]
+        assert s.retrieved == (s.direction == "incoming")
+        assert [(f.token, f.retrieve_status, f.refcount) for f in s.files] == [
+            (x.token, expected_status(layout, x.status), x.refcount) for x in truth]
+        assert all(f.handler == MEMFD and f.handler_registered for f in s.files)
+        if s.direction == "outgoing":
+            assert all(f.frozen for f in s.files)
+    assert [x.name for x in snap.serialized_outgoing] == list(OUTGOING)
+    assert (snap.preserved_index is None) == (layout != "7.1")
+    assert len(snap.flbs) == (1 if layout in INT_STATUS else 0)
+
+
+def test_checks_on_healthy_state(kernel: Kernel, layout: str) -> None:
+    snap = snapshot_of(kernel)
+    serious = {(f.code, f.session, f.token) for f in snap.findings
+               if f.severity in ("error", "warning")}
+    # Only the failed retrieve, where the layout can record one.
+    assert serious == ({("retrieve-failed", "gamma", 0x72)} if layout in INT_STATUS else set())
+    if layout != "7.1":
+        assert any("no luo_preserved_files index" in n for n in snap.notes)
+
+
+def test_cycle_in_v6_files_list_is_reported() -> None:
+    k = populate("v6")
+    s = next(iter(h.for_each_session(k.prog, "outgoing")))
+    first = next(iter(h.for_each_session_file(s)))
+    # Point the first file's next at itself: a walk that trusts it loops.
+    k.set(first.list.address_, "list_head", "next", first.list.address_)
+    snap = snapshot_of(k)
+    alpha = snap.session("alpha")
+    assert not alpha.files_complete and len(alpha.files) == 1
+    assert [(f.code, f.session) for f in snap.findings if f.code == "corrupt-structure"] == [
+        ("corrupt-structure", "alpha")]
+
+
+def test_flb_count_mismatch_on_7_0() -> None:
+    k = populate("7.0")
+    (flb,) = h.for_each_flb(k.prog)
+    k.set(flb.value_(), "liveupdate_flb", "private.outgoing.count", 7)
+    snap = snapshot_of(k)
+    assert [f.code for f in snap.findings if f.severity == "error"] == ["flb-count-mismatch"]
+
+
+def test_unexpected_mix_is_named() -> None:
+    # A 7.0-like kernel whose FLB support was configured out.
+    k = Kernel("7.0")
+    del k.globals["luo_flb_global"]
+    got = luo_layout(k.prog)
+    # As near 6.19 (but for retrieve_status) as 7.0 (but for FLBs): the
+    # newer wins, and the name says what differs.
+    assert got.generation == "7.0" and got.differences == ("no flb",)
+    assert got.name == "7.0 (nearest; differs: no flb)"
