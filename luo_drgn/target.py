@@ -8,6 +8,7 @@ says what is wrong and what to do.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Optional, Sequence
@@ -77,6 +78,14 @@ def _load_debug_info(prog: Program, symbols: Sequence[str]) -> None:
                           "or install the kernel's debug package") from None
     except (OSError, ValueError) as e:
         raise TargetError(f"cannot load debug info: {e}") from None
+    try:
+        kernel_debug = prog.main_module().debug_file_path
+    except LookupError:
+        kernel_debug = None
+    if symbols and kernel_debug is None:
+        # drgn matches files by build ID and ignores one from another build.
+        raise TargetError("the debug info given is not for this kernel (its build ID "
+                          "differs); pass the vmlinux of the kernel that made the vmcore")
 
 
 def _vmcoreinfo_release(prog: Program) -> Optional[str]:
@@ -108,13 +117,17 @@ def _check_readable(prog: Program, path: Optional[Path]) -> str:
     return release
 
 
-def open_target(core: Optional[str], symbols: Sequence[str] = ()) -> tuple[Program, Target]:
+def open_target(core: Optional[str], symbols: Sequence[str] = (),
+                quiet: bool = True) -> tuple[Program, Target]:
     """
     Open a vmcore (``core``) or the running kernel (``core`` None) with the
     given debug info files (default: drgn's standard search).
 
+    :param quiet: silence drgn's own warnings (the error says it once)
     :raises TargetError: with a one-line explanation
     """
+    if quiet:
+        logging.getLogger("drgn").setLevel(logging.ERROR)
     prog = Program()
     path = Path(core) if core is not None else None
     if path is not None:
@@ -124,11 +137,23 @@ def open_target(core: Optional[str], symbols: Sequence[str] = ()) -> tuple[Progr
         _set_live(prog)
     _load_debug_info(prog, symbols)
     release = _check_readable(prog, path)
-    debuginfo = sorted({m.debug_file_path for m in prog.modules()
-                        if getattr(m, "debug_file_path", None)}) if hasattr(prog, "modules") else []
-    return prog, Target(
-        kind="vmcore" if path is not None else "live",
-        path=str(path) if path is not None else "/proc/kcore",
-        kernel_release=release,
-        debuginfo=debuginfo or list(symbols),
-    )
+    target = target_of(prog)
+    target.path = str(path) if path is not None else "/proc/kcore"
+    target.kernel_release = release
+    target.debuginfo = target.debuginfo or list(symbols)
+    return prog, target
+
+
+def target_of(prog: Program) -> Target:
+    """Describe a Program somebody else opened (drgn's ``%luo``)."""
+    try:
+        debuginfo = sorted({m.debug_file_path for m in prog.modules() if m.debug_file_path})
+    except (AttributeError, LookupError):
+        debuginfo = []
+    try:
+        release: Optional[str] = prog["init_uts_ns"].name.release.string_().decode()
+    except (LookupError, FaultError):
+        release = None
+    live = bool(prog.flags & ProgramFlags.IS_LIVE)
+    return Target(kind="live" if live else "vmcore", path="/proc/kcore" if live else None,
+                  kernel_release=release, debuginfo=debuginfo)

@@ -1,0 +1,283 @@
+"""luo-inspect: the command line, and the engine behind drgn's ``%luo``.
+
+Both doors run the same click application: ``luo-inspect`` opens the target
+named by its options, ``%luo`` passes the Program of the drgn session in.
+Every command returns the snapshot it inspected.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import click
+from drgn import Program
+
+from . import examples
+from .checks import inspect
+from .collector import collect
+from .model import Snapshot, Target
+from .render import Redactor, document, render_json, render_text, select
+from .target import TargetError, open_target, target_of
+
+FORMATS = ("text", "json", "markdown")
+SEVERITY_COLORS = {"error": "red", "warning": "yellow", "info": "blue"}
+
+
+@dataclass
+class State:
+    """Options and the target of one invocation."""
+
+    prog: Optional[Program] = None  # given by %luo; else opened from the options
+    target: Optional[Target] = None
+    core: Optional[str] = None
+    symbols: Sequence[str] = ()
+    example: Optional[str] = None
+    fmt: str = "text"
+    output: Optional[str] = None
+    redact: bool = False
+    verbose: bool = False
+    in_drgn: bool = False
+    snapshot: Optional[Snapshot] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def open(self) -> tuple[Program, Target]:
+        if self.prog is not None:
+            if self.target is None:
+                self.target = target_of(self.prog)
+            return self.prog, self.target
+        if self.example is not None:
+            if self.core or self.symbols:
+                raise click.UsageError("--example opens a bundled vmcore: drop -c/-s")
+            ex = examples.load(self.example)
+            self.prog, self.target = open_target(str(ex.core), [str(p) for p in ex.debug])
+            examples.apply_writes(self.prog, ex.writes)
+            self.target.path = f"example {self.example} ({ex.root})"
+        else:
+            self.prog, self.target = open_target(self.core, self.symbols,
+                                                 quiet=not self.verbose)
+        return self.prog, self.target
+
+    def inspect(self) -> Snapshot:
+        if self.snapshot is None:
+            prog, target = self.open()
+            self.snapshot = inspect(collect(prog, target, progress=_progress()))
+            _progress_done()
+        return self.snapshot
+
+
+def _progress() -> Optional[Callable[[str], None]]:
+    if not sys.stderr.isatty():
+        return None
+    return lambda label: click.echo(f"\rluo-inspect: reading {label}...\033[K", err=True,
+                                    nl=False)
+
+
+def _progress_done() -> None:
+    if sys.stderr.isatty():
+        click.echo("\r\033[K", err=True, nl=False)
+
+
+def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--format, -o, --redact: accepted before or after the command name."""
+    fn = click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+                      help="output format (default: text)")(fn)
+    fn = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+                      default=None, help="write the output to FILE")(fn)
+    fn = click.option("--redact", is_flag=True, default=None,
+                      help="replace kernel addresses and process names with placeholders")(fn)
+    return fn
+
+
+def _merge(state: State, fmt: Optional[str], output: Optional[str],
+           redact: Optional[bool]) -> None:
+    if fmt is not None:
+        state.fmt = fmt
+    if output is not None:
+        state.output = output
+    if redact:
+        state.redact = True
+
+
+def _emit(state: State, command: str, session: Optional[str] = None) -> Snapshot:
+    snap = state.inspect()
+    redactor = Redactor() if state.redact else None
+    doc = document(snap)
+    notes = list(snap.notes)
+    if redactor is not None:
+        doc = redactor.redact(doc)
+        notes = [redactor.text(n) for n in notes]
+    part = select(doc, command, session)
+    to_terminal = state.output is None and sys.stdout.isatty()
+    if state.fmt == "json":
+        text = render_json(part)
+    else:
+        style = ((lambda t, sev: click.style(t, fg=SEVERITY_COLORS.get(sev)))
+                 if to_terminal and state.fmt == "text" else (lambda t, sev: t))
+        text = render_text(part, command, notes, markdown=state.fmt == "markdown", style=style)
+    if state.output is not None:
+        Path(state.output).write_text(text)
+    else:
+        click.echo(text, nl=False, color=to_terminal)
+    return snap
+
+
+@click.group(invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--core", metavar="PATH",
+              help="vmcore (ELF or kdump) to inspect; default: the running kernel")
+@click.option("-s", "--symbols", metavar="PATH", multiple=True,
+              help="vmlinux or debug info file (repeatable); default: drgn's search")
+@click.option("--example", metavar="NAME",
+              help="inspect a bundled example vmcore: " + ", ".join(examples.fixture_names()))
+@output_options
+@click.option("-v", "--verbose", is_flag=True, help="show tracebacks of internal errors")
+@click.version_option(package_name="luo-drgn", prog_name="luo-inspect")
+@click.pass_context
+def cli(ctx: click.Context, core: Optional[str], symbols: tuple[str, ...],
+        example: Optional[str], fmt: Optional[str], output: Optional[str],
+        redact: Optional[bool], verbose: bool) -> Any:
+    """Inspect the Live Update Orchestrator (LUO) of a vmcore or the running
+    kernel: sessions, preserved files, what was serialized for the next
+    kernel, and who holds each file.
+
+    Exit status: 0 no error found, 1 error findings, 2 the target could not
+    be inspected.
+    """
+    state: State = ctx.ensure_object(State)
+    if state.prog is not None and (core or symbols or example):
+        raise click.UsageError("%luo inspects the program of this drgn session: "
+                               "-c, -s and --example do not apply")
+    state.core, state.symbols, state.example = core, symbols, example
+    state.verbose = state.verbose or verbose
+    _merge(state, fmt, output, redact)
+    if ctx.invoked_subcommand is None:
+        return _emit(state, "summary")
+    return None
+
+
+@cli.result_callback()
+def _result(result: Any, **kwargs: Any) -> Any:
+    return result
+
+
+def _subcommand(name: str, help: str, *options: Callable[..., Any]) -> Callable[..., Any]:
+    """A command taking the output options (and ``options``), run on the
+    invocation's State."""
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(state: State, fmt: Optional[str], output: Optional[str],
+                    redact: Optional[bool], **kwargs: Any) -> Any:
+            _merge(state, fmt, output, redact)
+            return fn(state, **kwargs)
+        for option in options:
+            wrapper = option(wrapper)
+        return cli.command(name=name, help=help)(output_options(click.pass_obj(wrapper)))
+    return deco
+
+
+@_subcommand("summary", "LUO state and what is wrong, in a few lines (the default).")
+def _summary(state: State) -> Snapshot:
+    return _emit(state, "summary")
+
+
+@_subcommand("handlers", "Registered file handlers.")
+def _handlers(state: State) -> Snapshot:
+    return _emit(state, "handlers")
+
+
+@_subcommand("sessions", "Outgoing and incoming sessions.")
+def _sessions(state: State) -> Snapshot:
+    return _emit(state, "sessions")
+
+
+@_subcommand("files", "Preserved files, with who holds each one.",
+             click.option("--session", metavar="NAME", help="only this session's files"))
+def _files(state: State, session: Optional[str]) -> Snapshot:
+    return _emit(state, "files", session)
+
+
+@_subcommand("check", "Run the checks: findings, walk errors, notes.")
+def _check(state: State) -> Snapshot:
+    return _emit(state, "check")
+
+
+@_subcommand("report", "Everything, for a bug report.")
+def _report(state: State) -> Snapshot:
+    return _emit(state, "report")
+
+
+@cli.command(name="shell")
+@click.pass_obj
+def _shell(state: State) -> None:
+    """drgn's interactive shell on the same target, with the luo_drgn helpers
+    imported."""
+    if state.in_drgn:
+        raise click.UsageError("already in a drgn session")
+    import drgn.cli
+
+    from . import helpers
+    prog, target = state.open()
+
+    def add_globals(g: dict[str, Any]) -> dict[str, Any]:
+        g.update({name: getattr(helpers, name) for name in helpers.__all__})
+        g["luo_snapshot"] = lambda: inspect(collect(prog, target))
+        return g
+
+    drgn.cli.run_interactive(
+        prog, globals_func=add_globals,
+        banner_func=lambda banner: banner + "\nluo_drgn helpers imported; "
+        "luo_snapshot() returns the inspector's snapshot.")
+
+
+def run(args: Sequence[str], state: State) -> Any:
+    """Run the click application once; raise what went wrong."""
+    return cli.main(args=list(args), prog_name="%luo" if state.in_drgn else "luo-inspect",
+                    standalone_mode=False, obj=state)
+
+
+def exit_status(result: Any) -> int:
+    """0 no error finding, 1 error findings (or the int of --help)."""
+    if isinstance(result, int):
+        return result
+    if isinstance(result, Snapshot):
+        return 1 if any(f.severity == "error" for f in result.findings) else 0
+    return 0
+
+
+def run_in_drgn(prog: Program, args: Sequence[str]) -> tuple[Optional[Snapshot], int]:
+    """Run a command on a Program drgn already opened (``%luo``, the
+    ``commands/`` scripts); usage errors are printed, not raised."""
+    state = State(prog=prog, in_drgn=True)
+    try:
+        result = run(args, state)
+    except click.ClickException as e:
+        e.show()
+        return None, 2
+    return (result if isinstance(result, Snapshot) else None), exit_status(result)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``luo-inspect``: exit 0 (no error finding), 1 (errors), 2 (cannot
+    inspect; one line on stderr)."""
+    state = State()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = run(args, state)
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except click.exceptions.Abort:
+        return 2
+    except (TargetError, examples.ExampleError) as e:
+        click.echo(f"luo-inspect: {e}", err=True)
+        return 2
+    except Exception as e:  # noqa: BLE001
+        if state.verbose or "-v" in args or "--verbose" in args:
+            traceback.print_exc()
+        click.echo(f"luo-inspect: internal error: {type(e).__name__}: {e} "
+                   "(run with -v for the traceback)", err=True)
+        return 2
+    return exit_status(result)

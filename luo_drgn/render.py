@@ -1,0 +1,389 @@
+"""Renderers: a snapshot as the ``luo-inspect/1`` JSON document, as text,
+and as Markdown for bug reports.
+
+Everything is rendered from the JSON document, so ``--redact`` (applied to
+the document) covers every format the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, Optional
+
+import drgn
+from tabulate import tabulate
+
+from . import __version__
+from .model import Holder, PreservedFile, Snapshot
+
+SCHEMA = "luo-inspect/1"
+TOP_LEVEL = ("schema", "tool", "target", "luo", "handlers", "sessions", "pending_incoming",
+             "flbs", "findings", "errors")
+
+# What each command's JSON holds besides schema, tool and target.
+PARTS: dict[str, tuple[str, ...]] = {
+    "summary": ("luo", "findings"),
+    "handlers": ("handlers",),
+    "sessions": ("sessions",),
+    "files": ("sessions",),
+    "check": ("findings", "errors"),
+    "report": TOP_LEVEL[3:],
+}
+ADDRESS_KEYS = {"address", "ops", "file", "serialized_data", "data", "vma"}
+LIVE_WARNING = ("live kernel: memory changed while it was read, so the data may be "
+                "inconsistent")
+
+
+def _hex(v: Optional[int]) -> Optional[str]:
+    return None if v is None else f"{v:#x}"
+
+
+def _holder(x: Holder) -> dict[str, Any]:
+    if x.kind == "luo":
+        return {"kind": "luo"}
+    if x.kind == "vma":
+        return {"pid": x.pid, "comm": x.comm, "vma": _hex(x.vma)}
+    return {"pid": x.pid, "comm": x.comm, "fd": x.fd}
+
+
+def _file(f: PreservedFile) -> dict[str, Any]:
+    return {
+        "address": _hex(f.address), "token": f.token, "handler": f.handler,
+        "file": _hex(f.file), "path": f.path, "retrieve_status": f.retrieve_status,
+        "serialized_data": _hex(f.serialized_data), "frozen": f.frozen,
+        "refcount": f.refcount, "explained_refs": f.explained_refs,
+        "holders": [_holder(x) for x in f.holders],
+    }
+
+
+def tool_info() -> dict[str, str]:
+    return {"name": "luo-inspect", "version": __version__, "drgn": drgn.__version__}
+
+
+def document(snap: Snapshot) -> dict[str, Any]:
+    """The full ``luo-inspect/1`` document of a snapshot."""
+    luo = snap.luo
+    t = snap.target
+    return {
+        "schema": SCHEMA,
+        "tool": tool_info(),
+        "target": {"kind": t.kind, "path": t.path, "kernel_release": t.kernel_release,
+                   "debuginfo": list(t.debuginfo), "layout": t.layout},
+        "luo": {
+            "state": luo.state, "reason": luo.reason, "liveupdate_num": luo.liveupdate_num,
+            "outgoing": {"frozen": luo.frozen, "session_count": luo.outgoing.session_count},
+            "incoming": {"present": luo.incoming_present,
+                         "deserialized": luo.incoming_deserialized,
+                         "session_count": luo.incoming.session_count},
+        },
+        "handlers": [{"address": _hex(x.address), "compatible": x.compatible,
+                      "ops": _hex(x.ops)} for x in snap.handlers],
+        "sessions": [{
+            "address": _hex(s.address), "name": s.name, "direction": s.direction,
+            "retrieved": s.retrieved, "finished": s.finished, "file_count": s.file_count,
+            "holders": [_holder(x) for x in s.holders],
+            "files": [_file(f) for f in s.files],
+        } for s in snap.sessions],
+        "pending_incoming": [{"name": p.name, "files": [
+            {"token": f.token, "handler": f.handler, "data": _hex(f.data)} for f in p.files]}
+            for p in snap.pending_incoming],
+        "flbs": [{"address": _hex(x.address), "compatible": x.compatible,
+                  "outgoing_count": x.outgoing_count, "incoming_count": x.incoming_count,
+                  "handlers": list(x.handlers)} for x in snap.flbs],
+        "findings": [{"code": f.code, "severity": f.severity, "message": f.message,
+                      "session": f.session, "token": f.token, "address": _hex(f.address)}
+                     for f in snap.findings],
+        "errors": [{"where": e.where, "message": e.message} for e in snap.errors],
+    }
+
+
+def select(doc: dict[str, Any], command: str, session: Optional[str] = None) -> dict[str, Any]:
+    """The relevant part of ``doc`` for one command."""
+    out = {k: doc[k] for k in ("schema", "tool", "target")}
+    for k in PARTS[command]:
+        out[k] = doc[k]
+    if session is not None and "sessions" in out:
+        out["sessions"] = [s for s in out["sessions"] if s["name"] == session]
+    return out
+
+
+# -- redaction -----------------------------------------------------------------
+
+_HEX = re.compile(r"0x[0-9a-f]+")
+
+
+class Redactor:
+    """Stable placeholders for kernel addresses and process names, so a
+    report can be posted publicly without giving away the KASLR layout."""
+
+    def __init__(self) -> None:
+        self.addresses: dict[str, str] = {}
+        self.comms: dict[str, str] = {}
+
+    def address(self, value: str) -> str:
+        return self.addresses.setdefault(value, f"<addr-{len(self.addresses) + 1}>")
+
+    def comm(self, value: str) -> str:
+        return self.comms.setdefault(value, f"<comm-{len(self.comms) + 1}>")
+
+    def _collect(self, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ADDRESS_KEYS and isinstance(v, str):
+                    self.address(v)
+                else:
+                    self._collect(v)
+        elif isinstance(node, list):
+            for v in node:
+                self._collect(v)
+
+    def _apply(self, node: Any, key: str = "") -> Any:
+        if isinstance(node, dict):
+            return {k: self._apply(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self._apply(v, key) for v in node]
+        if not isinstance(node, str):
+            return node
+        if key in ADDRESS_KEYS:
+            return self.address(node)
+        if key == "comm":
+            return self.comm(node)
+        if key in ("message", "where"):
+            # Addresses quoted in messages; tokens and small numbers are
+            # not addresses and stay.
+            return self.text(node)
+        return node
+
+    def text(self, text: str) -> str:
+        """Redact the addresses already seen in free text (notes)."""
+        return _HEX.sub(lambda m: self.addresses.get(m.group(), m.group()), text)
+
+    def redact(self, doc: dict[str, Any]) -> dict[str, Any]:
+        self._collect(doc)
+        # Addresses that only appear inside messages (e.g. list nodes).
+        for text in _strings(doc, ("message", "where")):
+            for m in _HEX.finditer(text):
+                if len(m.group()) >= 10:  # 32 bits and more: an address
+                    self.address(m.group())
+        return self._apply(doc)
+
+
+def _strings(node: Any, keys: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in keys and isinstance(v, str):
+                out.append(v)
+            else:
+                out += _strings(v, keys)
+    elif isinstance(node, list):
+        for v in node:
+            out += _strings(v, keys)
+    return out
+
+
+def redact(doc: dict[str, Any]) -> dict[str, Any]:
+    return Redactor().redact(doc)
+
+
+# -- text and Markdown ---------------------------------------------------------
+
+
+def render_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _holders_text(holders: list[dict[str, Any]]) -> str:
+    parts = []
+    for x in holders:
+        if x.get("kind") == "luo":
+            parts.append("LUO")
+        elif "fd" in x:
+            parts.append(f"{x['pid']}/{x['comm']} fd {x['fd']}")
+        else:
+            parts.append(f"{x['pid']}/{x['comm']} map {x['vma']}")
+    return ", ".join(parts) or "-"
+
+
+def _v(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _status(status: int) -> str:
+    if status > 0:
+        return "retrieved"
+    if status == 0:
+        return "-"
+    import errno
+    return f"failed {errno.errorcode.get(-status, -status)}"
+
+
+class _Writer:
+    """Sections for text (plain headings) or Markdown (## headings, GitHub
+    tables); ``style`` colours severities on a terminal."""
+
+    def __init__(self, markdown: bool, style: Callable[[str, str], str]) -> None:
+        self.md = markdown
+        self.style = style
+        self.out: list[str] = []
+
+    def heading(self, text: str) -> None:
+        if self.md:
+            self.out += [f"## {text}", ""]
+        else:
+            self.out += [text, "-" * len(text)]
+
+    def line(self, text: str = "") -> None:
+        self.out.append(text)
+
+    def table(self, headers: list[str], rows: list[list[Any]]) -> None:
+        if not rows:
+            self.out += ["(none)", ""]
+            return
+        fmt = "github" if self.md else "simple"
+        self.out += [tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True), ""]
+
+    def fields(self, rows: list[list[Any]]) -> None:
+        """Key-value lines: a two-column table in Markdown, aligned text else."""
+        if self.md:
+            self.table(["", ""], rows)
+        else:
+            width = max(len(str(k)) for k, _ in rows) + 1
+            self.out += [f"{str(k) + ':':{width}} {v}" for k, v in rows] + [""]
+
+    def text(self) -> str:
+        return "\n".join(self.out).rstrip() + "\n"
+
+
+def _header(w: _Writer, doc: dict[str, Any]) -> None:
+    t, tool = doc["target"], doc["tool"]
+    if w.md:
+        w.line(f"# luo-inspect report: {t.get('kernel_release') or 'unknown kernel'}")
+        w.line()
+    rows = [
+        ["tool", f"luo-inspect {tool['version']} (drgn {tool['drgn']})"],
+        ["target", f"{t['kind']}: {_v(t['path'])}"],
+        ["kernel", _v(t["kernel_release"])],
+        ["layout", _v(t["layout"])],
+        ["debug info", ", ".join(t["debuginfo"]) or "-"],
+    ]
+    w.fields(rows)
+    if t["kind"] == "live":
+        w.line(("> " if w.md else "") + "warning: " + LIVE_WARNING)
+        w.line()
+
+
+def _luo(w: _Writer, doc: dict[str, Any]) -> None:
+    luo = doc["luo"]
+    w.heading("LUO")
+    rows = [["state", luo["state"] + (f" ({luo['reason']})" if luo["reason"] else "")]]
+    if luo["state"] == "enabled":
+        o, i = luo["outgoing"], luo["incoming"]
+        rows += [
+            ["live updates before this boot", _v(luo["liveupdate_num"])],
+            ["outgoing sessions", f"{_v(o['session_count'])}, frozen: {_v(o['frozen'])}"],
+            ["incoming", f"present: {_v(i['present'])}, deserialized: "
+                         f"{_v(i['deserialized'])}, sessions: {_v(i['session_count'])}"],
+        ]
+    w.fields(rows)
+
+
+def _handlers(w: _Writer, doc: dict[str, Any]) -> None:
+    w.heading("File handlers")
+    w.table(["compatible", "address", "ops"],
+            [[h["compatible"], h["address"], _v(h["ops"])] for h in doc["handlers"]])
+
+
+def _sessions(w: _Writer, doc: dict[str, Any]) -> None:
+    w.heading("Sessions")
+    w.table(["direction", "name", "retrieved", "finished", "files", "held by", "address"],
+            [[s["direction"], s["name"], _v(s["retrieved"]), _v(s["finished"]),
+              s["file_count"], _holders_text(s["holders"]), s["address"]]
+             for s in doc["sessions"]])
+
+
+def _files(w: _Writer, doc: dict[str, Any]) -> None:
+    w.heading("Preserved files")
+    rows = []
+    for s in doc["sessions"]:
+        for f in s["files"]:
+            refs = "-" if f["refcount"] is None else f"{f['refcount']}/{f['explained_refs']}"
+            rows.append([f"{s['direction'][:3]} {s['name']}", f"{f['token']:#x}",
+                         _v(f["handler"]), _v(f["path"]), _status(f["retrieve_status"]),
+                         _v(f["frozen"]), refs, _holders_text(f["holders"]), _v(f["file"])])
+    w.table(["session", "token", "handler", "path", "retrieve", "frozen", "refs/expl.",
+             "held by", "struct file"], rows)
+
+
+def _pending(w: _Writer, doc: dict[str, Any]) -> None:
+    w.heading("Incoming data not yet deserialized")
+    w.table(["session", "token", "handler", "data"],
+            [[p["name"], f"{f['token']:#x}", f["handler"], f["data"]]
+             for p in doc["pending_incoming"] for f in p["files"]]
+            + [[p["name"], "-", "-", "-"] for p in doc["pending_incoming"] if not p["files"]])
+
+
+def _flbs(w: _Writer, doc: dict[str, Any]) -> None:
+    w.heading("FLBs")
+    w.table(["compatible", "outgoing", "incoming", "handlers", "address"],
+            [[x["compatible"], x["outgoing_count"], x["incoming_count"],
+              ", ".join(x["handlers"]) or "-", x["address"]] for x in doc["flbs"]])
+
+
+def _findings(w: _Writer, doc: dict[str, Any]) -> None:
+    w.heading("Findings")
+    w.table(["severity", "code", "message"],
+            [[w.style(f["severity"], f["severity"]), f["code"], f["message"]]
+             for f in doc["findings"]])
+
+
+def _errors(w: _Writer, doc: dict[str, Any], notes: list[str]) -> None:
+    w.heading("Errors")
+    if doc["errors"]:
+        w.table(["where", "message"], [[e["where"], e["message"]] for e in doc["errors"]])
+    else:
+        w.line("(none: every walk completed)")
+        w.line()
+    if notes:
+        w.heading("Notes")
+        for n in notes:
+            w.line(f"- {n}")
+
+
+def _summary(w: _Writer, doc: dict[str, Any]) -> None:
+    _luo(w, doc)
+    counts: dict[str, int] = {}
+    for f in doc["findings"]:
+        counts[f["severity"]] = counts.get(f["severity"], 0) + 1
+    w.line("findings: " + (", ".join(f"{n} {w.style(s, s)}" for s, n in counts.items())
+                           or "none"))
+    serious = [f for f in doc["findings"] if f["severity"] != "info"]
+    for f in serious:
+        w.line(f"  {w.style(f['severity'], f['severity'])}: {f['code']}: {f['message']}")
+    w.line()
+
+
+SECTIONS: dict[str, list[Callable[[_Writer, dict[str, Any]], None]]] = {
+    "summary": [_summary],
+    "handlers": [_handlers],
+    "sessions": [_sessions],
+    "files": [_files],
+    "check": [_findings],
+    "report": [_luo, _handlers, _sessions, _files, _pending, _flbs, _findings],
+}
+
+
+def render_text(doc: dict[str, Any], command: str, notes: list[str], markdown: bool = False,
+                style: Callable[[str, str], str] = lambda text, severity: text) -> str:
+    w = _Writer(markdown, style)
+    _header(w, doc)
+    for section in SECTIONS[command]:
+        section(w, doc)
+    if command in ("check", "report"):
+        _errors(w, doc, notes)
+    return w.text()
