@@ -1,0 +1,280 @@
+"""luo-inspect, %luo and the commands/ scripts on the real fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+import click
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from luo_drgn import examples
+from luo_drgn.cli import main
+
+TOP = Path(__file__).resolve().parent.parent
+COMMANDS = ["summary", "handlers", "sessions", "files", "check", "report"]
+FORMATS = ["text", "json", "markdown"]
+KERNEL_ADDRESS = re.compile(r"0xffff[0-9a-f]{12}")
+SCHEMA = json.loads(resources.files("luo_drgn").joinpath("luo-inspect-1.schema.json")
+                    .read_text())
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def _entry(args: tuple[str, ...]) -> None:
+    """luo-inspect's entry function (main() maps findings to exit codes),
+    wrapped for click's CliRunner."""
+    sys.exit(main(list(args)))
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Run luo-inspect in-process; return (exit status, stdout and stderr)."""
+    result = CliRunner().invoke(_entry, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def example_paths(name: str) -> tuple[str, str]:
+    ex = examples.load(name)
+    return str(ex.core), str(ex.debug[0])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_every_format(command: str, fmt: str) -> None:
+    code, out = run("--example", "incoming", command, "--format", fmt)
+    assert code == 0, out
+    if fmt == "json":
+        doc = json.loads(out)
+        jsonschema.validate(doc, SCHEMA)
+        assert doc["target"]["kernel_release"] == "7.2.13"
+    elif fmt == "markdown":
+        assert out.startswith("# luo-inspect report: 7.2.13")
+    else:
+        assert "kernel:" in out and "7.2.13" in out
+
+
+@pytest.mark.parametrize("name", examples.fixture_names())
+def test_report_json_of_every_fixture(name: str) -> None:
+    code, out = run("--example", name, "--format", "json", "report")
+    doc = json.loads(out)
+    jsonschema.validate(doc, SCHEMA)
+    assert list(doc) == ["schema", "tool", "target", "luo", "handlers", "sessions",
+                         "pending_incoming", "flbs", "findings", "errors"]
+    expected = examples.load(name).manifest["expected"]
+    assert doc["luo"]["state"] == expected["luo_state"]
+    errors = [f for f in doc["findings"] if f["severity"] == "error"]
+    assert code == (1 if errors else 0)
+    if name.startswith("fault-"):
+        want = {f["code"] for f in expected["fault"]["expected_findings"]
+                if f["severity"] == "error"}
+        assert {f["code"] for f in errors} == want
+
+
+def test_json_values_are_normalised() -> None:
+    _, out = run("--example", "incoming", "--format", "json", "report")
+    doc = json.loads(out)
+    alpha = next(s for s in doc["sessions"] if s["name"] == "vm-alpha")
+    assert [f["token"] for f in alpha["files"]] == [0x100, 0x101, 0x102]
+    assert [f["retrieve_status"] for f in alpha["files"]] == [1, 1, 0]
+    assert alpha["files"][2]["file"] is None and alpha["files"][2]["refcount"] is None
+    assert alpha["files"][0]["holders"] == [{"pid": 1, "comm": "init", "fd": 6},
+                                            {"kind": "luo"}]
+    assert doc["luo"]["liveupdate_num"] == 1 and doc["luo"]["incoming"]["deserialized"]
+
+
+def test_files_session_filter() -> None:
+    _, out = run("--example", "outgoing", "files", "--session", "vm-beta", "--format", "json")
+    doc = json.loads(out)
+    assert [s["name"] for s in doc["sessions"]] == ["vm-beta"]
+    assert [f["token"] for f in doc["sessions"][0]["files"]] == [0x100, 0x200]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_redact_leaves_no_kernel_address(fmt: str) -> None:
+    code, plain = run("--example", "fault-bad-file-pointer", "report", "--format", fmt)
+    assert KERNEL_ADDRESS.search(plain) and "init" in plain
+    code, out = run("--example", "fault-bad-file-pointer", "--redact", "report", "--format", fmt)
+    assert code == 1
+    assert not KERNEL_ADDRESS.search(out), KERNEL_ADDRESS.search(out)
+    assert "<addr-1>" in out and "<comm-1>" in out
+    assert re.search(r"\binit\b", out) is None
+    if fmt == "json":
+        jsonschema.validate(json.loads(out), SCHEMA)
+
+
+def test_redaction_is_stable() -> None:
+    _, out = run("--example", "outgoing", "--redact", "--format", "json", "report")
+    doc = json.loads(out)
+    # One struct file, one placeholder, wherever it appears.
+    alpha0 = doc["sessions"][0]["files"][0]
+    assert alpha0["file"].startswith("<addr-")
+    assert all(h.get("comm") in (None, "<comm-1>") for h in alpha0["holders"])
+
+
+def test_output_file(tmp_path: Path) -> None:
+    dest = tmp_path / "report.md"
+    code, out = run("--example", "frozen", "report", "--format", "markdown", "-o", str(dest))
+    assert code == 0 and out == ""
+    text = dest.read_text()
+    assert "## Sessions" in text and "## Findings" in text and "## Errors" in text
+
+
+def test_exit_codes() -> None:
+    assert run("--example", "outgoing", "check")[0] == 0
+    assert run("--example", "fault-duplicate-token", "check")[0] == 1
+    assert run("--example", "no-luo", "check")[0] == 0  # info only
+    assert run("--example", "nonexistent", "check")[0] == 2
+
+
+def test_whole_fault_vmcore_as_a_user_has_it() -> None:
+    core, debug = example_paths("fault-leaked-reference")
+    code, out = run("-c", core, "-s", debug, "check", "--format", "json")
+    assert code == 1
+    (leak,) = [f for f in json.loads(out)["findings"] if f["code"] == "leaked-file-reference"]
+    assert leak["session"] == "vm-beta" and leak["token"] == 0x200
+
+
+# -- bad inputs: exit 2 and one line --------------------------------------------
+
+
+def bad(tmp_path: Path, what: str) -> list[str]:
+    core, debug = example_paths("outgoing")
+    other_debug = example_paths("no-luo")[1]
+    if what == "missing":
+        return ["-c", str(tmp_path / "nope"), "-s", debug]
+    if what == "directory":
+        return ["-c", str(tmp_path), "-s", debug]
+    if what == "empty":
+        (tmp_path / "empty").write_bytes(b"")
+        return ["-c", str(tmp_path / "empty"), "-s", debug]
+    if what == "random":
+        (tmp_path / "random").write_bytes(os.urandom(65536))
+        return ["-c", str(tmp_path / "random"), "-s", debug]
+    if what == "truncated":
+        with open(core, "rb") as f:
+            (tmp_path / "truncated").write_bytes(f.read(1 << 20))
+        return ["-c", str(tmp_path / "truncated"), "-s", debug]
+    if what == "other-build":
+        return ["-c", core, "-s", other_debug]
+    if what == "no-debuginfo":
+        return ["-c", core]
+    if what == "missing-symbols":
+        return ["-c", core, "-s", str(tmp_path / "vmlinux")]
+    raise AssertionError(what)
+
+
+BAD = {
+    "missing": "no such file",
+    "directory": "is a directory",
+    "empty": "empty file",
+    "random": "not a kernel vmcore",
+    "truncated": "truncated or damaged",
+    "other-build": "not for this kernel",
+    "no-debuginfo": "no debug info found",
+    "missing-symbols": "no such debug info file",
+}
+
+
+@pytest.mark.parametrize("what", sorted(BAD))
+def test_bad_input(tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEBUGINFOD_URLS", "")  # no network lookups for missing debug info
+    proc = subprocess.run([sys.executable, "-m", "luo_drgn", *bad(tmp_path, what), "report"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("luo-inspect: ")
+    assert BAD[what] in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("gcore") is None, reason="gcore (gdb) not installed")
+def test_userspace_core(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        subprocess.run(["gcore", "-o", str(tmp_path / "core"), str(sleeper.pid)],
+                       check=True, capture_output=True, timeout=60)
+    finally:
+        sleeper.kill()
+    (ucore,) = tmp_path.glob("core.*")
+    code, out = run("-c", str(ucore), "-s", example_paths("outgoing")[1])
+    assert code == 2 and "userspace core dump" in out
+
+
+# -- the real executables -----------------------------------------------------------
+
+
+def test_luo_inspect_executable() -> None:
+    exe = shutil.which("luo-inspect")
+    assert exe is not None, "the package is not installed (pip install -e .)"
+    proc = subprocess.run([exe, "--example", "incoming", "report"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "vm-gamma" in proc.stdout and "not-retrieved" in proc.stdout
+
+
+def drgn_run(core: str, debug: str, *args: str, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("drgn")
+    assert exe is not None
+    return subprocess.run([exe, "-q", "-c", core, "-s", debug, *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_commands_scripts_through_drgn(command: str) -> None:
+    core, debug = example_paths("fault-duplicate-token")
+    proc = drgn_run(core, debug, str(TOP / "commands" / f"luo_{command}.py"), "--format", "json")
+    doc = json.loads(proc.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["target"]["kernel_release"] == "7.2.13"
+    if command in ("check", "report", "summary"):
+        assert proc.returncode == 1
+        assert [f["code"] for f in doc["findings"] if f["severity"] == "error"] == [
+            "duplicate-token"]
+
+
+PLUGIN_PROBE = """
+from drgn.commands import run_command
+snap = run_command(prog, "luo check --format json > /dev/null")
+print("RESULT", type(snap).__name__, sorted({f.code for f in snap.findings}))
+"""
+
+
+def test_plugin_through_its_entry_point() -> None:
+    """drgn loads the plugin from the installed entry point (not an import
+    by the test) and %luo returns the snapshot."""
+    core, debug = example_paths("fault-duplicate-token")
+    proc = drgn_run(core, debug, "-e", PLUGIN_PROBE)
+    assert "RESULT Snapshot ['duplicate-token']" in proc.stdout, proc.stderr
+
+
+def test_plugin_can_be_disabled() -> None:
+    core, debug = example_paths("outgoing")
+    proc = drgn_run(core, debug, "-e", PLUGIN_PROBE, env={"DRGN_DISABLE_PLUGINS": "luo"})
+    assert "RESULT" not in proc.stdout and "luo" in proc.stderr
+
+
+def test_plugin_rejects_target_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from luo_drgn.cli import run_in_drgn
+    prog = examples.load("outgoing").program()
+    snap, status = run_in_drgn(prog, ["-c", "/x", "check"])
+    assert snap is None and status == 2
+    assert "inspects the program of this drgn session" in capsys.readouterr().err
+    snap, status = run_in_drgn(prog, ["sessions", "--format", "json"])
+    assert status == 0 and [s.name for s in snap.sessions] == [
+        "vm-alpha", "vm-beta", "vm-gamma", "empty"]
+
+
+def test_python_dash_m_and_help() -> None:
+    proc = subprocess.run([sys.executable, "-m", "luo_drgn", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "report" in proc.stdout and "--redact" in proc.stdout
+
