@@ -55,7 +55,8 @@ class State:
             ex = examples.load(self.example)
             self.prog, self.target = open_target(str(ex.core), [str(p) for p in ex.debug])
             examples.apply_writes(self.prog, ex.writes)
-            self.target.path = f"example {self.example} ({ex.root})"
+            self.target.path = f"example {self.example}: {ex.sources[0]}"
+            self.target.debuginfo = ex.sources[1:]
         else:
             self.prog, self.target = open_target(self.core, self.symbols,
                                                  quiet=not self.verbose)

@@ -64,6 +64,8 @@ class Example:
     core: Path
     debug: list[Path]
     writes: list[dict[str, Any]] = field(default_factory=list)
+    # The committed files, as a report names them (not the cache copies).
+    sources: list[str] = field(default_factory=list)
 
     def program(self) -> Program:
         """A drgn Program on this fixture, fault writes applied."""
@@ -91,15 +93,25 @@ def load(name: str, root: Path | None = None) -> Example:
     manifest = json.loads(mpath.read_text())
     writes: list[dict[str, Any]] = []
     if manifest.get("vmcore"):
-        core = decompressed(root / name / manifest["vmcore"])
+        core_src = root / name / manifest["vmcore"]
     else:
         # Stored as the base state plus the writes made in the guest.
         base = json.loads((root / manifest["base"] / "manifest.json").read_text())
-        core = decompressed(root / manifest["base"] / base["vmcore"])
+        core_src = root / manifest["base"] / base["vmcore"]
         writes = manifest["expected"]["fault"]["writes"]
-    kernel = DATA / "kernel" / manifest["made"]["kernel"]
-    debug = [decompressed(kernel / "vmlinux.debug.xz")]
-    return Example(name, root / name, manifest, core, debug, writes)
+    debug_src = DATA / "kernel" / manifest["made"]["kernel"] / "vmlinux.debug.xz"
+    return Example(name, root / name, manifest, decompressed(core_src),
+                   [decompressed(debug_src)], writes,
+                   [_shown(core_src) + (" + recorded writes" if writes else ""),
+                    _shown(debug_src)])
+
+
+def _shown(path: Path) -> str:
+    """A committed file's path relative to the checkout, where it is in one."""
+    try:
+        return str(path.relative_to(_CHECKOUT))
+    except ValueError:
+        return str(path)
 
 
 def apply_writes(prog: Program, writes: list[dict[str, Any]]) -> None:

@@ -1,0 +1,36 @@
+"""The README stays true: its report is the tool's real output, and CI runs
+its test command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parent.parent
+README = (TOP / "README.md").read_text()
+
+
+def _tool_line_free(text: str) -> str:
+    # The tool line names the installed drgn's version, which pip may move.
+    return re.sub(r"^tool: .*$", "tool: -", text, flags=re.M)
+
+
+def test_readme_report_is_real_output() -> None:
+    block = README.split("<!-- report:begin -->\n", 1)[1].split("<!-- report:end -->", 1)[0]
+    lines = block.strip().splitlines()
+    assert lines[0] == "```" and lines[-1] == "```"
+    assert lines[1] == "$ luo-inspect --example incoming report"
+    shown = "\n".join(lines[2:-1]) + "\n"
+    real = subprocess.run([sys.executable, "-m", "luo_drgn", "--example", "incoming", "report"],
+                          capture_output=True, text=True, timeout=120, cwd=TOP).stdout
+    assert _tool_line_free(shown) == _tool_line_free(real)
+
+
+def test_ci_runs_the_readme_commands() -> None:
+    setup = README.split("## Set-up", 1)[1].split("```", 2)[1].strip().splitlines()
+    assert len(setup) == 2
+    assert setup[0].endswith("luo-inspect --example incoming report")
+    ci = (TOP / ".ci" / "run").read_text()
+    assert setup[1] in ci.splitlines()
