@@ -165,49 +165,32 @@ def _result(result: Any, **kwargs: Any) -> Any:
     return result
 
 
-def _subcommand(name: str, help: str, *options: Callable[..., Any]) -> Callable[..., Any]:
-    """A command taking the output options (and ``options``), run on the
-    invocation's State."""
-    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(state: State, fmt: Optional[str], output: Optional[str],
-                    redact: Optional[bool], **kwargs: Any) -> Any:
-            _merge(state, fmt, output, redact)
-            return fn(state, **kwargs)
-        for option in options:
-            wrapper = option(wrapper)
-        return cli.command(name=name, help=help)(output_options(click.pass_obj(wrapper)))
-    return deco
+REPORT_COMMANDS = {
+    "summary": "LUO state and what is wrong, in a few lines (the default).",
+    "handlers": "Registered file handlers.",
+    "sessions": "Outgoing and incoming sessions.",
+    "files": "Preserved files, with who holds each one.",
+    "check": "Run the checks: findings, walk errors, notes.",
+    "report": "Everything, for a bug report.",
+}
 
 
-@_subcommand("summary", "LUO state and what is wrong, in a few lines (the default).")
-def _summary(state: State) -> Snapshot:
-    return _emit(state, "summary")
+def _report_command(name: str, help: str) -> None:
+    """Register a command that inspects the target and prints section
+    ``name``; it takes the output options (and files, --session)."""
+    def run_command(state: State, fmt: Optional[str], output: Optional[str],
+                    redact: Optional[bool], session: Optional[str] = None) -> Snapshot:
+        _merge(state, fmt, output, redact)
+        return _emit(state, name, session)
+
+    fn = output_options(click.pass_obj(run_command))
+    if name == "files":
+        fn = click.option("--session", metavar="NAME", help="only this session's files")(fn)
+    cli.command(name=name, help=help)(fn)
 
 
-@_subcommand("handlers", "Registered file handlers.")
-def _handlers(state: State) -> Snapshot:
-    return _emit(state, "handlers")
-
-
-@_subcommand("sessions", "Outgoing and incoming sessions.")
-def _sessions(state: State) -> Snapshot:
-    return _emit(state, "sessions")
-
-
-@_subcommand("files", "Preserved files, with who holds each one.",
-             click.option("--session", metavar="NAME", help="only this session's files"))
-def _files(state: State, session: Optional[str]) -> Snapshot:
-    return _emit(state, "files", session)
-
-
-@_subcommand("check", "Run the checks: findings, walk errors, notes.")
-def _check(state: State) -> Snapshot:
-    return _emit(state, "check")
-
-
-@_subcommand("report", "Everything, for a bug report.")
-def _report(state: State) -> Snapshot:
-    return _emit(state, "report")
+for _name, _help in REPORT_COMMANDS.items():
+    _report_command(_name, _help)
 
 
 @cli.command(name="shell")

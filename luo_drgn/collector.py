@@ -23,6 +23,7 @@ from .model import (
 from .walk import WalkError
 
 T = TypeVar("T")
+LIVE_ATTEMPTS = 3
 Progress = Optional[Callable[[str], None]]
 
 
@@ -290,4 +291,17 @@ def collect(prog: Program, target: Target, progress: Progress = None,
     :param accounting: whether to find who holds each file (one pass over
         every task's fds and mappings)
     """
-    return _Collector(prog, target, progress, accounting).run()
+    # Live memory changes while it is read: a list that moved under the walk
+    # shows up as a walk error, so a live target is read again, a bounded
+    # number of times, until one read is consistent.
+    attempts = LIVE_ATTEMPTS if target.kind == "live" else 1
+    for attempt in range(1, attempts + 1):
+        snap = _Collector(prog, target, progress, accounting).run()
+        if not snap.errors:
+            break
+    if attempt > 1:
+        snap.notes.append(
+            f"live kernel read {attempt} times: " + (
+                "the last read was consistent" if not snap.errors else
+                "every read met changing data; the errors are the last read's"))
+    return snap

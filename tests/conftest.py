@@ -69,14 +69,18 @@ def only(predicate):  # type: ignore[no-untyped-def]
     return deco
 
 
-@pytest.fixture(scope="session")
-def fresh_root() -> Path:
+def require_qemu(what: str) -> None:
+    """Skip loudly without QEMU; under CI, fail: QEMU is part of the set-up."""
     if shutil.which("qemu-system-x86_64") is None:
-        msg = ("QEMU is not installed, so the fixtures were NOT regenerated and the fresh/* "
-               "tests did not run (apt-get install qemu-system-x86)")
+        msg = f"QEMU is not installed, so {what} did NOT run (apt-get install qemu-system-x86)"
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def fresh_root() -> Path:
+    require_qemu("the fixtures were not regenerated and the fresh/* tests")
     root = examples.cache_dir() / "fresh"
     shutil.rmtree(root, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "vmcores", "vmcores", *FRESH_RUNS,

@@ -136,26 +136,29 @@ class Guest:
     def __init__(
         self,
         kernel: Path,
-        initrd: Path,
+        initrd: Path | None,
         cmdline: str,
         memory_mb: int = 256,
         start_paused: bool = False,
         extra_args: list[str] | None = None,
+        cpus: int = 1,
     ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="luo-guest-"))
         self.qmp_path = str(self.dir / "qmp.sock")
         self.gdb_path = str(self.dir / "gdb.sock")
         args = [
-            qemu_binary(), "-accel", "tcg", "-m", f"{memory_mb}M", "-smp", "1",
+            qemu_binary(), "-accel", "tcg", "-m", f"{memory_mb}M", "-smp", str(cpus),
             "-nodefaults", "-no-user-config", "-display", "none",
             "-monitor", "none", "-serial", "stdio", "-no-reboot",
-            "-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline,
+            "-kernel", str(kernel), "-append", cmdline,
             # vmcoreinfo lets drgn read QEMU's ELF dumps.
             "-device", "vmcoreinfo",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-chardev", f"socket,id=gdb0,path={self.gdb_path},server=on,wait=off",
             "-gdb", "chardev:gdb0",
         ]
+        if initrd is not None:
+            args += ["-initrd", str(initrd)]
         if start_paused:
             args.append("-S")
         args += extra_args or []
@@ -205,6 +208,19 @@ class Guest:
                 raise GuestError(f"QEMU exited before {marker!r}:\n" + self.tail())
             if line.startswith(marker):
                 return line
+
+    def wait_exit(self, timeout: float) -> None:
+        """Wait for QEMU to exit (the guest panicked, with -no-reboot)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GuestError(f"the guest did not end within {timeout:.0f} s:\n" + self.tail())
+            try:
+                if self._lines.get(timeout=remaining) is None:
+                    return
+            except queue.Empty:
+                continue
 
     def tail(self, n: int = 30) -> str:
         return "\n".join(self.console[-n:])

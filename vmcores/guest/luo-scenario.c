@@ -10,7 +10,10 @@
  * The scenario comes from the kernel command line (unknown key=value boot
  * parameters reach PID 1 as environment variables):
  *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo
+ *                (initramfs fixtures) or live|churn (live mode, started by
+ *                an init script on the host's root over 9p)
  *   luo_phase=1 (before the kexec) or 2 (after it)
+ *   luo_kernel=PATH: the kernel to kexec into, without an initrd (live)
  *
  * When the state to capture is reached the driver prints "@@LUO-READY name"
  * and sleeps; the runner dumps guest memory then.
@@ -34,6 +37,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef KEXEC_FILE_NO_INITRAMFS
+#define KEXEC_FILE_NO_INITRAMFS 0x00000004
+#endif
 
 static void emit(const char *fmt, ...)
 {
@@ -282,8 +289,9 @@ static int kexec_next(const char *next_phase)
 	char next[2200];
 	int fd = open("/proc/cmdline", O_RDONLY);
 	ssize_t n = read(fd, cmdline, sizeof(cmdline) - 1);
-	int kernel_fd = open("/kernel", O_RDONLY);
-	int initrd_fd = open("/initrd.img", O_RDONLY);
+	const char *kernel = getenv("luo_kernel");
+	int kernel_fd = open(kernel ? kernel : "/kernel", O_RDONLY);
+	int initrd_fd = kernel ? -1 : open("/initrd.img", O_RDONLY);
 	char *p;
 	long ret;
 
@@ -297,8 +305,10 @@ static int kexec_next(const char *next_phase)
 	if (p)
 		p[10] = next_phase[0];
 	snprintf(next, sizeof(next), "%s", cmdline);
+	/* Live mode boots the host's root over 9p: no initrd. */
 	ret = syscall(SYS_kexec_file_load, kernel_fd, initrd_fd,
-		      strlen(next) + 1, next, 0UL);
+		      strlen(next) + 1, next,
+		      initrd_fd < 0 ? KEXEC_FILE_NO_INITRAMFS : 0UL);
 	drop_kexec_images();
 	emit("{\"op\":\"kexec_load\",\"result\":\"%s\"}", ret ? errname(errno) : "OK");
 	if (ret)
@@ -383,6 +393,52 @@ static void build_incoming(int luo_fd)
 	finish(gamma, "vm-gamma");
 }
 
+static volatile sig_atomic_t go_on;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	go_on = 1;
+}
+
+/* Wait until the inspector ran (the init script sends SIGUSR1). */
+static void wait_for_go(void)
+{
+	signal(SIGUSR1, on_usr1);
+	while (!go_on)
+		pause();
+}
+
+/*
+ * churn: keep creating sessions, preserving memfds and closing them, so an
+ * inspector walking the lists meets them changing under it.  Runs until
+ * killed; logs only a count now and then (the state never settles).
+ */
+static void churn(int luo_fd)
+{
+	char name[64];
+
+	for (unsigned long round = 0;; round++) {
+		int fds[4], session;
+
+		snprintf(name, sizeof(name), "churn-%lu", round % 4);
+		session = -1;
+		if (luo_create_session(luo_fd, name, &session))
+			continue;
+		for (int i = 0; i < 4; i++) {
+			fds[i] = memfd_create("churn", 0);
+			if (ftruncate(fds[i], 4096 * (i + 1)) == 0)
+				luo_preserve_fd(session, fds[i], 0x1000 + i);
+		}
+		for (int i = 0; i < 4; i++)
+			close(fds[i]);
+		close(session);	/* unpreserves every file */
+		usleep(100);	/* leave the inspector some CPU */
+		if (round % 1000 == 0)
+			emit("{\"op\":\"churn\",\"pid\":%d,\"rounds\":%lu}", getpid(), round);
+	}
+}
+
 int main(void)
 {
 	const char *scenario = getenv("luo_scenario");
@@ -420,7 +476,16 @@ int main(void)
 	luo_fd = open_luo();
 	if (luo_fd < 0)
 		hang();
+	if (!strcmp(scenario, "churn")) {
+		ready(scenario);
+		churn(luo_fd);
+	}
 	build_outgoing(luo_fd);
+	if (!strcmp(scenario, "live")) {
+		/* The inspector runs in the guest; then the live update. */
+		ready(scenario);
+		wait_for_go();
+	}
 	if (!strcmp(scenario, "outgoing")) {
 		ready(scenario);
 		hang();

@@ -1,0 +1,97 @@
+"""Live mode: luo-inspect inside a LUO guest, against its own /proc/kcore.
+
+The guest runs the project's kernel with the host's root shared read-only
+over 9p, so the installed luo-inspect runs there as it would on a host.  The
+JSON it prints is compared with the ground truth the scenario driver logged,
+before the kexec and after the live update; a second guest keeps preserving
+and closing files while luo-inspect walks.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from conftest import require_qemu
+from test_collector import expected_holder_keys
+from vmcores import live, manifest
+
+INSPECT_TIMEOUT = 300  # seconds, per luo-inspect run inside the guest (TCG)
+
+
+@pytest.fixture(scope="module")
+def live_run() -> live.LiveRun:
+    require_qemu("the live-mode tests")
+    return live.run("live", inspect_timeout=INSPECT_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def churn_run() -> live.LiveRun:
+    require_qemu("the live-mode tests")
+    return live.run("churn", churn_runs=2, inspect_timeout=INSPECT_TIMEOUT)
+
+
+def console_before(run: live.LiveRun, tag: str) -> list[str]:
+    return run.console[:run.console.index(next(
+        line for line in run.console if line.startswith(f"@@LIVE-BEGIN {tag} ")))]
+
+
+def holder_keys(holders: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Holders of the JSON report, keyed like the manifest's."""
+    return expected_holder_keys([{**x, "vma": int(x["vma"], 16)} if "vma" in x else x
+                                 for x in holders])
+
+
+def assert_matches_ground_truth(doc: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert doc["target"]["kind"] == "live" and doc["target"]["path"] == "/proc/kcore"
+    assert doc["target"]["kernel_release"] == "7.2.13" and doc["target"]["layout"] == "7.2"
+    assert doc["luo"]["state"] == "enabled"
+    assert doc["luo"]["liveupdate_num"] == expected["liveupdate_num"]
+    assert doc["errors"] == []
+    assert [(s["direction"], s["name"]) for s in doc["sessions"]] == [
+        (s["direction"], s["name"]) for s in expected["sessions"]]
+    for got, want in zip(doc["sessions"], expected["sessions"]):
+        assert got["retrieved"] == want["retrieved"]
+        assert got["file_count"] == want["file_count"]
+        assert holder_keys(got["holders"]) == expected_holder_keys(want["holders"])
+        assert [f["token"] for f in got["files"]] == [f["token"] for f in want["files"]]
+        for f, w in zip(got["files"], want["files"]):
+            assert f["retrieve_status"] == w["retrieve_status"]
+            assert f["refcount"] == w["refcount"]
+            assert holder_keys(f["holders"]) == expected_holder_keys(w["holders"])
+    assert not [f for f in doc["findings"] if f["severity"] != "info"]
+
+
+def test_before_the_live_update(live_run: live.LiveRun) -> None:
+    rc, out, err = live_run.inspections["phase1"]
+    assert rc == 0, err
+    expected = manifest.expected_state(console_before(live_run, "phase1"), frozen=False)
+    assert expected["phase"] == 1 and len(expected["sessions"]) == 4
+    doc = json.loads(out)
+    assert_matches_ground_truth(doc, expected)
+    assert doc["luo"]["outgoing"]["frozen"] is False
+
+
+def test_after_the_live_update(live_run: live.LiveRun) -> None:
+    rc, out, err = live_run.inspections["phase2"]
+    assert rc == 0, err
+    expected = manifest.expected_state(console_before(live_run, "phase2"), frozen=False)
+    assert expected["phase"] == 2 and expected["liveupdate_num"] == 1
+    doc = json.loads(out)
+    assert_matches_ground_truth(doc, expected)
+    assert doc["luo"]["incoming"] == {"present": True, "deserialized": True, "session_count": 4}
+    codes = {(f["code"], f["session"], f["token"]) for f in doc["findings"]}
+    assert ("not-retrieved", "vm-alpha", 0x102) in codes
+
+
+def test_walks_survive_concurrent_change(churn_run: live.LiveRun) -> None:
+    assert sorted(churn_run.inspections) == ["churn-1", "churn-2"]
+    for tag, (rc, out, err) in churn_run.inspections.items():
+        assert rc in (0, 1), f"{tag}: exit {rc} (124 is a timeout): {err}"
+        assert "Traceback" not in err
+        doc = json.loads(out)
+        assert doc["target"]["kind"] == "live"
+        # Whatever it met, each run produced a report of the churn sessions.
+        assert all(s["name"].startswith("churn-") or s["name"] == "" for s in doc["sessions"])
