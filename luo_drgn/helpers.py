@@ -352,9 +352,15 @@ def for_each_preserved_file(prog: Program) -> Iterator[tuple[int, Object]]:
     preserved or retrieved file, keyed by the handler's ``get_id()`` (the
     inode for memfds) or the struct file pointer.
 
+    :raises WalkError: after :data:`MAX_SERIALIZED_ENTRIES` entries (a
+        corrupted tree can lead the walk back into itself)
     :return: Iterator of (index, ``struct file *``) tuples.
     """
-    for index, entry in xa_for_each(prog["luo_preserved_files"].address_of_()):
+    xa = prog["luo_preserved_files"].address_of_()
+    for n, (index, entry) in enumerate(xa_for_each(xa)):
+        if n >= MAX_SERIALIZED_ENTRIES:
+            raise WalkError("luo_preserved_files", xa.value_(),
+                            f"more than {MAX_SERIALIZED_ENTRIES} entries")
         yield index, cast("struct file *", entry)
 
 

@@ -26,7 +26,9 @@ from .model import Holder
 # An fd table larger than this is treated as garbage (the kernel's own
 # limit, sysctl fs.nr_open, is at most 2**30 but defaults to 2**20).
 MAX_FDS = 1 << 24
-MAX_TASKS = 1 << 22
+MAX_TASKS = 1 << 22  # pid_max can be at most 2**22
+# vm.max_map_count defaults to 65530; far above that, the tree is garbage.
+MAX_VMAS = 1 << 22
 
 
 @dataclass
@@ -39,6 +41,7 @@ class HolderScan:
     sessions: dict[int, list[Holder]] = field(default_factory=dict)
     luo_device: list[Holder] = field(default_factory=list)
     errors: list[tuple[str, str, Optional[int]]] = field(default_factory=list)
+    f_ops: dict[int, int] = field(default_factory=dict)  # struct file -> f_op
     tasks: int = 0
     fds: int = 0
 
@@ -126,7 +129,11 @@ def _scan_fd_table(prog: Program, files: Object, pid: int, comm: str,
         if not luo_fops:
             continue
         try:
-            f_op = int.from_bytes(prog.read(addr + f_op_offset, 8), "little")
+            f_op = scan.f_ops.get(addr)
+            if f_op is None:
+                # One read per distinct struct file, however many fds share it.
+                f_op = scan.f_ops[addr] = int.from_bytes(
+                    prog.read(addr + f_op_offset, 8), "little")
             if f_op not in luo_fops:
                 continue
             holder = Holder("fd", pid=pid, comm=comm, fd=fd)
@@ -142,7 +149,11 @@ def _scan_fd_table(prog: Program, files: Object, pid: int, comm: str,
 def _scan_mappings(mm: Object, pid: int, comm: str, wanted: set[int], scan: HolderScan,
                    record: Callable[[int, Holder], None]) -> None:
     try:
-        for vma in for_each_vma(mm):
+        for n, vma in enumerate(for_each_vma(mm)):
+            if n >= MAX_VMAS:
+                scan.errors.append((f"mappings of pid {pid}", f"more than {MAX_VMAS} VMAs",
+                                    mm.value_()))
+                return
             vm_file = vma.vm_file.value_()
             if vm_file and vm_file in wanted:
                 record(vm_file, Holder("vma", pid=pid, comm=comm, vma=vma.vm_start.value_()))

@@ -86,6 +86,17 @@ def test_after_the_live_update(live_run: live.LiveRun) -> None:
     assert ("not-retrieved", "vm-alpha", 0x102) in codes
 
 
+def test_luo_command_and_helpers_in_live_drgn(live_run: live.LiveRun) -> None:
+    """drgn attached to the live kernel: %luo (loaded through the plugin entry
+    point) and the helpers read the same sessions."""
+    expected = manifest.expected_state(console_before(live_run, "phase1"), frozen=False)
+    luo = live_run.marked("@@DRGN-LUO")
+    assert luo["kind"] == "live"
+    assert luo["sessions"] == [[s["direction"], s["name"], [f["token"] for f in s["files"]]]
+                               for s in expected["sessions"]]
+    assert live_run.marked("@@DRGN-HELPERS") == [s["name"] for s in expected["sessions"]]
+
+
 def test_walks_survive_concurrent_change(churn_run: live.LiveRun) -> None:
     assert sorted(churn_run.inspections) == ["churn-1", "churn-2"]
     for tag, (rc, out, err) in churn_run.inspections.items():
