@@ -40,11 +40,8 @@ class Layout:
     # 6.19.y/7.0: File-Lifecycle-Bound global objects.
     flb: bool = False
     serialize_rwsem: bool = False
-    # 7.2: luo_global.luo_ser_out; before it, an FDT (fdt_out/fdt_in).
-    luo_ser: bool = False
     # struct file: f_ref (file_ref_t, count - 1, 6.13+) or f_count.
     file_ref: bool = True
-    memfd_handler: bool = False
     differences: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -113,24 +110,14 @@ def _probe(prog: Program) -> Layout:
         flb=_has_symbol(prog, "luo_flb_global"),
     )
     generation, differences = _nearest(features)
-    luo_global_t = _global_type(prog)
     return Layout(
         present=True,
         generation=generation,
         serialize_rwsem=_has_symbol(prog, "luo_session_serialize_rwsem"),
-        luo_ser=_has_member(luo_global_t, "luo_ser_out"),
         file_ref=_has_member(_type(prog, "struct file"), "f_ref"),
-        memfd_handler=_has_symbol(prog, "memfd_luo_handler"),
         differences=differences,
         **features,  # type: ignore[arg-type]
     )
-
-
-def _global_type(prog: Program) -> Type | None:
-    try:
-        return prog["luo_global"].type_
-    except LookupError:
-        return None
 
 
 def _describe(feature: str, value: object) -> str:

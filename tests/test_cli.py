@@ -278,3 +278,13 @@ def test_python_dash_m_and_help() -> None:
                           text=True, timeout=60)
     assert proc.returncode == 0 and "report" in proc.stdout and "--redact" in proc.stdout
 
+
+
+def test_shell_has_the_helpers() -> None:
+    script = ('print("SESSIONS", [session_name(s) for s in for_each_session(prog)])\n'
+              'print("FINDINGS", [f.code for f in luo_snapshot().findings])\n')
+    proc = subprocess.run([sys.executable, "-m", "luo_drgn", "--example", "fault-duplicate-token",
+                           "shell"], input=script, capture_output=True, text=True, timeout=120,
+                          cwd=TOP)
+    assert "SESSIONS ['vm-alpha', 'vm-beta', 'vm-gamma', 'empty']" in proc.stdout
+    assert "FINDINGS ['duplicate-token']" in proc.stdout
