@@ -244,8 +244,7 @@ def check_flbs(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
 
 def check_walk_errors(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for e in snap.errors:
-        at = f" at {e.address:#x}" if e.address is not None else ""
-        yield Finding("corrupt-structure", ERROR, f"{e.where}: {e.message}{at}",
+        yield Finding("corrupt-structure", ERROR, f"{e.where}: {e.message}",
                       e.session, e.token, e.address)
 
 

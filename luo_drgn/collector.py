@@ -39,6 +39,8 @@ class _Collector:
 
     def error(self, where: str, message: str, address: Optional[int] = None,
               session: Optional[str] = None, token: Optional[int] = None) -> None:
+        if address is not None:
+            message += f" at {address:#x}"
         self.snap.errors.append(WalkErrorRecord(where, message, address, session, token))
 
     @contextlib.contextmanager
@@ -48,7 +50,8 @@ class _Collector:
         try:
             yield
         except WalkError as e:
-            self.error(where, f"{e.what}: {e.reason}", e.address, session, token)
+            # ``where`` names the list the walk was on (e.what says it again).
+            self.error(where, e.reason, e.address, session, token)
         except FaultError as e:
             self.error(where, f"memory fault: {e.message}", e.address, session, token)
         except Exception as e:  # noqa: BLE001 - never a traceback on a bad core

@@ -28,7 +28,7 @@ PROBE = """import json
 from drgn.commands import run_command
 from luo_drgn.helpers import for_each_session, session_name
 
-snap = run_command(prog, "luo sessions --format json -o /tmp/luo-sessions.json")
+snap = run_command(prog, "luo sessions --format json > /dev/null")
 print("@@DRGN-LUO " + json.dumps({
     "kind": snap.target.kind,
     "sessions": [[s.direction, s.name, [f.token for f in s.files]] for s in snap.sessions]}))
@@ -40,27 +40,29 @@ INIT = """#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
-export HOME=/tmp PYTHONDONTWRITEBYTECODE=1 DEBUGINFOD_URLS=
+mount -t tmpfs scratch {scratch}
+export HOME={scratch} TMPDIR={scratch} PYTHONDONTWRITEBYTECODE=1 DEBUGINFOD_URLS=
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 phase=$(sed -n 's/.*luo_phase=\\([0-9]\\).*/\\1/p' /proc/cmdline)
 
 inspect() {{
-    timeout {inspect_timeout} {inspect} > /tmp/out.json 2> /tmp/err.txt
+    timeout {inspect_timeout} {inspect} > {scratch}/out.json 2> {scratch}/err.txt
     rc=$?
     echo "@@LIVE-BEGIN $1 rc=$rc"
-    cat /tmp/out.json
+    cat {scratch}/out.json
     echo "@@LIVE-STDERR"
-    cat /tmp/err.txt
+    cat {scratch}/err.txt
     echo "@@LIVE-END $1"
 }}
 
-({driver} 2>&1 | tee /tmp/driver.log) &
+({driver} 2>&1 | tee {scratch}/driver.log) &
+driver_job=$!
 i=0
-until grep -q '^@@LUO-READY' /tmp/driver.log 2>/dev/null; do
+until grep -q '^@@LUO-READY' {scratch}/driver.log 2>/dev/null; do
+    kill -0 $driver_job 2>/dev/null || {{ echo "@@LIVE-FAIL the driver exited"; exit 1; }}
     sleep 0.2; i=$((i + 1)); [ $i -lt 1500 ] || {{ echo "@@LIVE-FAIL no ready marker"; exit 1; }}
 done
-pid=$(sed -n 's/.*"op":"start","pid":\\([0-9]*\\).*/\\1/p' /tmp/driver.log | head -n 1)
+pid=$(sed -n 's/.*"op":"start","pid":\\([0-9]*\\).*/\\1/p' {scratch}/driver.log | head -n 1)
 
 if [ "$luo_scenario" = churn ]; then
     for n in $(seq 1 {churn_runs}); do inspect churn-$n; done
@@ -69,7 +71,7 @@ fi
 inspect phase$phase
 if [ "$phase" = 1 ]; then
     # %luo and the helpers in drgn attached to the live kernel.
-    timeout {inspect_timeout} {drgn} -q -s {debug} {probe} 2> /tmp/drgn.err
+    timeout {inspect_timeout} {drgn} -q -s {debug} {probe} 2> {scratch}/drgn.err
     kill -USR1 "$pid"   # the driver kexecs into phase 2
     sleep 600
 fi
@@ -106,6 +108,18 @@ def _parse(console: list[str]) -> dict[str, tuple[int, str, str]]:
     return out
 
 
+def scratch_mountpoint() -> str:
+    """A directory of the host's root to mount the guest's tmpfs on: one
+    that hides nothing the guest needs (the checkout, the cache, Python)."""
+    needed = [Path(p).resolve() for p in (paths.TOP, paths.cache_dir(), sys.prefix,
+                                          sys.base_prefix, shutil.which("drgn") or "/")]
+    for candidate in ("/run", "/mnt", "/media", "/srv", "/opt", "/tmp"):
+        c = Path(candidate)
+        if c.is_dir() and not any(p == c or c in p.parents for p in needed):
+            return candidate
+    raise RuntimeError("no directory to mount the guest's scratch tmpfs on")
+
+
 def run(scenario: str, timeout: float = 900.0, churn_runs: int = 3,
         inspect_timeout: int = 300, memory_mb: int = 1024) -> LiveRun:
     """Boot a live-mode guest for ``scenario`` (``live`` or ``churn``)."""
@@ -119,7 +133,8 @@ def run(scenario: str, timeout: float = 900.0, churn_runs: int = 3,
     probe.write_text(PROBE)
     drgn = shutil.which("drgn") or f"{sys.executable} -m drgn"
     init = work / f"init-{scenario}.sh"
-    init.write_text(INIT.format(driver=shlex.quote(str(driver)), inspect=inspect,
+    init.write_text(INIT.format(scratch=scratch_mountpoint(), driver=shlex.quote(str(driver)),
+                                inspect=inspect,
                                 inspect_timeout=inspect_timeout, churn_runs=churn_runs,
                                 drgn=drgn, debug=shlex.quote(str(debug)),
                                 probe=shlex.quote(str(probe))))

@@ -8,9 +8,11 @@ never fight over TCP ports.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -28,6 +30,13 @@ def qemu_binary() -> str:
     if path is None:
         raise GuestError("qemu-system-x86_64 not found (Debian package qemu-system-x86)")
     return path
+
+
+def _die_with_parent() -> None:
+    """In the QEMU child: be killed when the runner dies, killed or not, so
+    no guest outlives an interrupted run."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class QMP:
@@ -166,7 +175,7 @@ class Guest:
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._pump, daemon=True).start()
         self.qmp = self._connect(QMP, self.qmp_path)
