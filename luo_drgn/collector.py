@@ -76,6 +76,9 @@ class _Collector:
             snap.luo = LuoState("absent", "kernel built without CONFIG_LIVEUPDATE "
                                           "(no luo_session_global in its debug info)")
             return snap
+        # If luo_global itself cannot be read, walk the rest anyway: the
+        # error says why the state is a guess.
+        snap.luo = LuoState("enabled", "luo_global could not be read")
         with self.guard("luo_global"):
             if not h.luo_enabled(prog):
                 snap.luo = LuoState("disabled", self.disabled_reason())

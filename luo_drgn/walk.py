@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterator, Union
 
-from drgn import FaultError, Object, container_of
+from drgn import FaultError, Object, Type, container_of
 
 # Generous enough for tens of thousands of preserved files per session, small
 # enough that a walk over garbage ends in well under a second.
@@ -75,7 +75,7 @@ def list_nodes(head: Object, what: str, limit: int = DEFAULT_LIMIT,
         node = nxt
 
 
-def list_entries(head: Object, type: Union[str, "drgn.Type"], member: str,  # noqa: F821
+def list_entries(head: Object, type: Union[str, Type], member: str,
                  what: str, limit: int = DEFAULT_LIMIT) -> Iterator[Object]:
     """
     Like drgn's ``list_for_each_entry``, bounded (see :func:`list_nodes`).
