@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import drgn
-import pytest
 
 from conftest import only
 from luo_drgn import helpers as h
 from luo_drgn.layout import luo_layout
 from luo_drgn.model import Holder, Snapshot
-from test_vmcores import has_sessions, is_fault
+from test_vmcores import has_sessions
 
 
 def holder_keys(holders: list[Holder]) -> list[tuple[Any, ...]]:

@@ -2,9 +2,9 @@
 
 Two kernels are built from one source tree with out-of-tree build
 directories: ``luo`` (``kernel/base.config`` and ``kernel/live.config`` over
-tinyconfig) and ``no-luo`` (``base.config`` and ``no-luo.config``).  What is committed of each is the
-bzImage and the reduced, xz'd debug info, so vmcores can be regenerated
-without a kernel build.
+tinyconfig) and ``no-luo`` (``base.config`` and ``no-luo.config``).  What is
+committed of each is the bzImage and the reduced, xz'd debug info, so
+vmcores can be regenerated without a kernel build.
 """
 
 from __future__ import annotations

@@ -194,9 +194,9 @@ class Guest:
         while True:
             try:
                 return cls(path)
-            except (FileNotFoundError, ConnectionRefusedError):
+            except (FileNotFoundError, ConnectionRefusedError) as e:
                 if time.monotonic() > deadline:
-                    raise GuestError(f"QEMU did not open {path}")
+                    raise GuestError(f"QEMU did not open {path}") from e
                 time.sleep(0.05)
 
     def gdb(self) -> GdbStub:
