@@ -105,12 +105,9 @@ def _merge(state: State, fmt: Optional[str], output: Optional[str],
 
 def _emit(state: State, command: str, session: Optional[str] = None) -> Snapshot:
     snap = state.inspect()
-    redactor = Redactor() if state.redact else None
     doc = document(snap)
-    notes = list(snap.notes)
-    if redactor is not None:
-        doc = redactor.redact(doc)
-        notes = [redactor.text(n) for n in notes]
+    if state.redact:
+        doc = Redactor().redact(doc)
     part = select(doc, command, session)
     to_terminal = state.output is None and sys.stdout.isatty()
     if state.fmt == "json":
@@ -118,7 +115,7 @@ def _emit(state: State, command: str, session: Optional[str] = None) -> Snapshot
     else:
         style = ((lambda t, sev: click.style(t, fg=SEVERITY_COLORS.get(sev)))
                  if to_terminal and state.fmt == "text" else (lambda t, sev: t))
-        text = render_text(part, command, notes, markdown=state.fmt == "markdown", style=style)
+        text = render_text(part, command, markdown=state.fmt == "markdown", style=style)
     if state.output is not None:
         Path(state.output).write_text(text)
     else:

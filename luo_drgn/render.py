@@ -31,6 +31,8 @@ PARTS: dict[str, tuple[str, ...]] = {
     "report": TOP_LEVEL[3:],
 }
 ADDRESS_KEYS = {"address", "ops", "file", "serialized_data", "data", "vma"}
+TEXT_KEYS = ("message", "where", "notes")  # free text that may quote addresses
+TEXT_ONLY = "text_only"
 LIVE_WARNING = ("live kernel: memory changed while it was read, so the data may be "
                 "inconsistent")
 
@@ -95,12 +97,16 @@ def document(snap: Snapshot) -> dict[str, Any]:
                       "session": f.session, "token": f.token, "address": _hex(f.address)}
                      for f in snap.findings],
         "errors": [{"where": e.where, "message": e.message} for e in snap.errors],
+        # Shown by the text and Markdown reports only: the luo-inspect/1
+        # schema has no place for them.
+        TEXT_ONLY: {"notes": list(snap.notes),
+                    "luo_device_holders": [_holder(x) for x in snap.luo_device_holders]},
     }
 
 
 def select(doc: dict[str, Any], command: str, session: Optional[str] = None) -> dict[str, Any]:
     """The relevant part of ``doc`` for one command."""
-    out = {k: doc[k] for k in ("schema", "tool", "target")}
+    out = {k: doc[k] for k in ("schema", "tool", "target", TEXT_ONLY)}
     for k in PARTS[command]:
         out[k] = doc[k]
     if session is not None and "sessions" in out:
@@ -149,7 +155,7 @@ class Redactor:
             return self.address(node)
         if key == "comm":
             return self.comm(node)
-        if key in ("message", "where"):
+        if key in TEXT_KEYS:
             # Addresses quoted in messages; tokens and small numbers are
             # not addresses and stay.
             return self.text(node)
@@ -162,7 +168,7 @@ class Redactor:
     def redact(self, doc: dict[str, Any]) -> dict[str, Any]:
         self._collect(doc)
         # Addresses that only appear inside messages (e.g. list nodes).
-        for text in _strings(doc, ("message", "where")):
+        for text in _strings(doc, TEXT_KEYS):
             for m in _HEX.finditer(text):
                 if len(m.group()) >= 10:  # 32 bits and more: an address
                     self.address(m.group())
@@ -175,6 +181,8 @@ def _strings(node: Any, keys: tuple[str, ...]) -> list[str]:
         for k, v in node.items():
             if k in keys and isinstance(v, str):
                 out.append(v)
+            elif k in keys and isinstance(v, list):
+                out += [x for x in v if isinstance(x, str)]
             else:
                 out += _strings(v, keys)
     elif isinstance(node, list):
@@ -191,7 +199,7 @@ def redact(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_json(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2) + "\n"
+    return json.dumps({k: v for k, v in doc.items() if k != TEXT_ONLY}, indent=2) + "\n"
 
 
 def _holders_text(holders: list[dict[str, Any]]) -> str:
@@ -289,6 +297,8 @@ def _luo(w: _Writer, doc: dict[str, Any]) -> None:
             ["outgoing sessions", f"{_v(o['session_count'])}, frozen: {_v(o['frozen'])}"],
             ["incoming", f"present: {_v(i['present'])}, deserialized: "
                          f"{_v(i['deserialized'])}, sessions: {_v(i['session_count'])}"],
+            ["/dev/liveupdate held by",
+             _holders_text(doc[TEXT_ONLY]["luo_device_holders"]) or "-"],
         ]
     w.fields(rows)
 
@@ -342,7 +352,8 @@ def _findings(w: _Writer, doc: dict[str, Any]) -> None:
              for f in doc["findings"]])
 
 
-def _errors(w: _Writer, doc: dict[str, Any], notes: list[str]) -> None:
+def _errors(w: _Writer, doc: dict[str, Any]) -> None:
+    notes = doc[TEXT_ONLY]["notes"]
     w.heading("Errors")
     if doc["errors"]:
         w.table(["where", "message"], [[e["where"], e["message"]] for e in doc["errors"]])
@@ -378,12 +389,12 @@ SECTIONS: dict[str, list[Callable[[_Writer, dict[str, Any]], None]]] = {
 }
 
 
-def render_text(doc: dict[str, Any], command: str, notes: list[str], markdown: bool = False,
+def render_text(doc: dict[str, Any], command: str, markdown: bool = False,
                 style: Callable[[str, str], str] = lambda text, severity: text) -> str:
     w = _Writer(markdown, style)
     _header(w, doc)
     for section in SECTIONS[command]:
         section(w, doc)
     if command in ("check", "report"):
-        _errors(w, doc, notes)
+        _errors(w, doc)
     return w.text()

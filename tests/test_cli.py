@@ -288,3 +288,12 @@ def test_shell_has_the_helpers() -> None:
                           cwd=TOP)
     assert "SESSIONS ['vm-alpha', 'vm-beta', 'vm-gamma', 'empty']" in proc.stdout
     assert "FINDINGS ['duplicate-token']" in proc.stdout
+
+
+def test_text_shows_who_holds_dev_liveupdate() -> None:
+    expected = examples.load("outgoing").manifest["expected"]["luo_device_holders"]
+    want = ", ".join(f"{x['pid']}/init fd {x['fd']}" for x in expected)
+    _, out = run("--example", "outgoing", "summary")
+    assert f"/dev/liveupdate held by:       {want}" in out
+    _, out = run("--example", "outgoing", "report", "--format", "json")
+    assert "text_only" not in json.loads(out)
