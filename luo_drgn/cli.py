@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -42,7 +42,6 @@ class State:
     verbose: bool = False
     in_drgn: bool = False
     snapshot: Optional[Snapshot] = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def open(self) -> tuple[Program, Target]:
         if self.prog is not None:

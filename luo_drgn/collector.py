@@ -32,6 +32,7 @@ class _Collector:
                  accounting: bool) -> None:
         self.prog = prog
         self.accounting = accounting
+        self.handler_objects: list[Object] = []  # struct liveupdate_file_handler *
         self.snap = Snapshot(target=target)
         self.progress = progress or (lambda msg: None)
 
@@ -99,10 +100,8 @@ class _Collector:
             with self.guard("serialized outgoing sessions"):
                 snap.serialized_outgoing = self.collect_serialized(
                     h.for_each_serialized_session(prog, "outgoing"))
+        if snap.luo.frozen is not None:
             self.mark_frozen_files()
-        elif snap.luo.frozen is False:
-            for f in self.outgoing_files():
-                f.frozen = False
         with self.guard("pending incoming sessions"):
             snap.pending_incoming = self.collect_serialized(
                 h.for_each_pending_incoming_session(prog))
@@ -141,6 +140,7 @@ class _Collector:
 
     def collect_handlers(self) -> None:
         handlers, _ = self.drain(h.for_each_file_handler(self.prog), "luo_file_handler_list")
+        self.handler_objects = handlers
         for fh in handlers:
             with self.guard(f"file handler at {fh.value_():#x}"):
                 self.snap.handlers.append(
@@ -233,12 +233,9 @@ class _Collector:
                                e.data.value_()) for e in entries]))
         return out
 
-    def outgoing_files(self) -> Iterator[PreservedFile]:
-        for s in self.snap.sessions:
-            if s.direction == "outgoing":
-                yield from s.files
-
     def mark_frozen_files(self) -> None:
+        """An outgoing file is frozen when its entry was serialized (none
+        are before the freeze)."""
         written = {(s.name, f.token) for s in self.snap.serialized_outgoing for f in s.files}
         for s in self.snap.sessions:
             if s.direction == "outgoing":
@@ -248,8 +245,8 @@ class _Collector:
     def collect_flbs(self) -> None:
         flbs, _ = self.drain(h.for_each_flb(self.prog), "luo_flb_global.list")
         users: dict[int, list[str]] = {}
-        for fh in h.for_each_file_handler(self.prog):
-            for flb in h.flb_handlers(fh):
+        for fh in self.handler_objects:
+            for flb in h.handler_flbs(fh):
                 users.setdefault(flb.value_(), []).append(h.handler_compatible(fh))
         for flb in flbs:
             out, inc = h.flb_counts(flb)

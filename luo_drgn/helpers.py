@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from drgn import FaultError, Object, Program, TypeKind, cast
+from drgn import FaultError, Object, Program, Type, TypeKind, cast
 from drgn.helpers.common.prog import takes_program_or_default
 from drgn.helpers.linux.xarray import xa_for_each
 
@@ -37,7 +37,7 @@ __all__ = (
     "for_each_session",
     "for_each_session_file",
     "flb_counts",
-    "flb_handlers",
+    "handler_flbs",
     "luo_enabled",
     "luo_file_retrieve_status",
     "luo_liveupdate_num",
@@ -213,6 +213,15 @@ def read_phys_object(prog: Program, type_name: str, pa: int) -> Object:
     return Object.from_bytes_(prog, t, prog.read(pa, t.size, True))
 
 
+def _phys_array(prog: Program, t: Type, pa: int, count: int, what: str) -> list[Object]:
+    """``count`` consecutive values of type ``t`` at physical ``pa``, read at once."""
+    try:
+        raw = prog.read(pa, count * t.size, True)
+    except FaultError as e:
+        raise WalkError(what, e.address, "cannot read serialized entries") from None
+    return [Object.from_bytes_(prog, t, raw, bit_offset=i * t.size * 8) for i in range(count)]
+
+
 def _block_chain(prog: Program, head_pa: int, entry_type: str,
                  what: str) -> Iterator[Object]:
     """Entries of a 7.2 KHO block chain starting at physical ``head_pa``."""
@@ -227,14 +236,12 @@ def _block_chain(prog: Program, head_pa: int, entry_type: str,
         seen.add(pa)
         try:
             header = read_phys_object(prog, "struct kho_block_header_ser", pa)
-            count, nxt = header.count.value_(), header.next.value_()
-            if count * t.size + KHO_BLOCK_HEADER_SIZE > MAX_BLOCK_SIZE:
-                raise WalkError(what, pa, f"impossible entry count {count}")
-            raw = prog.read(pa + KHO_BLOCK_HEADER_SIZE, count * t.size, True)
         except FaultError as e:
-            raise WalkError(what, e.address, "cannot read a block") from None
-        for i in range(count):
-            yield Object.from_bytes_(prog, t, raw, bit_offset=i * t.size * 8)
+            raise WalkError(what, e.address, "cannot read a block header") from None
+        count, nxt = header.count.value_(), header.next.value_()
+        if count * t.size + KHO_BLOCK_HEADER_SIZE > MAX_BLOCK_SIZE:
+            raise WalkError(what, pa, f"impossible entry count {count}")
+        yield from _phys_array(prog, t, pa + KHO_BLOCK_HEADER_SIZE, count, what)
         pa = nxt
 
 
@@ -309,13 +316,7 @@ def for_each_serialized_file(session_ser: Object) -> Iterator[Object]:
     # Before 7.2: one physically contiguous array of count entries.
     if not 0 <= count <= MAX_SERIALIZED_ENTRIES:
         raise WalkError(what, files_pa, f"impossible file count {count}")
-    t = prog.type("struct luo_file_ser")
-    try:
-        raw = prog.read(files_pa, count * t.size, True)
-    except FaultError as e:
-        raise WalkError(what, e.address, "cannot read the file array") from None
-    for i in range(count):
-        yield Object.from_bytes_(prog, t, raw, bit_offset=i * t.size * 8)
+    yield from _phys_array(prog, prog.type("struct luo_file_ser"), files_pa, count, what)
 
 
 @takes_program_or_default
@@ -398,7 +399,7 @@ def flb_counts(flb: Object) -> tuple[int, int]:
     return count(private.outgoing), count(private.incoming)
 
 
-def flb_handlers(handler: Object) -> Iterator[Object]:
+def handler_flbs(handler: Object) -> Iterator[Object]:
     """
     Iterate over the FLBs a file handler depends on.
 

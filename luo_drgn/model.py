@@ -7,8 +7,8 @@ renderers format them); absent values are None.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Optional
 
 
 @dataclass
@@ -159,6 +159,3 @@ class Snapshot:
             if s.name == name and direction in (None, s.direction):
                 return s
         raise KeyError(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -15,6 +15,7 @@ import drgn
 from tabulate import tabulate
 
 from . import __version__
+from .checks import errno_name
 from .model import Holder, PreservedFile, Snapshot
 
 SCHEMA = "luo-inspect/1"
@@ -227,8 +228,7 @@ def _status(status: int) -> str:
         return "retrieved"
     if status == 0:
         return "-"
-    import errno
-    return f"failed {errno.errorcode.get(-status, -status)}"
+    return f"failed {errno_name(status)}"
 
 
 class _Writer:

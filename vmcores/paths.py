@@ -26,6 +26,3 @@ def work_dir() -> Path:
 def kernel_dir(name: str) -> Path:
     return DATA / "kernel" / name
 
-
-def fixture_dir(name: str) -> Path:
-    return FIXTURES / name
