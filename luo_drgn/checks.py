@@ -159,6 +159,28 @@ def check_finished(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                           s.name, None, s.address)
 
 
+def serialized_entries(snap: Snapshot) -> set[tuple[str, int]]:
+    """(session name, token) of every file entry the freeze wrote."""
+    return {(s.name, f.token) for s in snap.serialized_outgoing for f in s.files}
+
+
+def frozen_files(snap: Snapshot) -> dict[int, Optional[bool]]:
+    """
+    Whether each outgoing luo_file (by address) was serialized for the next
+    kernel: only after a freeze, and only if its entry was written.  None
+    where memory cannot tell whether LUO froze.
+    """
+    written = serialized_entries(snap) if snap.luo.frozen else set()
+    return {f.address: None if snap.luo.frozen is None else (s.name, f.token) in written
+            for s in snap.sessions if s.direction == "outgoing" for f in s.files}
+
+
+def explained_refs(f: PreservedFile) -> int:
+    """References to a struct file that its known holders account for: one
+    per fd slot and mapping, and LUO's own."""
+    return len(f.holders)
+
+
 def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     if not snap.luo.frozen:
         return
@@ -263,8 +285,22 @@ def run_checks(snap: Snapshot) -> tuple[list[Finding], Notes]:
     return findings, notes
 
 
+def derive(snap: Snapshot) -> None:
+    """Fill in what follows from the collected facts: each outgoing file's
+    ``frozen`` and, once holders were scanned, ``explained_refs``."""
+    frozen = frozen_files(snap)
+    for s in snap.sessions:
+        for f in s.files:
+            if s.direction == "outgoing":
+                f.frozen = frozen[f.address]
+            if snap.holders_scanned and f.file is not None:
+                f.explained_refs = explained_refs(f)
+
+
 def inspect(snap: Snapshot) -> Snapshot:
-    """Fill ``snap.findings`` and extend ``snap.notes``; return ``snap``."""
+    """Derive what follows from the snapshot, fill ``snap.findings`` and
+    extend ``snap.notes``; return ``snap``."""
+    derive(snap)
     snap.findings, notes = run_checks(snap)
     snap.notes.extend(notes)
     return snap

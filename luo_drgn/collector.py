@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Iterator, Optional, TypeVar
 
-from drgn import FaultError, Object, Program
-from drgn.helpers.linux.fs import d_path
+from drgn import FaultError, Object, Program, TypeKind
 
 from . import helpers as h
 from .holders import scan_holders
-from .layout import Layout, luo_layout
+from .layout import luo_layout
 from .model import (
     Flb, Handler, Holder, LuoState, PreservedFile, SerializedFile, SerializedSession,
     Session, Snapshot, Target, WalkErrorRecord,
@@ -89,25 +88,25 @@ class _Collector:
         with self.guard("luo_file_handler_list"):
             self.collect_handlers()
         self.progress("sessions")
-        for direction in h.DIRECTIONS:
+        for direction in h.LUO_DIRECTIONS:
             with self.guard(f"{direction} sessions"):
-                self.collect_sessions(direction, layout)
+                self.collect_sessions(direction)
         with self.guard("outgoing frozen state"):
             snap.luo.frozen = h.luo_outgoing_frozen(prog)
         with self.guard("incoming state"):
-            self.collect_incoming_state(layout)
+            snap.luo.incoming_present = h.luo_incoming_present(prog)
+            snap.luo.incoming_deserialized = h.luo_incoming_deserialized(prog)
         if snap.luo.frozen:
             with self.guard("serialized outgoing sessions"):
                 snap.serialized_outgoing = self.collect_serialized(
-                    h.for_each_serialized_session(prog, "outgoing"))
-        if snap.luo.frozen is not None:
-            self.mark_frozen_files()
+                    h.luo_for_each_serialized_session(prog, "outgoing"))
         with self.guard("pending incoming sessions"):
             snap.pending_incoming = self.collect_serialized(
-                h.for_each_pending_incoming_session(prog))
+                h.luo_for_each_pending_incoming_session(prog))
         if layout.preserved_xarray:
             with self.guard("luo_preserved_files"):
-                snap.preserved_index = {i: f.value_() for i, f in h.for_each_preserved_file(prog)}
+                snap.preserved_index = {
+                    i: f.value_() for i, f in h.luo_for_each_preserved_file(prog)}
         else:
             snap.notes.append(f"layout {layout.generation} has no luo_preserved_files index "
                               "(7.1+): the index was not checked")
@@ -124,164 +123,136 @@ class _Collector:
 
     def disabled_reason(self) -> str:
         prog = self.prog
+        if h.luo_kho_enabled(prog) is False:
+            return ("KHO is disabled: kexec handover was turned off or could not "
+                    "reserve its scratch area, so LUO disabled itself")
         try:
-            if not prog["kho_enable"].value_():
-                return ("KHO is disabled: kexec handover was turned off or could not "
-                        "reserve its scratch area, so LUO disabled itself")
-        except LookupError:
-            pass
-        try:
-            cmdline = prog["saved_command_line"].string_().decode(errors="replace")
+            param = h.luo_cmdline_param(prog, "liveupdate")
         except (LookupError, FaultError):
-            cmdline = ""
-        if "liveupdate=" not in cmdline:
+            param = None
+        if param is None:
             return "liveupdate=on is not on the kernel command line"
         return "LUO failed to start (see the kernel log for luo: messages)"
 
     def collect_handlers(self) -> None:
-        handlers, _ = self.drain(h.for_each_file_handler(self.prog), "luo_file_handler_list")
+        handlers, _ = self.drain(h.luo_for_each_file_handler(self.prog),
+                                 "luo_file_handler_list")
         self.handler_objects = handlers
         for fh in handlers:
             with self.guard(f"file handler at {fh.value_():#x}"):
                 self.snap.handlers.append(
-                    Handler(fh.value_(), h.handler_compatible(fh), fh.ops.value_()))
+                    Handler(fh.value_(), _text(h.luo_file_handler_compatible(fh)),
+                            h.luo_file_handler_ops(fh).value_()))
 
-    def collect_sessions(self, direction: str, layout: Layout) -> None:
+    def collect_sessions(self, direction: str) -> None:
         prog, snap = self.prog, self.snap
         d = getattr(snap.luo, direction)
-        d.session_count = h.session_header_count(prog, direction)
+        d.session_count = h.luo_session_header_count(prog, direction)
         sessions, d.sessions_complete = self.drain(
-            h.for_each_session(prog, direction), f"{direction} sessions")
+            h.luo_for_each_session(prog, direction), f"{direction} sessions")
         registered = {x.address: x.compatible for x in snap.handlers}
         for s in sessions:
             with self.guard(f"{direction} session at {s.value_():#x}"):
-                snap.sessions.append(self.collect_session(s, direction, layout, registered))
+                snap.sessions.append(self.collect_session(s, direction, registered))
 
-    def collect_session(self, s: Object, direction: str, layout: Layout,
+    def collect_session(self, s: Object, direction: str,
                         registered: dict[int, str]) -> Session:
-        name = h.session_name(s)
-        retrieved = bool(s.retrieved.value_())
-        session = Session(s.value_(), name, direction, retrieved, None, h.session_file_count(s))
+        name = _text(h.luo_session_name(s))
+        session = Session(s.value_(), name, direction, h.luo_session_retrieved(s), None,
+                          h.luo_session_file_count(s))
         files, session.files_complete = self.drain(
-            h.for_each_session_file(s), f"files of {direction} session {name!r}", name)
+            h.luo_session_for_each_file(s), f"files of {direction} session {name!r}", name)
         for f in files:
             with self.guard(f"luo_file at {f.value_():#x} in session {name!r}", name):
                 session.files.append(self.collect_file(f, name, registered))
         if direction == "incoming":
-            session.finished = self.incoming_finished(s, session, layout)
+            session.finished = h.luo_session_finished(s)
         return session
 
-    def incoming_finished(self, s: Object, session: Session, layout: Layout) -> Optional[bool]:
-        # Only a retrieved session can be finished, and finishing empties it.
-        if not session.retrieved or session.files or session.file_count:
-            return False
-        if layout.block_sets:
-            # 7.2: a file set restored from the previous kernel keeps
-            # block_set.incoming after finish destroys its blocks; a session
-            # handed over with no files never restored one, so memory cannot
-            # tell whether it was finished.
-            return True if s.file_set.block_set.incoming.value_() else None
-        return None
-
     def collect_file(self, f: Object, session: str, registered: dict[int, str]) -> PreservedFile:
-        fh = f.fh.value_()
+        fh = h.luo_file_handler(f).value_()
+        file = h.luo_file_struct_file(f)
         pf = PreservedFile(
-            address=f.value_(), token=f.token.value_(), handler=registered.get(fh),
+            address=f.value_(), token=h.luo_file_token(f), handler=registered.get(fh),
             handler_address=fh, handler_registered=fh in registered,
-            file=f.file.value_() or None, retrieve_status=h.luo_file_retrieve_status(f),
-            serialized_data=f.serialized_data.value_(),
+            file=file.value_() or None, retrieve_status=h.luo_file_retrieve_status(f),
+            serialized_data=h.luo_file_serialized_data(f),
         )
         if pf.file is not None:
             where = f"struct file {pf.file:#x} of {session!r} token {pf.token:#x}"
             with self.guard(where, session, pf.token):
-                pf.refcount = h.file_refcount(f.file)
-                pf.inode = f.file.f_inode.i_ino.value_()
+                pf.refcount = h.luo_preserved_file_refcount(file)
+                pf.inode = h.luo_preserved_file_ino(file)
             if pf.refcount is not None:
                 try:
-                    pf.path = file_path(f.file)
+                    pf.path = _text(h.luo_preserved_file_path(file))
                 except Exception as e:  # noqa: BLE001 - a path is cosmetic
                     self.snap.notes.append(f"no path for {where}: {e}")
         if pf.handler and pf.handler.startswith("memfd") and pf.retrieve_status == 0:
             # After a retrieve the memfd handler frees its serialized state.
             with self.guard(f"memfd state of {session!r} token {pf.token:#x}",
                             session, pf.token):
-                pf.memfd = h.memfd_serialized_state(f)
+                pf.memfd = _scalars(h.memfd_luo_serialized_state(f))
         return pf
-
-    def collect_incoming_state(self, layout: Layout) -> None:
-        inc = self.prog["luo_session_global"].incoming
-        luo = self.snap.luo
-        luo.incoming_present = bool(inc.active.value_())
-        if not luo.incoming_present:
-            luo.incoming_deserialized = None
-        elif layout.block_sets:
-            # Deserialization destroys the incoming block set (head_pa = 0).
-            luo.incoming_deserialized = not inc.block_set.head_pa.value_()
-        else:
-            luo.incoming_deserialized = inc.list.next.value_() != inc.list.address_
 
     def collect_serialized(self, sessions_it: Iterator[Object]) -> list[SerializedSession]:
         out = []
         sessions, _ = self.drain(sessions_it, "serialized sessions")
         for ser in sessions:
-            name = ser.name.string_().decode(errors="replace")
-            _, count = h.serialized_session_files(ser)
-            entries, _ = self.drain(h.for_each_serialized_file(ser),
+            name = _text(h.luo_session_ser_name(ser))
+            _, count = h.luo_session_ser_file_set(ser)
+            entries, _ = self.drain(h.luo_session_ser_for_each_file(ser),
                                     f"serialized files of {name!r}")
             out.append(SerializedSession(name, count, [
-                SerializedFile(e.token.value_(), e.compatible.string_().decode(errors="replace"),
-                               e.data.value_()) for e in entries]))
+                SerializedFile(h.luo_file_ser_token(e), _text(h.luo_file_ser_compatible(e)),
+                               h.luo_file_ser_data(e)) for e in entries]))
         return out
 
-    def mark_frozen_files(self) -> None:
-        """An outgoing file is frozen when its entry was serialized (none
-        are before the freeze)."""
-        written = {(s.name, f.token) for s in self.snap.serialized_outgoing for f in s.files}
-        for s in self.snap.sessions:
-            if s.direction == "outgoing":
-                for f in s.files:
-                    f.frozen = (s.name, f.token) in written
-
     def collect_flbs(self) -> None:
-        flbs, _ = self.drain(h.for_each_flb(self.prog), "luo_flb_global.list")
+        flbs, _ = self.drain(h.luo_for_each_flb(self.prog), "luo_flb_global.list")
         users: dict[int, list[str]] = {}
         for fh in self.handler_objects:
-            for flb in h.handler_flbs(fh):
-                users.setdefault(flb.value_(), []).append(h.handler_compatible(fh))
+            for flb in h.luo_file_handler_for_each_flb(fh):
+                users.setdefault(flb.value_(), []).append(
+                    _text(h.luo_file_handler_compatible(fh)))
         for flb in flbs:
-            out, inc = h.flb_counts(flb)
-            self.snap.flbs.append(Flb(flb.value_(), flb.compatible.string_().decode(
-                errors="replace"), out, inc, users.get(flb.value_(), [])))
+            out, inc = h.luo_flb_counts(flb)
+            self.snap.flbs.append(Flb(flb.value_(), _text(h.luo_flb_compatible(flb)), out, inc,
+                                      users.get(flb.value_(), [])))
 
     def collect_holders(self) -> None:
         snap = self.snap
         files = [f for s in snap.sessions for f in s.files if f.file is not None]
-        scan = scan_holders(self.prog, {f.file for f in files})
+        scan = scan_holders(self.prog, {f.file for f in files if f.file is not None})
         for where, message, address in scan.errors:
             self.error(where, message, address)
         for f in files:
-            # LUO's own reference: taken by preserve (outgoing) or retrieve.
-            f.holders = list(scan.files.get(f.file, [])) + [Holder("luo")]
-            f.explained_refs = len(f.holders)
+            # luo_file->file is itself a reference: taken by preserve
+            # (outgoing, fget() in luo_preserve_file()) or by retrieve.
+            f.holders = list(scan.files.get(f.file or 0, [])) + [Holder("luo")]
         for s in snap.sessions:
             s.holders = scan.sessions.get(s.address, [])
         snap.luo_device_holders = scan.luo_device
+        snap.holders_scanned = True
 
 
-def file_path(file: Object) -> str:
-    """
-    The path of a struct file as /proc/PID/fd shows it.
+def _text(raw: bytes) -> str:
+    """A kernel string for display: undecodable bytes replaced, not fatal."""
+    return raw.decode(errors="replace")
 
-    :param file: ``struct file *``
-    """
-    path = d_path(file.f_path.address_of_()).decode(errors="replace")
-    if path.startswith("["):
-        # An internal mount (memfds live on shm_mnt): d_path names the
-        # filesystem; /proc shows the dentry's own name instead.
-        path = "/" + file.f_path.dentry.d_name.name.string_().decode(errors="replace")
-    if file.f_inode.i_nlink.value_() == 0:
-        path += " (deleted)"
-    return path
+
+def _scalars(value: Optional[Object]) -> Optional[dict[str, int]]:
+    """The integer members of a structure value, by name (nested ones skipped)."""
+    if value is None:
+        return None
+    out = {}
+    for member in value.type_.members or ():
+        if member.name is None:
+            continue
+        m = value.member_(member.name)
+        if m.type_.unaliased_kind() in (TypeKind.INT, TypeKind.BOOL, TypeKind.ENUM):
+            out[member.name] = m.value_()
+    return out
 
 
 def collect(prog: Program, target: Target, progress: Progress = None,

@@ -1,16 +1,36 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """
-LUO
----
+Live Update Orchestrator
+------------------------
 
 The ``luo_drgn.helpers`` module provides helpers for the Linux kernel's Live
-Update Orchestrator (``kernel/liveupdate/``): file handlers, sessions and
-their preserved files, what was serialized for the next kernel, the incoming
-data still waiting in KHO memory, the ``luo_preserved_files`` index, FLBs,
-and the struct file reference count.
+Update Orchestrator (LUO, ``kernel/liveupdate/``): the registered file
+handlers, the sessions (``struct luo_session``) and their preserved files
+(``struct luo_file``), what was serialized for the next kernel through Kexec
+HandOver (KHO), the incoming data still waiting in KHO memory, the
+``luo_preserved_files`` index, File-Lifecycle-Bound objects (FLBs), and the
+state of the ``struct file`` objects LUO holds.
 
-Every layout from the v6 patch series to 7.2 is supported; see
-:mod:`luo_drgn.layout`.  List walks are bounded (:mod:`luo_drgn.walk`): a
-corrupted list raises :class:`~luo_drgn.walk.WalkError` instead of looping.
+LUO changed shape several times.  The v6 patch series (November 2025) hung a
+session's files directly on ``session->files_list`` and serialized into a
+flattened device tree.  Linux 6.19 grouped them in ``struct luo_file_set``.
+The 6.19.y stable backport and Linux 7.0 replaced ``bool retrieved`` in
+``struct luo_file`` with ``int retrieve_status``, which keeps a failed
+retrieve's errno, and added FLBs.  Linux 7.1 added the ``luo_preserved_files``
+xarray.  Since Linux 7.2 the FDT is gone: ``struct luo_ser`` points to linked
+chains of KHO blocks (``struct kho_block_set``) holding the serialized
+sessions and files, and ``luo_session_serialize_rwsem`` freezes the sessions
+for the kexec.  The layout is detected once per program from the debug info
+(:func:`luo_drgn.layout.luo_layout`), never from the version string.
+
+Sessions have a direction: ``"outgoing"`` sessions are created in this kernel
+to be handed over; ``"incoming"`` ones were handed over by the previous
+kernel and deserialized here, lazily, at the first open of
+``/dev/liveupdate``.
+
+List walks are bounded validators (:mod:`luo_drgn.walk`): a corrupted list
+raises :class:`~luo_drgn.walk.WalkError` (a
+:class:`drgn.helpers.ValidationError`) instead of looping.
 """
 
 from __future__ import annotations
@@ -19,52 +39,182 @@ from typing import Iterator, Optional
 
 from drgn import FaultError, Object, Program, Type, TypeKind, cast
 from drgn.helpers.common.prog import takes_program_or_default
+from drgn.helpers.linux.fs import d_path
+from drgn.helpers.linux.list import list_empty
+from drgn.helpers.linux.locking import RwsemLocked, rwsem_locked
 from drgn.helpers.linux.xarray import xa_for_each
 
 from .layout import luo_layout
-from .walk import WalkError, list_entries
+from .walk import WalkError, validate_list_for_each_entry_bounded
 
 __all__ = (
-    "DIRECTIONS",
-    "file_refcount",
-    "for_each_file_handler",
-    "for_each_flb",
-    "handler_compatible",
-    "for_each_pending_incoming_session",
-    "for_each_preserved_file",
-    "for_each_serialized_file",
-    "for_each_serialized_session",
-    "for_each_session",
-    "for_each_session_file",
-    "flb_counts",
-    "handler_flbs",
+    "LUO_DIRECTIONS",
+    "luo_cmdline_param",
     "luo_enabled",
+    "luo_file_handler",
+    "luo_file_handler_compatible",
+    "luo_file_handler_for_each_flb",
+    "luo_file_handler_ops",
     "luo_file_retrieve_status",
+    "luo_file_ser_compatible",
+    "luo_file_ser_data",
+    "luo_file_ser_token",
+    "luo_file_serialized_data",
+    "luo_file_struct_file",
+    "luo_file_token",
+    "luo_flb_compatible",
+    "luo_flb_counts",
+    "luo_for_each_file_handler",
+    "luo_for_each_flb",
+    "luo_for_each_pending_incoming_session",
+    "luo_for_each_preserved_file",
+    "luo_for_each_serialized_session",
+    "luo_for_each_session",
+    "luo_incoming_deserialized",
+    "luo_incoming_present",
+    "luo_kho_enabled",
     "luo_liveupdate_num",
     "luo_outgoing_frozen",
-    "memfd_serialized_state",
-    "read_phys_object",
-    "serialized_session_files",
-    "session_file_count",
-    "session_header_count",
-    "session_name",
+    "luo_preserved_file_ino",
+    "luo_preserved_file_path",
+    "luo_preserved_file_refcount",
+    "luo_read_ser",
+    "luo_session_file_count",
+    "luo_session_finished",
+    "luo_session_for_each_file",
+    "luo_session_header_count",
+    "luo_session_name",
+    "luo_session_retrieved",
+    "luo_session_ser_file_set",
+    "luo_session_ser_for_each_file",
+    "luo_session_ser_name",
+    "memfd_luo_serialized_state",
 )
 
-DIRECTIONS = ("outgoing", "incoming")
+LUO_DIRECTIONS = ("outgoing", "incoming")
 
 # Serialized arrays and block chains: far above any real count, low enough
 # that garbage cannot keep a reader busy.
-MAX_SERIALIZED_ENTRIES = 1 << 20
-MAX_BLOCKS = 1 << 16
-KHO_BLOCK_HEADER_SIZE = 16  # struct kho_block_header_ser {u64 next; u64 count;}
-MAX_BLOCK_SIZE = 1 << 24
+_MAX_SERIALIZED_ENTRIES = 1 << 20
+_MAX_BLOCKS = 1 << 16
+_MAX_BLOCK_SIZE = 1 << 24
 
 
-# --- handlers ---------------------------------------------------------------
+def _bytes(char_array: Object) -> bytes:
+    """A NUL-terminated ``char[]`` member, bounded by its array size."""
+    return char_array.string_()
+
+
+# --- LUO-wide state ---------------------------------------------------------
 
 
 @takes_program_or_default
-def for_each_file_handler(prog: Program) -> Iterator[Object]:
+def luo_enabled(prog: Program) -> bool:
+    """
+    Return whether LUO is enabled: ``liveupdate=on`` was given and KHO came
+    up (``liveupdate_enabled()``).
+    """
+    return bool(prog["luo_global"].enabled.value_())
+
+
+@takes_program_or_default
+def luo_liveupdate_num(prog: Program) -> int:
+    """Return how many live updates led to this kernel (0 on a cold boot)."""
+    return prog["luo_global"].liveupdate_num.value_()
+
+
+@takes_program_or_default
+def luo_kho_enabled(prog: Program) -> Optional[bool]:
+    """
+    Return whether Kexec HandOver is enabled (``kho_is_enabled()``), which
+    LUO needs, or None on a kernel without KHO.
+
+    KHO turns itself off when it cannot reserve its scratch area; LUO then
+    disables itself too (``liveupdate_early_init()``).
+    """
+    try:
+        return bool(prog["kho_enable"].value_())
+    except LookupError:
+        return None
+
+
+@takes_program_or_default
+def luo_cmdline_param(prog: Program, name: str = "liveupdate") -> Optional[bytes]:
+    """
+    Return the value of a ``name=value`` parameter on the kernel command line
+    (``saved_command_line``), the last one if repeated, or None if absent.
+
+    :param name: the parameter's name, ``liveupdate`` by default
+    """
+    cmdline = prog["saved_command_line"].string_()
+    value = None
+    key = name.encode() + b"="
+    for word in cmdline.split():
+        if word.startswith(key):
+            value = word[len(key) :]
+    return value
+
+
+def _session_header(prog: Program, direction: str) -> Object:
+    if direction not in LUO_DIRECTIONS:
+        raise ValueError(f"direction must be one of {LUO_DIRECTIONS}, not {direction!r}")
+    return prog["luo_session_global"].member_(direction)
+
+
+@takes_program_or_default
+def luo_outgoing_frozen(prog: Program) -> Optional[bool]:
+    """
+    Return whether the outgoing sessions were serialized for a kexec (the
+    "frozen" state), or None where memory cannot tell.
+    """
+    layout = luo_layout(prog)
+    out = _session_header(prog, "outgoing")
+    if layout.serialize_rwsem:
+        # 7.2: luo_session_serialize() takes luo_session_serialize_rwsem for
+        # write and never releases it on success.
+        sem = prog["luo_session_serialize_rwsem"].address_of_()
+        return rwsem_locked(sem) == RwsemLocked.WRITE_LOCKED
+    # Before 7.2 nothing lasting is left but the serialized entries: the
+    # header count matches and names were written.
+    if not out.header_ser:
+        return None
+    count = out.header_ser.count.value_()
+    if count == 0:
+        return None if luo_session_header_count(prog, "outgoing") == 0 else False
+    return count == luo_session_header_count(prog, "outgoing") and bool(out.ser[0].name[0])
+
+
+@takes_program_or_default
+def luo_incoming_present(prog: Program) -> bool:
+    """
+    Return whether the previous kernel handed sessions over (the incoming
+    session header is ``active``: ``luo_session_setup_incoming()`` ran).
+    """
+    return bool(_session_header(prog, "incoming").active.value_())
+
+
+@takes_program_or_default
+def luo_incoming_deserialized(prog: Program) -> Optional[bool]:
+    """
+    Return whether the incoming sessions were deserialized (which happens at
+    the first open of ``/dev/liveupdate``), or None when nothing was handed
+    over.
+    """
+    inc = _session_header(prog, "incoming")
+    if not inc.active:
+        return None
+    if luo_layout(prog).block_sets:
+        # 7.2: luo_session_deserialize() destroys the incoming block set
+        # (kho_block_set_destroy() zeroes head_pa).
+        return not inc.block_set.head_pa.value_()
+    return not list_empty(inc.list.address_of_())
+
+
+# --- file handlers ----------------------------------------------------------
+
+
+@takes_program_or_default
+def luo_for_each_file_handler(prog: Program) -> Iterator[Object]:
     """
     Iterate over the registered LUO file handlers.
 
@@ -72,22 +222,53 @@ def for_each_file_handler(prog: Program) -> Iterator[Object]:
     """
     # Marked __private since 6.19; that is a sparse annotation, and the
     # member is still called "list" in the debug info.
-    return list_entries(prog["luo_file_handler_list"].address_of_(),
-                        "struct liveupdate_file_handler", "list",
-                        "luo_file_handler_list")
+    return validate_list_for_each_entry_bounded(
+        "struct liveupdate_file_handler",
+        prog["luo_file_handler_list"].address_of_(),
+        "list",
+        "luo_file_handler_list",
+    )
 
 
-# --- sessions and files -----------------------------------------------------
+def luo_file_handler_compatible(handler: Object) -> bytes:
+    """
+    Get the compatible string of a file handler (e.g., ``memfd-v2``), which
+    the next kernel matches to pick the handler of each serialized file.
+
+    :param handler: ``struct liveupdate_file_handler *``
+    """
+    return handler.compatible.string_()
 
 
-def _session_header(prog: Program, direction: str) -> Object:
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
-    return prog["luo_session_global"].member_(direction)
+def luo_file_handler_ops(handler: Object) -> Object:
+    """
+    Get the operations of a file handler.
+
+    :param handler: ``struct liveupdate_file_handler *``
+    :return: ``const struct liveupdate_file_ops *``
+    """
+    return handler.ops.read_()
+
+
+def luo_file_handler_for_each_flb(handler: Object) -> Iterator[Object]:
+    """
+    Iterate over the FLBs a file handler depends on (6.19.y/7.0 and later).
+
+    :param handler: ``struct liveupdate_file_handler *``
+    :return: Iterator of ``struct liveupdate_flb *`` objects.
+    """
+    links = validate_list_for_each_entry_bounded(
+        "struct luo_flb_link", handler.flb_list.address_of_(), "list", "handler flb_list"
+    )
+    for link in links:
+        yield link.flb.read_()
+
+
+# --- sessions ---------------------------------------------------------------
 
 
 @takes_program_or_default
-def for_each_session(prog: Program, direction: str = "outgoing") -> Iterator[Object]:
+def luo_for_each_session(prog: Program, direction: str = "outgoing") -> Iterator[Object]:
     """
     Iterate over the outgoing sessions (created in this kernel, to be handed
     over) or the incoming ones (handed over by the previous kernel and
@@ -97,21 +278,39 @@ def for_each_session(prog: Program, direction: str = "outgoing") -> Iterator[Obj
     :return: Iterator of ``struct luo_session *`` objects.
     """
     head = _session_header(prog, direction).list.address_of_()
-    return list_entries(head, "struct luo_session", "list",
-                        f"luo_session_global.{direction}.list")
+    return validate_list_for_each_entry_bounded(
+        "struct luo_session", head, "list", f"luo_session_global.{direction}.list"
+    )
 
 
 @takes_program_or_default
-def session_header_count(prog: Program, direction: str = "outgoing") -> int:
-    """Return the session count a ``struct luo_session_header`` claims."""
+def luo_session_header_count(prog: Program, direction: str = "outgoing") -> int:
+    """
+    Get the number of sessions a ``struct luo_session_header`` claims (its
+    list may disagree).
+
+    :param direction: ``"outgoing"`` or ``"incoming"``
+    """
     return _session_header(prog, direction).count.value_()
 
 
-def session_name(session: Object) -> str:
+def luo_session_name(session: Object) -> bytes:
     """
+    Get the name of a session.
+
     :param session: ``struct luo_session *``
     """
-    return session.name.string_().decode(errors="replace")
+    return _bytes(session.name)
+
+
+def luo_session_retrieved(session: Object) -> bool:
+    """
+    Return whether an incoming session was retrieved
+    (``LIVEUPDATE_IOCTL_RETRIEVE_SESSION``); never set on outgoing sessions.
+
+    :param session: ``struct luo_session *``
+    """
+    return bool(session.retrieved.value_())
 
 
 def _files_head(session: Object) -> Object:
@@ -121,7 +320,7 @@ def _files_head(session: Object) -> Object:
     return session.files_list.address_of_()
 
 
-def for_each_session_file(session: Object) -> Iterator[Object]:
+def luo_session_for_each_file(session: Object) -> Iterator[Object]:
     """
     Iterate over the preserved (outgoing) or deserialized (incoming) files
     of a session.
@@ -129,13 +328,17 @@ def for_each_session_file(session: Object) -> Iterator[Object]:
     :param session: ``struct luo_session *``
     :return: Iterator of ``struct luo_file *`` objects.
     """
-    return list_entries(_files_head(session), "struct luo_file", "list",
-                        f"files of session {session_name(session)!r}")
+    return validate_list_for_each_entry_bounded(
+        "struct luo_file",
+        _files_head(session),
+        "list",
+        f"files of session {luo_session_name(session)!r}",
+    )
 
 
-def session_file_count(session: Object) -> int:
+def luo_session_file_count(session: Object) -> int:
     """
-    Return the file count a session claims (its list may disagree).
+    Get the number of files a session claims (its list may disagree).
 
     :param session: ``struct luo_session *``
     """
@@ -144,10 +347,77 @@ def session_file_count(session: Object) -> int:
     return session.count.value_()
 
 
+def luo_session_finished(session: Object) -> Optional[bool]:
+    """
+    Return whether an incoming session was finished
+    (``LIVEUPDATE_SESSION_FINISH`` or closing a retrieved session), or None
+    where memory cannot tell.
+
+    ``luo_file_finish()`` frees every file of the set and destroys its block
+    set, so a finished session is a retrieved one with no files left.  On
+    7.2, ``block_set.incoming`` survives the destruction and tells a file set
+    restored from the previous kernel; a session handed over with no files
+    never restored one, so whether it was finished cannot be told.
+
+    :param session: ``struct luo_session *`` (incoming)
+    """
+    if not luo_session_retrieved(session):
+        return False
+    if luo_session_file_count(session) or not list_empty(_files_head(session)):
+        return False
+    if luo_layout(session.prog_).block_sets:
+        return True if session.file_set.block_set.incoming.value_() else None
+    return None
+
+
+# --- preserved files (struct luo_file) --------------------------------------
+
+
+def luo_file_token(luo_file: Object) -> int:
+    """
+    Get the token userspace preserved a file under (unique within a session).
+
+    :param luo_file: ``struct luo_file *``
+    """
+    return luo_file.token.value_()
+
+
+def luo_file_handler(luo_file: Object) -> Object:
+    """
+    Get the handler of a preserved file.
+
+    :param luo_file: ``struct luo_file *``
+    :return: ``struct liveupdate_file_handler *``
+    """
+    return luo_file.fh.read_()
+
+
+def luo_file_struct_file(luo_file: Object) -> Object:
+    """
+    Get the ``struct file`` of a preserved file: set from preserve on, in the
+    outgoing direction; NULL in the incoming direction until a retrieve
+    succeeds.
+
+    :param luo_file: ``struct luo_file *``
+    :return: ``struct file *``
+    """
+    return luo_file.file.read_()
+
+
+def luo_file_serialized_data(luo_file: Object) -> int:
+    """
+    Get a preserved file's handler-private serialized data: for memfds, the
+    physical address of its ``struct memfd_luo_ser``.
+
+    :param luo_file: ``struct luo_file *``
+    """
+    return luo_file.serialized_data.value_()
+
+
 def luo_file_retrieve_status(luo_file: Object) -> int:
     """
-    Return the retrieve state of an incoming file, normalised across layouts:
-    0 never attempted, 1 retrieved, a negative errno for a failed retrieve.
+    Get the retrieve state of an incoming file, the same on every layout: 0
+    never attempted, 1 retrieved, a negative errno for a failed retrieve.
 
     :param luo_file: ``struct luo_file *``
     """
@@ -159,105 +429,72 @@ def luo_file_retrieve_status(luo_file: Object) -> int:
     return 1 if luo_file.retrieved.value_() else 0
 
 
-# --- LUO-wide state ---------------------------------------------------------
-
-
-@takes_program_or_default
-def luo_enabled(prog: Program) -> bool:
-    """Return whether LUO is enabled (``liveupdate=on`` and KHO up)."""
-    return bool(prog["luo_global"].enabled.value_())
-
-
-@takes_program_or_default
-def luo_liveupdate_num(prog: Program) -> int:
-    """Return how many live updates led to this kernel (0 on a cold boot)."""
-    return prog["luo_global"].liveupdate_num.value_()
-
-
-@takes_program_or_default
-def luo_outgoing_frozen(prog: Program) -> Optional[bool]:
-    """
-    Return whether the outgoing sessions were serialized for a kexec (the
-    "frozen" state), or None where memory cannot tell.
-    """
-    layout = luo_layout(prog)
-    out = prog["luo_session_global"].outgoing
-    if layout.serialize_rwsem:
-        # 7.2: luo_session_serialize() takes luo_session_serialize_rwsem for
-        # write and never releases it on success (RWSEM_WRITER_LOCKED, bit 0).
-        return bool(prog["luo_session_serialize_rwsem"].count.counter.value_() & 1)
-    # Before 7.2 nothing lasting is left but the serialized entries: the
-    # header count matches and names were written.
-    if not out.header_ser:
-        return None
-    count = out.header_ser.count.value_()
-    if count == 0:
-        return None if session_header_count(prog, "outgoing") == 0 else False
-    return count == session_header_count(prog, "outgoing") and bool(out.ser[0].name[0])
-
-
 # --- serialized data (what crosses the kexec) -------------------------------
 
 
-def read_phys_object(prog: Program, type_name: str, pa: int) -> Object:
+def luo_read_ser(prog: Program, type: str | Type, pa: int) -> Object:
     """
-    Read a value of ``type_name`` at a physical address.
+    Read a serialized LUO structure at a physical address.
 
-    Serialized LUO data is addressed physically (it must survive the kexec);
+    Serialized data is addressed physically (it must survive the kexec);
     reading it through physical memory needs no direct-map translation and
     works on any core drgn can open.
 
+    :param type: the structure's type, e.g. ``"struct luo_session_ser"``
+    :param pa: its physical address
     :return: a value object (it has no address)
     """
-    t = prog.type(type_name)
+    t = prog.type(type) if isinstance(type, str) else type
     return Object.from_bytes_(prog, t, prog.read(pa, t.size, True))
 
 
-def _phys_array(prog: Program, t: Type, pa: int, count: int, what: str) -> list[Object]:
+def _read_ser_array(prog: Program, t: Type, pa: int, count: int, what: str) -> list[Object]:
     """``count`` consecutive values of type ``t`` at physical ``pa``, read at once."""
     try:
         raw = prog.read(pa, count * t.size, True)
     except FaultError as e:
-        raise WalkError(what, e.address, "cannot read serialized entries") from None
+        err = WalkError(what, e.address, "cannot read serialized entries")
+        raise err from e
     return [Object.from_bytes_(prog, t, raw, bit_offset=i * t.size * 8) for i in range(count)]
 
 
-def _block_chain(prog: Program, head_pa: int, entry_type: str,
-                 what: str) -> Iterator[Object]:
+def _block_chain(prog: Program, head_pa: int, entry_type: str, what: str) -> Iterator[Object]:
     """Entries of a 7.2 KHO block chain starting at physical ``head_pa``."""
     t = prog.type(entry_type)
+    header_t = prog.type("struct kho_block_header_ser")
     seen: set[int] = set()
     pa = head_pa
     while pa:
         if pa in seen:
             raise WalkError(what, pa, "cycle in the block chain")
-        if len(seen) >= MAX_BLOCKS:
-            raise WalkError(what, pa, f"more than {MAX_BLOCKS} blocks")
+        if len(seen) >= _MAX_BLOCKS:
+            raise WalkError(what, pa, f"more than {_MAX_BLOCKS} blocks")
         seen.add(pa)
         try:
-            header = read_phys_object(prog, "struct kho_block_header_ser", pa)
+            header = luo_read_ser(prog, header_t, pa)
         except FaultError as e:
-            raise WalkError(what, e.address, "cannot read a block header") from None
+            raise WalkError(what, e.address, "cannot read a block header") from e
         count, nxt = header.count.value_(), header.next.value_()
-        if count * t.size + KHO_BLOCK_HEADER_SIZE > MAX_BLOCK_SIZE:
+        if count * t.size + header_t.size > _MAX_BLOCK_SIZE:
             raise WalkError(what, pa, f"impossible entry count {count}")
-        yield from _phys_array(prog, t, pa + KHO_BLOCK_HEADER_SIZE, count, what)
+        yield from _read_ser_array(prog, t, pa + header_t.size, count, what)
         pa = nxt
 
 
-def _serialized_sessions_pre72(prog: Program, header: Object,
-                               what: str) -> Iterator[Object]:
+def _serialized_sessions_pre72(prog: Program, header: Object, what: str) -> Iterator[Object]:
     if not header.header_ser or not header.ser:
         return
     count = header.header_ser.count.value_()
-    if not 0 <= count <= MAX_SERIALIZED_ENTRIES:
+    if not 0 <= count <= _MAX_SERIALIZED_ENTRIES:
         raise WalkError(what, header.header_ser.value_(), f"impossible session count {count}")
     for i in range(count):
         yield header.ser[i].read_()
 
 
 @takes_program_or_default
-def for_each_serialized_session(prog: Program, direction: str = "outgoing") -> Iterator[Object]:
+def luo_for_each_serialized_session(
+    prog: Program, direction: str = "outgoing"
+) -> Iterator[Object]:
     """
     Iterate over the session entries serialized for (outgoing) or by
     (incoming, before deserialization) a kexec.
@@ -265,6 +502,8 @@ def for_each_serialized_session(prog: Program, direction: str = "outgoing") -> I
     Outgoing entries are meaningful once LUO froze (:func:`luo_outgoing_frozen`).
     Incoming entries are readable until deserialization destroys them.
 
+    :param direction: ``"outgoing"`` or ``"incoming"``
+    :raises WalkError: on a cycle, a fault or an impossible count
     :return: Iterator of ``struct luo_session_ser`` value objects.
     """
     layout = luo_layout(prog)
@@ -273,17 +512,25 @@ def for_each_serialized_session(prog: Program, direction: str = "outgoing") -> I
     if not layout.block_sets:
         yield from _serialized_sessions_pre72(prog, header, what)
         return
-    bs = header.block_set
-    head_pa = bs.head_pa.value_()
+    head_pa = header.block_set.head_pa.value_()
     if direction == "outgoing" and header.sessions_pa:
         # Written at freeze: zero until then, the first block after.
         head_pa = header.sessions_pa[0].value_() or head_pa
     yield from _block_chain(prog, head_pa, "struct luo_session_ser", what)
 
 
-def serialized_session_files(session_ser: Object) -> tuple[int, int]:
+def luo_session_ser_name(session_ser: Object) -> bytes:
     """
-    Return where a serialized session's file entries are and how many it
+    Get the name of a serialized session.
+
+    :param session_ser: ``struct luo_session_ser``
+    """
+    return _bytes(session_ser.name)
+
+
+def luo_session_ser_file_set(session_ser: Object) -> tuple[int, int]:
+    """
+    Get where a serialized session's file entries are and how many it
     claims.
 
     :param session_ser: ``struct luo_session_ser``
@@ -297,16 +544,17 @@ def serialized_session_files(session_ser: Object) -> tuple[int, int]:
     return session_ser.files.value_(), session_ser.count.value_()
 
 
-def for_each_serialized_file(session_ser: Object) -> Iterator[Object]:
+def luo_session_ser_for_each_file(session_ser: Object) -> Iterator[Object]:
     """
     Iterate over the file entries of a serialized session.
 
     :param session_ser: ``struct luo_session_ser``
+    :raises WalkError: on a cycle, a fault or an impossible count
     :return: Iterator of ``struct luo_file_ser`` value objects.
     """
     prog = session_ser.prog_
-    files_pa, count = serialized_session_files(session_ser)
-    name = session_ser.name.string_().decode(errors="replace")
+    files_pa, count = luo_session_ser_file_set(session_ser)
+    name = luo_session_ser_name(session_ser).decode(errors="replace")
     what = f"serialized files of session {name!r}"
     if not files_pa:
         return
@@ -314,54 +562,78 @@ def for_each_serialized_file(session_ser: Object) -> Iterator[Object]:
         yield from _block_chain(prog, files_pa, "struct luo_file_ser", what)
         return
     # Before 7.2: one physically contiguous array of count entries.
-    if not 0 <= count <= MAX_SERIALIZED_ENTRIES:
+    if not 0 <= count <= _MAX_SERIALIZED_ENTRIES:
         raise WalkError(what, files_pa, f"impossible file count {count}")
-    yield from _phys_array(prog, prog.type("struct luo_file_ser"), files_pa, count, what)
+    yield from _read_ser_array(prog, prog.type("struct luo_file_ser"), files_pa, count, what)
+
+
+def luo_file_ser_token(file_ser: Object) -> int:
+    """
+    Get the token of a serialized file.
+
+    :param file_ser: ``struct luo_file_ser``
+    """
+    return file_ser.token.value_()
+
+
+def luo_file_ser_compatible(file_ser: Object) -> bytes:
+    """
+    Get the handler compatible string of a serialized file, which the next
+    kernel's ``luo_file_deserialize()`` looks up among its handlers.
+
+    :param file_ser: ``struct luo_file_ser``
+    """
+    return _bytes(file_ser.compatible)
+
+
+def luo_file_ser_data(file_ser: Object) -> int:
+    """
+    Get the handler-private data of a serialized file.
+
+    :param file_ser: ``struct luo_file_ser``
+    """
+    return file_ser.data.value_()
 
 
 @takes_program_or_default
-def for_each_pending_incoming_session(prog: Program) -> Iterator[Object]:
+def luo_for_each_pending_incoming_session(prog: Program) -> Iterator[Object]:
     """
     Iterate over sessions handed over by the previous kernel that are not
     deserialized yet (deserialization happens at the first open of
-    /dev/liveupdate).  Empty once they are.
+    ``/dev/liveupdate``).  Empty once they are.
 
     :return: Iterator of ``struct luo_session_ser`` value objects.
     """
     header = _session_header(prog, "incoming")
-    if not header.active or not _list_empty(header.list):
+    if not header.active or not list_empty(header.list.address_of_()):
         return iter(())
-    layout = luo_layout(prog)
     # 7.2: deserialization destroys the incoming block set; a non-empty one
     # means the entries still wait.
-    if layout.block_sets and not header.block_set.head_pa:
+    if luo_layout(prog).block_sets and not header.block_set.head_pa:
         return iter(())
-    return for_each_serialized_session(prog, "incoming")
-
-
-def _list_empty(head: Object) -> bool:
-    return head.next.value_() == head.address_
+    return luo_for_each_serialized_session(prog, "incoming")
 
 
 # --- the luo_preserved_files index (7.1+) -----------------------------------
 
 
 @takes_program_or_default
-def for_each_preserved_file(prog: Program) -> Iterator[tuple[int, Object]]:
+def luo_for_each_preserved_file(prog: Program) -> Iterator[tuple[int, Object]]:
     """
     Iterate over ``luo_preserved_files`` (7.1 and later): the index of every
     preserved or retrieved file, keyed by the handler's ``get_id()`` (the
     inode for memfds) or the struct file pointer.
 
-    :raises WalkError: after :data:`MAX_SERIALIZED_ENTRIES` entries (a
-        corrupted tree can lead the walk back into itself)
+    :raises WalkError: after too many entries (a corrupted tree can lead the
+        walk back into itself)
     :return: Iterator of (index, ``struct file *``) tuples.
     """
     xa = prog["luo_preserved_files"].address_of_()
     for n, (index, entry) in enumerate(xa_for_each(xa)):
-        if n >= MAX_SERIALIZED_ENTRIES:
-            raise WalkError("luo_preserved_files", xa.value_(),
-                            f"more than {MAX_SERIALIZED_ENTRIES} entries")
+        if n >= _MAX_SERIALIZED_ENTRIES:
+            raise WalkError(
+                "luo_preserved_files", xa.value_(), f"more than {_MAX_SERIALIZED_ENTRIES} entries"
+            )
         yield index, cast("struct file *", entry)
 
 
@@ -369,7 +641,7 @@ def for_each_preserved_file(prog: Program) -> Iterator[tuple[int, Object]]:
 
 
 @takes_program_or_default
-def for_each_flb(prog: Program) -> Iterator[Object]:
+def luo_for_each_flb(prog: Program) -> Iterator[Object]:
     """
     Iterate over the registered File-Lifecycle-Bound objects.
 
@@ -377,13 +649,26 @@ def for_each_flb(prog: Program) -> Iterator[Object]:
     """
     # The per-FLB state (list, counts) lives in flb->private, a member marked
     # __private, which the debug info names "private".
-    return list_entries(prog["luo_flb_global"].list.address_of_(),
-                        "struct liveupdate_flb", "private.list", "luo_flb_global.list")
+    return validate_list_for_each_entry_bounded(
+        "struct liveupdate_flb",
+        prog["luo_flb_global"].list.address_of_(),
+        "private.list",
+        "luo_flb_global.list",
+    )
 
 
-def flb_counts(flb: Object) -> tuple[int, int]:
+def luo_flb_compatible(flb: Object) -> bytes:
     """
-    Return the (outgoing, incoming) user counts of an FLB.
+    Get the compatible string of an FLB.
+
+    :param flb: ``struct liveupdate_flb *``
+    """
+    return flb.compatible.string_()
+
+
+def luo_flb_counts(flb: Object) -> tuple[int, int]:
+    """
+    Get the (outgoing, incoming) user counts of an FLB.
 
     :param flb: ``struct liveupdate_flb *``
     """
@@ -393,73 +678,77 @@ def flb_counts(flb: Object) -> tuple[int, int]:
         # 7.0 kept a plain long; 7.1 made it a refcount_t.
         c = state.count
         if c.type_.unaliased_kind() == TypeKind.STRUCT:
-            return c.refs.counter.value_()
-        return c.value_()
+            return int(c.refs.counter.value_())
+        return int(c.value_())
 
     return count(private.outgoing), count(private.incoming)
-
-
-def handler_flbs(handler: Object) -> Iterator[Object]:
-    """
-    Iterate over the FLBs a file handler depends on.
-
-    :param handler: ``struct liveupdate_file_handler *``
-    :return: Iterator of ``struct liveupdate_flb *`` objects.
-    """
-    for link in list_entries(handler.flb_list.address_of_(), "struct luo_flb_link", "list",
-                             "handler flb_list"):
-        yield link.flb
 
 
 # --- struct file ------------------------------------------------------------
 
 
-def file_refcount(file: Object) -> int:
+def luo_preserved_file_refcount(file: Object) -> int:
     """
-    Return the number of references held on a struct file.
+    Get the number of references held on a struct file.
 
     :param file: ``struct file *``
-    :return: the count; a value at or above 2**63 means the file is dead.
+    :return: the count, or -1 when the file is released (dead)
     """
     # Since 6.13 ("fs: add file_ref"), f_ref is a file_ref_t whose atomic
     # stores count - 1, and FILE_REF_RELEASED and above mean released.
     if luo_layout(file.prog_).file_ref:
         raw = file.f_ref.refcnt.counter.value_() & 0xFFFFFFFFFFFFFFFF
         return raw + 1 if raw < (1 << 63) else -1
-    return file.f_count.counter.value_()
+    return int(file.f_count.counter.value_())
 
 
-# --- the memfd handler ------------------------------------------------------
-
-
-def memfd_serialized_state(luo_file: Object) -> Optional[dict[str, int]]:
+def luo_preserved_file_ino(file: Object) -> int:
     """
-    Return the memfd handler's serialized state for a luo_file, or None when
-    the file is not a memfd or nothing was serialized yet.
+    Get the inode number of a struct file.
+
+    :param file: ``struct file *``
+    """
+    return file.f_inode.i_ino.value_()
+
+
+def luo_preserved_file_path(file: Object) -> bytes:
+    """
+    Get the path of a struct file as ``/proc/PID/fd`` shows it.
+
+    Memfds live on an internal mount (``shm_mnt``), for which ``d_path()``
+    names the filesystem; ``/proc`` shows the dentry's own name, and
+    `` (deleted)`` for an unlinked inode, as memfds are.
+
+    :param file: ``struct file *``
+    """
+    path = d_path(file.f_path.address_of_())
+    if path.startswith(b"["):
+        path = b"/" + file.f_path.dentry.d_name.name.string_()
+    if file.f_inode.i_nlink.value_() == 0:
+        path += b" (deleted)"
+    return path
+
+
+# --- the memfd handler (mm/memfd_luo.c) -------------------------------------
+
+
+def memfd_luo_serialized_state(luo_file: Object) -> Optional[Object]:
+    """
+    Get the memfd handler's serialized state of a preserved memfd, or None
+    when nothing was serialized (or the kernel has no memfd handler).
+
+    The memfd handler frees this state when the file is retrieved, so it is
+    meaningful only before a retrieve.
 
     :param luo_file: ``struct luo_file *`` whose handler is the memfd one
-    :return: dict with ``size``, ``pos``, ``nr_folios`` and (memfd-v2)
-        ``seals`` and ``flags``
+    :return: ``struct memfd_luo_ser`` value object
     """
     prog = luo_file.prog_
-    pa = luo_file.serialized_data.value_()
+    pa = luo_file_serialized_data(luo_file)
     if not pa:
         return None
     try:
-        ser = read_phys_object(prog, "struct memfd_luo_ser", pa)
+        t = prog.type("struct memfd_luo_ser")
     except LookupError:
         return None
-    state = {"size": ser.size.value_(), "pos": ser.pos.value_(),
-             "nr_folios": ser.nr_folios.value_()}
-    for member in ("seals", "flags"):  # memfd-v2
-        if ser.type_.has_member(member):
-            state[member] = ser.member_(member).value_()
-    return state
-
-
-def handler_compatible(handler: Object) -> str:
-    """
-    :param handler: ``struct liveupdate_file_handler *``
-    """
-    return handler.compatible.string_().decode(errors="replace")
-
+    return luo_read_ser(prog, t, pa)

@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
-from drgn import FaultError, Object, Program
+from drgn import FaultError, Object, PlatformFlags, Program
 from drgn.helpers.linux.mm import for_each_vma
 from drgn.helpers.linux.pid import for_each_task
 
@@ -46,6 +46,29 @@ class HolderScan:
     fds: int = 0
 
 
+@dataclass(frozen=True)
+class _Words:
+    """How this target stores a pointer: size and byte order, from
+    ``prog.platform``."""
+
+    size: int
+    order: str  # "little" | "big"
+    fmt: str  # struct format of one pointer
+
+    @classmethod
+    def of(cls, prog: Program) -> "_Words":
+        platform = prog.platform
+        if platform is None:
+            raise ValueError("the program has no platform")
+        size = 8 if platform.flags & PlatformFlags.IS_64_BIT else 4
+        little = bool(platform.flags & PlatformFlags.IS_LITTLE_ENDIAN)
+        return cls(size, "little" if little else "big",
+                   ("<" if little else ">") + ("Q" if size == 8 else "I"))
+
+    def read(self, prog: Program, address: int) -> int:
+        return int.from_bytes(prog.read(address, self.size), self.order)  # type: ignore[arg-type]
+
+
 def _fops_address(prog: Program, name: str) -> Optional[int]:
     try:
         return prog[name].address_
@@ -63,6 +86,7 @@ def scan_holders(prog: Program, wanted: Iterable[int],
     """
     wanted_set = set(wanted)
     scan = HolderScan()
+    words = _Words.of(prog)
     session_fops = _fops_address(prog, "luo_session_fops")
     device_fops = _fops_address(prog, "luo_fops")
     luo_fops = {a for a in (session_fops, device_fops) if a is not None}
@@ -94,7 +118,7 @@ def scan_holders(prog: Program, wanted: Iterable[int],
                 continue
             if files and files not in seen_files_structs:
                 seen_files_structs.add(files)
-                _scan_fd_table(prog, task.files, pid, comm, wanted_set, luo_fops,
+                _scan_fd_table(prog, words, task.files, pid, comm, wanted_set, luo_fops,
                                session_fops, device_fops, f_op_offset, private_offset,
                                scan, record)
             if mm and mm not in seen_mms:
@@ -105,7 +129,7 @@ def scan_holders(prog: Program, wanted: Iterable[int],
     return scan
 
 
-def _scan_fd_table(prog: Program, files: Object, pid: int, comm: str,
+def _scan_fd_table(prog: Program, words: _Words, files: Object, pid: int, comm: str,
                    wanted: set[int], luo_fops: set[int], session_fops: Optional[int],
                    device_fops: Optional[int], f_op_offset: int, private_offset: int,
                    scan: HolderScan, record: Callable[[int, Holder], None]) -> None:
@@ -116,11 +140,11 @@ def _scan_fd_table(prog: Program, files: Object, pid: int, comm: str,
             scan.errors.append((f"fd table of pid {pid}", f"impossible max_fds {max_fds}",
                                 fdt.value_()))
             return
-        raw = prog.read(fdt.fd.value_(), max_fds * 8)
+        raw = prog.read(fdt.fd.value_(), max_fds * words.size)
     except FaultError as e:
         scan.errors.append((f"fd table of pid {pid}", "cannot read the fd table", e.address))
         return
-    for fd, (addr,) in enumerate(struct.iter_unpack("<Q", raw)):
+    for fd, (addr,) in enumerate(struct.iter_unpack(words.fmt, raw)):
         if not addr:
             continue
         scan.fds += 1
@@ -132,15 +156,14 @@ def _scan_fd_table(prog: Program, files: Object, pid: int, comm: str,
             f_op = scan.f_ops.get(addr)
             if f_op is None:
                 # One read per distinct struct file, however many fds share it.
-                f_op = scan.f_ops[addr] = int.from_bytes(
-                    prog.read(addr + f_op_offset, 8), "little")
+                f_op = scan.f_ops[addr] = words.read(prog, addr + f_op_offset)
             if f_op not in luo_fops:
                 continue
             holder = Holder("fd", pid=pid, comm=comm, fd=fd)
             if f_op == device_fops:
                 scan.luo_device.append(holder)
             elif f_op == session_fops:
-                session = int.from_bytes(prog.read(addr + private_offset, 8), "little")
+                session = words.read(prog, addr + private_offset)
                 scan.sessions.setdefault(session, []).append(holder)
         except FaultError as e:
             scan.errors.append((f"fd {fd} of pid {pid}", "cannot read struct file", e.address))

@@ -150,6 +150,8 @@ class Snapshot:
     preserved_index: Optional[dict[int, int]] = None
     flbs: list[Flb] = field(default_factory=list)
     luo_device_holders: list[Holder] = field(default_factory=list)
+    # Whether the one-pass holder scan ran (``holders`` are meaningful).
+    holders_scanned: bool = False
     findings: list[Finding] = field(default_factory=list)
     errors: list[WalkErrorRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -1,27 +1,49 @@
-"""Bounded walks over kernel lists.
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Bounded List Validation
+-----------------------
 
-drgn's ``list_for_each_entry`` trusts the list: a corrupted vmcore with a
-cycle makes it loop forever.  The walks here stop on a cycle, on a broken
-back pointer, on a fault and after a bound, and say which by raising
-:class:`WalkError` after yielding everything that was read safely.
+The ``luo_drgn.walk`` module provides list validators for memory that may be
+corrupted, in the form of drgn's :func:`drgn.helpers.linux.list.validate_list_for_each`.
+
+drgn's validator is the model, but a post-mortem inspector needs three things
+it does not give: it may yield a node twice before Brent's algorithm notices a
+cycle (an inspector would then report a duplicate that is not there), it has
+no bound on a list of garbage that never cycles, and it does not check that
+the first node points back to the head.  The walks here remember every node,
+so a cycle is reported the moment a node comes round again, check every
+``prev`` pointer including the first, stop after a bound, and raise
+:class:`WalkError`, a :class:`drgn.helpers.ValidationError`, after yielding
+everything that was read safely.  A fault is raised as a :class:`WalkError`
+too, with the :class:`drgn.FaultError` chained as its ``__cause__``.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 from drgn import FaultError, Object, Type, container_of
+from drgn.helpers import ValidationError
+
+__all__ = (
+    "DEFAULT_LIMIT",
+    "WalkError",
+    "validate_list_for_each_bounded",
+    "validate_list_for_each_entry_bounded",
+)
 
 # Generous enough for tens of thousands of preserved files per session, small
 # enough that a walk over garbage ends in well under a second.
 DEFAULT_LIMIT = 1 << 20
 
 
-class WalkError(Exception):
-    """A walk stopped before the end of its list.
+class WalkError(ValidationError):
+    """
+    A walk over kernel memory stopped before the end of its structure.
 
-    :ivar address: the address at which it stopped
-    :ivar what: a short description of the list that was walked
+    :ivar what: a short description of what was walked
+    :ivar address: the address at which the walk stopped
+    :ivar reason: why it stopped, without the address
     """
 
     def __init__(self, what: str, address: int, reason: str) -> None:
@@ -31,16 +53,28 @@ class WalkError(Exception):
         self.reason = reason
 
 
-def list_nodes(head: Object, what: str, limit: int = DEFAULT_LIMIT,
-               check_prev: bool = True) -> Iterator[Object]:
+def _fault(what: str, reason: str, e: FaultError) -> WalkError:
+    err = WalkError(what, e.address, reason)
+    err.__cause__ = e
+    return err
+
+
+def validate_list_for_each_bounded(
+    head: Object, what: str = "list", limit: int = DEFAULT_LIMIT
+) -> Iterator[Object]:
     """
-    Iterate over the nodes of a ``struct list_head`` list, safely.
+    Iterate over the nodes of a list, validating it as it goes.
+
+    Like :func:`drgn.helpers.linux.list.validate_list_for_each`, but never
+    yields a node twice, checks the first node's ``prev`` too, and stops after
+    ``limit`` nodes.
 
     :param head: ``struct list_head *``
     :param what: what the list is, for the error message
-    :raises WalkError: on a cycle that does not pass through the head, a
-        node whose ``prev`` does not point back, a fault, or after ``limit``
-        nodes
+    :param limit: how many nodes to accept before giving up
+    :raises WalkError: on a NULL ``next``, a node reached twice (a cycle that
+        does not pass through the head), a ``prev`` that does not point back,
+        a fault (chained), or after ``limit`` nodes
     :return: Iterator of ``struct list_head *`` objects.
     """
     head = head.read_()
@@ -50,7 +84,7 @@ def list_nodes(head: Object, what: str, limit: int = DEFAULT_LIMIT,
     try:
         node = head.next.read_()
     except FaultError as e:
-        raise WalkError(what, e.address, "cannot read list head") from None
+        raise _fault(what, "cannot read list head", e) from e
     while True:
         addr = node.value_()
         if addr == head_addr:
@@ -66,22 +100,34 @@ def list_nodes(head: Object, what: str, limit: int = DEFAULT_LIMIT,
             nxt = node.next.read_()
             back = node.prev.value_()
         except FaultError as e:
-            raise WalkError(what, e.address, "fault reading a list node") from None
-        if check_prev and back != prev_addr:
-            raise WalkError(what, addr, f"prev pointer {back:#x} does not point back to "
-                                        f"{prev_addr:#x}")
+            raise _fault(what, "fault reading a list node", e) from e
+        if back != prev_addr:
+            raise WalkError(
+                what, addr, f"prev pointer {back:#x} does not point back to {prev_addr:#x}"
+            )
         yield node
         prev_addr = addr
         node = nxt
 
 
-def list_entries(head: Object, type: Union[str, Type], member: str,
-                 what: str, limit: int = DEFAULT_LIMIT) -> Iterator[Object]:
+def validate_list_for_each_entry_bounded(
+    type: Union[str, Type],
+    head: Object,
+    member: str,
+    what: Optional[str] = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Iterator[Object]:
     """
-    Like drgn's ``list_for_each_entry``, bounded (see :func:`list_nodes`).
+    Like :func:`drgn.helpers.linux.list.validate_list_for_each_entry`, with
+    the checks of :func:`validate_list_for_each_bounded`.
 
+    :param type: Entry type.
     :param head: ``struct list_head *``
+    :param member: Name of list node member in entry type.
+    :param what: what the list is, for the error message
+    :raises WalkError: see :func:`validate_list_for_each_bounded`
     :return: Iterator of ``type *`` objects.
     """
-    for node in list_nodes(head, what, limit):
-        yield container_of(node, type, member)
+    entry_type = head.prog_.type(type) if isinstance(type, str) else type
+    for node in validate_list_for_each_bounded(head, what or str(member), limit):
+        yield container_of(node, entry_type, member)

@@ -134,17 +134,17 @@ def test_serialized_outgoing(prog: drgn.Program, snapshot: Snapshot,
         assert [f.token for f in got.files] == [f["token"] for f in w["files"]]
         assert {f.handler for f in got.files} <= {"memfd-v2"}
     # The serialized handle is the physical address of the memfd state.
-    first = next(iter(h.for_each_serialized_session(prog, "outgoing")))
-    entry = next(iter(h.for_each_serialized_file(first)))
+    first = next(iter(h.luo_for_each_serialized_session(prog, "outgoing")))
+    entry = next(iter(h.luo_session_ser_for_each_file(first)))
     luo_file = _luo_file_of(prog, entry.token.value_())
     assert entry.data == luo_file.serialized_data
-    state = h.memfd_serialized_state(luo_file)
-    assert state is not None and state["size"] == want[0]["files"][0]["size"]
+    state = h.memfd_luo_serialized_state(luo_file)
+    assert state is not None and state.size == want[0]["files"][0]["size"]
 
 
 def _luo_file_of(prog: drgn.Program, token: int) -> drgn.Object:
-    session = next(iter(h.for_each_session(prog, "outgoing")))
-    return next(f for f in h.for_each_session_file(session) if f.token == token)
+    session = next(iter(h.luo_for_each_session(prog, "outgoing")))
+    return next(f for f in h.luo_session_for_each_file(session) if f.token == token)
 
 
 @only(lambda name: name == "incoming-pending")
@@ -178,7 +178,7 @@ def test_handlers(snapshot: Snapshot, prog: drgn.Program) -> None:
 def test_helpers_take_default_program(prog: drgn.Program, expected: dict[str, Any]) -> None:
     drgn.set_default_prog(prog)
     try:
-        handlers = [h.handler_compatible(x) for x in h.for_each_file_handler()]
+        handlers = [h.luo_file_handler_compatible(x).decode() for x in h.luo_for_each_file_handler()]
         # A disabled LUO refuses handler registration (-EOPNOTSUPP).
         assert handlers == (["memfd-v2"] if expected["luo_state"] == "enabled" else [])
         assert h.luo_enabled() == (expected["luo_state"] == "enabled")

@@ -52,50 +52,50 @@ def test_layout_probe_is_cached(kernel: Kernel) -> None:
 
 def test_sessions_and_files(kernel: Kernel, layout: str) -> None:
     for direction, state in (("outgoing", OUTGOING), ("incoming", INCOMING)):
-        sessions = list(h.for_each_session(kernel.prog, direction))
-        assert [h.session_name(s) for s in sessions] == list(state)
-        assert h.session_header_count(kernel.prog, direction) == len(state)
+        sessions = list(h.luo_for_each_session(kernel.prog, direction))
+        assert [h.luo_session_name(s).decode() for s in sessions] == list(state)
+        assert h.luo_session_header_count(kernel.prog, direction) == len(state)
         for s, files in zip(sessions, state.values()):
-            got = list(h.for_each_session_file(s))
-            assert h.session_file_count(s) == len(files)
+            got = list(h.luo_session_for_each_file(s))
+            assert h.luo_session_file_count(s) == len(files)
             assert [f.token.value_() for f in got] == [x.token for x in files]
             for f, x in zip(got, files):
                 assert h.luo_file_retrieve_status(f) == expected_status(layout, x.status)
                 if x.refcount is None:
                     assert not f.file
                 else:
-                    assert h.file_refcount(f.file) == x.refcount
+                    assert h.luo_preserved_file_refcount(f.file) == x.refcount
 
 
 def test_serialized(kernel: Kernel) -> None:
     assert h.luo_outgoing_frozen(kernel.prog) is True
-    ser = list(h.for_each_serialized_session(kernel.prog, "outgoing"))
+    ser = list(h.luo_for_each_serialized_session(kernel.prog, "outgoing"))
     assert [s.name.string_().decode() for s in ser] == list(OUTGOING)
     for s, files in zip(ser, OUTGOING.values()):
-        entries = list(h.for_each_serialized_file(s))
+        entries = list(h.luo_session_ser_for_each_file(s))
         assert [e.token.value_() for e in entries] == [x.token for x in files]
         assert {e.compatible.string_().decode() for e in entries} == {MEMFD}
 
 
 def test_handlers(kernel: Kernel) -> None:
-    assert [h.handler_compatible(x) for x in h.for_each_file_handler(kernel.prog)] == [MEMFD]
+    assert [h.luo_file_handler_compatible(x).decode() for x in h.luo_for_each_file_handler(kernel.prog)] == [MEMFD]
 
 
 @pytest.mark.parametrize("layout", sorted(INT_STATUS))
 def test_flbs(layout: str) -> None:
     kernel = populate(layout)
-    (flb,) = h.for_each_flb(kernel.prog)
+    (flb,) = h.luo_for_each_flb(kernel.prog)
     users = sum(len(v) for v in OUTGOING.values())
     assert flb.compatible.string_().decode() == FLB_NAME
-    assert h.flb_counts(flb) == (users, 0)
+    assert h.luo_flb_counts(flb) == (users, 0)
 
 
 def test_preserved_index() -> None:
     kernel = populate("7.1")
-    indexed = sorted(f.value_() for _, f in h.for_each_preserved_file(kernel.prog))
+    indexed = sorted(f.value_() for _, f in h.luo_for_each_preserved_file(kernel.prog))
     in_lists = sorted(f.file.value_() for d in ("outgoing", "incoming")
-                      for s in h.for_each_session(kernel.prog, d)
-                      for f in h.for_each_session_file(s) if f.file)
+                      for s in h.luo_for_each_session(kernel.prog, d)
+                      for f in h.luo_session_for_each_file(s) if f.file)
     assert indexed == in_lists and len(indexed) == sum(
         1 for st in (OUTGOING, INCOMING) for fs in st.values() for x in fs
         if x.refcount is not None)
@@ -133,8 +133,8 @@ def test_checks_on_healthy_state(kernel: Kernel, layout: str) -> None:
 
 def test_cycle_in_v6_files_list_is_reported() -> None:
     k = populate("v6")
-    s = next(iter(h.for_each_session(k.prog, "outgoing")))
-    first = next(iter(h.for_each_session_file(s)))
+    s = next(iter(h.luo_for_each_session(k.prog, "outgoing")))
+    first = next(iter(h.luo_session_for_each_file(s)))
     # Point the first file's next at itself: a walk that trusts it loops.
     k.set(first.list.address_, "list_head", "next", first.list.address_)
     snap = snapshot_of(k)
@@ -146,7 +146,7 @@ def test_cycle_in_v6_files_list_is_reported() -> None:
 
 def test_flb_count_mismatch_on_7_0() -> None:
     k = populate("7.0")
-    (flb,) = h.for_each_flb(k.prog)
+    (flb,) = h.luo_for_each_flb(k.prog)
     k.set(flb.value_(), "liveupdate_flb", "private.outgoing.count", 7)
     snap = snapshot_of(k)
     assert [f.code for f in snap.findings if f.severity == "error"] == ["flb-count-mismatch"]

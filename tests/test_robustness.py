@@ -39,7 +39,7 @@ def snapshot(prog: drgn.Program) -> Snapshot:
 
 
 def alpha(prog: drgn.Program) -> drgn.Object:
-    return next(s for s in h.for_each_session(prog) if h.session_name(s) == "vm-alpha")
+    return next(s for s in h.luo_for_each_session(prog) if h.luo_session_name(s) == b"vm-alpha")
 
 
 def test_unreadable_luo_global() -> None:
@@ -63,7 +63,7 @@ def test_unreadable_session_header() -> None:
 
 def test_unreadable_struct_file() -> None:
     prog = fresh_program()
-    f = next(iter(h.for_each_session_file(alpha(prog))))
+    f = next(iter(h.luo_session_for_each_file(alpha(prog))))
     plant_fault(prog, f.file.value_(), 256)
     snap = snapshot(prog)
     bad = snap.session("vm-alpha").files[0]
