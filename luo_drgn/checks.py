@@ -285,6 +285,11 @@ def run_checks(snap: Snapshot) -> tuple[list[Finding], Notes]:
     return findings, notes
 
 
+def has_errors(snap: Snapshot) -> bool:
+    """Whether any finding is an error (luo-inspect's exit status 1)."""
+    return any(f.severity == ERROR for f in snap.findings)
+
+
 def derive(snap: Snapshot) -> None:
     """Fill in what follows from the collected facts: each outgoing file's
     ``frozen`` and, once holders were scanned, ``explained_refs``."""

@@ -1,8 +1,10 @@
-"""luo-inspect: the command line, and the engine behind drgn's ``%luo``.
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""luo-inspect: the command line.
 
-Both doors run the same click application: ``luo-inspect`` opens the target
-named by its options, ``%luo`` passes the Program of the drgn session in.
-Every command returns the snapshot it inspected.
+It opens the target named by its options (a vmcore, the running kernel, or a
+bundled example), inspects it once and renders what the command asks for.
+drgn's ``%luo`` (:mod:`luo_drgn.plugin`) is the same engine behind drgn's own
+command parser.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ import click
 from drgn import Program
 
 from . import examples
-from .checks import inspect
+from .checks import has_errors, inspect
 from .collector import collect
 from .model import Snapshot, Target
-from .render import Redactor, document, render_json, render_text, select
-from .target import TargetError, open_target, target_of
+from .render import COMMANDS, FORMATS, render
+from .target import TargetError, open_target
 
-FORMATS = ("text", "json", "markdown")
 SEVERITY_COLORS = {"error": "red", "warning": "yellow", "info": "blue"}
 
 
@@ -31,7 +32,7 @@ SEVERITY_COLORS = {"error": "red", "warning": "yellow", "info": "blue"}
 class State:
     """Options and the target of one invocation."""
 
-    prog: Optional[Program] = None  # given by %luo; else opened from the options
+    prog: Optional[Program] = None
     target: Optional[Target] = None
     core: Optional[str] = None
     symbols: Sequence[str] = ()
@@ -40,13 +41,10 @@ class State:
     output: Optional[str] = None
     redact: bool = False
     verbose: bool = False
-    in_drgn: bool = False
     snapshot: Optional[Snapshot] = None
 
     def open(self) -> tuple[Program, Target]:
-        if self.prog is not None:
-            if self.target is None:
-                self.target = target_of(self.prog)
+        if self.prog is not None and self.target is not None:
             return self.prog, self.target
         if self.example is not None:
             if self.core or self.symbols:
@@ -104,17 +102,12 @@ def _merge(state: State, fmt: Optional[str], output: Optional[str],
 
 def _emit(state: State, command: str, session: Optional[str] = None) -> Snapshot:
     snap = state.inspect()
-    doc = document(snap)
-    if state.redact:
-        doc = Redactor().redact(doc)
-    part = select(doc, command, session)
     to_terminal = state.output is None and sys.stdout.isatty()
-    if state.fmt == "json":
-        text = render_json(part)
-    else:
-        style = ((lambda t, sev: click.style(t, fg=SEVERITY_COLORS.get(sev)))
-                 if to_terminal and state.fmt == "text" else (lambda t, sev: t))
-        text = render_text(part, command, markdown=state.fmt == "markdown", style=style)
+
+    def style(text: str, severity: str) -> str:
+        return click.style(text, fg=SEVERITY_COLORS.get(severity)) if to_terminal else text
+
+    text = render(snap, command, state.fmt, redact=state.redact, session=session, style=style)
     if state.output is not None:
         Path(state.output).write_text(text)
     else:
@@ -145,9 +138,6 @@ def cli(ctx: click.Context, core: Optional[str], symbols: tuple[str, ...],
     be inspected.
     """
     state: State = ctx.ensure_object(State)
-    if state.prog is not None and (core or symbols or example):
-        raise click.UsageError("%luo inspects the program of this drgn session: "
-                               "-c, -s and --example do not apply")
     state.core, state.symbols, state.example = core, symbols, example
     state.verbose = state.verbose or verbose
     _merge(state, fmt, output, redact)
@@ -159,16 +149,6 @@ def cli(ctx: click.Context, core: Optional[str], symbols: tuple[str, ...],
 @cli.result_callback()
 def _result(result: Any, **kwargs: Any) -> Any:
     return result
-
-
-REPORT_COMMANDS = {
-    "summary": "LUO state and what is wrong, in a few lines (the default).",
-    "handlers": "Registered file handlers.",
-    "sessions": "Outgoing and incoming sessions.",
-    "files": "Preserved files, with who holds each one.",
-    "check": "Run the checks: findings, walk errors, notes.",
-    "report": "Everything, for a bug report.",
-}
 
 
 def _report_command(name: str, help: str) -> None:
@@ -185,7 +165,7 @@ def _report_command(name: str, help: str) -> None:
     cli.command(name=name, help=help)(fn)
 
 
-for _name, _help in REPORT_COMMANDS.items():
+for _name, _help in COMMANDS.items():
     _report_command(_name, _help)
 
 
@@ -194,8 +174,6 @@ for _name, _help in REPORT_COMMANDS.items():
 def _shell(state: State) -> None:
     """drgn's interactive shell on the same target, with the luo_drgn helpers
     imported."""
-    if state.in_drgn:
-        raise click.UsageError("already in a drgn session")
     import drgn.cli
 
     from . import helpers
@@ -212,31 +190,13 @@ def _shell(state: State) -> None:
         "luo_snapshot() returns the inspector's snapshot.")
 
 
-def run(args: Sequence[str], state: State) -> Any:
-    """Run the click application once; raise what went wrong."""
-    return cli.main(args=list(args), prog_name="%luo" if state.in_drgn else "luo-inspect",
-                    standalone_mode=False, obj=state)
-
-
 def exit_status(result: Any) -> int:
     """0 no error finding, 1 error findings (or the int of --help)."""
     if isinstance(result, int):
         return result
     if isinstance(result, Snapshot):
-        return 1 if any(f.severity == "error" for f in result.findings) else 0
+        return 1 if has_errors(result) else 0
     return 0
-
-
-def run_in_drgn(prog: Program, args: Sequence[str]) -> tuple[Optional[Snapshot], int]:
-    """Run a command on a Program drgn already opened (``%luo``, the
-    ``commands/`` scripts); usage errors are printed, not raised."""
-    state = State(prog=prog, in_drgn=True)
-    try:
-        result = run(args, state)
-    except click.ClickException as e:
-        e.show()
-        return None, 2
-    return (result if isinstance(result, Snapshot) else None), exit_status(result)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -245,7 +205,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     state = State()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = run(args, state)
+        result = cli.main(args=args, prog_name="luo-inspect", standalone_mode=False,
+                          obj=state)
     except click.ClickException as e:
         e.show()
         return 2

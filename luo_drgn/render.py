@@ -192,10 +192,6 @@ def _strings(node: Any, keys: tuple[str, ...]) -> list[str]:
     return out
 
 
-def redact(doc: dict[str, Any]) -> dict[str, Any]:
-    return Redactor().redact(doc)
-
-
 # -- text and Markdown ---------------------------------------------------------
 
 
@@ -398,3 +394,35 @@ def render_text(doc: dict[str, Any], command: str, markdown: bool = False,
     if command in ("check", "report"):
         _errors(w, doc)
     return w.text()
+
+
+# What each command shows, for the help of every front-end.
+COMMANDS: dict[str, str] = {
+    "summary": "LUO state and what is wrong, in a few lines (the default).",
+    "handlers": "Registered file handlers.",
+    "sessions": "Outgoing and incoming sessions.",
+    "files": "Preserved files, with who holds each one.",
+    "check": "Run the checks: findings, walk errors, notes.",
+    "report": "Everything, for a bug report.",
+}
+FORMATS = ("text", "json", "markdown")
+
+
+def render(snap: Snapshot, command: str, fmt: str = "text", *, redact: bool = False,
+           session: Optional[str] = None,
+           style: Callable[[str, str], str] = lambda text, severity: text) -> str:
+    """
+    One command's output for a snapshot: the part of the document that
+    ``command`` shows, redacted if asked, in ``fmt`` (text, json or markdown).
+
+    :param session: with ``files`` and ``sessions``, only this session
+    :param style: colours a severity in text output (a terminal)
+    """
+    doc = document(snap)
+    if redact:
+        doc = Redactor().redact(doc)
+    part = select(doc, command, session)
+    if fmt == "json":
+        return render_json(part)
+    return render_text(part, command, markdown=fmt == "markdown",
+                       style=style if fmt == "text" else (lambda text, severity: text))

@@ -228,17 +228,34 @@ def drgn_run(core: str, debug: str, *args: str, env: dict[str, str] | None = Non
                           text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
+SCRIPT = str(TOP / "commands" / "luo.py")
+
+
 @pytest.mark.parametrize("command", COMMANDS)
-def test_commands_scripts_through_drgn(command: str) -> None:
+def test_commands_script_through_drgn(command: str) -> None:
     core, debug = example_paths("fault-duplicate-token")
-    proc = drgn_run(core, debug, str(TOP / "commands" / f"luo_{command}.py"), "--format", "json")
+    proc = drgn_run(core, debug, SCRIPT, command, "--format", "json")
     doc = json.loads(proc.stdout)
     jsonschema.validate(doc, SCHEMA)
     assert doc["target"]["kernel_release"] == "7.2.13"
+    # As luo-inspect: the status says whether the target has error findings,
+    # whichever part of the document the command prints.
+    assert proc.returncode == 1, proc.stderr
     if command in ("check", "report", "summary"):
-        assert proc.returncode == 1
         assert [f["code"] for f in doc["findings"] if f["severity"] == "error"] == [
             "duplicate-token"]
+    if command in ("sessions", "files", "report"):
+        assert [s["name"] for s in doc["sessions"]] == ["vm-alpha", "vm-beta", "vm-gamma",
+                                                         "empty"]
+
+
+def test_commands_script_default_and_usage_error() -> None:
+    core, debug = example_paths("outgoing")
+    proc = drgn_run(core, debug, SCRIPT)
+    assert proc.returncode == 0 and "outgoing sessions:" in proc.stdout
+    proc = drgn_run(core, debug, SCRIPT, "bogus")
+    assert proc.returncode == 2 and "invalid choice: 'bogus'" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 PLUGIN_PROBE = """
@@ -262,15 +279,58 @@ def test_plugin_can_be_disabled() -> None:
     assert "RESULT" not in proc.stdout and "luo" in proc.stderr
 
 
+def luo(prog, command: str):  # type: ignore[no-untyped-def]
+    """Run %luo as drgn's REPL does (the plugin imported, as drgn's hook does)."""
+    import luo_drgn.plugin  # noqa: F401
+    from drgn.commands import run_command
+    return run_command(prog, command, globals={})
+
+
 def test_plugin_rejects_target_options(capsys: pytest.CaptureFixture[str]) -> None:
-    from luo_drgn.cli import run_in_drgn
+    from drgn.commands import CommandArgumentError
     prog = examples.load("outgoing").program()
-    snap, status = run_in_drgn(prog, ["-c", "/x", "check"])
-    assert snap is None and status == 2
-    assert "inspects the program of this drgn session" in capsys.readouterr().err
-    snap, status = run_in_drgn(prog, ["sessions", "--format", "json"])
-    assert status == 0 and [s.name for s in snap.sessions] == [
-        "vm-alpha", "vm-beta", "vm-gamma", "empty"]
+    with pytest.raises(CommandArgumentError, match="unrecognized arguments: -c"):
+        luo(prog, "luo -c check")
+    with pytest.raises(CommandArgumentError, match="--session goes with files or sessions"):
+        luo(prog, "luo check --session vm-alpha")
+    snap = luo(prog, "luo sessions --format json")
+    assert [s.name for s in snap.sessions] == ["vm-alpha", "vm-beta", "vm-gamma", "empty"]
+    doc = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in doc["sessions"]] == ["vm-alpha", "vm-beta", "vm-gamma", "empty"]
+
+
+def test_plugin_help_comes_from_its_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    prog = examples.load("outgoing").program()
+    assert luo(prog, "luo help") is None
+    out = capsys.readouterr().out
+    assert out.startswith("usage: luo [--format {text,json,markdown}]")
+    for command in [*COMMANDS, "help", "--redact", "--session NAME", "--drgn"]:
+        assert command in out
+
+
+def test_plugin_output_follows_drgn_redirection(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    prog = examples.load("fault-duplicate-token").program()
+    dest = tmp_path / "report.md"
+    snap = luo(prog, f"luo report --format markdown > {dest}")
+    assert capsys.readouterr().out == ""
+    text = dest.read_text()
+    assert text.startswith("# luo-inspect report: 7.2.13") and "duplicate-token" in text
+    assert [f.code for f in snap.findings if f.severity == "error"] == ["duplicate-token"]
+
+
+@pytest.mark.parametrize("command", ["handlers", "sessions", "files", "check"])
+def test_plugin_drgn_code_runs(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--drgn prints helper code (drgn's convention); that code runs on the
+    same program and finds what the command reports."""
+    prog = examples.load("fault-duplicate-token").program()
+    assert luo(prog, f"luo {command} --drgn") is None
+    code = capsys.readouterr().out
+    exec(compile(code, f"<luo {command} --drgn>", "exec"), {"prog": prog})
+    out = capsys.readouterr().out
+    want = {"handlers": "memfd-v2", "sessions": "outgoing vm-beta", "files": "vm-beta 0x100",
+            "check": "error duplicate-token"}[command]
+    assert want in out
 
 
 def test_python_dash_m_and_help() -> None:
