@@ -23,9 +23,9 @@ from pathlib import Path
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import luo_drgn.plugin  # noqa: F401  (registers %luo)
     from drgn.commands import CommandError, run_command
 
+    import luo_drgn.plugin  # noqa: F401  (registers %luo)
     from luo_drgn.checks import has_errors
     from luo_drgn.model import Snapshot
 

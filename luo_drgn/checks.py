@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Checks: pure functions from a snapshot to findings.
 
 Each check looks at one kind of trouble and returns findings with a stable
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import errno
 from collections import defaultdict
-from typing import Callable, Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
+from typing import Callable
 
 from .model import Finding, PreservedFile, Session, Snapshot
 
@@ -17,18 +19,30 @@ ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITIES = (ERROR, WARNING, INFO)
 
 CODES = (
-    "duplicate-token", "duplicate-session-name", "file-count-mismatch",
-    "session-count-mismatch", "leaked-file-reference", "missing-file-reference",
-    "retrieve-inconsistent", "retrieve-failed", "not-retrieved", "serialization-mismatch",
-    "preserved-index-mismatch", "unknown-handler", "flb-count-mismatch",
-    "finished-still-held", "luo-disabled", "luo-absent", "corrupt-structure",
+    "duplicate-token",
+    "duplicate-session-name",
+    "file-count-mismatch",
+    "session-count-mismatch",
+    "leaked-file-reference",
+    "missing-file-reference",
+    "retrieve-inconsistent",
+    "retrieve-failed",
+    "not-retrieved",
+    "serialization-mismatch",
+    "preserved-index-mismatch",
+    "unknown-handler",
+    "flb-count-mismatch",
+    "finished-still-held",
+    "luo-disabled",
+    "luo-absent",
+    "corrupt-structure",
 )
 
 Notes = list[str]
 Check = Callable[[Snapshot, Notes], Iterable[Finding]]
 
 
-def _where(s: Session, f: Optional[PreservedFile] = None) -> str:
+def _where(s: Session, f: PreservedFile | None = None) -> str:
     text = f"{s.direction} session {s.name!r}"
     if f is not None:
         text += f" token {f.token:#x} (luo_file {f.address:#x})"
@@ -55,9 +69,14 @@ def check_duplicate_tokens(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         for token, files in by_token.items():
             if len(files) > 1:
                 addrs = ", ".join(f"{f.address:#x}" for f in files)
-                yield Finding("duplicate-token", ERROR,
-                              f"{_where(s)}: token {token:#x} is used by {len(files)} "
-                              f"luo_files ({addrs})", s.name, token, files[1].address)
+                yield Finding(
+                    "duplicate-token",
+                    ERROR,
+                    f"{_where(s)}: token {token:#x} is used by {len(files)} luo_files ({addrs})",
+                    s.name,
+                    token,
+                    files[1].address,
+                )
 
 
 def check_duplicate_session_names(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
@@ -65,9 +84,15 @@ def check_duplicate_session_names(snap: Snapshot, notes: Notes) -> Iterator[Find
     for s in snap.sessions:
         key = (s.direction, s.name)
         if key in seen:
-            yield Finding("duplicate-session-name", ERROR,
-                          f"two {s.direction} sessions are named {s.name!r} "
-                          f"({seen[key].address:#x}, {s.address:#x})", s.name, None, s.address)
+            yield Finding(
+                "duplicate-session-name",
+                ERROR,
+                f"two {s.direction} sessions are named {s.name!r} "
+                f"({seen[key].address:#x}, {s.address:#x})",
+                s.name,
+                None,
+                s.address,
+            )
         seen[key] = s
 
 
@@ -80,16 +105,25 @@ def check_counts(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         if not d.sessions_complete:
             notes.append(f"{direction} session count not checked: the list walk stopped early")
         elif d.session_count != listed:
-            yield Finding("session-count-mismatch", ERROR,
-                          f"the {direction} session header counts {d.session_count} sessions, "
-                          f"its list has {listed}")
+            yield Finding(
+                "session-count-mismatch",
+                ERROR,
+                f"the {direction} session header counts {d.session_count} sessions, "
+                f"its list has {listed}",
+            )
     for s in snap.sessions:
         if not s.files_complete:
             notes.append(f"file count of {_where(s)} not checked: the list walk stopped early")
         elif s.file_count != len(s.files):
-            yield Finding("file-count-mismatch", ERROR,
-                          f"{_where(s)}: file set count is {s.file_count}, its list has "
-                          f"{len(s.files)} luo_files", s.name, None, s.address)
+            yield Finding(
+                "file-count-mismatch",
+                ERROR,
+                f"{_where(s)}: file set count is {s.file_count}, its list has "
+                f"{len(s.files)} luo_files",
+                s.name,
+                None,
+                s.address,
+            )
 
 
 def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
@@ -98,20 +132,38 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             if f.file is None or f.refcount is None or f.explained_refs is None:
                 continue
             if f.refcount < 0:
-                yield Finding("corrupt-structure", ERROR,
-                              f"{_where(s, f)}: struct file {f.file:#x} is released (dead) but "
-                              "LUO still points to it", s.name, f.token, f.file)
+                yield Finding(
+                    "corrupt-structure",
+                    ERROR,
+                    f"{_where(s, f)}: struct file {f.file:#x} is released (dead) but "
+                    "LUO still points to it",
+                    s.name,
+                    f.token,
+                    f.file,
+                )
             elif f.refcount > f.explained_refs:
                 extra = f.refcount - f.explained_refs
-                yield Finding("leaked-file-reference", ERROR,
-                              f"{_where(s, f)}: struct file {f.file:#x} has {f.refcount} "
-                              f"references, {f.explained_refs} explained by fds, mappings and "
-                              f"LUO: {extra} unexplained", s.name, f.token, f.file)
+                yield Finding(
+                    "leaked-file-reference",
+                    ERROR,
+                    f"{_where(s, f)}: struct file {f.file:#x} has {f.refcount} "
+                    f"references, {f.explained_refs} explained by fds, mappings and "
+                    f"LUO: {extra} unexplained",
+                    s.name,
+                    f.token,
+                    f.file,
+                )
             elif f.refcount < f.explained_refs:
-                yield Finding("missing-file-reference", ERROR,
-                              f"{_where(s, f)}: struct file {f.file:#x} has {f.refcount} "
-                              f"references but {f.explained_refs} holders: "
-                              "an underflow, use-after-free risk", s.name, f.token, f.file)
+                yield Finding(
+                    "missing-file-reference",
+                    ERROR,
+                    f"{_where(s, f)}: struct file {f.file:#x} has {f.refcount} "
+                    f"references but {f.explained_refs} holders: "
+                    "an underflow, use-after-free risk",
+                    s.name,
+                    f.token,
+                    f.file,
+                )
 
 
 def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
@@ -119,44 +171,83 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         if s.direction == "outgoing":
             for f in s.files:
                 if f.file is None:
-                    yield Finding("corrupt-structure", ERROR,
-                                  f"{_where(s, f)}: an outgoing luo_file with no struct file",
-                                  s.name, f.token, f.address)
+                    yield Finding(
+                        "corrupt-structure",
+                        ERROR,
+                        f"{_where(s, f)}: an outgoing luo_file with no struct file",
+                        s.name,
+                        f.token,
+                        f.address,
+                    )
             continue
         if not s.retrieved:
-            yield Finding("not-retrieved", INFO,
-                          f"{_where(s)} ({len(s.files)} files) has not been retrieved",
-                          s.name, None, s.address)
+            yield Finding(
+                "not-retrieved",
+                INFO,
+                f"{_where(s)} ({len(s.files)} files) has not been retrieved",
+                s.name,
+                None,
+                s.address,
+            )
         for f in s.files:
             if f.retrieve_status > 0 and f.file is None:
-                yield Finding("retrieve-inconsistent", ERROR,
-                              f"{_where(s, f)}: retrieved but has no struct file",
-                              s.name, f.token, f.address)
+                yield Finding(
+                    "retrieve-inconsistent",
+                    ERROR,
+                    f"{_where(s, f)}: retrieved but has no struct file",
+                    s.name,
+                    f.token,
+                    f.address,
+                )
             elif f.retrieve_status <= 0 and f.file is not None:
-                yield Finding("retrieve-inconsistent", ERROR,
-                              f"{_where(s, f)}: never retrieved but points to struct file "
-                              f"{f.file:#x}", s.name, f.token, f.address)
+                yield Finding(
+                    "retrieve-inconsistent",
+                    ERROR,
+                    f"{_where(s, f)}: never retrieved but points to struct file {f.file:#x}",
+                    s.name,
+                    f.token,
+                    f.address,
+                )
             if f.retrieve_status < 0:
-                yield Finding("retrieve-failed", WARNING,
-                              f"{_where(s, f)}: retrieve failed with "
-                              f"{errno_name(f.retrieve_status)} (kept: later retrieves fail too)",
-                              s.name, f.token, f.address)
+                yield Finding(
+                    "retrieve-failed",
+                    WARNING,
+                    f"{_where(s, f)}: retrieve failed with "
+                    f"{errno_name(f.retrieve_status)} (kept: later retrieves fail too)",
+                    s.name,
+                    f.token,
+                    f.address,
+                )
             elif f.retrieve_status == 0 and s.retrieved and f.file is None:
-                yield Finding("not-retrieved", INFO,
-                              f"{_where(s, f)} has not been retrieved", s.name, f.token,
-                              f.address)
+                yield Finding(
+                    "not-retrieved",
+                    INFO,
+                    f"{_where(s, f)} has not been retrieved",
+                    s.name,
+                    f.token,
+                    f.address,
+                )
     for p in snap.pending_incoming:
-        yield Finding("not-retrieved", INFO,
-                      f"incoming session {p.name!r} ({len(p.files)} files) is still in KHO "
-                      "memory: /dev/liveupdate was not opened since the live update", p.name)
+        yield Finding(
+            "not-retrieved",
+            INFO,
+            f"incoming session {p.name!r} ({len(p.files)} files) is still in KHO "
+            "memory: /dev/liveupdate was not opened since the live update",
+            p.name,
+        )
 
 
 def check_finished(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for s in snap.sessions:
         if s.finished and s.files:
-            yield Finding("finished-still-held", WARNING,
-                          f"{_where(s)} is finished but still holds {len(s.files)} luo_files",
-                          s.name, None, s.address)
+            yield Finding(
+                "finished-still-held",
+                WARNING,
+                f"{_where(s)} is finished but still holds {len(s.files)} luo_files",
+                s.name,
+                None,
+                s.address,
+            )
 
 
 def serialized_entries(snap: Snapshot) -> set[tuple[str, int]]:
@@ -164,15 +255,19 @@ def serialized_entries(snap: Snapshot) -> set[tuple[str, int]]:
     return {(s.name, f.token) for s in snap.serialized_outgoing for f in s.files}
 
 
-def frozen_files(snap: Snapshot) -> dict[int, Optional[bool]]:
+def frozen_files(snap: Snapshot) -> dict[int, bool | None]:
     """
     Whether each outgoing luo_file (by address) was serialized for the next
     kernel: only after a freeze, and only if its entry was written.  None
     where memory cannot tell whether LUO froze.
     """
     written = serialized_entries(snap) if snap.luo.frozen else set()
-    return {f.address: None if snap.luo.frozen is None else (s.name, f.token) in written
-            for s in snap.sessions if s.direction == "outgoing" for f in s.files}
+    return {
+        f.address: None if snap.luo.frozen is None else (s.name, f.token) in written
+        for s in snap.sessions
+        if s.direction == "outgoing"
+        for f in s.files
+    }
 
 
 def explained_refs(f: PreservedFile) -> int:
@@ -189,20 +284,35 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for s in live:
         entry = ser.pop(s.name, None)
         if entry is None:
-            yield Finding("serialization-mismatch", ERROR,
-                          f"{_where(s)} is not in the serialized session entries",
-                          s.name, None, s.address)
+            yield Finding(
+                "serialization-mismatch",
+                ERROR,
+                f"{_where(s)} is not in the serialized session entries",
+                s.name,
+                None,
+                s.address,
+            )
             continue
         if entry.file_count != len(entry.files):
-            yield Finding("serialization-mismatch", ERROR,
-                          f"{_where(s)}: its serialized entry claims {entry.file_count} "
-                          f"files, {len(entry.files)} were written", s.name)
+            yield Finding(
+                "serialization-mismatch",
+                ERROR,
+                f"{_where(s)}: its serialized entry claims {entry.file_count} "
+                f"files, {len(entry.files)} were written",
+                s.name,
+            )
         written = {f.token: f for f in entry.files}
         for f in s.files:
             w = written.pop(f.token, None)
             if w is None:
-                yield Finding("serialization-mismatch", ERROR,
-                              f"{_where(s, f)} was not serialized", s.name, f.token, f.address)
+                yield Finding(
+                    "serialization-mismatch",
+                    ERROR,
+                    f"{_where(s, f)} was not serialized",
+                    s.name,
+                    f.token,
+                    f.address,
+                )
                 continue
             diffs = []
             if f.handler is not None and w.handler != f.handler:
@@ -210,70 +320,125 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             if w.data != f.serialized_data:
                 diffs.append(f"data {w.data:#x} written, {f.serialized_data:#x} in memory")
             if diffs:
-                yield Finding("serialization-mismatch", ERROR,
-                              f"{_where(s, f)}: " + "; ".join(diffs), s.name, f.token,
-                              f.address)
+                yield Finding(
+                    "serialization-mismatch",
+                    ERROR,
+                    f"{_where(s, f)}: " + "; ".join(diffs),
+                    s.name,
+                    f.token,
+                    f.address,
+                )
         for token in written:
-            yield Finding("serialization-mismatch", ERROR,
-                          f"{_where(s)}: token {token:#x} was serialized but is not in memory",
-                          s.name, token)
+            yield Finding(
+                "serialization-mismatch",
+                ERROR,
+                f"{_where(s)}: token {token:#x} was serialized but is not in memory",
+                s.name,
+                token,
+            )
     for name in ser:
-        yield Finding("serialization-mismatch", ERROR,
-                      f"session {name!r} was serialized but is not an outgoing session", name)
+        yield Finding(
+            "serialization-mismatch",
+            ERROR,
+            f"session {name!r} was serialized but is not an outgoing session",
+            name,
+        )
 
 
 def check_preserved_index(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     if snap.preserved_index is None:
         return
     if not all(s.files_complete for s in snap.sessions) or not all(
-            getattr(snap.luo, d).sessions_complete for d in ("outgoing", "incoming")):
+        getattr(snap.luo, d).sessions_complete for d in ("outgoing", "incoming")
+    ):
         notes.append("luo_preserved_files not compared: a session or file walk stopped early")
         return
     # A struct file that could not be read is already a corrupt-structure
     # finding; it is not reported a second time here.
-    in_lists = {f.file: (s, f) for s in snap.sessions for f in s.files
-                if f.file is not None and f.refcount is not None}
+    in_lists = {
+        f.file: (s, f)
+        for s in snap.sessions
+        for f in s.files
+        if f.file is not None and f.refcount is not None
+    }
     indexed = set(snap.preserved_index.values())
     for addr in sorted(indexed - set(in_lists)):
-        yield Finding("preserved-index-mismatch", ERROR,
-                      f"luo_preserved_files holds struct file {addr:#x}, which no luo_file "
-                      "points to", None, None, addr)
+        yield Finding(
+            "preserved-index-mismatch",
+            ERROR,
+            f"luo_preserved_files holds struct file {addr:#x}, which no luo_file points to",
+            None,
+            None,
+            addr,
+        )
     for addr in sorted(set(in_lists) - indexed):
         s, f = in_lists[addr]
-        yield Finding("preserved-index-mismatch", ERROR,
-                      f"{_where(s, f)}: struct file {addr:#x} is missing from "
-                      "luo_preserved_files", s.name, f.token, addr)
+        yield Finding(
+            "preserved-index-mismatch",
+            ERROR,
+            f"{_where(s, f)}: struct file {addr:#x} is missing from luo_preserved_files",
+            s.name,
+            f.token,
+            addr,
+        )
 
 
 def check_handlers(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for s in snap.sessions:
         for f in s.files:
             if not f.handler_registered:
-                yield Finding("unknown-handler", ERROR,
-                              f"{_where(s, f)}: handler {f.handler_address:#x} is not on "
-                              "luo_file_handler_list", s.name, f.token, f.handler_address)
+                yield Finding(
+                    "unknown-handler",
+                    ERROR,
+                    f"{_where(s, f)}: handler {f.handler_address:#x} is not on "
+                    "luo_file_handler_list",
+                    s.name,
+                    f.token,
+                    f.handler_address,
+                )
 
 
 def check_flbs(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for flb in snap.flbs:
-        users = sum(1 for s in snap.sessions if s.direction == "outgoing"
-                    for f in s.files if f.handler in flb.handlers)
+        users = sum(
+            1
+            for s in snap.sessions
+            if s.direction == "outgoing"
+            for f in s.files
+            if f.handler in flb.handlers
+        )
         if flb.outgoing_count != users:
-            yield Finding("flb-count-mismatch", ERROR,
-                          f"FLB {flb.compatible!r} counts {flb.outgoing_count} outgoing users, "
-                          f"{users} preserved files use it", None, None, flb.address)
+            yield Finding(
+                "flb-count-mismatch",
+                ERROR,
+                f"FLB {flb.compatible!r} counts {flb.outgoing_count} outgoing users, "
+                f"{users} preserved files use it",
+                None,
+                None,
+                flb.address,
+            )
 
 
 def check_walk_errors(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for e in snap.errors:
-        yield Finding("corrupt-structure", ERROR, f"{e.where}: {e.message}",
-                      e.session, e.token, e.address)
+        yield Finding(
+            "corrupt-structure", ERROR, f"{e.where}: {e.message}", e.session, e.token, e.address
+        )
 
 
 CHECKS: tuple[Check, ...] = (
-    check_luo_state, check_duplicate_tokens, check_duplicate_session_names, check_counts,
-    check_references, check_retrieve, check_finished, check_serialization,
-    check_preserved_index, check_handlers, check_flbs, check_walk_errors,
+    check_luo_state,
+    check_duplicate_tokens,
+    check_duplicate_session_names,
+    check_counts,
+    check_references,
+    check_retrieve,
+    check_finished,
+    check_serialization,
+    check_preserved_index,
+    check_handlers,
+    check_flbs,
+    check_walk_errors,
 )
 
 

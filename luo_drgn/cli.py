@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable
 
 import click
 from drgn import Program
@@ -32,16 +33,16 @@ SEVERITY_COLORS = {"error": "red", "warning": "yellow", "info": "blue"}
 class State:
     """Options and the target of one invocation."""
 
-    prog: Optional[Program] = None
-    target: Optional[Target] = None
-    core: Optional[str] = None
+    prog: Program | None = None
+    target: Target | None = None
+    core: str | None = None
     symbols: Sequence[str] = ()
-    example: Optional[str] = None
+    example: str | None = None
     fmt: str = "text"
-    output: Optional[str] = None
+    output: str | None = None
     redact: bool = False
     verbose: bool = False
-    snapshot: Optional[Snapshot] = None
+    snapshot: Snapshot | None = None
 
     def open(self) -> tuple[Program, Target]:
         if self.prog is not None and self.target is not None:
@@ -55,8 +56,7 @@ class State:
             self.target.path = f"example {self.example}: {ex.sources[0]}"
             self.target.debuginfo = ex.sources[1:]
         else:
-            self.prog, self.target = open_target(self.core, self.symbols,
-                                                 quiet=not self.verbose)
+            self.prog, self.target = open_target(self.core, self.symbols, quiet=not self.verbose)
         return self.prog, self.target
 
     def inspect(self) -> Snapshot:
@@ -67,11 +67,10 @@ class State:
         return self.snapshot
 
 
-def _progress() -> Optional[Callable[[str], None]]:
+def _progress() -> Callable[[str], None] | None:
     if not sys.stderr.isatty():
         return None
-    return lambda label: click.echo(f"\rluo-inspect: reading {label}...\033[K", err=True,
-                                    nl=False)
+    return lambda label: click.echo(f"\rluo-inspect: reading {label}...\033[K", err=True, nl=False)
 
 
 def _progress_done() -> None:
@@ -81,17 +80,30 @@ def _progress_done() -> None:
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--format, -o, --redact: accepted before or after the command name."""
-    fn = click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-                      help="output format (default: text)")(fn)
-    fn = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-                      default=None, help="write the output to FILE")(fn)
-    fn = click.option("--redact", is_flag=True, default=None,
-                      help="replace kernel addresses and process names with placeholders")(fn)
+    fn = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=None,
+        help="output format (default: text)",
+    )(fn)
+    fn = click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, writable=True),
+        default=None,
+        help="write the output to FILE",
+    )(fn)
+    fn = click.option(
+        "--redact",
+        is_flag=True,
+        default=None,
+        help="replace kernel addresses and process names with placeholders",
+    )(fn)
     return fn
 
 
-def _merge(state: State, fmt: Optional[str], output: Optional[str],
-           redact: Optional[bool]) -> None:
+def _merge(state: State, fmt: str | None, output: str | None, redact: bool | None) -> None:
     if fmt is not None:
         state.fmt = fmt
     if output is not None:
@@ -100,7 +112,7 @@ def _merge(state: State, fmt: Optional[str], output: Optional[str],
         state.redact = True
 
 
-def _emit(state: State, command: str, session: Optional[str] = None) -> Snapshot:
+def _emit(state: State, command: str, session: str | None = None) -> Snapshot:
     snap = state.inspect()
     to_terminal = state.output is None and sys.stdout.isatty()
 
@@ -115,21 +127,39 @@ def _emit(state: State, command: str, session: Optional[str] = None) -> Snapshot
     return snap
 
 
-@click.group(invoke_without_command=True,
-             context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--core", metavar="PATH",
-              help="vmcore (ELF or kdump) to inspect; default: the running kernel")
-@click.option("-s", "--symbols", metavar="PATH", multiple=True,
-              help="vmlinux or debug info file (repeatable); default: drgn's search")
-@click.option("--example", metavar="NAME",
-              help="inspect a bundled example vmcore: " + ", ".join(examples.fixture_names()))
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--core",
+    metavar="PATH",
+    help="vmcore (ELF or kdump) to inspect; default: the running kernel",
+)
+@click.option(
+    "-s",
+    "--symbols",
+    metavar="PATH",
+    multiple=True,
+    help="vmlinux or debug info file (repeatable); default: drgn's search",
+)
+@click.option(
+    "--example",
+    metavar="NAME",
+    help="inspect a bundled example vmcore: " + ", ".join(examples.fixture_names()),
+)
 @output_options
 @click.option("-v", "--verbose", is_flag=True, help="show tracebacks of internal errors")
 @click.version_option(package_name="luo-drgn", prog_name="luo-inspect")
 @click.pass_context
-def cli(ctx: click.Context, core: Optional[str], symbols: tuple[str, ...],
-        example: Optional[str], fmt: Optional[str], output: Optional[str],
-        redact: Optional[bool], verbose: bool) -> Any:
+def cli(
+    ctx: click.Context,
+    core: str | None,
+    symbols: tuple[str, ...],
+    example: str | None,
+    fmt: str | None,
+    output: str | None,
+    redact: bool | None,
+    verbose: bool,
+) -> Any:
     """Inspect the Live Update Orchestrator (LUO) of a vmcore or the running
     kernel: sessions, preserved files, what was serialized for the next
     kernel, and who holds each file.
@@ -154,8 +184,14 @@ def _result(result: Any, **kwargs: Any) -> Any:
 def _report_command(name: str, help: str) -> None:
     """Register a command that inspects the target and prints section
     ``name``; it takes the output options (and files, --session)."""
-    def run_command(state: State, fmt: Optional[str], output: Optional[str],
-                    redact: Optional[bool], session: Optional[str] = None) -> Snapshot:
+
+    def run_command(
+        state: State,
+        fmt: str | None,
+        output: str | None,
+        redact: bool | None,
+        session: str | None = None,
+    ) -> Snapshot:
         _merge(state, fmt, output, redact)
         return _emit(state, name, session)
 
@@ -177,6 +213,7 @@ def _shell(state: State) -> None:
     import drgn.cli
 
     from . import helpers
+
     prog, target = state.open()
 
     def add_globals(g: dict[str, Any]) -> dict[str, Any]:
@@ -185,9 +222,12 @@ def _shell(state: State) -> None:
         return g
 
     drgn.cli.run_interactive(
-        prog, globals_func=add_globals,
-        banner_func=lambda banner: banner + "\nluo_drgn helpers imported; "
-        "luo_snapshot() returns the inspector's snapshot.")
+        prog,
+        globals_func=add_globals,
+        banner_func=lambda banner: (
+            banner + "\nluo_drgn helpers imported; luo_snapshot() returns the inspector's snapshot."
+        ),
+    )
 
 
 def exit_status(result: Any) -> int:
@@ -199,14 +239,13 @@ def exit_status(result: Any) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``luo-inspect``: exit 0 (no error finding), 1 (errors), 2 (cannot
     inspect; one line on stderr)."""
     state = State()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = cli.main(args=args, prog_name="luo-inspect", standalone_mode=False,
-                          obj=state)
+        result = cli.main(args=args, prog_name="luo-inspect", standalone_mode=False, obj=state)
     except click.ClickException as e:
         e.show()
         return 2
@@ -218,7 +257,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as e:  # noqa: BLE001
         if state.verbose or "-v" in args or "--verbose" in args:
             traceback.print_exc()
-        click.echo(f"luo-inspect: internal error: {type(e).__name__}: {e} "
-                   "(run with -v for the traceback)", err=True)
+        click.echo(
+            f"luo-inspect: internal error: {type(e).__name__}: {e} (run with -v for the traceback)",
+            err=True,
+        )
         return 2
     return exit_status(result)

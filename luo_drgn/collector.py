@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Build a :class:`~luo_drgn.model.Snapshot` from a drgn Program.
 
 The collector never raises because of bad memory: a fault, a broken list or
@@ -8,7 +9,8 @@ happened, and the rest of the snapshot is still filled.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Optional, TypeVar
+from collections.abc import Generator, Iterator
+from typing import Callable, Optional, TypeVar
 
 from drgn import FaultError, Object, Program, TypeKind
 
@@ -16,8 +18,17 @@ from . import helpers as h
 from .holders import scan_holders
 from .layout import luo_layout
 from .model import (
-    Flb, Handler, Holder, LuoState, PreservedFile, SerializedFile, SerializedSession,
-    Session, Snapshot, Target, WalkErrorRecord,
+    Flb,
+    Handler,
+    Holder,
+    LuoState,
+    PreservedFile,
+    SerializedFile,
+    SerializedSession,
+    Session,
+    Snapshot,
+    Target,
+    WalkErrorRecord,
 )
 from .walk import WalkError
 
@@ -27,8 +38,7 @@ Progress = Optional[Callable[[str], None]]
 
 
 class _Collector:
-    def __init__(self, prog: Program, target: Target, progress: Progress,
-                 accounting: bool) -> None:
+    def __init__(self, prog: Program, target: Target, progress: Progress, accounting: bool) -> None:
         self.prog = prog
         self.accounting = accounting
         self.handler_objects: list[Object] = []  # struct liveupdate_file_handler *
@@ -37,15 +47,22 @@ class _Collector:
 
     # -- error plumbing ---------------------------------------------------
 
-    def error(self, where: str, message: str, address: Optional[int] = None,
-              session: Optional[str] = None, token: Optional[int] = None) -> None:
+    def error(
+        self,
+        where: str,
+        message: str,
+        address: int | None = None,
+        session: str | None = None,
+        token: int | None = None,
+    ) -> None:
         if address is not None:
             message += f" at {address:#x}"
         self.snap.errors.append(WalkErrorRecord(where, message, address, session, token))
 
     @contextlib.contextmanager
-    def guard(self, where: str, session: Optional[str] = None,
-              token: Optional[int] = None) -> Iterator[None]:
+    def guard(
+        self, where: str, session: str | None = None, token: int | None = None
+    ) -> Generator[None, None, None]:
         """Turn whatever bad memory throws at us into an error entry."""
         try:
             yield
@@ -57,8 +74,9 @@ class _Collector:
         except Exception as e:  # noqa: BLE001 - never a traceback on a bad core
             self.error(where, f"{type(e).__name__}: {e}", None, session, token)
 
-    def drain(self, it: Iterator[T], where: str,
-              session: Optional[str] = None) -> tuple[list[T], bool]:
+    def drain(
+        self, it: Iterator[T], where: str, session: str | None = None
+    ) -> tuple[list[T], bool]:
         """Read an iterator to its end or its first error; say which."""
         out: list[T] = []
         with self.guard(where, session):
@@ -73,8 +91,10 @@ class _Collector:
         layout = luo_layout(prog)
         snap.target.layout = layout.name
         if not layout.present:
-            snap.luo = LuoState("absent", "kernel built without CONFIG_LIVEUPDATE "
-                                          "(no luo_session_global in its debug info)")
+            snap.luo = LuoState(
+                "absent",
+                "kernel built without CONFIG_LIVEUPDATE (no luo_session_global in its debug info)",
+            )
             return snap
         # If luo_global itself cannot be read, walk the rest anyway: the
         # error says why the state is a guess.
@@ -99,17 +119,22 @@ class _Collector:
         if snap.luo.frozen:
             with self.guard("serialized outgoing sessions"):
                 snap.serialized_outgoing = self.collect_serialized(
-                    h.luo_for_each_serialized_session(prog, "outgoing"))
+                    h.luo_for_each_serialized_session(prog, "outgoing")
+                )
         with self.guard("pending incoming sessions"):
             snap.pending_incoming = self.collect_serialized(
-                h.luo_for_each_pending_incoming_session(prog))
+                h.luo_for_each_pending_incoming_session(prog)
+            )
         if layout.preserved_xarray:
             with self.guard("luo_preserved_files"):
                 snap.preserved_index = {
-                    i: f.value_() for i, f in h.luo_for_each_preserved_file(prog)}
+                    i: f.value_() for i, f in h.luo_for_each_preserved_file(prog)
+                }
         else:
-            snap.notes.append(f"layout {layout.generation} has no luo_preserved_files index "
-                              "(7.1+): the index was not checked")
+            snap.notes.append(
+                f"layout {layout.generation} has no luo_preserved_files index "
+                "(7.1+): the index was not checked"
+            )
         if layout.flb:
             with self.guard("luo_flb_global"):
                 self.collect_flbs()
@@ -124,8 +149,10 @@ class _Collector:
     def disabled_reason(self) -> str:
         prog = self.prog
         if h.luo_kho_enabled(prog) is False:
-            return ("KHO is disabled: kexec handover was turned off or could not "
-                    "reserve its scratch area, so LUO disabled itself")
+            return (
+                "KHO is disabled: kexec handover was turned off or could not "
+                "reserve its scratch area, so LUO disabled itself"
+            )
         try:
             param = h.luo_cmdline_param(prog, "liveupdate")
         except (LookupError, FaultError):
@@ -135,33 +162,43 @@ class _Collector:
         return "LUO failed to start (see the kernel log for luo: messages)"
 
     def collect_handlers(self) -> None:
-        handlers, _ = self.drain(h.luo_for_each_file_handler(self.prog),
-                                 "luo_file_handler_list")
+        handlers, _ = self.drain(h.luo_for_each_file_handler(self.prog), "luo_file_handler_list")
         self.handler_objects = handlers
         for fh in handlers:
             with self.guard(f"file handler at {fh.value_():#x}"):
                 self.snap.handlers.append(
-                    Handler(fh.value_(), _text(h.luo_file_handler_compatible(fh)),
-                            h.luo_file_handler_ops(fh).value_()))
+                    Handler(
+                        fh.value_(),
+                        _text(h.luo_file_handler_compatible(fh)),
+                        h.luo_file_handler_ops(fh).value_(),
+                    )
+                )
 
     def collect_sessions(self, direction: str) -> None:
         prog, snap = self.prog, self.snap
         d = getattr(snap.luo, direction)
         d.session_count = h.luo_session_header_count(prog, direction)
         sessions, d.sessions_complete = self.drain(
-            h.luo_for_each_session(prog, direction), f"{direction} sessions")
+            h.luo_for_each_session(prog, direction), f"{direction} sessions"
+        )
         registered = {x.address: x.compatible for x in snap.handlers}
         for s in sessions:
             with self.guard(f"{direction} session at {s.value_():#x}"):
                 snap.sessions.append(self.collect_session(s, direction, registered))
 
-    def collect_session(self, s: Object, direction: str,
-                        registered: dict[int, str]) -> Session:
+    def collect_session(self, s: Object, direction: str, registered: dict[int, str]) -> Session:
         name = _text(h.luo_session_name(s))
-        session = Session(s.value_(), name, direction, h.luo_session_retrieved(s), None,
-                          h.luo_session_file_count(s))
+        session = Session(
+            s.value_(),
+            name,
+            direction,
+            h.luo_session_retrieved(s),
+            None,
+            h.luo_session_file_count(s),
+        )
         files, session.files_complete = self.drain(
-            h.luo_session_for_each_file(s), f"files of {direction} session {name!r}", name)
+            h.luo_session_for_each_file(s), f"files of {direction} session {name!r}", name
+        )
         for f in files:
             with self.guard(f"luo_file at {f.value_():#x} in session {name!r}", name):
                 session.files.append(self.collect_file(f, name, registered))
@@ -173,9 +210,13 @@ class _Collector:
         fh = h.luo_file_handler(f).value_()
         file = h.luo_file_struct_file(f)
         pf = PreservedFile(
-            address=f.value_(), token=h.luo_file_token(f), handler=registered.get(fh),
-            handler_address=fh, handler_registered=fh in registered,
-            file=file.value_() or None, retrieve_status=h.luo_file_retrieve_status(f),
+            address=f.value_(),
+            token=h.luo_file_token(f),
+            handler=registered.get(fh),
+            handler_address=fh,
+            handler_registered=fh in registered,
+            file=file.value_() or None,
+            retrieve_status=h.luo_file_retrieve_status(f),
             serialized_data=h.luo_file_serialized_data(f),
         )
         if pf.file is not None:
@@ -190,8 +231,7 @@ class _Collector:
                     self.snap.notes.append(f"no path for {where}: {e}")
         if pf.handler and pf.handler.startswith("memfd") and pf.retrieve_status == 0:
             # After a retrieve the memfd handler frees its serialized state.
-            with self.guard(f"memfd state of {session!r} token {pf.token:#x}",
-                            session, pf.token):
+            with self.guard(f"memfd state of {session!r} token {pf.token:#x}", session, pf.token):
                 pf.memfd = _scalars(h.memfd_luo_serialized_state(f))
         return pf
 
@@ -201,11 +241,23 @@ class _Collector:
         for ser in sessions:
             name = _text(h.luo_session_ser_name(ser))
             _, count = h.luo_session_ser_file_set(ser)
-            entries, _ = self.drain(h.luo_session_ser_for_each_file(ser),
-                                    f"serialized files of {name!r}")
-            out.append(SerializedSession(name, count, [
-                SerializedFile(h.luo_file_ser_token(e), _text(h.luo_file_ser_compatible(e)),
-                               h.luo_file_ser_data(e)) for e in entries]))
+            entries, _ = self.drain(
+                h.luo_session_ser_for_each_file(ser), f"serialized files of {name!r}"
+            )
+            out.append(
+                SerializedSession(
+                    name,
+                    count,
+                    [
+                        SerializedFile(
+                            h.luo_file_ser_token(e),
+                            _text(h.luo_file_ser_compatible(e)),
+                            h.luo_file_ser_data(e),
+                        )
+                        for e in entries
+                    ],
+                )
+            )
         return out
 
     def collect_flbs(self) -> None:
@@ -213,12 +265,18 @@ class _Collector:
         users: dict[int, list[str]] = {}
         for fh in self.handler_objects:
             for flb in h.luo_file_handler_for_each_flb(fh):
-                users.setdefault(flb.value_(), []).append(
-                    _text(h.luo_file_handler_compatible(fh)))
+                users.setdefault(flb.value_(), []).append(_text(h.luo_file_handler_compatible(fh)))
         for flb in flbs:
             out, inc = h.luo_flb_counts(flb)
-            self.snap.flbs.append(Flb(flb.value_(), _text(h.luo_flb_compatible(flb)), out, inc,
-                                      users.get(flb.value_(), [])))
+            self.snap.flbs.append(
+                Flb(
+                    flb.value_(),
+                    _text(h.luo_flb_compatible(flb)),
+                    out,
+                    inc,
+                    users.get(flb.value_(), []),
+                )
+            )
 
     def collect_holders(self) -> None:
         snap = self.snap
@@ -241,7 +299,7 @@ def _text(raw: bytes) -> str:
     return raw.decode(errors="replace")
 
 
-def _scalars(value: Optional[Object]) -> Optional[dict[str, int]]:
+def _scalars(value: Object | None) -> dict[str, int] | None:
     """The integer members of a structure value, by name (nested ones skipped)."""
     if value is None:
         return None
@@ -255,8 +313,9 @@ def _scalars(value: Optional[Object]) -> Optional[dict[str, int]]:
     return out
 
 
-def collect(prog: Program, target: Target, progress: Progress = None,
-            accounting: bool = True) -> Snapshot:
+def collect(
+    prog: Program, target: Target, progress: Progress = None, accounting: bool = True
+) -> Snapshot:
     """
     Read everything luo-drgn knows about from ``prog`` into a snapshot.
 
@@ -269,13 +328,19 @@ def collect(prog: Program, target: Target, progress: Progress = None,
     # shows up as a walk error, so a live target is read again, a bounded
     # number of times, until one read is consistent.
     attempts = LIVE_ATTEMPTS if target.kind == "live" else 1
-    for attempt in range(1, attempts + 1):
+    reads = 0
+    while True:
+        reads += 1
         snap = _Collector(prog, target, progress, accounting).run()
-        if not snap.errors:
+        if not snap.errors or reads == attempts:
             break
-    if attempt > 1:
+    if reads > 1:
         snap.notes.append(
-            f"live kernel read {attempt} times: " + (
-                "the last read was consistent" if not snap.errors else
-                "every read met changing data; the errors are the last read's"))
+            f"live kernel read {reads} times: "
+            + (
+                "the last read was consistent"
+                if not snap.errors
+                else "every read met changing data; the errors are the last read's"
+            )
+        )
     return snap

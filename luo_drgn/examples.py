@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The bundled examples: the project's committed LUO fixtures.
 
 ``luo-inspect --example NAME`` and the test-suite open a fixture from
@@ -100,10 +101,15 @@ def load(name: str, root: Path | None = None) -> Example:
         core_src = root / manifest["base"] / base["vmcore"]
         writes = manifest["expected"]["fault"]["writes"]
     debug_src = DATA / "kernel" / manifest["made"]["kernel"] / "vmlinux.debug.xz"
-    return Example(name, root / name, manifest, decompressed(core_src),
-                   [decompressed(debug_src)], writes,
-                   [_shown(core_src) + (" + recorded writes" if writes else ""),
-                    _shown(debug_src)])
+    return Example(
+        name,
+        root / name,
+        manifest,
+        decompressed(core_src),
+        [decompressed(debug_src)],
+        writes,
+        [_shown(core_src) + (" + recorded writes" if writes else ""), _shown(debug_src)],
+    )
 
 
 def _shown(path: Path) -> str:
@@ -125,7 +131,8 @@ def apply_writes(prog: Program, writes: list[dict[str, Any]]) -> None:
         data = bytes.fromhex(w["new"])
         for address, physical in ((w["address"], False), (w["phys"], True)):
             prog.add_memory_segment(
-                address, len(data),
-                lambda addr, count, offset, phys, data=data: data[offset:offset + count],
+                address,
+                len(data),
+                lambda addr, count, offset, phys, data=data: data[offset : offset + count],
                 physical,
             )

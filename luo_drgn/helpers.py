@@ -35,7 +35,7 @@ raises :class:`~luo_drgn.walk.WalkError` (a
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 from drgn import FaultError, Object, Program, Type, TypeKind, cast
 from drgn.helpers.common.prog import takes_program_or_default
@@ -102,7 +102,7 @@ _MAX_BLOCK_SIZE = 1 << 24
 
 def _bytes(char_array: Object) -> bytes:
     """A NUL-terminated ``char[]`` member, bounded by its array size."""
-    return char_array.string_()
+    return bytes(char_array.string_())
 
 
 # --- LUO-wide state ---------------------------------------------------------
@@ -120,11 +120,11 @@ def luo_enabled(prog: Program) -> bool:
 @takes_program_or_default
 def luo_liveupdate_num(prog: Program) -> int:
     """Return how many live updates led to this kernel (0 on a cold boot)."""
-    return prog["luo_global"].liveupdate_num.value_()
+    return int(prog["luo_global"].liveupdate_num.value_())
 
 
 @takes_program_or_default
-def luo_kho_enabled(prog: Program) -> Optional[bool]:
+def luo_kho_enabled(prog: Program) -> bool | None:
     """
     Return whether Kexec HandOver is enabled (``kho_is_enabled()``), which
     LUO needs, or None on a kernel without KHO.
@@ -139,7 +139,7 @@ def luo_kho_enabled(prog: Program) -> Optional[bool]:
 
 
 @takes_program_or_default
-def luo_cmdline_param(prog: Program, name: str = "liveupdate") -> Optional[bytes]:
+def luo_cmdline_param(prog: Program, name: str = "liveupdate") -> bytes | None:
     """
     Return the value of a ``name=value`` parameter on the kernel command line
     (``saved_command_line``), the last one if repeated, or None if absent.
@@ -162,7 +162,7 @@ def _session_header(prog: Program, direction: str) -> Object:
 
 
 @takes_program_or_default
-def luo_outgoing_frozen(prog: Program) -> Optional[bool]:
+def luo_outgoing_frozen(prog: Program) -> bool | None:
     """
     Return whether the outgoing sessions were serialized for a kexec (the
     "frozen" state), or None where memory cannot tell.
@@ -194,7 +194,7 @@ def luo_incoming_present(prog: Program) -> bool:
 
 
 @takes_program_or_default
-def luo_incoming_deserialized(prog: Program) -> Optional[bool]:
+def luo_incoming_deserialized(prog: Program) -> bool | None:
     """
     Return whether the incoming sessions were deserialized (which happens at
     the first open of ``/dev/liveupdate``), or None when nothing was handed
@@ -237,7 +237,7 @@ def luo_file_handler_compatible(handler: Object) -> bytes:
 
     :param handler: ``struct liveupdate_file_handler *``
     """
-    return handler.compatible.string_()
+    return bytes(handler.compatible.string_())
 
 
 def luo_file_handler_ops(handler: Object) -> Object:
@@ -291,7 +291,7 @@ def luo_session_header_count(prog: Program, direction: str = "outgoing") -> int:
 
     :param direction: ``"outgoing"`` or ``"incoming"``
     """
-    return _session_header(prog, direction).count.value_()
+    return int(_session_header(prog, direction).count.value_())
 
 
 def luo_session_name(session: Object) -> bytes:
@@ -343,11 +343,11 @@ def luo_session_file_count(session: Object) -> int:
     :param session: ``struct luo_session *``
     """
     if luo_layout(session.prog_).file_set:
-        return session.file_set.count.value_()
-    return session.count.value_()
+        return int(session.file_set.count.value_())
+    return int(session.count.value_())
 
 
-def luo_session_finished(session: Object) -> Optional[bool]:
+def luo_session_finished(session: Object) -> bool | None:
     """
     Return whether an incoming session was finished
     (``LIVEUPDATE_SESSION_FINISH`` or closing a retrieved session), or None
@@ -379,7 +379,7 @@ def luo_file_token(luo_file: Object) -> int:
 
     :param luo_file: ``struct luo_file *``
     """
-    return luo_file.token.value_()
+    return int(luo_file.token.value_())
 
 
 def luo_file_handler(luo_file: Object) -> Object:
@@ -411,7 +411,7 @@ def luo_file_serialized_data(luo_file: Object) -> int:
 
     :param luo_file: ``struct luo_file *``
     """
-    return luo_file.serialized_data.value_()
+    return int(luo_file.serialized_data.value_())
 
 
 def luo_file_retrieve_status(luo_file: Object) -> int:
@@ -492,9 +492,7 @@ def _serialized_sessions_pre72(prog: Program, header: Object, what: str) -> Iter
 
 
 @takes_program_or_default
-def luo_for_each_serialized_session(
-    prog: Program, direction: str = "outgoing"
-) -> Iterator[Object]:
+def luo_for_each_serialized_session(prog: Program, direction: str = "outgoing") -> Iterator[Object]:
     """
     Iterate over the session entries serialized for (outgoing) or by
     (incoming, before deserialization) a kexec.
@@ -540,8 +538,8 @@ def luo_session_ser_file_set(session_ser: Object) -> tuple[int, int]:
     # them in struct luo_file_set_ser.
     if session_ser.type_.has_member("file_set_ser"):
         fss = session_ser.file_set_ser
-        return fss.files.value_(), fss.count.value_()
-    return session_ser.files.value_(), session_ser.count.value_()
+        return int(fss.files.value_()), int(fss.count.value_())
+    return int(session_ser.files.value_()), int(session_ser.count.value_())
 
 
 def luo_session_ser_for_each_file(session_ser: Object) -> Iterator[Object]:
@@ -573,7 +571,7 @@ def luo_file_ser_token(file_ser: Object) -> int:
 
     :param file_ser: ``struct luo_file_ser``
     """
-    return file_ser.token.value_()
+    return int(file_ser.token.value_())
 
 
 def luo_file_ser_compatible(file_ser: Object) -> bytes:
@@ -592,7 +590,7 @@ def luo_file_ser_data(file_ser: Object) -> int:
 
     :param file_ser: ``struct luo_file_ser``
     """
-    return file_ser.data.value_()
+    return int(file_ser.data.value_())
 
 
 @takes_program_or_default
@@ -663,7 +661,7 @@ def luo_flb_compatible(flb: Object) -> bytes:
 
     :param flb: ``struct liveupdate_flb *``
     """
-    return flb.compatible.string_()
+    return bytes(flb.compatible.string_())
 
 
 def luo_flb_counts(flb: Object) -> tuple[int, int]:
@@ -708,7 +706,7 @@ def luo_preserved_file_ino(file: Object) -> int:
 
     :param file: ``struct file *``
     """
-    return file.f_inode.i_ino.value_()
+    return int(file.f_inode.i_ino.value_())
 
 
 def luo_preserved_file_path(file: Object) -> bytes:
@@ -732,7 +730,7 @@ def luo_preserved_file_path(file: Object) -> bytes:
 # --- the memfd handler (mm/memfd_luo.c) -------------------------------------
 
 
-def memfd_luo_serialized_state(luo_file: Object) -> Optional[Object]:
+def memfd_luo_serialized_state(luo_file: Object) -> Object | None:
     """
     Get the memfd handler's serialized state of a preserved memfd, or None
     when nothing was serialized (or the kernel has no memfd handler).

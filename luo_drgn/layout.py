@@ -1,7 +1,13 @@
-"""Which LUO layout a kernel has, decided from its types and symbols.
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+LUO Layouts
+-----------
 
-LUO changed shape several times between the v6 patch series (Nov 2025) and
-7.2, and 6.19.y stable kernels took a ``struct luo_file`` change in a
+The ``luo_drgn.layout`` module tells which LUO layout a kernel has, decided
+from its types and symbols.
+
+LUO changed shape several times between the v6 patch series (November 2025)
+and 7.2, and 6.19.y stable kernels took a ``struct luo_file`` change in a
 backport, so the version string says nothing reliable.  As drgn's own
 helpers do, this module probes members and symbols once per program and
 caches the answer in ``prog.cache``.
@@ -9,10 +15,17 @@ caches the answer in ``prog.cache``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from drgn import Program, Type
 from drgn.helpers.common.prog import takes_program_or_default
+
+__all__ = (
+    "GENERATIONS",
+    "Layout",
+    "luo_layout",
+)
 
 GENERATIONS = ("v6", "6.19", "7.0", "7.1", "7.2")
 
@@ -72,18 +85,44 @@ def _has_member(t: Type | None, member: str) -> bool:
     return t is not None and t.has_member(member)
 
 
-# What each generation has, from ../shared/reference/luo-layouts.md.
+# What each generation has: the kernel sources of each (the v6 series as
+# posted, 6.19.0, the 6.19.y backport, 7.0, 7.1 and 7.2), member by member.
 _EXPECTED = {
-    "v6": dict(file_set=False, retrieve_field="retrieved", block_sets=False,
-               preserved_xarray=False, flb=False),
-    "6.19": dict(file_set=True, retrieve_field="retrieved", block_sets=False,
-                 preserved_xarray=False, flb=False),
-    "7.0": dict(file_set=True, retrieve_field="retrieve_status", block_sets=False,
-                preserved_xarray=False, flb=True),
-    "7.1": dict(file_set=True, retrieve_field="retrieve_status", block_sets=False,
-                preserved_xarray=True, flb=True),
-    "7.2": dict(file_set=True, retrieve_field="retrieve_status", block_sets=True,
-                preserved_xarray=True, flb=True),
+    "v6": dict(
+        file_set=False,
+        retrieve_field="retrieved",
+        block_sets=False,
+        preserved_xarray=False,
+        flb=False,
+    ),
+    "6.19": dict(
+        file_set=True,
+        retrieve_field="retrieved",
+        block_sets=False,
+        preserved_xarray=False,
+        flb=False,
+    ),
+    "7.0": dict(
+        file_set=True,
+        retrieve_field="retrieve_status",
+        block_sets=False,
+        preserved_xarray=False,
+        flb=True,
+    ),
+    "7.1": dict(
+        file_set=True,
+        retrieve_field="retrieve_status",
+        block_sets=False,
+        preserved_xarray=True,
+        flb=True,
+    ),
+    "7.2": dict(
+        file_set=True,
+        retrieve_field="retrieve_status",
+        block_sets=True,
+        preserved_xarray=True,
+        flb=True,
+    ),
 }
 
 
@@ -99,8 +138,13 @@ def _probe(prog: Program) -> Layout:
         file_set=_has_member(session_t, "file_set"),
         # The 6.19.y stable backport and 7.0 turned "bool retrieved" into
         # "int retrieve_status", which also keeps a failed retrieve's errno.
-        retrieve_field=("retrieve_status" if _has_member(file_t, "retrieve_status")
-                        else "retrieved" if _has_member(file_t, "retrieved") else None),
+        retrieve_field=(
+            "retrieve_status"
+            if _has_member(file_t, "retrieve_status")
+            else "retrieved"
+            if _has_member(file_t, "retrieved")
+            else None
+        ),
         # 7.2 replaced the contiguous serialization arrays (and the FDT) with
         # linked KHO block sets.
         block_sets=_has_member(file_set_t, "block_set"),
@@ -126,11 +170,12 @@ def _describe(feature: str, value: object) -> str:
     return f"{feature}={value}"
 
 
-def _nearest(features: dict[str, object]) -> tuple[str, tuple[str, ...]]:
+def _nearest(features: Mapping[str, object]) -> tuple[str, tuple[str, ...]]:
     best, best_diff = "7.2", None
     for gen in GENERATIONS:
-        diff = tuple(_describe(k, features[k]) for k, v in _EXPECTED[gen].items()
-                     if features[k] != v)
+        diff = tuple(
+            _describe(k, features[k]) for k, v in _EXPECTED[gen].items() if features[k] != v
+        )
         # Later generations win ties: a kernel newer than we know most
         # resembles the newest layout.
         if best_diff is None or len(diff) <= len(best_diff):
@@ -144,7 +189,8 @@ def luo_layout(prog: Program) -> Layout:
     Detect the LUO layout of the kernel in ``prog`` (cached).
     """
     try:
-        return prog.cache["luo_drgn_layout"]
+        cached: Layout = prog.cache["luo_drgn_layout"]
+        return cached
     except KeyError:
         layout = prog.cache["luo_drgn_layout"] = _probe(prog)
         return layout

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The snapshot: what luo-drgn read, as plain data.
 
 No drgn Objects live here, so a snapshot can be checked, rendered, compared
@@ -8,7 +9,6 @@ renderers format them); absent values are None.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 
 @dataclass
@@ -20,36 +20,36 @@ class Holder:
     """
 
     kind: str
-    pid: Optional[int] = None
-    comm: Optional[str] = None
-    fd: Optional[int] = None
-    vma: Optional[int] = None  # start address of the mapping
+    pid: int | None = None
+    comm: str | None = None
+    fd: int | None = None
+    vma: int | None = None  # start address of the mapping
 
 
 @dataclass
 class Handler:
     address: int
     compatible: str
-    ops: Optional[int]
+    ops: int | None
 
 
 @dataclass
 class PreservedFile:
     address: int  # struct luo_file *
     token: int
-    handler: Optional[str]  # the handler's compatible, None if unreadable
+    handler: str | None  # the handler's compatible, None if unreadable
     handler_address: int
     handler_registered: bool
-    file: Optional[int]  # struct file *, None (NULL) before retrieve
-    path: Optional[str] = None
-    inode: Optional[int] = None
+    file: int | None  # struct file *, None (NULL) before retrieve
+    path: str | None = None
+    inode: int | None = None
     retrieve_status: int = 0  # 0 not attempted, 1 retrieved, <0 errno
     serialized_data: int = 0
-    frozen: Optional[bool] = None  # serialized for the next kernel
-    refcount: Optional[int] = None  # -1: the struct file is dead
-    explained_refs: Optional[int] = None
+    frozen: bool | None = None  # serialized for the next kernel
+    refcount: int | None = None  # -1: the struct file is dead
+    explained_refs: int | None = None
     holders: list[Holder] = field(default_factory=list)
-    memfd: Optional[dict[str, int]] = None
+    memfd: dict[str, int] | None = None
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Session:
     name: str
     direction: str  # "outgoing" | "incoming"
     retrieved: bool
-    finished: Optional[bool]
+    finished: bool | None
     file_count: int  # what the file set claims
     files: list[PreservedFile] = field(default_factory=list)
     files_complete: bool = True  # False when the walk stopped early
@@ -90,18 +90,18 @@ class Flb:
 
 @dataclass
 class Direction:
-    session_count: Optional[int] = None  # what the session header claims
+    session_count: int | None = None  # what the session header claims
     sessions_complete: bool = True
 
 
 @dataclass
 class LuoState:
     state: str = "absent"  # "absent" | "disabled" | "enabled"
-    reason: Optional[str] = None
-    liveupdate_num: Optional[int] = None
-    frozen: Optional[bool] = None
-    incoming_present: Optional[bool] = None
-    incoming_deserialized: Optional[bool] = None
+    reason: str | None = None
+    liveupdate_num: int | None = None
+    frozen: bool | None = None
+    incoming_present: bool | None = None
+    incoming_deserialized: bool | None = None
     outgoing: Direction = field(default_factory=Direction)
     incoming: Direction = field(default_factory=Direction)
 
@@ -109,10 +109,10 @@ class LuoState:
 @dataclass
 class Target:
     kind: str  # "vmcore" | "live"
-    path: Optional[str]
-    kernel_release: Optional[str]
+    path: str | None
+    kernel_release: str | None
     debuginfo: list[str]
-    layout: Optional[str] = None
+    layout: str | None = None
 
 
 @dataclass
@@ -120,9 +120,9 @@ class Finding:
     code: str
     severity: str  # "error" | "warning" | "info"
     message: str
-    session: Optional[str] = None
-    token: Optional[int] = None
-    address: Optional[int] = None
+    session: str | None = None
+    token: int | None = None
+    address: int | None = None
 
 
 @dataclass
@@ -131,9 +131,9 @@ class WalkErrorRecord:
 
     where: str
     message: str
-    address: Optional[int] = None
-    session: Optional[str] = None
-    token: Optional[int] = None
+    address: int | None = None
+    session: str | None = None
+    token: int | None = None
 
 
 @dataclass
@@ -147,7 +147,7 @@ class Snapshot:
     # What the outgoing side serialized for the next kernel (frozen state).
     serialized_outgoing: list[SerializedSession] = field(default_factory=list)
     # luo_preserved_files (7.1+): index -> struct file *; None where absent.
-    preserved_index: Optional[dict[int, int]] = None
+    preserved_index: dict[int, int] | None = None
     flbs: list[Flb] = field(default_factory=list)
     luo_device_holders: list[Holder] = field(default_factory=list)
     # Whether the one-pass holder scan ran (``holders`` are meaningful).
@@ -156,7 +156,7 @@ class Snapshot:
     errors: list[WalkErrorRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def session(self, name: str, direction: Optional[str] = None) -> Session:
+    def session(self, name: str, direction: str | None = None) -> Session:
         for s in self.sessions:
             if s.name == name and direction in (None, s.direction):
                 return s

@@ -13,11 +13,11 @@ the snapshot, so ``_`` holds it afterwards.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Optional
+from typing import Any, Callable
 
 from drgn import Program
-from drgn.commands import CommandArgumentError, argument, drgn_argument
-from drgn.commands.linux import linux_kernel_command
+from drgn.commands import CommandArgumentError, CommandFuncDecorator, argument, drgn_argument
+from drgn.commands.linux import linux_kernel_command as _linux_kernel_command
 
 from .checks import inspect
 from .collector import collect
@@ -69,6 +69,11 @@ for finding in snapshot.findings:
 """
 
 
+# drgn declares linux_kernel_command through copy_func_signature, which
+# mypy cannot see through; it has command()'s signature.
+linux_kernel_command: Callable[..., CommandFuncDecorator] = _linux_kernel_command
+
+
 @linux_kernel_command(
     name="luo",
     description="inspect the Live Update Orchestrator (luo-drgn)",
@@ -78,19 +83,31 @@ for finding in snapshot.findings:
     + "".join(f"|  {cmd:<9} {text}\n" for cmd, text in COMMANDS.items())
     + "|  help      This text.",
     arguments=(
-        argument("command", nargs="?", default="summary", choices=(*COMMANDS, "help"),
-                 help="what to show (default: summary)"),
-        argument("--format", choices=FORMATS, default="text",
-                 help="output format (default: text)"),
-        argument("--session", metavar="NAME",
-                 help="with files or sessions: only this session"),
-        argument("--redact", action="store_true",
-                 help="replace kernel addresses and process names with placeholders"),
+        argument(
+            "command",
+            nargs="?",
+            default="summary",
+            choices=(*COMMANDS, "help"),
+            help="what to show (default: summary)",
+        ),
+        argument("--format", choices=FORMATS, default="text", help="output format (default: text)"),
+        argument("--session", metavar="NAME", help="with files or sessions: only this session"),
+        argument(
+            "--redact",
+            action="store_true",
+            help="replace kernel addresses and process names with placeholders",
+        ),
         drgn_argument,
     ),
 )
-def _cmd_luo(prog: Program, name: str, args: argparse.Namespace, *,
-             parser: argparse.ArgumentParser, **kwargs: Any) -> Optional[Snapshot]:
+def _cmd_luo(
+    prog: Program,
+    name: str,
+    args: argparse.Namespace,
+    *,
+    parser: argparse.ArgumentParser,
+    **kwargs: Any,
+) -> Snapshot | None:
     if args.command == "help":
         print(parser.format_help(), end="")
         return None
@@ -100,8 +117,7 @@ def _cmd_luo(prog: Program, name: str, args: argparse.Namespace, *,
         print(_DRGN_CODE.get(args.command, _DRGN_SNAPSHOT), end="")
         return None
     snap = inspect(collect(prog, target_of(prog)))
-    print(render(snap, args.command, args.format, redact=args.redact, session=args.session),
-          end="")
+    print(render(snap, args.command, args.format, redact=args.redact, session=args.session), end="")
     return snap
 
 

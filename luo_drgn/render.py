@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Renderers: a snapshot as the ``luo-inspect/1`` JSON document, as text,
 and as Markdown for bug reports.
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import drgn
 from tabulate import tabulate
@@ -19,8 +20,18 @@ from .checks import errno_name
 from .model import Holder, PreservedFile, Snapshot
 
 SCHEMA = "luo-inspect/1"
-TOP_LEVEL = ("schema", "tool", "target", "luo", "handlers", "sessions", "pending_incoming",
-             "flbs", "findings", "errors")
+TOP_LEVEL = (
+    "schema",
+    "tool",
+    "target",
+    "luo",
+    "handlers",
+    "sessions",
+    "pending_incoming",
+    "flbs",
+    "findings",
+    "errors",
+)
 
 # What each command's JSON holds besides schema, tool and target.
 PARTS: dict[str, tuple[str, ...]] = {
@@ -34,11 +45,10 @@ PARTS: dict[str, tuple[str, ...]] = {
 ADDRESS_KEYS = {"address", "ops", "file", "serialized_data", "data", "vma"}
 TEXT_KEYS = ("message", "where", "notes")  # free text that may quote addresses
 TEXT_ONLY = "text_only"
-LIVE_WARNING = ("live kernel: memory changed while it was read, so the data may be "
-                "inconsistent")
+LIVE_WARNING = "live kernel: memory changed while it was read, so the data may be inconsistent"
 
 
-def _hex(v: Optional[int]) -> Optional[str]:
+def _hex(v: int | None) -> str | None:
     return None if v is None else f"{v:#x}"
 
 
@@ -52,10 +62,16 @@ def _holder(x: Holder) -> dict[str, Any]:
 
 def _file(f: PreservedFile) -> dict[str, Any]:
     return {
-        "address": _hex(f.address), "token": f.token, "handler": f.handler,
-        "file": _hex(f.file), "path": f.path, "retrieve_status": f.retrieve_status,
-        "serialized_data": _hex(f.serialized_data), "frozen": f.frozen,
-        "refcount": f.refcount, "explained_refs": f.explained_refs,
+        "address": _hex(f.address),
+        "token": f.token,
+        "handler": f.handler,
+        "file": _hex(f.file),
+        "path": f.path,
+        "retrieve_status": f.retrieve_status,
+        "serialized_data": _hex(f.serialized_data),
+        "frozen": f.frozen,
+        "refcount": f.refcount,
+        "explained_refs": f.explained_refs,
         "holders": [_holder(x) for x in f.holders],
     }
 
@@ -71,41 +87,82 @@ def document(snap: Snapshot) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "tool": tool_info(),
-        "target": {"kind": t.kind, "path": t.path, "kernel_release": t.kernel_release,
-                   "debuginfo": list(t.debuginfo), "layout": t.layout},
-        "luo": {
-            "state": luo.state, "reason": luo.reason, "liveupdate_num": luo.liveupdate_num,
-            "outgoing": {"frozen": luo.frozen, "session_count": luo.outgoing.session_count},
-            "incoming": {"present": luo.incoming_present,
-                         "deserialized": luo.incoming_deserialized,
-                         "session_count": luo.incoming.session_count},
+        "target": {
+            "kind": t.kind,
+            "path": t.path,
+            "kernel_release": t.kernel_release,
+            "debuginfo": list(t.debuginfo),
+            "layout": t.layout,
         },
-        "handlers": [{"address": _hex(x.address), "compatible": x.compatible,
-                      "ops": _hex(x.ops)} for x in snap.handlers],
-        "sessions": [{
-            "address": _hex(s.address), "name": s.name, "direction": s.direction,
-            "retrieved": s.retrieved, "finished": s.finished, "file_count": s.file_count,
-            "holders": [_holder(x) for x in s.holders],
-            "files": [_file(f) for f in s.files],
-        } for s in snap.sessions],
-        "pending_incoming": [{"name": p.name, "files": [
-            {"token": f.token, "handler": f.handler, "data": _hex(f.data)} for f in p.files]}
-            for p in snap.pending_incoming],
-        "flbs": [{"address": _hex(x.address), "compatible": x.compatible,
-                  "outgoing_count": x.outgoing_count, "incoming_count": x.incoming_count,
-                  "handlers": list(x.handlers)} for x in snap.flbs],
-        "findings": [{"code": f.code, "severity": f.severity, "message": f.message,
-                      "session": f.session, "token": f.token, "address": _hex(f.address)}
-                     for f in snap.findings],
+        "luo": {
+            "state": luo.state,
+            "reason": luo.reason,
+            "liveupdate_num": luo.liveupdate_num,
+            "outgoing": {"frozen": luo.frozen, "session_count": luo.outgoing.session_count},
+            "incoming": {
+                "present": luo.incoming_present,
+                "deserialized": luo.incoming_deserialized,
+                "session_count": luo.incoming.session_count,
+            },
+        },
+        "handlers": [
+            {"address": _hex(x.address), "compatible": x.compatible, "ops": _hex(x.ops)}
+            for x in snap.handlers
+        ],
+        "sessions": [
+            {
+                "address": _hex(s.address),
+                "name": s.name,
+                "direction": s.direction,
+                "retrieved": s.retrieved,
+                "finished": s.finished,
+                "file_count": s.file_count,
+                "holders": [_holder(x) for x in s.holders],
+                "files": [_file(f) for f in s.files],
+            }
+            for s in snap.sessions
+        ],
+        "pending_incoming": [
+            {
+                "name": p.name,
+                "files": [
+                    {"token": f.token, "handler": f.handler, "data": _hex(f.data)} for f in p.files
+                ],
+            }
+            for p in snap.pending_incoming
+        ],
+        "flbs": [
+            {
+                "address": _hex(x.address),
+                "compatible": x.compatible,
+                "outgoing_count": x.outgoing_count,
+                "incoming_count": x.incoming_count,
+                "handlers": list(x.handlers),
+            }
+            for x in snap.flbs
+        ],
+        "findings": [
+            {
+                "code": f.code,
+                "severity": f.severity,
+                "message": f.message,
+                "session": f.session,
+                "token": f.token,
+                "address": _hex(f.address),
+            }
+            for f in snap.findings
+        ],
         "errors": [{"where": e.where, "message": e.message} for e in snap.errors],
         # Shown by the text and Markdown reports only: the luo-inspect/1
         # schema has no place for them.
-        TEXT_ONLY: {"notes": list(snap.notes),
-                    "luo_device_holders": [_holder(x) for x in snap.luo_device_holders]},
+        TEXT_ONLY: {
+            "notes": list(snap.notes),
+            "luo_device_holders": [_holder(x) for x in snap.luo_device_holders],
+        },
     }
 
 
-def select(doc: dict[str, Any], command: str, session: Optional[str] = None) -> dict[str, Any]:
+def select(doc: dict[str, Any], command: str, session: str | None = None) -> dict[str, Any]:
     """The relevant part of ``doc`` for one command."""
     out = {k: doc[k] for k in ("schema", "tool", "target", TEXT_ONLY)}
     for k in PARTS[command]:
@@ -173,7 +230,8 @@ class Redactor:
             for m in _HEX.finditer(text):
                 if len(m.group()) >= 10:  # 32 bits and more: an address
                     self.address(m.group())
-        return self._apply(doc)
+        redacted: dict[str, Any] = self._apply(doc)
+        return redacted
 
 
 def _strings(node: Any, keys: tuple[str, ...]) -> list[str]:
@@ -291,26 +349,41 @@ def _luo(w: _Writer, doc: dict[str, Any]) -> None:
         rows += [
             ["live updates before this boot", _v(luo["liveupdate_num"])],
             ["outgoing sessions", f"{_v(o['session_count'])}, frozen: {_v(o['frozen'])}"],
-            ["incoming", f"present: {_v(i['present'])}, deserialized: "
-                         f"{_v(i['deserialized'])}, sessions: {_v(i['session_count'])}"],
-            ["/dev/liveupdate held by",
-             _holders_text(doc[TEXT_ONLY]["luo_device_holders"]) or "-"],
+            [
+                "incoming",
+                f"present: {_v(i['present'])}, deserialized: "
+                f"{_v(i['deserialized'])}, sessions: {_v(i['session_count'])}",
+            ],
+            ["/dev/liveupdate held by", _holders_text(doc[TEXT_ONLY]["luo_device_holders"]) or "-"],
         ]
     w.fields(rows)
 
 
 def _handlers(w: _Writer, doc: dict[str, Any]) -> None:
     w.heading("File handlers")
-    w.table(["compatible", "address", "ops"],
-            [[h["compatible"], h["address"], _v(h["ops"])] for h in doc["handlers"]])
+    w.table(
+        ["compatible", "address", "ops"],
+        [[h["compatible"], h["address"], _v(h["ops"])] for h in doc["handlers"]],
+    )
 
 
 def _sessions(w: _Writer, doc: dict[str, Any]) -> None:
     w.heading("Sessions")
-    w.table(["direction", "name", "retrieved", "finished", "files", "held by", "address"],
-            [[s["direction"], s["name"], _v(s["retrieved"]), _v(s["finished"]),
-              s["file_count"], _holders_text(s["holders"]), s["address"]]
-             for s in doc["sessions"]])
+    w.table(
+        ["direction", "name", "retrieved", "finished", "files", "held by", "address"],
+        [
+            [
+                s["direction"],
+                s["name"],
+                _v(s["retrieved"]),
+                _v(s["finished"]),
+                s["file_count"],
+                _holders_text(s["holders"]),
+                s["address"],
+            ]
+            for s in doc["sessions"]
+        ],
+    )
 
 
 def _files(w: _Writer, doc: dict[str, Any]) -> None:
@@ -319,33 +392,71 @@ def _files(w: _Writer, doc: dict[str, Any]) -> None:
     for s in doc["sessions"]:
         for f in s["files"]:
             refs = "-" if f["refcount"] is None else f"{f['refcount']}/{f['explained_refs']}"
-            rows.append([f"{s['direction'][:3]} {s['name']}", f"{f['token']:#x}",
-                         _v(f["handler"]), _v(f["path"]), _status(f["retrieve_status"]),
-                         _v(f["frozen"]), refs, _holders_text(f["holders"]), _v(f["file"])])
-    w.table(["session", "token", "handler", "path", "retrieve", "frozen", "refs/expl.",
-             "held by", "struct file"], rows)
+            rows.append(
+                [
+                    f"{s['direction'][:3]} {s['name']}",
+                    f"{f['token']:#x}",
+                    _v(f["handler"]),
+                    _v(f["path"]),
+                    _status(f["retrieve_status"]),
+                    _v(f["frozen"]),
+                    refs,
+                    _holders_text(f["holders"]),
+                    _v(f["file"]),
+                ]
+            )
+    w.table(
+        [
+            "session",
+            "token",
+            "handler",
+            "path",
+            "retrieve",
+            "frozen",
+            "refs/expl.",
+            "held by",
+            "struct file",
+        ],
+        rows,
+    )
 
 
 def _pending(w: _Writer, doc: dict[str, Any]) -> None:
     w.heading("Incoming data not yet deserialized")
-    w.table(["session", "token", "handler", "data"],
-            [[p["name"], f"{f['token']:#x}", f["handler"], f["data"]]
-             for p in doc["pending_incoming"] for f in p["files"]]
-            + [[p["name"], "-", "-", "-"] for p in doc["pending_incoming"] if not p["files"]])
+    w.table(
+        ["session", "token", "handler", "data"],
+        [
+            [p["name"], f"{f['token']:#x}", f["handler"], f["data"]]
+            for p in doc["pending_incoming"]
+            for f in p["files"]
+        ]
+        + [[p["name"], "-", "-", "-"] for p in doc["pending_incoming"] if not p["files"]],
+    )
 
 
 def _flbs(w: _Writer, doc: dict[str, Any]) -> None:
     w.heading("FLBs")
-    w.table(["compatible", "outgoing", "incoming", "handlers", "address"],
-            [[x["compatible"], x["outgoing_count"], x["incoming_count"],
-              ", ".join(x["handlers"]) or "-", x["address"]] for x in doc["flbs"]])
+    w.table(
+        ["compatible", "outgoing", "incoming", "handlers", "address"],
+        [
+            [
+                x["compatible"],
+                x["outgoing_count"],
+                x["incoming_count"],
+                ", ".join(x["handlers"]) or "-",
+                x["address"],
+            ]
+            for x in doc["flbs"]
+        ],
+    )
 
 
 def _findings(w: _Writer, doc: dict[str, Any]) -> None:
     w.heading("Findings")
-    w.table(["severity", "code", "message"],
-            [[w.style(f["severity"], f["severity"]), f["code"], f["message"]]
-             for f in doc["findings"]])
+    w.table(
+        ["severity", "code", "message"],
+        [[w.style(f["severity"], f["severity"]), f["code"], f["message"]] for f in doc["findings"]],
+    )
 
 
 def _errors(w: _Writer, doc: dict[str, Any]) -> None:
@@ -367,8 +478,7 @@ def _summary(w: _Writer, doc: dict[str, Any]) -> None:
     counts: dict[str, int] = {}
     for f in doc["findings"]:
         counts[f["severity"]] = counts.get(f["severity"], 0) + 1
-    w.line("findings: " + (", ".join(f"{n} {w.style(s, s)}" for s, n in counts.items())
-                           or "none"))
+    w.line("findings: " + (", ".join(f"{n} {w.style(s, s)}" for s, n in counts.items()) or "none"))
     serious = [f for f in doc["findings"] if f["severity"] != "info"]
     for f in serious:
         w.line(f"  {w.style(f['severity'], f['severity'])}: {f['code']}: {f['message']}")
@@ -385,8 +495,12 @@ SECTIONS: dict[str, list[Callable[[_Writer, dict[str, Any]], None]]] = {
 }
 
 
-def render_text(doc: dict[str, Any], command: str, markdown: bool = False,
-                style: Callable[[str, str], str] = lambda text, severity: text) -> str:
+def render_text(
+    doc: dict[str, Any],
+    command: str,
+    markdown: bool = False,
+    style: Callable[[str, str], str] = lambda text, severity: text,
+) -> str:
     w = _Writer(markdown, style)
     _header(w, doc)
     for section in SECTIONS[command]:
@@ -408,9 +522,15 @@ COMMANDS: dict[str, str] = {
 FORMATS = ("text", "json", "markdown")
 
 
-def render(snap: Snapshot, command: str, fmt: str = "text", *, redact: bool = False,
-           session: Optional[str] = None,
-           style: Callable[[str, str], str] = lambda text, severity: text) -> str:
+def render(
+    snap: Snapshot,
+    command: str,
+    fmt: str = "text",
+    *,
+    redact: bool = False,
+    session: str | None = None,
+    style: Callable[[str, str], str] = lambda text, severity: text,
+) -> str:
     """
     One command's output for a snapshot: the part of the document that
     ``command`` shows, redacted if asked, in ``fmt`` (text, json or markdown).
@@ -424,5 +544,9 @@ def render(snap: Snapshot, command: str, fmt: str = "text", *, redact: bool = Fa
     part = select(doc, command, session)
     if fmt == "json":
         return render_json(part)
-    return render_text(part, command, markdown=fmt == "markdown",
-                       style=style if fmt == "text" else (lambda text, severity: text))
+    return render_text(
+        part,
+        command,
+        markdown=fmt == "markdown",
+        style=style if fmt == "text" else (lambda text, severity: text),
+    )

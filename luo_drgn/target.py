@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Open what the user asked to inspect, or say in one line why not.
 
 drgn's ``program_from_core_dump()``/``program_from_kernel()`` swallow missing
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import drgn
 from drgn import FaultError, Program, ProgramFlags
@@ -42,20 +43,22 @@ def _set_core(prog: Program, path: Path) -> None:
     except OSError as e:
         raise TargetError(f"{path}: cannot open: {e.strerror or e}") from None
     if not prog.flags & ProgramFlags.IS_LINUX_KERNEL:
-        raise TargetError(f"{path}: a userspace core dump, not a kernel vmcore "
-                          "(no VMCOREINFO)")
+        raise TargetError(f"{path}: a userspace core dump, not a kernel vmcore (no VMCOREINFO)")
 
 
 def _set_live(prog: Program) -> None:
     try:
         prog.set_kernel()
     except PermissionError:
-        raise TargetError("cannot read /proc/kcore: permission denied "
-                          "(run as root to inspect the running kernel, or pass -c VMCORE)"
-                          ) from None
+        raise TargetError(
+            "cannot read /proc/kcore: permission denied "
+            "(run as root to inspect the running kernel, or pass -c VMCORE)"
+        ) from None
     except FileNotFoundError:
-        raise TargetError("no /proc/kcore: the running kernel was built without "
-                          "CONFIG_PROC_KCORE (pass -c VMCORE instead)") from None
+        raise TargetError(
+            "no /proc/kcore: the running kernel was built without "
+            "CONFIG_PROC_KCORE (pass -c VMCORE instead)"
+        ) from None
     except (OSError, ValueError) as e:
         raise TargetError(f"cannot open the running kernel: {e}") from None
 
@@ -73,9 +76,12 @@ def _load_debug_info(prog: Program, symbols: Sequence[str]) -> None:
         if symbols:
             raise TargetError(
                 f"the debug info given does not match this kernel ({e}); pass the "
-                "vmlinux of the kernel that made the vmcore") from None
-        raise TargetError(f"no debug info found for this kernel ({e}); pass -s VMLINUX "
-                          "or install the kernel's debug package") from None
+                "vmlinux of the kernel that made the vmcore"
+            ) from None
+        raise TargetError(
+            f"no debug info found for this kernel ({e}); pass -s VMLINUX "
+            "or install the kernel's debug package"
+        ) from None
     except (OSError, ValueError) as e:
         raise TargetError(f"cannot load debug info: {e}") from None
     try:
@@ -84,41 +90,47 @@ def _load_debug_info(prog: Program, symbols: Sequence[str]) -> None:
         kernel_debug = None
     if symbols and kernel_debug is None:
         # drgn matches files by build ID and ignores one from another build.
-        raise TargetError("the debug info given is not for this kernel (its build ID "
-                          "differs); pass the vmlinux of the kernel that made the vmcore")
+        raise TargetError(
+            "the debug info given is not for this kernel (its build ID "
+            "differs); pass the vmlinux of the kernel that made the vmcore"
+        )
 
 
-def _vmcoreinfo_release(prog: Program) -> Optional[str]:
+def _vmcoreinfo_release(prog: Program) -> str | None:
     try:
         info = prog["VMCOREINFO"].string_().decode(errors="replace")
     except (LookupError, FaultError):
         return None
     for line in info.splitlines():
         if line.startswith("OSRELEASE="):
-            return line.split("=", 1)[1]
+            return str(line.split("=", 1)[1])
     return None
 
 
-def _check_readable(prog: Program, path: Optional[Path]) -> str:
+def _check_readable(prog: Program, path: Path | None) -> str:
     """Read the kernel release through the debug info: proves that memory and
     debug info agree, and that the core is not cut short."""
     what = str(path) if path else "the running kernel"
     try:
         release = prog["init_uts_ns"].name.release.string_().decode(errors="replace")
     except FaultError as e:
-        raise TargetError(f"{what}: cannot read kernel memory at {e.address:#x} "
-                          "(truncated or damaged vmcore?)") from None
+        raise TargetError(
+            f"{what}: cannot read kernel memory at {e.address:#x} (truncated or damaged vmcore?)"
+        ) from None
     except LookupError as e:
         raise TargetError(f"{what}: the debug info lacks init_uts_ns ({e})") from None
     expected = _vmcoreinfo_release(prog)
     if expected and release != expected:
-        raise TargetError(f"{what}: the debug info is for another build (kernel memory says "
-                          f"{release!r} through it, VMCOREINFO says {expected!r})")
-    return release
+        raise TargetError(
+            f"{what}: the debug info is for another build (kernel memory says "
+            f"{release!r} through it, VMCOREINFO says {expected!r})"
+        )
+    return str(release)
 
 
-def open_target(core: Optional[str], symbols: Sequence[str] = (),
-                quiet: bool = True) -> tuple[Program, Target]:
+def open_target(
+    core: str | None, symbols: Sequence[str] = (), quiet: bool = True
+) -> tuple[Program, Target]:
     """
     Open a vmcore (``core``) or the running kernel (``core`` None) with the
     given debug info files (default: drgn's standard search).
@@ -151,9 +163,13 @@ def target_of(prog: Program) -> Target:
     except (AttributeError, LookupError):
         debuginfo = []
     try:
-        release: Optional[str] = prog["init_uts_ns"].name.release.string_().decode()
+        release: str | None = prog["init_uts_ns"].name.release.string_().decode()
     except (LookupError, FaultError):
         release = None
     live = bool(prog.flags & ProgramFlags.IS_LIVE)
-    return Target(kind="live" if live else "vmcore", path="/proc/kcore" if live else None,
-                  kernel_release=release, debuginfo=debuginfo)
+    return Target(
+        kind="live" if live else "vmcore",
+        path="/proc/kcore" if live else None,
+        kernel_release=release,
+        debuginfo=debuginfo,
+    )

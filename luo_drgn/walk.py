@@ -20,7 +20,7 @@ too, with the :class:`drgn.FaultError` chained as its ``__cause__``.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Union
+from collections.abc import Iterator
 
 from drgn import FaultError, Object, Type, container_of
 from drgn.helpers import ValidationError
@@ -111,10 +111,10 @@ def validate_list_for_each_bounded(
 
 
 def validate_list_for_each_entry_bounded(
-    type: Union[str, Type],
+    type: str | Type,
     head: Object,
     member: str,
-    what: Optional[str] = None,
+    what: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> Iterator[Object]:
     """

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Benchmark: reference accounting stays one pass over the fds.
 
 Not a test (nothing here asserts a time): it prints ratios.  It takes the
@@ -34,16 +35,18 @@ def build(n_fds: int, n_files: int):  # type: ignore[no-untyped-def]
     prog = ex.program()
     fdt = find_task(prog, 1).files.fdt
     # Slot i points at fake struct file i % n_files (all zero: no f_op).
-    table = b"".join(struct.pack("<Q", FILES + (i % n_files) * FILE_STRIDE)
-                     for i in range(n_fds))
-    prog.add_memory_segment(FD_ARRAY, len(table),
-                            lambda a, n, off, phys: table[off:off + n], False)
-    prog.add_memory_segment(FILES, n_files * FILE_STRIDE,
-                            lambda a, n, off, phys: bytes(n), False)
-    examples.apply_writes(prog, [
-        {"address": fdt.max_fds.address_, "phys": 0, "new": struct.pack("<I", n_fds).hex()},
-        {"address": fdt.fd.address_, "phys": 0, "new": struct.pack("<Q", FD_ARRAY).hex()},
-    ])
+    table = b"".join(struct.pack("<Q", FILES + (i % n_files) * FILE_STRIDE) for i in range(n_fds))
+    prog.add_memory_segment(
+        FD_ARRAY, len(table), lambda a, n, off, phys: table[off : off + n], False
+    )
+    prog.add_memory_segment(FILES, n_files * FILE_STRIDE, lambda a, n, off, phys: bytes(n), False)
+    examples.apply_writes(
+        prog,
+        [
+            {"address": fdt.max_fds.address_, "phys": 0, "new": struct.pack("<I", n_fds).hex()},
+            {"address": fdt.fd.address_, "phys": 0, "new": struct.pack("<Q", FD_ARRAY).hex()},
+        ],
+    )
     return prog
 
 
@@ -68,13 +71,19 @@ def main() -> None:
     per_file = timed(lambda: [scan_holders(prog, {f}) for f in sorted(few)])
 
     print(f"fd slots scanned: {scan.fds:,} in {scan.tasks} tasks; distinct files: {args.files:,}")
-    print(f"one pass, 10 files accounted:      {one_pass_few:.2f} s "
-          f"({scan.fds / one_pass_few / 1e6:.2f} M fds/s)")
-    print(f"one pass, {len(many):,} files accounted: {one_pass_many:.2f} s "
-          f"(ratio to 10 files: {one_pass_many / one_pass_few:.2f})")
-    print(f"one scan per file, 10 files:       {per_file:.2f} s "
-          f"(ratio to one pass: {per_file / one_pass_few:.1f}; "
-          f"extrapolated to {len(many):,} files: {per_file / 10 * len(many) / 3600:.1f} h)")
+    print(
+        f"one pass, 10 files accounted:      {one_pass_few:.2f} s "
+        f"({scan.fds / one_pass_few / 1e6:.2f} M fds/s)"
+    )
+    print(
+        f"one pass, {len(many):,} files accounted: {one_pass_many:.2f} s "
+        f"(ratio to 10 files: {one_pass_many / one_pass_few:.2f})"
+    )
+    print(
+        f"one scan per file, 10 files:       {per_file:.2f} s "
+        f"(ratio to one pass: {per_file / one_pass_few:.1f}; "
+        f"extrapolated to {len(many):,} files: {per_file / 10 * len(many) / 3600:.1f} h)"
+    )
 
 
 if __name__ == "__main__":

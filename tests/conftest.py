@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Fixtures: the real LUO vmcores.
 
 Every test that takes ``fixture_ref`` runs on each committed fixture
@@ -63,9 +64,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def only(predicate):  # type: ignore[no-untyped-def]
     """Decorator: run a ``fixture_ref`` test only on fixtures whose name
     satisfies ``predicate``."""
+
     def deco(fn):  # type: ignore[no-untyped-def]
         fn.fixture_filter = predicate
         return fn
+
     return deco
 
 
@@ -83,8 +86,20 @@ def fresh_root() -> Path:
     require_qemu("the fixtures were not regenerated and the fresh/* tests")
     root = examples.cache_dir() / "fresh"
     shutil.rmtree(root, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "vmcores", "vmcores", *FRESH_RUNS,
-                    "--dest", str(root), "--no-compress"], check=True, cwd=TOP)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vmcores",
+            "vmcores",
+            *FRESH_RUNS,
+            "--dest",
+            str(root),
+            "--no-compress",
+        ],
+        check=True,
+        cwd=TOP,
+    )
     return root
 
 
@@ -96,8 +111,11 @@ _snapshots: dict[FixtureRef, Snapshot] = {}
 @pytest.fixture
 def example(fixture_ref: FixtureRef, request: pytest.FixtureRequest) -> examples.Example:
     if fixture_ref not in _examples:
-        root = COMMITTED if fixture_ref.origin == "committed" else request.getfixturevalue(
-            "fresh_root")
+        root = (
+            COMMITTED
+            if fixture_ref.origin == "committed"
+            else request.getfixturevalue("fresh_root")
+        )
         _examples[fixture_ref] = examples.load(fixture_ref.name, root)
     return _examples[fixture_ref]
 

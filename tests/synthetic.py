@@ -1,8 +1,10 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Synthetic drgn programs for the LUO layouts no kernel here has.
 
 The real fixtures are 7.2; the v6 series, 6.19.0, 6.19.y/7.0 and 7.1 are
 built here with drgn's own API (``set_linux_kernel_custom``, type and object
-finders, memory segments) from ``../shared/reference/luo-layouts.md``.
+finders, memory segments) from the LUO structures of each kernel version
+(documented member by member in ``luo_drgn/layout.py``).
 
 Each layout is one declarative description: its struct definitions, as
 ``(member, type)`` lists in a tiny notation (``u64``, ``char[64]``, ``*luo_file``,
@@ -18,10 +20,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from drgn import (
-    Architecture, Object, Platform, PlatformFlags, Program, Type, TypeKind, TypeMember,
+    Architecture,
+    Object,
+    Platform,
+    PlatformFlags,
+    Program,
+    Type,
+    TypeKind,
+    TypeMember,
 )
 
 Members = list[tuple[str, str]]
@@ -35,52 +44,100 @@ _COMMON: dict[str, Members] = {
     "refcount_struct": [("refs", "atomic_t")],
     "file_ref": [("refcnt", "atomic64_t")],
     "inode": [("i_ino", "u64"), ("i_nlink", "u32")],
-    "file": [("f_ref", "file_ref"), ("f_op", "*void"), ("f_inode", "*inode"),
-             ("private_data", "*void"), ("f_path", "path")],
+    "file": [
+        ("f_ref", "file_ref"),
+        ("f_op", "*void"),
+        ("f_inode", "*inode"),
+        ("private_data", "*void"),
+        ("f_path", "path"),
+    ],
     "path": [("mnt", "*void"), ("dentry", "*void")],
-    "liveupdate_file_handler": [("ops", "*void"), ("compatible", "char[48]"),
-                                ("list", "list_head")],
+    "liveupdate_file_handler": [
+        ("ops", "*void"),
+        ("compatible", "char[48]"),
+        ("list", "list_head"),
+    ],
     "luo_file_ser!": [("compatible", "char[48]"), ("data", "u64"), ("token", "u64")],
     "luo_file_set_ser!": [("files", "u64"), ("count", "u64")],
     "luo_session_ser!": [("name", "char[64]"), ("file_set_ser", "luo_file_set_ser")],
     "luo_session_header_ser!": [("count", "u64")],
-    "luo_file": [("fh", "*liveupdate_file_handler"), ("file", "*file"),
-                 ("serialized_data", "u64"), ("private_data", "*void"),
-                 ("retrieve_status", "int"), ("mutex", "char[32]"), ("list", "list_head"),
-                 ("token", "u64")],
-    "luo_file_set": [("files_list", "list_head"), ("files", "*luo_file_ser"),
-                     ("count", "long")],
-    "luo_session": [("name", "char[64]"), ("ser", "*luo_session_ser"), ("list", "list_head"),
-                    ("retrieved", "bool"), ("file_set", "luo_file_set"), ("mutex", "char[32]")],
-    "luo_session_header": [("count", "long"), ("list", "list_head"), ("rwsem", "char[40]"),
-                           ("header_ser", "*luo_session_header_ser"),
-                           ("ser", "*luo_session_ser"), ("active", "bool")],
-    "luo_session_global": [("incoming", "luo_session_header"),
-                           ("outgoing", "luo_session_header")],
-    "luo_global_t": [("enabled", "bool"), ("fdt_out", "*void"), ("fdt_in", "*void"),
-                     ("liveupdate_num", "u64")],
-    "memfd_luo_ser!": [("pos", "u64"), ("size", "u64"), ("nr_folios", "u64"),
-                       ("folios", "u64")],
+    "luo_file": [
+        ("fh", "*liveupdate_file_handler"),
+        ("file", "*file"),
+        ("serialized_data", "u64"),
+        ("private_data", "*void"),
+        ("retrieve_status", "int"),
+        ("mutex", "char[32]"),
+        ("list", "list_head"),
+        ("token", "u64"),
+    ],
+    "luo_file_set": [("files_list", "list_head"), ("files", "*luo_file_ser"), ("count", "long")],
+    "luo_session": [
+        ("name", "char[64]"),
+        ("ser", "*luo_session_ser"),
+        ("list", "list_head"),
+        ("retrieved", "bool"),
+        ("file_set", "luo_file_set"),
+        ("mutex", "char[32]"),
+    ],
+    "luo_session_header": [
+        ("count", "long"),
+        ("list", "list_head"),
+        ("rwsem", "char[40]"),
+        ("header_ser", "*luo_session_header_ser"),
+        ("ser", "*luo_session_ser"),
+        ("active", "bool"),
+    ],
+    "luo_session_global": [("incoming", "luo_session_header"), ("outgoing", "luo_session_header")],
+    "luo_global_t": [
+        ("enabled", "bool"),
+        ("fdt_out", "*void"),
+        ("fdt_in", "*void"),
+        ("liveupdate_num", "u64"),
+    ],
+    "memfd_luo_ser!": [("pos", "u64"), ("size", "u64"), ("nr_folios", "u64"), ("folios", "u64")],
 }
 
 _FLB: dict[str, Members] = {
-    "liveupdate_file_handler": [("ops", "*void"), ("compatible", "char[48]"),
-                                ("list", "list_head"), ("flb_list", "list_head")],
-    "luo_flb_private_state": [("count", "long"), ("data", "u64"), ("obj", "*void"),
-                              ("retrieved", "bool")],
-    "luo_flb_private": [("list", "list_head"), ("outgoing", "luo_flb_private_state"),
-                        ("incoming", "luo_flb_private_state"), ("users", "int"),
-                        ("initialized", "bool")],
-    "liveupdate_flb": [("ops", "*void"), ("compatible", "char[48]"),
-                       ("private", "luo_flb_private")],
+    "liveupdate_file_handler": [
+        ("ops", "*void"),
+        ("compatible", "char[48]"),
+        ("list", "list_head"),
+        ("flb_list", "list_head"),
+    ],
+    "luo_flb_private_state": [
+        ("count", "long"),
+        ("data", "u64"),
+        ("obj", "*void"),
+        ("retrieved", "bool"),
+    ],
+    "luo_flb_private": [
+        ("list", "list_head"),
+        ("outgoing", "luo_flb_private_state"),
+        ("incoming", "luo_flb_private_state"),
+        ("users", "int"),
+        ("initialized", "bool"),
+    ],
+    "liveupdate_flb": [
+        ("ops", "*void"),
+        ("compatible", "char[48]"),
+        ("private", "luo_flb_private"),
+    ],
     "luo_flb_link": [("flb", "*liveupdate_flb"), ("list", "list_head")],
     "luo_flb_global": [("list", "list_head"), ("count", "long")],
 }
 
 _XARRAY: dict[str, Members] = {
     "xarray": [("xa_flags", "u32"), ("xa_head", "*void")],
-    "xa_node": [("shift", "u8"), ("offset", "u8"), ("count", "u8"), ("nr_values", "u8"),
-                ("parent", "*xa_node"), ("array", "*xarray"), ("slots", "*void[64]")],
+    "xa_node": [
+        ("shift", "u8"),
+        ("offset", "u8"),
+        ("count", "u8"),
+        ("nr_values", "u8"),
+        ("parent", "*xa_node"),
+        ("array", "*xarray"),
+        ("slots", "*void[64]"),
+    ],
 }
 
 
@@ -97,14 +154,26 @@ LAYOUTS: dict[str, dict[str, Members]] = {
     # no private_data, the session carries its own serialization fields.
     "v6": {
         **_COMMON,
-        "luo_file": _replace(_without(_COMMON["luo_file"], "private_data"),
-                             "retrieve_status", ("retrieved", "bool")),
-        "luo_session": [("name", "char[64]"), ("files_list", "list_head"),
-                        ("ser", "*luo_session_ser"), ("count", "long"), ("list", "list_head"),
-                        ("retrieved", "bool"), ("mutex", "char[32]"),
-                        ("files", "*luo_file_ser"), ("pgcnt", "u64")],
-        "luo_session_ser!": [("name", "char[64]"), ("files", "u64"), ("pgcnt", "u64"),
-                             ("count", "u64")],
+        "luo_file": _replace(
+            _without(_COMMON["luo_file"], "private_data"), "retrieve_status", ("retrieved", "bool")
+        ),
+        "luo_session": [
+            ("name", "char[64]"),
+            ("files_list", "list_head"),
+            ("ser", "*luo_session_ser"),
+            ("count", "long"),
+            ("list", "list_head"),
+            ("retrieved", "bool"),
+            ("mutex", "char[32]"),
+            ("files", "*luo_file_ser"),
+            ("pgcnt", "u64"),
+        ],
+        "luo_session_ser!": [
+            ("name", "char[64]"),
+            ("files", "u64"),
+            ("pgcnt", "u64"),
+            ("count", "u64"),
+        ],
         "luo_session_header_ser!": [("pgcnt", "u64"), ("count", "u64")],
         "luo_session_global": _COMMON["luo_session_global"] + [("deserialized", "bool")],
     },
@@ -117,15 +186,22 @@ LAYOUTS: dict[str, dict[str, Members]] = {
     "7.0": {**_COMMON, **_FLB},
     # 7.1: luo_preserved_files, refcount_t FLB counts.
     "7.1": {
-        **_COMMON, **_FLB, **_XARRAY,
-        "luo_flb_private_state": _replace(_FLB["luo_flb_private_state"], "count",
-                                          ("count", "refcount_struct")),
+        **_COMMON,
+        **_FLB,
+        **_XARRAY,
+        "luo_flb_private_state": _replace(
+            _FLB["luo_flb_private_state"], "count", ("count", "refcount_struct")
+        ),
     },
 }
 
 GLOBALS: dict[str, dict[str, str]] = {
-    "v6": {"luo_file_handler_list": "list_head", "luo_session_global": "luo_session_global",
-           "luo_global": "luo_global_t", "memfd_luo_handler": "liveupdate_file_handler"},
+    "v6": {
+        "luo_file_handler_list": "list_head",
+        "luo_session_global": "luo_session_global",
+        "luo_global": "luo_global_t",
+        "memfd_luo_handler": "liveupdate_file_handler",
+    },
 }
 GLOBALS["6.19"] = GLOBALS["v6"]
 GLOBALS["7.0"] = {**GLOBALS["v6"], "luo_flb_global": "luo_flb_global"}
@@ -133,8 +209,14 @@ GLOBALS["7.1"] = {**GLOBALS["7.0"], "luo_preserved_files": "xarray"}
 
 # -- the type notation --------------------------------------------------------
 
-_PRIMS = {"u8": (1, False), "u32": (4, False), "int": (4, True), "u64": (8, False),
-          "long": (8, True), "char": (1, True)}
+_PRIMS = {
+    "u8": (1, False),
+    "u32": (4, False),
+    "int": (4, True),
+    "u64": (8, False),
+    "long": (8, True),
+    "char": (1, True),
+}
 _SPEC = re.compile(r"^(\*?)(\w+)(?:\[(\d+)\])?$")
 
 BASE_VIRT = 0xFFFF888000000000
@@ -147,16 +229,19 @@ class Kernel:
     def __init__(self, layout: str) -> None:
         self.defs = {k.rstrip("!"): v for k, v in LAYOUTS[layout].items()}
         self.packed = {k.rstrip("!") for k in LAYOUTS[layout] if k.endswith("!")}
-        self.prog = Program(Platform(Architecture.UNKNOWN,
-                                     PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN))
+        self.prog = Program(
+            Platform(Architecture.UNKNOWN, PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN)
+        )
         self.prog.set_linux_kernel_custom(
             f"OSRELEASE=synthetic-{layout}\nPAGESIZE=4096\n"
-            "SYMBOL(swapper_pg_dir)=ffffffff82000000\n".encode(), False)
+            "SYMBOL(swapper_pg_dir)=ffffffff82000000\n".encode(),
+            False,
+        )
         self.mem = bytearray(MEMORY_SIZE)
         self.brk = 0x1000
         self.types: dict[str, Type] = {}
         self.globals = {name: (spec, self.alloc(spec)) for name, spec in GLOBALS[layout].items()}
-        read = lambda addr, count, offset, phys: bytes(self.mem[offset:offset + count])  # noqa: E731
+        read = lambda addr, count, offset, phys: bytes(self.mem[offset : offset + count])  # noqa: E731
         self.prog.add_memory_segment(BASE_VIRT, MEMORY_SIZE, read, False)
         self.prog.add_memory_segment(0, MEMORY_SIZE, read, True)
         self.prog.register_type_finder("luo-synthetic", self._find_type, enable_index=0)
@@ -209,7 +294,7 @@ class Kernel:
         ptr, base, n = _SPEC.match(spec).groups()  # type: ignore[union-attr]
         prog = self.prog
         if n:
-            t = prog.array_type(self.mk(spec[:spec.index("[")]), int(n))
+            t = prog.array_type(self.mk(spec[: spec.index("[")]), int(n))
         elif ptr:
             t = prog.pointer_type(prog.void_type() if base == "void" else self.mk(base))
         elif base == "bool":
@@ -219,19 +304,21 @@ class Kernel:
             t = prog.int_type(base, size, signed)
         else:
             offsets, size, _ = self.struct_layout(base)
-            members = [TypeMember(lambda s=s: self.mk(s), name, off * 8)
-                       for name, (off, s) in offsets.items()]
+            members = [
+                TypeMember(lambda s=s: self.mk(s), name, off * 8)
+                for name, (off, s) in offsets.items()
+            ]
             # luo_global is an anonymous struct in luo_core.c.
             t = prog.struct_type(None if base == "luo_global_t" else base, size, members)
         self.types[spec] = t
         return t
 
-    def _find_type(self, prog: Program, kinds: Any, name: str, filename: Optional[str]):  # type: ignore[no-untyped-def]
+    def _find_type(self, prog: Program, kinds: Any, name: str, filename: str | None):  # type: ignore[no-untyped-def]
         if TypeKind.STRUCT in kinds and name in self.defs:
             return self.mk(name)
         return None
 
-    def _find_object(self, prog: Program, name: str, flags: Any, filename: Optional[str]):  # type: ignore[no-untyped-def]
+    def _find_object(self, prog: Program, name: str, flags: Any, filename: str | None):  # type: ignore[no-untyped-def]
         if name in self.globals:
             spec, addr = self.globals[name]
             return Object(prog, self.mk(spec), address=addr)
@@ -251,12 +338,15 @@ class Kernel:
         off, spec = self.offset(tag, path)
         pos = addr - BASE_VIRT + off
         if isinstance(value, bytes):
-            self.mem[pos:pos + len(value)] = value
+            self.mem[pos : pos + len(value)] = value
         else:
             size = self.size_align(spec)[0]
             signed = _PRIMS.get(spec, (0, False))[1]
-            self.mem[pos:pos + size] = (value & ((1 << (size * 8)) - 1)).to_bytes(size, "little") \
-                if not signed else value.to_bytes(size, "little", signed=True)
+            self.mem[pos : pos + size] = (
+                (value & ((1 << (size * 8)) - 1)).to_bytes(size, "little")
+                if not signed
+                else value.to_bytes(size, "little", signed=True)
+            )
 
     def addr_of(self, addr: int, tag: str, path: str) -> int:
         return addr + self.offset(tag, path)[0]
@@ -266,7 +356,7 @@ class Kernel:
         self.set(head, "list_head", "prev", head)
 
     def list_add_tail(self, head: int, node: int) -> None:
-        prev = int.from_bytes(self.mem[head - BASE_VIRT + 8:head - BASE_VIRT + 16], "little")
+        prev = int.from_bytes(self.mem[head - BASE_VIRT + 8 : head - BASE_VIRT + 16], "little")
         self.set(node, "list_head", "next", head)
         self.set(node, "list_head", "prev", prev)
         self.set(prev, "list_head", "next", node)
@@ -285,7 +375,7 @@ class Kernel:
 @dataclass(frozen=True)
 class FileSpec:
     token: int
-    refcount: Optional[int]  # None: no struct file (incoming, not retrieved)
+    refcount: int | None  # None: no struct file (incoming, not retrieved)
     status: int = 0  # normalised retrieve status
 
 
@@ -318,8 +408,9 @@ def populate(layout: str) -> Kernel:
     handler = k.glob("memfd_luo_handler")
     k.set(handler, "liveupdate_file_handler", "compatible", MEMFD.encode())
     k.list_init(k.glob("luo_file_handler_list"))
-    k.list_add_tail(k.glob("luo_file_handler_list"),
-                    k.addr_of(handler, "liveupdate_file_handler", "list"))
+    k.list_add_tail(
+        k.glob("luo_file_handler_list"), k.addr_of(handler, "liveupdate_file_handler", "list")
+    )
 
     g = k.glob("luo_session_global")
     preserved: list[int] = []
@@ -400,4 +491,3 @@ def _flb(k: Kernel, handler: int, users: int, layout: str) -> None:
     flb_list = k.addr_of(handler, "liveupdate_file_handler", "flb_list")
     k.list_init(flb_list)
     k.list_add_tail(flb_list, k.addr_of(link, "luo_flb_link", "list"))
-

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Each check's edge cases, on hand-made snapshots (plain dataclasses)."""
 
 from __future__ import annotations
@@ -8,29 +9,53 @@ import pytest
 
 from luo_drgn.checks import CODES, inspect, run_checks
 from luo_drgn.model import (
-    Flb, Holder, LuoState, PreservedFile, SerializedFile, SerializedSession, Session,
-    Snapshot, Target, WalkErrorRecord,
+    Flb,
+    Holder,
+    LuoState,
+    PreservedFile,
+    SerializedFile,
+    SerializedSession,
+    Session,
+    Snapshot,
+    Target,
+    WalkErrorRecord,
 )
 
 HANDLER = 0xFFFF0000
 
 
 def pfile(token: int, file: int | None = 0x1000, **kw: Any) -> PreservedFile:
-    base: dict[str, Any] = dict(address=0x5000 + token, token=token, handler="memfd-v2",
-                                handler_address=HANDLER, handler_registered=True, file=file,
-                                serialized_data=0x9000 + token)
+    base: dict[str, Any] = dict(
+        address=0x5000 + token,
+        token=token,
+        handler="memfd-v2",
+        handler_address=HANDLER,
+        handler_registered=True,
+        file=file,
+        serialized_data=0x9000 + token,
+    )
     if file is not None:
-        base.update(refcount=2, explained_refs=2,
-                    holders=[Holder("fd", pid=1, comm="a", fd=3), Holder("luo")])
+        base.update(
+            refcount=2,
+            explained_refs=2,
+            holders=[Holder("fd", pid=1, comm="a", fd=3), Holder("luo")],
+        )
     base.update(kw)
     return PreservedFile(**base)
 
 
-def session(name: str, files: list[PreservedFile], direction: str = "outgoing",
-            **kw: Any) -> Session:
-    base: dict[str, Any] = dict(address=0x7000 + len(name), name=name, direction=direction,
-                                retrieved=False, finished=None, file_count=len(files),
-                                files=files)
+def session(
+    name: str, files: list[PreservedFile], direction: str = "outgoing", **kw: Any
+) -> Session:
+    base: dict[str, Any] = dict(
+        address=0x7000 + len(name),
+        name=name,
+        direction=direction,
+        retrieved=False,
+        finished=None,
+        file_count=len(files),
+        files=files,
+    )
     base.update(kw)
     return Session(**base)
 
@@ -48,8 +73,9 @@ def snap(*sessions: Session, **kw: Any) -> Snapshot:
 
 def codes(s: Snapshot, severity: str | None = None) -> list[tuple[Any, ...]]:
     findings, _ = run_checks(s)
-    return sorted((f.code, f.session, f.token) for f in findings
-                  if severity is None or f.severity == severity)
+    return sorted(
+        (f.code, f.session, f.token) for f in findings if severity is None or f.severity == severity
+    )
 
 
 def test_healthy_is_silent() -> None:
@@ -69,10 +95,18 @@ def test_duplicate_token_in_one_session() -> None:
 
 def test_duplicate_session_name_per_direction() -> None:
     assert codes(snap(session("a", []), session("a", []))) == [
-        ("duplicate-session-name", "a", None)]
+        ("duplicate-session-name", "a", None)
+    ]
     # One outgoing and one incoming session may share a name.
-    assert codes(snap(session("a", []), session("a", [], direction="incoming",
-                                                   retrieved=True, finished=False))) == []
+    assert (
+        codes(
+            snap(
+                session("a", []),
+                session("a", [], direction="incoming", retrieved=True, finished=False),
+            )
+        )
+        == []
+    )
 
 
 def test_count_mismatches() -> None:
@@ -87,12 +121,15 @@ def test_incomplete_walk_skips_counts_with_a_note() -> None:
     assert findings == [] and any("not checked" in n for n in notes)
 
 
-@pytest.mark.parametrize("refcount,code,extra", [
-    (3, "leaked-file-reference", "1 unexplained"),
-    (5, "leaked-file-reference", "3 unexplained"),
-    (1, "missing-file-reference", "underflow"),
-    (-1, "corrupt-structure", "released"),
-])
+@pytest.mark.parametrize(
+    "refcount,code,extra",
+    [
+        (3, "leaked-file-reference", "1 unexplained"),
+        (5, "leaked-file-reference", "3 unexplained"),
+        (1, "missing-file-reference", "underflow"),
+        (-1, "corrupt-structure", "released"),
+    ],
+)
 def test_reference_accounting(refcount: int, code: str, extra: str) -> None:
     s = snap(session("a", [pfile(1, refcount=refcount)]))
     (f,) = run_checks(s)[0]
@@ -100,14 +137,17 @@ def test_reference_accounting(refcount: int, code: str, extra: str) -> None:
     assert extra in f.message
 
 
-@pytest.mark.parametrize("status,file,expected", [
-    (1, None, [("retrieve-inconsistent", "s", 1)]),
-    (0, 0x1000, [("retrieve-inconsistent", "s", 1)]),
-    (-5, None, [("retrieve-failed", "s", 1)]),
-    (-2, None, [("retrieve-failed", "s", 1)]),
-    (0, None, [("not-retrieved", "s", 1)]),
-    (1, 0x1000, []),
-])
+@pytest.mark.parametrize(
+    "status,file,expected",
+    [
+        (1, None, [("retrieve-inconsistent", "s", 1)]),
+        (0, 0x1000, [("retrieve-inconsistent", "s", 1)]),
+        (-5, None, [("retrieve-failed", "s", 1)]),
+        (-2, None, [("retrieve-failed", "s", 1)]),
+        (0, None, [("not-retrieved", "s", 1)]),
+        (1, 0x1000, []),
+    ],
+)
 def test_retrieve_states(status: int, file: int | None, expected: list[Any]) -> None:
     f = pfile(1, file=file, retrieve_status=status)
     s = snap(session("s", [f], direction="incoming", retrieved=True, finished=False))
@@ -122,16 +162,20 @@ def test_failed_retrieve_names_errno() -> None:
 
 
 def test_not_retrieved_session_and_pending() -> None:
-    s = snap(session("s", [pfile(1, file=None)], direction="incoming"),
-             pending_incoming=[SerializedSession("p", 1, [SerializedFile(1, "memfd-v2", 5)])])
-    assert codes(s) == [("not-retrieved", "p", None),
-                        ("not-retrieved", "s", None)]
+    s = snap(
+        session("s", [pfile(1, file=None)], direction="incoming"),
+        pending_incoming=[SerializedSession("p", 1, [SerializedFile(1, "memfd-v2", 5)])],
+    )
+    assert codes(s) == [("not-retrieved", "p", None), ("not-retrieved", "s", None)]
     assert all(f.severity == "info" for f in run_checks(s)[0])
 
 
 def test_finished_still_held() -> None:
-    s = snap(session("s", [pfile(1, retrieve_status=1)], direction="incoming",
-                     retrieved=True, finished=True))
+    s = snap(
+        session(
+            "s", [pfile(1, retrieve_status=1)], direction="incoming", retrieved=True, finished=True
+        )
+    )
     assert codes(s, "warning") == [("finished-still-held", "s", None)]
 
 
@@ -154,18 +198,33 @@ def test_serialization_matches() -> None:
     assert codes(frozen_snap([ok])) == []
 
 
-@pytest.mark.parametrize("ser", [
-    [],                                                            # session missing
-    [ser_a(SerializedFile(1, "memfd-v2", 0x9001))],                 # file missing
-    [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0x9002),
-           SerializedFile(3, "memfd-v2", 0x9003))],                 # extra file
-    [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0xdead))],
-    [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "other-v1", 0x9002))],
-    [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0x9002),
-           count=3)],                                               # count disagrees
-    [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0x9002)),
-     SerializedSession("ghost", 0)],                                # extra session
-])
+@pytest.mark.parametrize(
+    "ser",
+    [
+        [],  # session missing
+        [ser_a(SerializedFile(1, "memfd-v2", 0x9001))],  # file missing
+        [
+            ser_a(
+                SerializedFile(1, "memfd-v2", 0x9001),
+                SerializedFile(2, "memfd-v2", 0x9002),
+                SerializedFile(3, "memfd-v2", 0x9003),
+            )
+        ],  # extra file
+        [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0xDEAD))],
+        [ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "other-v1", 0x9002))],
+        [
+            ser_a(
+                SerializedFile(1, "memfd-v2", 0x9001),
+                SerializedFile(2, "memfd-v2", 0x9002),
+                count=3,
+            )
+        ],  # count disagrees
+        [
+            ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0x9002)),
+            SerializedSession("ghost", 0),
+        ],  # extra session
+    ],
+)
 def test_serialization_mismatch(ser: list[SerializedSession]) -> None:
     found = codes(frozen_snap(ser))
     assert found and {c for c, _, _ in found} == {"serialization-mismatch"}
@@ -199,7 +258,8 @@ def test_flb_count() -> None:
     assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]), flbs=[flb])) == []
     flb.outgoing_count = 3
     assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]), flbs=[flb])) == [
-        ("flb-count-mismatch", None, None)]
+        ("flb-count-mismatch", None, None)
+    ]
 
 
 def test_luo_absent_and_disabled() -> None:
@@ -218,8 +278,10 @@ def test_walk_errors_become_corrupt_structure() -> None:
 
 
 def test_errors_sort_first_and_codes_are_known() -> None:
-    s = snap(session("a", [pfile(1, refcount=9)]),
-             session("s", [pfile(2, file=None)], direction="incoming"))
+    s = snap(
+        session("a", [pfile(1, refcount=9)]),
+        session("s", [pfile(2, file=None)], direction="incoming"),
+    )
     inspect(s)
     assert [f.severity for f in s.findings] == ["error", "info"]
     assert all(f.code in CODES for f in s.findings)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The checks on the real fixtures: each fault fixture yields exactly its
 expected findings, and healthy ones yield no error and no warning."""
 
@@ -6,19 +7,25 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import only
-from luo_drgn.model import Snapshot
 from test_vmcores import has_sessions, is_fault
+
+from luo_drgn.model import Snapshot
 
 
 def serious(snapshot: Snapshot) -> set[tuple[str, str, Any, Any]]:
-    return {(f.code, f.severity, f.session, f.token) for f in snapshot.findings
-            if f.severity in ("error", "warning")}
+    return {
+        (f.code, f.severity, f.session, f.token)
+        for f in snapshot.findings
+        if f.severity in ("error", "warning")
+    }
 
 
 @only(is_fault)
 def test_fault_yields_exactly_its_findings(snapshot: Snapshot, expected: dict[str, Any]) -> None:
-    want = {(f["code"], f["severity"], f["session"], f["token"])
-            for f in expected["fault"]["expected_findings"]}
+    want = {
+        (f["code"], f["severity"], f["session"], f["token"])
+        for f in expected["fault"]["expected_findings"]
+    }
     assert serious(snapshot) == want
 
 
@@ -58,8 +65,11 @@ def test_restore_progress_is_visible(snapshot: Snapshot, expected: dict[str, Any
         if not s["retrieved"]:
             want.add(("not-retrieved", s["name"], None))
         else:
-            want |= {("not-retrieved", s["name"], f["token"]) for f in s["files"]
-                     if f["retrieve_status"] == 0}
+            want |= {
+                ("not-retrieved", s["name"], f["token"])
+                for f in s["files"]
+                if f["retrieve_status"] == 0
+            }
     assert info == want
     # The failed retrieve of an unknown token left nothing in the kernel.
     assert not any(f.token == 0x999 for f in snapshot.findings)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """luo-inspect, %luo and the commands/ scripts on the real fixtures."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+
 import click
 import jsonschema
 import pytest
@@ -22,8 +24,7 @@ TOP = Path(__file__).resolve().parent.parent
 COMMANDS = ["summary", "handlers", "sessions", "files", "check", "report"]
 FORMATS = ["text", "json", "markdown"]
 KERNEL_ADDRESS = re.compile(r"0xffff[0-9a-f]{12}")
-SCHEMA = json.loads(resources.files("luo_drgn").joinpath("luo-inspect-1.schema.json")
-                    .read_text())
+SCHEMA = json.loads(resources.files("luo_drgn").joinpath("luo-inspect-1.schema.json").read_text())
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
@@ -65,15 +66,26 @@ def test_report_json_of_every_fixture(name: str) -> None:
     code, out = run("--example", name, "--format", "json", "report")
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
-    assert list(doc) == ["schema", "tool", "target", "luo", "handlers", "sessions",
-                         "pending_incoming", "flbs", "findings", "errors"]
+    assert list(doc) == [
+        "schema",
+        "tool",
+        "target",
+        "luo",
+        "handlers",
+        "sessions",
+        "pending_incoming",
+        "flbs",
+        "findings",
+        "errors",
+    ]
     expected = examples.load(name).manifest["expected"]
     assert doc["luo"]["state"] == expected["luo_state"]
     errors = [f for f in doc["findings"] if f["severity"] == "error"]
     assert code == (1 if errors else 0)
     if name.startswith("fault-"):
-        want = {f["code"] for f in expected["fault"]["expected_findings"]
-                if f["severity"] == "error"}
+        want = {
+            f["code"] for f in expected["fault"]["expected_findings"] if f["severity"] == "error"
+        }
         assert {f["code"] for f in errors} == want
 
 
@@ -84,8 +96,7 @@ def test_json_values_are_normalised() -> None:
     assert [f["token"] for f in alpha["files"]] == [0x100, 0x101, 0x102]
     assert [f["retrieve_status"] for f in alpha["files"]] == [1, 1, 0]
     assert alpha["files"][2]["file"] is None and alpha["files"][2]["refcount"] is None
-    assert alpha["files"][0]["holders"] == [{"pid": 1, "comm": "init", "fd": 6},
-                                            {"kind": "luo"}]
+    assert alpha["files"][0]["holders"] == [{"pid": 1, "comm": "init", "fd": 6}, {"kind": "luo"}]
     assert doc["luo"]["liveupdate_num"] == 1 and doc["luo"]["incoming"]["deserialized"]
 
 
@@ -185,8 +196,12 @@ BAD = {
 @pytest.mark.parametrize("what", sorted(BAD))
 def test_bad_input(tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEBUGINFOD_URLS", "")  # no network lookups for missing debug info
-    proc = subprocess.run([sys.executable, "-m", "luo_drgn", *bad(tmp_path, what), "report"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "luo_drgn", *bad(tmp_path, what), "report"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
@@ -199,8 +214,12 @@ def test_bad_input(tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch) -
 def test_userspace_core(tmp_path: Path) -> None:
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        subprocess.run(["gcore", "-o", str(tmp_path / "core"), str(sleeper.pid)],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["gcore", "-o", str(tmp_path / "core"), str(sleeper.pid)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     finally:
         sleeper.kill()
     (ucore,) = tmp_path.glob("core.*")
@@ -214,18 +233,25 @@ def test_userspace_core(tmp_path: Path) -> None:
 def test_luo_inspect_executable() -> None:
     exe = shutil.which("luo-inspect")
     assert exe is not None, "the package is not installed (pip install -e .)"
-    proc = subprocess.run([exe, "--example", "incoming", "report"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [exe, "--example", "incoming", "report"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "vm-gamma" in proc.stdout and "not-retrieved" in proc.stdout
 
 
-def drgn_run(core: str, debug: str, *args: str, env: dict[str, str] | None = None
-             ) -> subprocess.CompletedProcess[str]:
+def drgn_run(
+    core: str, debug: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("drgn")
     assert exe is not None
-    return subprocess.run([exe, "-q", "-c", core, "-s", debug, *args], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [exe, "-q", "-c", core, "-s", debug, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 SCRIPT = str(TOP / "commands" / "luo.py")
@@ -243,10 +269,10 @@ def test_commands_script_through_drgn(command: str) -> None:
     assert proc.returncode == 1, proc.stderr
     if command in ("check", "report", "summary"):
         assert [f["code"] for f in doc["findings"] if f["severity"] == "error"] == [
-            "duplicate-token"]
+            "duplicate-token"
+        ]
     if command in ("sessions", "files", "report"):
-        assert [s["name"] for s in doc["sessions"]] == ["vm-alpha", "vm-beta", "vm-gamma",
-                                                         "empty"]
+        assert [s["name"] for s in doc["sessions"]] == ["vm-alpha", "vm-beta", "vm-gamma", "empty"]
 
 
 def test_commands_script_default_and_usage_error() -> None:
@@ -281,13 +307,16 @@ def test_plugin_can_be_disabled() -> None:
 
 def luo(prog, command: str):  # type: ignore[no-untyped-def]
     """Run %luo as drgn's REPL does (the plugin imported, as drgn's hook does)."""
-    import luo_drgn.plugin  # noqa: F401
     from drgn.commands import run_command
+
+    import luo_drgn.plugin  # noqa: F401
+
     return run_command(prog, command, globals={})
 
 
 def test_plugin_rejects_target_options(capsys: pytest.CaptureFixture[str]) -> None:
     from drgn.commands import CommandArgumentError
+
     prog = examples.load("outgoing").program()
     with pytest.raises(CommandArgumentError, match="unrecognized arguments: -c"):
         luo(prog, "luo -c check")
@@ -308,8 +337,9 @@ def test_plugin_help_comes_from_its_parser(capsys: pytest.CaptureFixture[str]) -
         assert command in out
 
 
-def test_plugin_output_follows_drgn_redirection(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_plugin_output_follows_drgn_redirection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     prog = examples.load("fault-duplicate-token").program()
     dest = tmp_path / "report.md"
     snap = luo(prog, f"luo report --format markdown > {dest}")
@@ -328,24 +358,35 @@ def test_plugin_drgn_code_runs(command: str, capsys: pytest.CaptureFixture[str])
     code = capsys.readouterr().out
     exec(compile(code, f"<luo {command} --drgn>", "exec"), {"prog": prog})
     out = capsys.readouterr().out
-    want = {"handlers": "memfd-v2", "sessions": "outgoing vm-beta", "files": "vm-beta 0x100",
-            "check": "error duplicate-token"}[command]
+    want = {
+        "handlers": "memfd-v2",
+        "sessions": "outgoing vm-beta",
+        "files": "vm-beta 0x100",
+        "check": "error duplicate-token",
+    }[command]
     assert want in out
 
 
 def test_python_dash_m_and_help() -> None:
-    proc = subprocess.run([sys.executable, "-m", "luo_drgn", "--help"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "luo_drgn", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "report" in proc.stdout and "--redact" in proc.stdout
 
 
-
 def test_shell_has_the_helpers() -> None:
-    script = ('print("SESSIONS", [luo_session_name(s).decode() for s in luo_for_each_session(prog)])\n'
-              'print("FINDINGS", [f.code for f in luo_snapshot().findings])\n')
-    proc = subprocess.run([sys.executable, "-m", "luo_drgn", "--example", "fault-duplicate-token",
-                           "shell"], input=script, capture_output=True, text=True, timeout=120,
-                          cwd=TOP)
+    script = (
+        'print("SESSIONS", [luo_session_name(s).decode() for s in luo_for_each_session(prog)])\n'
+        'print("FINDINGS", [f.code for f in luo_snapshot().findings])\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "luo_drgn", "--example", "fault-duplicate-token", "shell"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=TOP,
+    )
     assert "SESSIONS ['vm-alpha', 'vm-beta', 'vm-gamma', 'empty']" in proc.stdout
     assert "FINDINGS ['duplicate-token']" in proc.stdout
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """luo_drgn's helpers and collector on the real 7.2 fixtures, against the
 ground truth the guest logged (the manifests)."""
 
@@ -6,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import drgn
-
 from conftest import only
+from test_vmcores import has_sessions
+
 from luo_drgn import helpers as h
 from luo_drgn.layout import luo_layout
 from luo_drgn.model import Holder, Snapshot
-from test_vmcores import has_sessions
 
 
 def holder_keys(holders: list[Holder]) -> list[tuple[Any, ...]]:
@@ -40,8 +41,9 @@ def expected_holder_keys(holders: list[dict[str, Any]]) -> list[tuple[Any, ...]]
 
 def listed(expected: dict[str, Any]) -> list[dict[str, Any]]:
     """Sessions the kernel keeps on its lists (not those still in KHO memory)."""
-    return [s for s in expected["sessions"]
-            if s["direction"] == "outgoing" or expected["deserialized"]]
+    return [
+        s for s in expected["sessions"] if s["direction"] == "outgoing" or expected["deserialized"]
+    ]
 
 
 @only(lambda name: name not in ("no-luo",))
@@ -85,15 +87,17 @@ def test_luo_state(snapshot: Snapshot, expected: dict[str, Any]) -> None:
 def test_sessions(snapshot: Snapshot, expected: dict[str, Any]) -> None:
     want = listed(expected)
     assert [(s.direction, s.name) for s in snapshot.sessions] == [
-        (s["direction"], s["name"]) for s in want]
+        (s["direction"], s["name"]) for s in want
+    ]
     for got, w in zip(snapshot.sessions, want):
         assert got.retrieved == w["retrieved"]
         assert got.file_count == w["file_count"] == len(got.files)
         if got.direction == "incoming":
             # An incoming session handed over with no files cannot be told
             # finished from memory; all others can.
-            assert got.finished == (w["finished"] if w["file_count"] or w["finished"]
-                                    or not w["retrieved"] else None)
+            assert got.finished == (
+                w["finished"] if w["file_count"] or w["finished"] or not w["retrieved"] else None
+            )
         assert holder_keys(got.holders) == expected_holder_keys(w["holders"])
 
 
@@ -120,12 +124,14 @@ def test_files(snapshot: Snapshot, expected: dict[str, Any]) -> None:
 @only(has_sessions)
 def test_luo_device_holders(snapshot: Snapshot, expected: dict[str, Any]) -> None:
     assert holder_keys(snapshot.luo_device_holders) == expected_holder_keys(
-        expected["luo_device_holders"])
+        expected["luo_device_holders"]
+    )
 
 
 @only(lambda name: name == "frozen")
-def test_serialized_outgoing(prog: drgn.Program, snapshot: Snapshot,
-                             expected: dict[str, Any]) -> None:
+def test_serialized_outgoing(
+    prog: drgn.Program, snapshot: Snapshot, expected: dict[str, Any]
+) -> None:
     ser = snapshot.serialized_outgoing
     want = [s for s in expected["sessions"] if s["direction"] == "outgoing"]
     assert [s.name for s in ser] == [s["name"] for s in want]
@@ -164,7 +170,8 @@ def test_preserved_index(snapshot: Snapshot, expected: dict[str, Any]) -> None:
     assert snapshot.preserved_index is not None
     assert len(snapshot.preserved_index) == len(with_file)
     assert set(snapshot.preserved_index.values()) == {
-        f.file for s in snapshot.sessions for f in s.files if f.file is not None}
+        f.file for s in snapshot.sessions for f in s.files if f.file is not None
+    }
 
 
 @only(has_sessions)
@@ -178,7 +185,9 @@ def test_handlers(snapshot: Snapshot, prog: drgn.Program) -> None:
 def test_helpers_take_default_program(prog: drgn.Program, expected: dict[str, Any]) -> None:
     drgn.set_default_prog(prog)
     try:
-        handlers = [h.luo_file_handler_compatible(x).decode() for x in h.luo_for_each_file_handler()]
+        handlers = [
+            h.luo_file_handler_compatible(x).decode() for x in h.luo_for_each_file_handler()
+        ]
         # A disabled LUO refuses handler registration (-EOPNOTSUPP).
         assert handlers == (["memfd-v2"] if expected["luo_state"] == "enabled" else [])
         assert h.luo_enabled() == (expected["luo_state"] == "enabled")

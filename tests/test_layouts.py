@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers and collector on the layouts no kernel here has: synthetic drgn
 programs of the v6 series, 6.19.0, 6.19.y/7.0 and 7.1, populated with the
 state in :mod:`synthetic` (its ground truth)."""
@@ -5,13 +6,13 @@ state in :mod:`synthetic` (its ground truth)."""
 from __future__ import annotations
 
 import pytest
+from synthetic import FLB_NAME, INCOMING, LAYOUTS, MEMFD, OUTGOING, Kernel, populate
 
 from luo_drgn import helpers as h
 from luo_drgn.checks import inspect
 from luo_drgn.collector import collect
 from luo_drgn.layout import luo_layout
 from luo_drgn.model import Snapshot, Target
-from synthetic import FLB_NAME, INCOMING, LAYOUTS, MEMFD, OUTGOING, Kernel, populate
 
 ALL = sorted(LAYOUTS)
 INT_STATUS = {"7.0", "7.1"}  # layouts that can keep a failed retrieve's errno
@@ -78,7 +79,9 @@ def test_serialized(kernel: Kernel) -> None:
 
 
 def test_handlers(kernel: Kernel) -> None:
-    assert [h.luo_file_handler_compatible(x).decode() for x in h.luo_for_each_file_handler(kernel.prog)] == [MEMFD]
+    assert [
+        h.luo_file_handler_compatible(x).decode() for x in h.luo_for_each_file_handler(kernel.prog)
+    ] == [MEMFD]
 
 
 @pytest.mark.parametrize("layout", sorted(INT_STATUS))
@@ -93,12 +96,16 @@ def test_flbs(layout: str) -> None:
 def test_preserved_index() -> None:
     kernel = populate("7.1")
     indexed = sorted(f.value_() for _, f in h.luo_for_each_preserved_file(kernel.prog))
-    in_lists = sorted(f.file.value_() for d in ("outgoing", "incoming")
-                      for s in h.luo_for_each_session(kernel.prog, d)
-                      for f in h.luo_session_for_each_file(s) if f.file)
+    in_lists = sorted(
+        f.file.value_()
+        for d in ("outgoing", "incoming")
+        for s in h.luo_for_each_session(kernel.prog, d)
+        for f in h.luo_session_for_each_file(s)
+        if f.file
+    )
     assert indexed == in_lists and len(indexed) == sum(
-        1 for st in (OUTGOING, INCOMING) for fs in st.values() for x in fs
-        if x.refcount is not None)
+        1 for st in (OUTGOING, INCOMING) for fs in st.values() for x in fs if x.refcount is not None
+    )
 
 
 def test_collector_reads_the_same(kernel: Kernel, layout: str) -> None:
@@ -107,12 +114,14 @@ def test_collector_reads_the_same(kernel: Kernel, layout: str) -> None:
     assert snap.luo.state == "enabled" and snap.luo.liveupdate_num == 1
     assert snap.luo.frozen is True and snap.errors == []
     assert [(s.direction, s.name) for s in snap.sessions] == (
-        [("outgoing", n) for n in OUTGOING] + [("incoming", n) for n in INCOMING])
+        [("outgoing", n) for n in OUTGOING] + [("incoming", n) for n in INCOMING]
+    )
     for s in snap.sessions:
         truth = (OUTGOING if s.direction == "outgoing" else INCOMING)[s.name]
         assert s.retrieved == (s.direction == "incoming")
         assert [(f.token, f.retrieve_status, f.refcount) for f in s.files] == [
-            (x.token, expected_status(layout, x.status), x.refcount) for x in truth]
+            (x.token, expected_status(layout, x.status), x.refcount) for x in truth
+        ]
         assert all(f.handler == MEMFD and f.handler_registered for f in s.files)
         if s.direction == "outgoing":
             assert all(f.frozen for f in s.files)
@@ -123,8 +132,9 @@ def test_collector_reads_the_same(kernel: Kernel, layout: str) -> None:
 
 def test_checks_on_healthy_state(kernel: Kernel, layout: str) -> None:
     snap = snapshot_of(kernel)
-    serious = {(f.code, f.session, f.token) for f in snap.findings
-               if f.severity in ("error", "warning")}
+    serious = {
+        (f.code, f.session, f.token) for f in snap.findings if f.severity in ("error", "warning")
+    }
     # Only the failed retrieve, where the layout can record one.
     assert serious == ({("retrieve-failed", "gamma", 0x72)} if layout in INT_STATUS else set())
     if layout != "7.1":
@@ -141,7 +151,8 @@ def test_cycle_in_v6_files_list_is_reported() -> None:
     alpha = snap.session("alpha")
     assert not alpha.files_complete and len(alpha.files) == 1
     assert [(f.code, f.session) for f in snap.findings if f.code == "corrupt-structure"] == [
-        ("corrupt-structure", "alpha")]
+        ("corrupt-structure", "alpha")
+    ]
 
 
 def test_flb_count_mismatch_on_7_0() -> None:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Live mode: luo-inspect inside a LUO guest, against its own /proc/kcore.
 
 The guest runs the project's kernel with the host's root shared read-only
@@ -13,9 +14,9 @@ import json
 from typing import Any
 
 import pytest
-
 from conftest import require_qemu
 from test_collector import expected_holder_keys
+
 from vmcores import live, manifest
 
 INSPECT_TIMEOUT = 300  # seconds, per luo-inspect run inside the guest (TCG)
@@ -39,14 +40,18 @@ def churn_run() -> live.LiveRun:
 
 
 def console_before(run: live.LiveRun, tag: str) -> list[str]:
-    return run.console[:run.console.index(next(
-        line for line in run.console if line.startswith(f"@@LIVE-BEGIN {tag} ")))]
+    return run.console[
+        : run.console.index(
+            next(line for line in run.console if line.startswith(f"@@LIVE-BEGIN {tag} "))
+        )
+    ]
 
 
 def holder_keys(holders: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Holders of the JSON report, keyed like the manifest's."""
-    return expected_holder_keys([{**x, "vma": int(x["vma"], 16)} if "vma" in x else x
-                                 for x in holders])
+    return expected_holder_keys(
+        [{**x, "vma": int(x["vma"], 16)} if "vma" in x else x for x in holders]
+    )
 
 
 def assert_matches_ground_truth(doc: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -56,7 +61,8 @@ def assert_matches_ground_truth(doc: dict[str, Any], expected: dict[str, Any]) -
     assert doc["luo"]["liveupdate_num"] == expected["liveupdate_num"]
     assert doc["errors"] == []
     assert [(s["direction"], s["name"]) for s in doc["sessions"]] == [
-        (s["direction"], s["name"]) for s in expected["sessions"]]
+        (s["direction"], s["name"]) for s in expected["sessions"]
+    ]
     for got, want in zip(doc["sessions"], expected["sessions"]):
         assert got["retrieved"] == want["retrieved"]
         assert got["file_count"] == want["file_count"]
@@ -97,8 +103,9 @@ def test_luo_command_and_helpers_in_live_drgn(live_run: live.LiveRun) -> None:
     expected = manifest.expected_state(console_before(live_run, "phase1"), frozen=False)
     luo = live_run.marked("@@DRGN-LUO")
     assert luo["kind"] == "live"
-    assert luo["sessions"] == [[s["direction"], s["name"], [f["token"] for f in s["files"]]]
-                               for s in expected["sessions"]]
+    assert luo["sessions"] == [
+        [s["direction"], s["name"], [f["token"] for f in s["files"]]] for s in expected["sessions"]
+    ]
     assert live_run.marked("@@DRGN-HELPERS") == [s["name"] for s in expected["sessions"]]
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The README stays true: its report is the tool's real output, and CI runs
 its test command."""
 
@@ -23,8 +24,13 @@ def test_readme_report_is_real_output() -> None:
     assert lines[0] == "```" and lines[-1] == "```"
     assert lines[1] == "$ luo-inspect --example incoming report"
     shown = "\n".join(lines[2:-1]) + "\n"
-    real = subprocess.run([sys.executable, "-m", "luo_drgn", "--example", "incoming", "report"],
-                          capture_output=True, text=True, timeout=120, cwd=TOP).stdout
+    real = subprocess.run(
+        [sys.executable, "-m", "luo_drgn", "--example", "incoming", "report"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=TOP,
+    ).stdout
     assert _tool_line_free(shown) == _tool_line_free(real)
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Bad memory never makes a traceback or a hang: faults planted in a real
 core (drgn memory segments whose reads fail, or garbage) become errors in
 the snapshot, and the rest is still read."""
@@ -26,12 +27,12 @@ def fresh_program() -> drgn.Program:
 def plant_fault(prog: drgn.Program, address: int, size: int) -> None:
     def fail(addr: int, count: int, offset: int, physical: bool) -> bytes:
         raise drgn.FaultError("planted fault", addr)
+
     prog.add_memory_segment(address, size, fail, False)
 
 
 def plant_bytes(prog: drgn.Program, address: int, data: bytes) -> None:
-    prog.add_memory_segment(address, len(data),
-                            lambda a, n, off, phys: data[off:off + n], False)
+    prog.add_memory_segment(address, len(data), lambda a, n, off, phys: data[off : off + n], False)
 
 
 def snapshot(prog: drgn.Program) -> Snapshot:
@@ -82,9 +83,14 @@ def test_unreadable_fd_table() -> None:
     assert any("fd table of pid 1" in e.where for e in snap.errors)
     # PID 1's fds are gone; the forked child's copies are still found.
     manifest = examples.load("outgoing").manifest
-    child = next(e["child"] for e in map(json.loads, (
-        line[len("@@LUO "):] for line in manifest["guest_log"] if line.startswith("@@LUO {")))
-        if e["op"] == "fork")
+    child = next(
+        e["child"]
+        for e in map(
+            json.loads,
+            (line[len("@@LUO ") :] for line in manifest["guest_log"] if line.startswith("@@LUO {")),
+        )
+        if e["op"] == "fork"
+    )
     holders = snap.session("vm-beta").files[1].holders
     assert {x.pid for x in holders if x.kind == "fd"} == {child}
 

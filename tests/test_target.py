@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Opening the running kernel: each reason it cannot be inspected is named.
 
 (The successful live path is tested inside a LUO guest: test_live.py.)"""
@@ -17,11 +18,14 @@ class FakeProgram:
         raise self.error
 
 
-@pytest.mark.parametrize("error,words", [
-    (PermissionError(13, "Permission denied"), "run as root"),
-    (FileNotFoundError(2, "No such file"), "CONFIG_PROC_KCORE"),
-    (OSError(5, "Input/output error"), "cannot open the running kernel"),
-])
+@pytest.mark.parametrize(
+    "error,words",
+    [
+        (PermissionError(13, "Permission denied"), "run as root"),
+        (FileNotFoundError(2, "No such file"), "CONFIG_PROC_KCORE"),
+        (OSError(5, "Input/output error"), "cannot open the running kernel"),
+    ],
+)
 def test_live_open_errors(error: Exception, words: str) -> None:
     with pytest.raises(TargetError) as e:
         _set_live(FakeProgram(error))  # type: ignore[arg-type]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The fixtures hold what their manifests say: facts read straight from
 memory with plain drgn (not luo_drgn), against the ground truth the guest
 logged."""
@@ -8,9 +9,9 @@ from typing import Any
 
 import drgn
 import pytest
+from conftest import only
 from drgn.helpers.linux.list import list_for_each_entry
 
-from conftest import only
 from luo_drgn import examples
 
 
@@ -41,7 +42,7 @@ def expected_sessions(expected: dict[str, Any], direction: str) -> list[dict[str
 
 def test_manifest_is_complete(manifest: dict[str, Any]) -> None:
     assert manifest["made"]["release"] == "7.2.13"
-    assert manifest["guest_log"][0].startswith("@@LUO {\"op\":\"start\"")
+    assert manifest["guest_log"][0].startswith('@@LUO {"op":"start"')
     assert manifest["expected"]["luo_state"] in ("enabled", "disabled", "absent")
     if is_fault(manifest["name"]):
         assert manifest["expected"]["fault"]["writes"]
@@ -105,8 +106,9 @@ def test_pending_incoming_in_memory(prog: drgn.Program, expected: dict[str, Any]
 
 
 @only(is_fault)
-def test_fault_writes_are_in_memory(prog: drgn.Program, example: examples.Example,
-                                    expected: dict[str, Any]) -> None:
+def test_fault_writes_are_in_memory(
+    prog: drgn.Program, example: examples.Example, expected: dict[str, Any]
+) -> None:
     for w in expected["fault"]["writes"]:
         new = bytes.fromhex(w["new"])
         assert prog.read(w["address"], len(new)) == new
@@ -114,8 +116,9 @@ def test_fault_writes_are_in_memory(prog: drgn.Program, example: examples.Exampl
 
 
 @only(is_fault)
-def test_fault_writes_apply_to_their_base(example: examples.Example,
-                                          expected: dict[str, Any]) -> None:
+def test_fault_writes_apply_to_their_base(
+    example: examples.Example, expected: dict[str, Any]
+) -> None:
     """Every fault was made over its base state: the old bytes are there."""
     base = examples.load(example.manifest["base"], example.root.parent).program()
     for w in expected["fault"]["writes"]:
@@ -127,13 +130,14 @@ def test_guest_refusals_recorded(expected: dict[str, Any]) -> None:
     refusals = {(r["op"], r.get("token"), r["errno"]) for r in expected["refusals"]}
     assert ("create_session", None, "EEXIST") in refusals
     assert ("preserve", 0x101, "EEXIST") in refusals  # duplicate token, one session
-    assert ("preserve", 0x201, "EBUSY") in refusals   # same memfd preserved twice
+    assert ("preserve", 0x201, "EBUSY") in refusals  # same memfd preserved twice
 
 
 @only(lambda name: name == "incoming")
 def test_incoming_ground_truth(expected: dict[str, Any]) -> None:
     assert expected["failed_retrieves"] == [
-        {"session": "vm-alpha", "token": 0x999, "errno": "ENOENT"}]
+        {"session": "vm-alpha", "token": 0x999, "errno": "ENOENT"}
+    ]
     by_name = {s["name"]: s for s in expected["sessions"]}
     assert by_name["vm-gamma"]["finished"] and by_name["vm-gamma"]["file_count"] == 0
     assert [f["retrieve_status"] for f in by_name["vm-alpha"]["files"]] == [1, 1, 0]

@@ -1,9 +1,10 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """python -m vmcores: regenerate the LUO fixture set.
 
-  python -m vmcores build [--kernel-src PATH]   kernels, then every fixture
-  python -m vmcores vmcores [RUN ...] [--dest DIR]
-                                               fixtures only, from the
-                                               committed kernels
+python -m vmcores build [--kernel-src PATH]   kernels, then every fixture
+python -m vmcores vmcores [RUN ...] [--dest DIR]
+                                             fixtures only, from the
+                                             committed kernels
 """
 
 from __future__ import annotations
@@ -24,21 +25,38 @@ def _vmcores(names: list[str], dest: Path, compress: bool = True) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vmcores", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vmcores",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build the kernels, then regenerate every fixture")
-    b.add_argument("--kernel-src", type=Path, help="an unpacked Linux 7.2 tree "
-                   "(default: Debian's linux-source-7.2, fetched)")
+    b.add_argument(
+        "--kernel-src",
+        type=Path,
+        help="an unpacked Linux 7.2 tree (default: Debian's linux-source-7.2, fetched)",
+    )
     b.add_argument("--jobs", type=int, default=(os.cpu_count() or 1) + 1)
     b.add_argument("--no-vmcores", action="store_true", help="build the kernels only")
     v = sub.add_parser("vmcores", help="regenerate fixtures from the committed kernels")
-    v.add_argument("runs", nargs="*", metavar="RUN",
-                   help="runs to make (default: all): " + ", ".join(r.name for r in scenarios.RUNS))
-    v.add_argument("--dest", type=Path, default=paths.FIXTURES,
-                   help="where to write fixtures (default: the committed set)")
-    v.add_argument("--no-compress", action="store_true",
-                   help="leave the vmcores uncompressed (for a quick check, not to commit)")
+    v.add_argument(
+        "runs",
+        nargs="*",
+        metavar="RUN",
+        help="runs to make (default: all): " + ", ".join(r.name for r in scenarios.RUNS),
+    )
+    v.add_argument(
+        "--dest",
+        type=Path,
+        default=paths.FIXTURES,
+        help="where to write fixtures (default: the committed set)",
+    )
+    v.add_argument(
+        "--no-compress",
+        action="store_true",
+        help="leave the vmcores uncompressed (for a quick check, not to commit)",
+    )
     args = parser.parse_args(argv)
 
     if args.cmd == "build":

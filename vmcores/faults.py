@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Fault injection: which bytes to change in a real guest, and what an
 inspector must then report.
 
@@ -38,8 +39,9 @@ def _session(prog: drgn.Program, name: str, direction: str = "outgoing") -> drgn
 
 
 def _file(session: drgn.Object, token: int) -> drgn.Object:
-    for f in list_for_each_entry("struct luo_file",
-                                 session.file_set.files_list.address_of_(), "list"):
+    for f in list_for_each_entry(
+        "struct luo_file", session.file_set.files_list.address_of_(), "list"
+    ):
         if f.token.value_() == token:
             return f
     raise LookupError(f"no token {token:#x} in {session.name.string_().decode()}")
@@ -48,8 +50,13 @@ def _file(session: drgn.Object, token: int) -> drgn.Object:
 def _write(prog: drgn.Program, obj: drgn.Object, new: bytes, what: str) -> Write:
     address = obj.address_
     old = prog.read(address, len(new))
-    return {"what": what, "address": address, "phys": virt_to_phys(prog, address).value_(),
-            "old": old.hex(), "new": new.hex()}
+    return {
+        "what": what,
+        "address": address,
+        "phys": virt_to_phys(prog, address).value_(),
+        "old": old.hex(),
+        "new": new.hex(),
+    }
 
 
 def _u64(v: int) -> bytes:
@@ -60,8 +67,9 @@ def duplicate_token(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findin
     prog = _open(vmcore, debug)
     f = _file(_session(prog, "vm-alpha"), 0x101)
     w = _write(prog, f.token, _u64(0x100), "vm-alpha token 0x101 -> 0x100")
-    return [w], [{"code": "duplicate-token", "severity": "error",
-                  "session": "vm-alpha", "token": 0x100}]
+    return [w], [
+        {"code": "duplicate-token", "severity": "error", "session": "vm-alpha", "token": 0x100}
+    ]
 
 
 def leaked_reference(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
@@ -69,16 +77,24 @@ def leaked_reference(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findi
     f = _file(_session(prog, "vm-beta"), 0x200)
     ref = f.file.f_ref.refcnt.counter
     w = _write(prog, ref, _u64(ref.value_() + 1), "vm-beta 0x200 file->f_ref + 1")
-    return [w], [{"code": "leaked-file-reference", "severity": "error",
-                  "session": "vm-beta", "token": 0x200, "unexplained": 1}]
+    return [w], [
+        {
+            "code": "leaked-file-reference",
+            "severity": "error",
+            "session": "vm-beta",
+            "token": 0x200,
+            "unexplained": 1,
+        }
+    ]
 
 
 def file_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     count = _session(prog, "vm-alpha").file_set.count
     w = _write(prog, count, _u64(count.value_() + 1), "vm-alpha file_set.count + 1")
-    return [w], [{"code": "file-count-mismatch", "severity": "error",
-                  "session": "vm-alpha", "token": None}]
+    return [w], [
+        {"code": "file-count-mismatch", "severity": "error", "session": "vm-alpha", "token": None}
+    ]
 
 
 def cyclic_list(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
@@ -87,24 +103,28 @@ def cyclic_list(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     first, last = _file(s, 0x100), _file(s, 0x102)
     # The last entry points back at the first instead of at the head: a
     # walk that does not detect cycles never ends.
-    w = _write(prog, last.list.next, _u64(first.list.address_),
-               "vm-alpha last luo_file list.next -> first luo_file")
-    return [w], [{"code": "corrupt-structure", "severity": "error",
-                  "session": "vm-alpha", "token": None}]
+    w = _write(
+        prog,
+        last.list.next,
+        _u64(first.list.address_),
+        "vm-alpha last luo_file list.next -> first luo_file",
+    )
+    return [w], [
+        {"code": "corrupt-structure", "severity": "error", "session": "vm-alpha", "token": None}
+    ]
 
 
 def bad_file_pointer(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     f = _file(_session(prog, "vm-beta"), 0x100)
     # A direct-map address far beyond the guest's RAM: reading it faults.
-    garbage = prog["page_offset_base"].value_() + (64 << 30) + 0x1c0
+    garbage = prog["page_offset_base"].value_() + (64 << 30) + 0x1C0
     w = _write(prog, f.file, _u64(garbage), "vm-beta 0x100 luo_file.file -> unmapped")
     return [w], [
         {"code": "corrupt-structure", "severity": "error", "session": "vm-beta", "token": 0x100},
         # The memfd is still in luo_preserved_files, now pointed at by no
         # luo_file: the index and the lists disagree.
-        {"code": "preserved-index-mismatch", "severity": "error", "session": None,
-         "token": None},
+        {"code": "preserved-index-mismatch", "severity": "error", "session": None, "token": None},
     ]
 
 
@@ -114,17 +134,29 @@ def unknown_handler(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findin
     # A real kernel object that is not a registered handler.
     bogus = prog["luo_session_global"].address_
     w = _write(prog, f.fh, _u64(bogus), "vm-alpha 0x102 luo_file.fh -> &luo_session_global")
-    return [w], [{"code": "unknown-handler", "severity": "error",
-                  "session": "vm-alpha", "token": 0x102}]
+    return [w], [
+        {"code": "unknown-handler", "severity": "error", "session": "vm-alpha", "token": 0x102}
+    ]
 
 
 def negative_retrieve(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     f = _file(_session(prog, "vm-alpha", "incoming"), 0x102)
-    w = _write(prog, f.retrieve_status, struct.pack("<i", -5),
-               "incoming vm-alpha 0x102 retrieve_status 0 -> -EIO")
-    return [w], [{"code": "retrieve-failed", "severity": "warning",
-                  "session": "vm-alpha", "token": 0x102, "errno": "EIO"}]
+    w = _write(
+        prog,
+        f.retrieve_status,
+        struct.pack("<i", -5),
+        "incoming vm-alpha 0x102 retrieve_status 0 -> -EIO",
+    )
+    return [w], [
+        {
+            "code": "retrieve-failed",
+            "severity": "warning",
+            "session": "vm-alpha",
+            "token": 0x102,
+            "errno": "EIO",
+        }
+    ]
 
 
 FAULTS: dict[str, Callable[[Path, Path], tuple[list[Write], list[Finding]]]] = {

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Fetch Debian's linux-source-7.2 (unstable suite) and unpack the kernel tree.
 #
 # Debian 12 has no kernel with LUO, so we borrow the source package from the

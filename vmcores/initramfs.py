@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A minimal newc cpio writer for the guest initramfs.
 
 Written here rather than calling cpio(1) or gen_init_cpio so that device
@@ -38,8 +39,19 @@ def _pad4(n: int) -> bytes:
 def _record(ino: int, entry: Entry) -> bytes:
     name = entry.path.lstrip("/").encode() + b"\0"
     fields = (
-        ino, entry.mode, 0, 0, 1 if not stat.S_ISDIR(entry.mode) else 2, 0,
-        len(entry.data), 0, 0, entry.rdev[0], entry.rdev[1], len(name), 0,
+        ino,
+        entry.mode,
+        0,
+        0,
+        1 if not stat.S_ISDIR(entry.mode) else 2,
+        0,
+        len(entry.data),
+        0,
+        0,
+        entry.rdev[0],
+        entry.rdev[1],
+        len(name),
+        0,
     )
     header = b"070701" + b"".join(b"%08X" % f for f in fields)
     out = header + name + _pad4(len(header) + len(name))

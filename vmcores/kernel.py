@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Build the fixture kernels and reduce their debug info for drgn.
 
 Two kernels are built from one source tree with out-of-tree build
@@ -44,8 +45,11 @@ def configure(src: Path, out: Path, fragments: list[str]) -> None:
     make = ["make", "-s", f"O={out}", "ARCH=x86_64"]
     run(make + ["tinyconfig"], cwd=src, stdout=subprocess.DEVNULL)
     frags = [paths.VMCORES / "kernel" / f for f in fragments]
-    run([src / "scripts/kconfig/merge_config.sh", "-m", "-O", out, out / ".config", *frags],
-        cwd=src, stdout=subprocess.DEVNULL)
+    run(
+        [src / "scripts/kconfig/merge_config.sh", "-m", "-O", out, out / ".config", *frags],
+        cwd=src,
+        stdout=subprocess.DEVNULL,
+    )
     run(make + ["olddefconfig"], cwd=src)
     # merge_config only warns when a symbol did not stick; a fixture kernel
     # silently built without LUO would be worse than a failed build.
@@ -56,8 +60,9 @@ def configure(src: Path, out: Path, fragments: list[str]) -> None:
                 wanted[m.group(1) or m.group(2)] = line
     config = set((out / ".config").read_text().splitlines())
     for symbol, line in wanted.items():
-        if line not in config and not (line.endswith("is not set") and
-                                       not any(c.startswith(symbol + "=") for c in config)):
+        if line not in config and not (
+            line.endswith("is not set") and not any(c.startswith(symbol + "=") for c in config)
+        ):
             raise RuntimeError(f"{line} did not survive olddefconfig")
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Live mode: luo-inspect run inside a LUO guest against its own /proc/kcore.
 
 The guest boots the committed ``luo`` kernel with the host's root filesystem
@@ -32,7 +33,8 @@ snap = run_command(prog, "luo sessions --format json > /dev/null")
 print("@@DRGN-LUO " + json.dumps({
     "kind": snap.target.kind,
     "sessions": [[s.direction, s.name, [f.token for f in s.files]] for s in snap.sessions]}))
-print("@@DRGN-HELPERS " + json.dumps([luo_session_name(s).decode() for s in luo_for_each_session(prog)]))
+names = [luo_session_name(s).decode() for s in luo_for_each_session(prog)]
+print("@@DRGN-HELPERS " + json.dumps(names))
 """
 
 INIT = """#!/bin/sh
@@ -89,7 +91,7 @@ class LiveRun:
         """The JSON a guest program printed after ``marker`` on one line."""
         for line in self.console:
             if line.startswith(marker + " "):
-                return json.loads(line[len(marker) + 1:])
+                return json.loads(line[len(marker) + 1 :])
         raise KeyError(marker)
 
 
@@ -102,7 +104,7 @@ def _parse(console: list[str]) -> dict[str, tuple[int, str, str]]:
             tag, rc = line.split()[1], int(line.split("rc=")[1])
             j = console.index("@@LIVE-STDERR", i)
             k = console.index(f"@@LIVE-END {tag}", j)
-            out[tag] = (rc, "\n".join(console[i + 1:j]), "\n".join(console[j + 1:k]))
+            out[tag] = (rc, "\n".join(console[i + 1 : j]), "\n".join(console[j + 1 : k]))
             i = k
         i += 1
     return out
@@ -111,8 +113,16 @@ def _parse(console: list[str]) -> dict[str, tuple[int, str, str]]:
 def scratch_mountpoint() -> str:
     """A directory of the host's root to mount the guest's tmpfs on: one
     that hides nothing the guest needs (the checkout, the cache, Python)."""
-    needed = [Path(p).resolve() for p in (paths.TOP, paths.cache_dir(), sys.prefix,
-                                          sys.base_prefix, shutil.which("drgn") or "/")]
+    needed = [
+        Path(p).resolve()
+        for p in (
+            paths.TOP,
+            paths.cache_dir(),
+            sys.prefix,
+            sys.base_prefix,
+            shutil.which("drgn") or "/",
+        )
+    ]
     for candidate in ("/run", "/mnt", "/media", "/srv", "/opt", "/tmp"):
         c = Path(candidate)
         if c.is_dir() and not any(p == c or c in p.parents for p in needed):
@@ -120,8 +130,13 @@ def scratch_mountpoint() -> str:
     raise RuntimeError("no directory to mount the guest's scratch tmpfs on")
 
 
-def run(scenario: str, timeout: float = 900.0, churn_runs: int = 3,
-        inspect_timeout: int = 300, memory_mb: int = 1024) -> LiveRun:
+def run(
+    scenario: str,
+    timeout: float = 900.0,
+    churn_runs: int = 3,
+    inspect_timeout: int = 300,
+    memory_mb: int = 1024,
+) -> LiveRun:
     """Boot a live-mode guest for ``scenario`` (``live`` or ``churn``)."""
     bzimage, debug, _ = kernel_files("luo")
     work = paths.cache_dir() / "live"
@@ -133,20 +148,44 @@ def run(scenario: str, timeout: float = 900.0, churn_runs: int = 3,
     probe.write_text(PROBE)
     drgn = shutil.which("drgn") or f"{sys.executable} -m drgn"
     init = work / f"init-{scenario}.sh"
-    init.write_text(INIT.format(scratch=scratch_mountpoint(), driver=shlex.quote(str(driver)),
-                                inspect=inspect,
-                                inspect_timeout=inspect_timeout, churn_runs=churn_runs,
-                                drgn=drgn, debug=shlex.quote(str(debug)),
-                                probe=shlex.quote(str(probe))))
+    init.write_text(
+        INIT.format(
+            scratch=scratch_mountpoint(),
+            driver=shlex.quote(str(driver)),
+            inspect=inspect,
+            inspect_timeout=inspect_timeout,
+            churn_runs=churn_runs,
+            drgn=drgn,
+            debug=shlex.quote(str(debug)),
+            probe=shlex.quote(str(probe)),
+        )
+    )
     init.chmod(0o755)
-    cmdline = luo_cmdline(scenario, extra=" ".join([
-        "root=hostroot", "rootfstype=9p", "rootflags=trans=virtio,version=9p2000.L,msize=512000",
-        "ro", f"init={init}", f"luo_kernel={bzimage}",
-    ]))
+    cmdline = luo_cmdline(
+        scenario,
+        extra=" ".join(
+            [
+                "root=hostroot",
+                "rootfstype=9p",
+                "rootflags=trans=virtio,version=9p2000.L,msize=512000",
+                "ro",
+                f"init={init}",
+                f"luo_kernel={bzimage}",
+            ]
+        ),
+    )
     # Two vCPUs (multi-threaded TCG): the inspector and the churn run at once.
-    with Guest(bzimage, None, cmdline, memory_mb, cpus=2, extra_args=[
-            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on",
-    ]) as guest:
+    with Guest(
+        bzimage,
+        None,
+        cmdline,
+        memory_mb,
+        cpus=2,
+        extra_args=[
+            "-virtfs",
+            "local,path=/,mount_tag=hostroot,security_model=none,readonly=on",
+        ],
+    ) as guest:
         # The init script exits when done: PID 1 exiting panics the guest,
         # and with panic=-1 and -no-reboot QEMU exits.
         guest.wait_exit(timeout)

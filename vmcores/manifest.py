@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Expected state of a fixture, replayed from the guest's own log.
 
 The guest driver prints every step it takes (``@@LUO {json}``) and the kernel
@@ -22,6 +23,7 @@ ERRNO = {"EEXIST": 17, "EBUSY": 16, "ENOENT": 2, "EINVAL": 22, "EIO": 5}
 @dataclass
 class _Object:
     """Something an fd can point at: a memfd, a session file, /dev/liveupdate."""
+
     kind: str
     name: str
     ino: int | None = None
@@ -53,7 +55,7 @@ class _Session:
 
 
 def guest_events(console: list[str]) -> list[dict[str, Any]]:
-    return [json.loads(line[len("@@LUO "):]) for line in console if line.startswith("@@LUO {")]
+    return [json.loads(line[len("@@LUO ") :]) for line in console if line.startswith("@@LUO {")]
 
 
 def kernel_facts(console: list[str]) -> dict[str, Any]:
@@ -99,7 +101,9 @@ class _Model:
         incoming = {}
         for s in self.sessions.values():
             incoming[s.name] = _Session(
-                s.name, "incoming", _Object("session", s.name),
+                s.name,
+                "incoming",
+                _Object("session", s.name),
                 [_File(f.token, None, f.size) for f in s.files],
             )
         self.sessions = incoming
@@ -112,8 +116,9 @@ class _Model:
 
     def op_create_session(self, ev: dict[str, Any]) -> None:
         if ev["result"] != "OK":
-            self.refusals.append({"op": "create_session", "session": ev["session"],
-                                  "errno": ev["result"]})
+            self.refusals.append(
+                {"op": "create_session", "session": ev["session"], "errno": ev["result"]}
+            )
             return
         obj = _Object("session", ev["session"])
         self.sessions[ev["session"]] = _Session(ev["session"], "outgoing", obj)
@@ -124,8 +129,14 @@ class _Model:
 
     def op_preserve(self, ev: dict[str, Any]) -> None:
         if ev["result"] != "OK":
-            self.refusals.append({"op": "preserve", "session": ev["session"],
-                                  "token": ev["token"], "errno": ev["result"]})
+            self.refusals.append(
+                {
+                    "op": "preserve",
+                    "session": ev["session"],
+                    "token": ev["token"],
+                    "errno": ev["result"],
+                }
+            )
             return
         obj = self.proc(ev["pid"]).fds[ev["fd"]]
         self.sessions[ev["session"]].files.append(_File(ev["token"], obj, obj.size))
@@ -154,8 +165,9 @@ class _Model:
 
     def op_retrieve_session(self, ev: dict[str, Any]) -> None:
         if ev["result"] != "OK":
-            self.refusals.append({"op": "retrieve_session", "session": ev["session"],
-                                  "errno": ev["result"]})
+            self.refusals.append(
+                {"op": "retrieve_session", "session": ev["session"], "errno": ev["result"]}
+            )
             return
         s = self.sessions[ev["session"]]
         s.retrieved = True
@@ -164,8 +176,9 @@ class _Model:
     def op_retrieve(self, ev: dict[str, Any]) -> None:
         s = self.sessions[ev["session"]]
         if ev["result"] != "OK":
-            self.failed_retrieves.append({"session": ev["session"], "token": ev["token"],
-                                          "errno": ev["result"]})
+            self.failed_retrieves.append(
+                {"session": ev["session"], "token": ev["token"], "errno": ev["result"]}
+            )
             return
         f = next(f for f in s.files if f.token == ev["token"])
         f.obj = _Object("memfd", f"{s.name}:{f.token:#x}", ev["ino"], f.size)
@@ -192,7 +205,7 @@ def expected_state(console: list[str], frozen: bool) -> dict[str, Any]:
     model = _Model()
     for ev in guest_events(console):
         model.apply(ev)
-    kfacts = kernel_facts(console[_last_boot(console):])
+    kfacts = kernel_facts(console[_last_boot(console) :])
 
     sessions = []
     for s in model.sessions.values():
@@ -200,25 +213,29 @@ def expected_state(console: list[str], frozen: bool) -> dict[str, Any]:
         for f in s.files:
             holders = model.holders(f.obj) if f.obj is not None else []
             luo_ref = f.obj is not None  # preserve or retrieve took one
-            files.append({
-                "token": f.token,
-                "handler": MEMFD_COMPATIBLE,
-                "retrieve_status": f.retrieve_status,
-                "has_file": f.obj is not None,
-                "size": f.size,
-                "ino": f.obj.ino if f.obj is not None else None,
-                "holders": holders + ([{"kind": "luo"}] if luo_ref else []),
-                "refcount": len(holders) + int(luo_ref) if f.obj is not None else None,
-            })
-        sessions.append({
-            "name": s.name,
-            "direction": s.direction,
-            "retrieved": s.retrieved,
-            "finished": s.finished,
-            "file_count": len(files),
-            "files": files,
-            "holders": model.holders(s.obj),
-        })
+            files.append(
+                {
+                    "token": f.token,
+                    "handler": MEMFD_COMPATIBLE,
+                    "retrieve_status": f.retrieve_status,
+                    "has_file": f.obj is not None,
+                    "size": f.size,
+                    "ino": f.obj.ino if f.obj is not None else None,
+                    "holders": holders + ([{"kind": "luo"}] if luo_ref else []),
+                    "refcount": len(holders) + int(luo_ref) if f.obj is not None else None,
+                }
+            )
+        sessions.append(
+            {
+                "name": s.name,
+                "direction": s.direction,
+                "retrieved": s.retrieved,
+                "finished": s.finished,
+                "file_count": len(files),
+                "files": files,
+                "holders": model.holders(s.obj),
+            }
+        )
 
     luo_dev = [obj for p in model.procs.values() for obj in p.fds.values() if obj.kind == "luo"]
     return {

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Where the fixture generator reads and writes.
 
 Committed data lives under ``vmcores/data``; everything regenerated or
@@ -25,4 +26,3 @@ def work_dir() -> Path:
 
 def kernel_dir(name: str) -> Path:
     return DATA / "kernel" / name
-

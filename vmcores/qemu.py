@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Boot a fixture guest under QEMU and talk to it: console, QMP, gdbstub.
 
 QEMU runs with TCG (KVM guests hang on these machines).  The console is the
@@ -8,6 +9,7 @@ never fight over TCP ports.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import queue
@@ -156,15 +158,35 @@ class Guest:
         self.qmp_path = str(self.dir / "qmp.sock")
         self.gdb_path = str(self.dir / "gdb.sock")
         args = [
-            qemu_binary(), "-accel", "tcg", "-m", f"{memory_mb}M", "-smp", str(cpus),
-            "-nodefaults", "-no-user-config", "-display", "none",
-            "-monitor", "none", "-serial", "stdio", "-no-reboot",
-            "-kernel", str(kernel), "-append", cmdline,
+            qemu_binary(),
+            "-accel",
+            "tcg",
+            "-m",
+            f"{memory_mb}M",
+            "-smp",
+            str(cpus),
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-kernel",
+            str(kernel),
+            "-append",
+            cmdline,
             # vmcoreinfo lets drgn read QEMU's ELF dumps.
-            "-device", "vmcoreinfo",
-            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-            "-chardev", f"socket,id=gdb0,path={self.gdb_path},server=on,wait=off",
-            "-gdb", "chardev:gdb0",
+            "-device",
+            "vmcoreinfo",
+            "-qmp",
+            f"unix:{self.qmp_path},server=on,wait=off",
+            "-chardev",
+            f"socket,id=gdb0,path={self.gdb_path},server=on,wait=off",
+            "-gdb",
+            "chardev:gdb0",
         ]
         if initrd is not None:
             args += ["-initrd", str(initrd)]
@@ -174,8 +196,11 @@ class Guest:
         self.console: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._pump, daemon=True).start()
         self.qmp = self._connect(QMP, self.qmp_path)
@@ -240,10 +265,8 @@ class Guest:
         self.qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{path}")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, GuestError, ValueError):
             self.qmp.execute("quit")
-        except (OSError, GuestError, ValueError):
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -251,7 +274,7 @@ class Guest:
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "Guest":
+    def __enter__(self) -> Guest:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -261,16 +284,18 @@ class Guest:
 def luo_cmdline(scenario: str, phase: int = 1, extra: str = "") -> str:
     """The kernel command line of a fixture guest."""
     parts = [
-        "console=ttyS0", "panic=-1", "liveupdate=on",
+        "console=ttyS0",
+        "panic=-1",
+        "liveupdate=on",
         # Freed pages are zeroed: stale copies of the initramfs do not bloat
         # the dumps.
         "init_on_free=1",
         # Without ACPI the fw_cfg driver is not probed by itself; it fills
         # QEMU's vmcoreinfo device.
         "qemu_fw_cfg.ioport=0x0c@0x510:0:1:4",
-        f"luo_scenario={scenario}", f"luo_phase={phase}",
+        f"luo_scenario={scenario}",
+        f"luo_phase={phase}",
     ]
     if extra:
         parts.append(extra)
     return " ".join(parts)
-

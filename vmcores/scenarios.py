@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The fixture set: which guest runs make which vmcores.
 
 A *run* boots one kernel with one guest scenario and captures one base
@@ -26,6 +27,7 @@ from .qemu import Guest, GuestError, luo_cmdline
 @dataclass(frozen=True)
 class Run:
     """One QEMU run and the base fixture it captures."""
+
     name: str
     scenario: str
     kernel: str = "luo"
@@ -38,20 +40,49 @@ class Run:
 
 
 RUNS = [
-    Run("outgoing", "outgoing",
-        faults=("fault-duplicate-token", "fault-leaked-reference", "fault-file-count",
-                "fault-cyclic-list", "fault-bad-file-pointer", "fault-unknown-handler"),
-        description="sessions preserved, before any kexec"),
-    Run("frozen", "frozen", capture="machine_kexec",
-        description="the outgoing state serialized by LUO, caught inside machine_kexec"),
-    Run("incoming", "incoming", faults=("fault-negative-retrieve",),
-        description="after a live update: some sessions and files retrieved, one finished"),
-    Run("incoming-pending", "incoming-pending",
-        description="after a live update, before /dev/liveupdate was opened"),
-    Run("disabled", "disabled", memory_mb=128,
-        description="LUO built in but disabled: KHO cannot reserve scratch in 128 MiB"),
-    Run("no-luo", "no-luo", kernel="no-luo", memory_mb=128,
-        description="a kernel built without LIVEUPDATE"),
+    Run(
+        "outgoing",
+        "outgoing",
+        faults=(
+            "fault-duplicate-token",
+            "fault-leaked-reference",
+            "fault-file-count",
+            "fault-cyclic-list",
+            "fault-bad-file-pointer",
+            "fault-unknown-handler",
+        ),
+        description="sessions preserved, before any kexec",
+    ),
+    Run(
+        "frozen",
+        "frozen",
+        capture="machine_kexec",
+        description="the outgoing state serialized by LUO, caught inside machine_kexec",
+    ),
+    Run(
+        "incoming",
+        "incoming",
+        faults=("fault-negative-retrieve",),
+        description="after a live update: some sessions and files retrieved, one finished",
+    ),
+    Run(
+        "incoming-pending",
+        "incoming-pending",
+        description="after a live update, before /dev/liveupdate was opened",
+    ),
+    Run(
+        "disabled",
+        "disabled",
+        memory_mb=128,
+        description="LUO built in but disabled: KHO cannot reserve scratch in 128 MiB",
+    ),
+    Run(
+        "no-luo",
+        "no-luo",
+        kernel="no-luo",
+        memory_mb=128,
+        description="a kernel built without LIVEUPDATE",
+    ),
 ]
 
 # Faults whose vmcore is committed whole, so the CLI is tested on a plain
@@ -77,8 +108,19 @@ def build_driver(out: Path) -> Path:
     if not binary.exists() or binary.stat().st_mtime < src.stat().st_mtime:
         out.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["gcc", "-static", "-O2", "-Wall", "-I", paths.VMCORES / "guest" / "include",
-             "-o", binary, src], check=True)
+            [
+                "gcc",
+                "-static",
+                "-O2",
+                "-Wall",
+                "-I",
+                paths.VMCORES / "guest" / "include",
+                "-o",
+                binary,
+                src,
+            ],
+            check=True,
+        )
     return binary
 
 
@@ -91,10 +133,13 @@ def build_initramfs(driver: Path, kernel: Path, out: Path) -> Path:
         initramfs.regular("init", driver.read_bytes(), executable=True),
     ]
     inner = initramfs.build(base)
-    outer = initramfs.build(base + [
-        initramfs.regular("kernel", kernel.read_bytes()),
-        initramfs.regular("initrd.img", inner),
-    ])
+    outer = initramfs.build(
+        base
+        + [
+            initramfs.regular("kernel", kernel.read_bytes()),
+            initramfs.regular("initrd.img", inner),
+        ]
+    )
     path = out / "initramfs.cpio"
     path.write_bytes(outer)
     return path
@@ -133,6 +178,7 @@ class Captured:
 
 def qemu_version() -> str:
     from .qemu import qemu_binary
+
     out = subprocess.run([qemu_binary(), "--version"], capture_output=True, text=True).stdout
     return out.splitlines()[0] if out else "unknown"
 
@@ -146,8 +192,9 @@ def capture(run: Run, out: Path, timeout: float = 180.0) -> Captured:
     cmdline = luo_cmdline(run.scenario)
     vmcore = out / "vmcore"
     started = time.monotonic()
-    with Guest(bzimage, initrd, cmdline, run.memory_mb,
-               start_paused=run.capture == "machine_kexec") as guest:
+    with Guest(
+        bzimage, initrd, cmdline, run.memory_mb, start_paused=run.capture == "machine_kexec"
+    ) as guest:
         try:
             fault_records, fault_vmcores = _capture_in(guest, run, debug, vmcore, out, timeout)
         except GuestError as e:
@@ -165,8 +212,9 @@ def capture(run: Run, out: Path, timeout: float = 180.0) -> Captured:
     return Captured(run, vmcore, console, made, fault_records, fault_vmcores)
 
 
-def _capture_in(guest: Guest, run: Run, debug: Path, vmcore: Path, out: Path,
-                timeout: float) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
+def _capture_in(
+    guest: Guest, run: Run, debug: Path, vmcore: Path, out: Path, timeout: float
+) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
     if run.capture == "machine_kexec":
         gdb = guest.gdb()
         gdb.break_at(symbol_address(debug, "machine_kexec"))
@@ -201,15 +249,23 @@ def _capture_in(guest: Guest, run: Run, debug: Path, vmcore: Path, out: Path,
 # Writing fixtures
 
 
-def write_fixture(dest: Path, name: str, description: str, made: dict[str, Any],
-                  console: list[str], expected: dict[str, Any],
-                  vmcore: Path | None, base: str | None = None,
-                  compress: bool = True) -> None:
+def write_fixture(
+    dest: Path,
+    name: str,
+    description: str,
+    made: dict[str, Any],
+    console: list[str],
+    expected: dict[str, Any],
+    vmcore: Path | None,
+    base: str | None = None,
+    compress: bool = True,
+) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     stored = None
     if vmcore is not None:
         if compress:
             from .kernel import compress as xz
+
             stored = "vmcore.xz"
             # -3: a vmcore is mostly zero pages and kernel text; -6 saves
             # 5% for four times the time.
@@ -225,14 +281,20 @@ def write_fixture(dest: Path, name: str, description: str, made: dict[str, Any],
         "base": base,
         "expected": expected,
         "guest_log": [line for line in console if line.startswith("@@LUO")],
-        "kernel_log": [line for line in console
-                       if line.startswith(("luo:", "KHO:", "Command line:"))],
+        "kernel_log": [
+            line for line in console if line.startswith(("luo:", "KHO:", "Command line:"))
+        ],
     }
     (dest / "manifest.json").write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
 
 
-def generate(names: list[str], dest_root: Path, work: Path,
-             log: Callable[[str], None] = print, compress: bool = True) -> None:
+def generate(
+    names: list[str],
+    dest_root: Path,
+    work: Path,
+    log: Callable[[str], None] = print,
+    compress: bool = True,
+) -> None:
     """Run the named runs and write their fixtures under ``dest_root``
     (vmcores xz'd for committing, or left as they are for a quick check)."""
     for name in names:
@@ -240,10 +302,26 @@ def generate(names: list[str], dest_root: Path, work: Path,
         log(f"== {run.name}: {run.description}")
         cap = capture(run, work / run.name)
         expected = manifest.expected_state(cap.console, frozen=run.capture == "machine_kexec")
-        write_fixture(dest_root / run.name, run.name, run.description, cap.made,
-                      cap.console, expected, cap.vmcore, compress=compress)
+        write_fixture(
+            dest_root / run.name,
+            run.name,
+            run.description,
+            cap.made,
+            cap.console,
+            expected,
+            cap.vmcore,
+            compress=compress,
+        )
         for fname, record in cap.fault_records.items():
-            write_fixture(dest_root / fname, fname, faults.DESCRIPTIONS[fname],
-                          cap.made, cap.console, manifest.with_fault(expected, record),
-                          cap.fault_vmcores.get(fname), base=run.name, compress=compress)
+            write_fixture(
+                dest_root / fname,
+                fname,
+                faults.DESCRIPTIONS[fname],
+                cap.made,
+                cap.console,
+                manifest.with_fault(expected, record),
+                cap.fault_vmcores.get(fname),
+                base=run.name,
+                compress=compress,
+            )
         log(f"   {run.name}: {cap.made['seconds']} s")
