@@ -72,9 +72,12 @@ def snap(*sessions: Session, **kw: Any) -> Snapshot:
 
 
 def codes(s: Snapshot, severity: str | None = None) -> list[tuple[Any, ...]]:
+    """(code, severity, session, token) of every finding, sorted."""
     findings, _ = run_checks(s)
     return sorted(
-        (f.code, f.session, f.token) for f in findings if severity is None or f.severity == severity
+        (f.code, f.severity, f.session, f.token)
+        for f in findings
+        if severity is None or f.severity == severity
     )
 
 
@@ -88,14 +91,14 @@ def test_same_token_in_two_sessions_is_legal() -> None:
 
 def test_duplicate_token_in_one_session() -> None:
     s = snap(session("a", [pfile(1), pfile(1, file=0x2000), pfile(2, file=0x3000)]))
-    assert codes(s) == [("duplicate-token", "a", 1)]
+    assert codes(s) == [("duplicate-token", "error", "a", 1)]
     (f,) = run_checks(s)[0]
     assert f.severity == "error" and "0x1" in f.message and "'a'" in f.message
 
 
 def test_duplicate_session_name_per_direction() -> None:
     assert codes(snap(session("a", []), session("a", []))) == [
-        ("duplicate-session-name", "a", None)
+        ("duplicate-session-name", "error", "a", None)
     ]
     # One outgoing and one incoming session may share a name.
     assert (
@@ -112,7 +115,10 @@ def test_duplicate_session_name_per_direction() -> None:
 def test_count_mismatches() -> None:
     s = snap(session("a", [pfile(1)], file_count=2))
     s.luo.outgoing.session_count = 3
-    assert codes(s) == [("file-count-mismatch", "a", None), ("session-count-mismatch", None, None)]
+    assert codes(s) == [
+        ("file-count-mismatch", "error", "a", None),
+        ("session-count-mismatch", "error", None, None),
+    ]
 
 
 def test_incomplete_walk_skips_counts_with_a_note() -> None:
@@ -133,18 +139,20 @@ def test_incomplete_walk_skips_counts_with_a_note() -> None:
 def test_reference_accounting(refcount: int, code: str, extra: str) -> None:
     s = snap(session("a", [pfile(1, refcount=refcount)]))
     (f,) = run_checks(s)[0]
-    assert (f.code, f.session, f.token, f.address) == (code, "a", 1, 0x1000)
+    # Every one of these is an error: a leak pins memory, a missing
+    # reference is a use-after-free risk, a dead file behind LUO is both.
+    assert (f.code, f.severity, f.session, f.token, f.address) == (code, "error", "a", 1, 0x1000)
     assert extra in f.message
 
 
 @pytest.mark.parametrize(
     "status,file,expected",
     [
-        (1, None, [("retrieve-inconsistent", "s", 1)]),
-        (0, 0x1000, [("retrieve-inconsistent", "s", 1)]),
-        (-5, None, [("retrieve-failed", "s", 1)]),
-        (-2, None, [("retrieve-failed", "s", 1)]),
-        (0, None, [("not-retrieved", "s", 1)]),
+        (1, None, [("retrieve-inconsistent", "error", "s", 1)]),
+        (0, 0x1000, [("retrieve-inconsistent", "error", "s", 1)]),
+        (-5, None, [("retrieve-failed", "warning", "s", 1)]),
+        (-2, None, [("retrieve-failed", "warning", "s", 1)]),
+        (0, None, [("not-retrieved", "info", "s", 1)]),
         (1, 0x1000, []),
     ],
 )
@@ -166,7 +174,7 @@ def test_not_retrieved_session_and_pending() -> None:
         session("s", [pfile(1, file=None)], direction="incoming"),
         pending_incoming=[SerializedSession("p", 1, [SerializedFile(1, "memfd-v2", 5)])],
     )
-    assert codes(s) == [("not-retrieved", "p", None), ("not-retrieved", "s", None)]
+    assert codes(s) == [("not-retrieved", "info", "p", None), ("not-retrieved", "info", "s", None)]
     assert all(f.severity == "info" for f in run_checks(s)[0])
 
 
@@ -176,11 +184,13 @@ def test_finished_still_held() -> None:
             "s", [pfile(1, retrieve_status=1)], direction="incoming", retrieved=True, finished=True
         )
     )
-    assert codes(s, "warning") == [("finished-still-held", "s", None)]
+    assert codes(s, "warning") == [("finished-still-held", "warning", "s", None)]
 
 
 def test_outgoing_file_without_struct_file() -> None:
-    assert codes(snap(session("a", [pfile(1, file=None)]))) == [("corrupt-structure", "a", 1)]
+    assert codes(snap(session("a", [pfile(1, file=None)]))) == [
+        ("corrupt-structure", "error", "a", 1)
+    ]
 
 
 def frozen_snap(ser: list[SerializedSession]) -> Snapshot:
@@ -227,7 +237,7 @@ def test_serialization_matches() -> None:
 )
 def test_serialization_mismatch(ser: list[SerializedSession]) -> None:
     found = codes(frozen_snap(ser))
-    assert found and {c for c, _, _ in found} == {"serialization-mismatch"}
+    assert found and {(c, sev) for c, sev, _, _ in found} == {("serialization-mismatch", "error")}
 
 
 def test_serialization_not_checked_when_not_frozen() -> None:
@@ -238,9 +248,9 @@ def test_serialization_not_checked_when_not_frozen() -> None:
 
 def test_preserved_index() -> None:
     s = snap(session("a", [pfile(1), pfile(2, file=0x2000)]), preserved_index={1: 0x1000})
-    assert codes(s) == [("preserved-index-mismatch", "a", 2)]
+    assert codes(s) == [("preserved-index-mismatch", "error", "a", 2)]
     s = snap(session("a", [pfile(1)]), preserved_index={1: 0x1000, 7: 0x7777})
-    assert codes(s) == [("preserved-index-mismatch", None, None)]
+    assert codes(s) == [("preserved-index-mismatch", "error", None, None)]
 
 
 def test_no_index_before_7_1_is_not_a_finding() -> None:
@@ -250,7 +260,7 @@ def test_no_index_before_7_1_is_not_a_finding() -> None:
 
 def test_unknown_handler() -> None:
     s = snap(session("a", [pfile(1, handler=None, handler_registered=False)]))
-    assert codes(s) == [("unknown-handler", "a", 1)]
+    assert codes(s) == [("unknown-handler", "error", "a", 1)]
 
 
 def test_flb_count() -> None:
@@ -258,14 +268,14 @@ def test_flb_count() -> None:
     assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]), flbs=[flb])) == []
     flb.outgoing_count = 3
     assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]), flbs=[flb])) == [
-        ("flb-count-mismatch", None, None)
+        ("flb-count-mismatch", "error", None, None)
     ]
 
 
 def test_luo_absent_and_disabled() -> None:
     s = snap()
     s.luo = LuoState("absent", "no CONFIG_LIVEUPDATE")
-    assert codes(s) == [("luo-absent", None, None)]
+    assert codes(s) == [("luo-absent", "info", None, None)]
     s.luo = LuoState("disabled", "KHO is disabled")
     (f,) = run_checks(s)[0]
     assert (f.code, f.severity) == ("luo-disabled", "info") and "KHO" in f.message
@@ -274,7 +284,7 @@ def test_luo_absent_and_disabled() -> None:
 def test_walk_errors_become_corrupt_structure() -> None:
     s = snap(errors=[WalkErrorRecord("files of 'a'", "cycle", 0xABC, "a", None)])
     (f,) = run_checks(s)[0]
-    assert (f.code, f.session, f.address) == ("corrupt-structure", "a", 0xABC)
+    assert (f.code, f.severity, f.session, f.address) == ("corrupt-structure", "error", "a", 0xABC)
 
 
 def test_errors_sort_first_and_codes_are_known() -> None:

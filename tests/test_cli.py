@@ -46,19 +46,78 @@ def example_paths(name: str) -> tuple[str, str]:
     return str(ex.core), str(ex.debug[0])
 
 
+# What each command shows (besides the header), and the headings it prints.
+PARTS = {
+    "summary": ["luo", "findings"],
+    "handlers": ["handlers"],
+    "sessions": ["sessions"],
+    "files": ["sessions"],
+    "check": ["findings", "errors"],
+    "report": ["luo", "handlers", "sessions", "pending_incoming", "flbs", "findings", "errors"],
+}
+HEADINGS = {
+    "summary": ["LUO"],
+    "handlers": ["File handlers"],
+    "sessions": ["Sessions"],
+    "files": ["Preserved files"],
+    "check": ["Findings", "Errors"],
+    "report": [
+        "LUO",
+        "File handlers",
+        "Sessions",
+        "Preserved files",
+        "Incoming data not yet deserialized",
+        "FLBs",
+        "Findings",
+        "Errors",
+    ],
+}
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_every_format(command: str, fmt: str) -> None:
+    expected = examples.load("incoming").manifest["expected"]
+    names = [s["name"] for s in expected["sessions"]]
+    waiting = [s["name"] for s in expected["sessions"] if not s["retrieved"]]
     code, out = run("--example", "incoming", command, "--format", fmt)
     assert code == 0, out
     if fmt == "json":
         doc = json.loads(out)
         jsonschema.validate(doc, SCHEMA)
         assert doc["target"]["kernel_release"] == "7.2.13"
-    elif fmt == "markdown":
+        assert list(doc) == ["schema", "tool", "target", *PARTS[command]]
+        if "sessions" in doc:
+            assert [s["name"] for s in doc["sessions"]] == names
+        if "findings" in doc:
+            assert sorted(f["session"] for f in doc["findings"] if f["token"] is None) == sorted(
+                waiting
+            )
+        if "handlers" in doc:
+            assert [x["compatible"] for x in doc["handlers"]] == ["memfd-v2"]
+        return
+    if fmt == "markdown":
         assert out.startswith("# luo-inspect report: 7.2.13")
+        headings = [line[3:] for line in out.splitlines() if line.startswith("## ")]
     else:
-        assert "kernel:" in out and "7.2.13" in out
+        assert "kernel:     7.2.13" in out
+        lines = out.splitlines()
+        headings = [
+            a for a, b in zip(lines, lines[1:]) if b and set(b) == {"-"} and len(a) == len(b)
+        ]
+    assert headings == HEADINGS[command] + (["Notes"] if "Notes" in headings else [])
+    if command in ("sessions", "report"):
+        assert all(name in out for name in names)
+    if command == "files":
+        with_files = [s["name"] for s in expected["sessions"] if s["files"]]
+        assert with_files == ["vm-alpha", "vm-beta"]
+        assert all(f"inc {name}" in out for name in with_files)
+    if command in ("check", "report"):
+        assert out.count("not-retrieved") == len(waiting) + 1  # + vm-alpha's 0x102
+    if command == "summary":
+        assert "findings: 3 info" in out
+    if command == "handlers":
+        assert "memfd-v2" in out
 
 
 @pytest.mark.parametrize("name", examples.fixture_names())

@@ -1,0 +1,477 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""One test per public helper, on the real 7.2 fixtures, in the manner of
+drgn's ``tests/linux_kernel/helpers``: each helper's result is compared with
+the guest's log (the manifest) or with the same value reached by plain drgn
+(``prog[...]``, ``list_for_each_entry``), never with luo_drgn's own output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import drgn
+import pytest
+from conftest import only
+from drgn.helpers.linux.list import list_for_each_entry
+from test_vmcores import expected_sessions, has_sessions
+
+from luo_drgn import helpers as h
+from luo_drgn.walk import WalkError
+
+
+def plain_sessions(prog: drgn.Program, direction: str) -> list[drgn.Object]:
+    head = prog["luo_session_global"].member_(direction).list.address_of_()
+    return list(list_for_each_entry("struct luo_session", head, "list"))
+
+
+def plain_files(session: drgn.Object) -> list[drgn.Object]:
+    head = session.file_set.files_list.address_of_()
+    return list(list_for_each_entry("struct luo_file", head, "list"))
+
+
+def session_named(prog: drgn.Program, name: str, direction: str) -> drgn.Object:
+    return next(s for s in plain_sessions(prog, direction) if s.name.string_() == name.encode())
+
+
+def all_luo_files(prog: drgn.Program) -> list[drgn.Object]:
+    return [f for d in h.LUO_DIRECTIONS for s in plain_sessions(prog, d) for f in plain_files(s)]
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert list(h.__all__) == sorted(h.__all__, key=lambda n: (not n.isupper(), n))
+    public = {
+        n
+        for n, v in vars(h).items()
+        if not n.startswith("_") and getattr(v, "__module__", "") == h.__name__
+    }
+    assert public <= set(h.__all__)
+    for name in h.__all__:
+        # drgn's CLI imports every helper into one namespace: each is
+        # prefixed with its subsystem.
+        assert name.lower().startswith(("luo_", "memfd_luo_")), name
+
+
+# -- LUO-wide state --------------------------------------------------------------
+
+
+@only(lambda name: name != "no-luo")
+def test_luo_enabled(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    assert h.luo_enabled(prog) == (expected["luo_state"] == "enabled")
+
+
+@only(has_sessions)
+def test_luo_liveupdate_num(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    assert h.luo_liveupdate_num(prog) == expected["liveupdate_num"]
+
+
+@only(lambda name: name in ("outgoing", "disabled"))
+def test_luo_kho_enabled(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    # The disabled fixture's kernel said why on its console.
+    disabled = expected["disabled_reason"] or ""
+    assert h.luo_kho_enabled(prog) is ("KHO is disabled" not in disabled)
+
+
+@only(lambda name: name in ("outgoing", "incoming", "disabled"))
+def test_luo_cmdline_param(prog: drgn.Program, manifest: dict[str, Any]) -> None:
+    (cmdline,) = [
+        line.split("Command line: ", 1)[1]
+        for line in manifest["kernel_log"]
+        if line.startswith("Command line:")
+    ][-1:]
+    words = dict(w.split("=", 1) for w in cmdline.split() if "=" in w)
+    assert h.luo_cmdline_param(prog) == words["liveupdate"].encode() == b"on"
+    assert h.luo_cmdline_param(prog, "luo_scenario") == words["luo_scenario"].encode()
+    assert h.luo_cmdline_param(prog, "no_such_parameter") is None
+
+
+@only(has_sessions)
+def test_luo_outgoing_frozen(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    assert h.luo_outgoing_frozen(prog) is expected["frozen"]
+
+
+@only(has_sessions)
+def test_luo_incoming_present(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    assert h.luo_incoming_present(prog) is (expected["phase"] == 2)
+
+
+@only(has_sessions)
+def test_luo_incoming_deserialized(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    want = expected["deserialized"] if expected["phase"] == 2 else None
+    assert h.luo_incoming_deserialized(prog) is want
+
+
+# -- file handlers -----------------------------------------------------------------
+
+
+@only(has_sessions)
+def test_luo_for_each_file_handler(prog: drgn.Program) -> None:
+    handlers = list(h.luo_for_each_file_handler(prog))
+    assert handlers == [prog["memfd_luo_handler"].address_of_()]
+    assert handlers[0].type_.type_name() == "struct liveupdate_file_handler *"
+
+
+@only(has_sessions)
+def test_luo_file_handler_compatible(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    handler = prog["memfd_luo_handler"].address_of_()
+    handlers = {f["handler"] for s in expected["sessions"] for f in s["files"]}
+    assert {h.luo_file_handler_compatible(handler).decode()} == handlers == {"memfd-v2"}
+
+
+@only(has_sessions)
+def test_luo_file_handler_ops(prog: drgn.Program) -> None:
+    ops = h.luo_file_handler_ops(prog["memfd_luo_handler"].address_of_())
+    assert ops == prog["memfd_luo_file_ops"].address_of_()
+
+
+@only(has_sessions)
+def test_luo_file_handler_for_each_flb(prog: drgn.Program) -> None:
+    # 7.2.13's memfd handler registers no FLB (CONFIG_LIVEUPDATE_TEST is off
+    # in the fixture kernel): the list is empty, and walking it says so.
+    handler = prog["memfd_luo_handler"].address_of_()
+    assert list(h.luo_file_handler_for_each_flb(handler)) == []
+
+
+# -- sessions ------------------------------------------------------------------------
+
+
+@only(has_sessions)
+@pytest.mark.parametrize("direction", ["outgoing", "incoming"])
+def test_luo_for_each_session(prog: drgn.Program, expected: dict[str, Any], direction: str) -> None:
+    got = list(h.luo_for_each_session(prog, direction))
+    assert got == plain_sessions(prog, direction)
+    assert [s.name.string_().decode() for s in got] == [
+        s["name"] for s in expected_sessions(expected, direction)
+    ]
+
+
+@only(has_sessions)
+@pytest.mark.parametrize("direction", ["outgoing", "incoming"])
+def test_luo_session_header_count(
+    prog: drgn.Program, expected: dict[str, Any], direction: str
+) -> None:
+    want = len(expected_sessions(expected, direction))
+    assert h.luo_session_header_count(prog, direction) == want
+
+
+def test_direction_is_checked() -> None:
+    with pytest.raises(ValueError, match="direction must be one of"):
+        list(h.luo_for_each_session(drgn.Program(), "sideways"))
+
+
+@only(has_sessions)
+def test_luo_session_name(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    names = [h.luo_session_name(s) for d in h.LUO_DIRECTIONS for s in plain_sessions(prog, d)]
+    assert all(isinstance(n, bytes) for n in names)
+    want = [s["name"].encode() for d in h.LUO_DIRECTIONS for s in expected_sessions(expected, d)]
+    assert names == want
+
+
+@only(has_sessions)
+def test_luo_session_retrieved(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    for d in h.LUO_DIRECTIONS:
+        for s, want in zip(plain_sessions(prog, d), expected_sessions(expected, d)):
+            assert h.luo_session_retrieved(s) is want["retrieved"]
+
+
+@only(has_sessions)
+def test_luo_session_for_each_file(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    for d in h.LUO_DIRECTIONS:
+        for s, want in zip(plain_sessions(prog, d), expected_sessions(expected, d)):
+            got = list(h.luo_session_for_each_file(s))
+            assert got == plain_files(s)
+            assert [f.token.value_() for f in got] == [f["token"] for f in want["files"]]
+
+
+@only(has_sessions)
+def test_luo_session_file_count(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    for d in h.LUO_DIRECTIONS:
+        for s, want in zip(plain_sessions(prog, d), expected_sessions(expected, d)):
+            assert h.luo_session_file_count(s) == want["file_count"]
+
+
+@only(lambda name: name == "incoming")
+def test_luo_session_finished(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    # The guest finished vm-gamma; it retrieved vm-alpha without finishing
+    # it, and left vm-beta and empty alone.
+    got = {
+        s.name.string_().decode(): h.luo_session_finished(s)
+        for s in plain_sessions(prog, "incoming")
+    }
+    assert got == {s["name"]: s["finished"] for s in expected["sessions"]}
+    assert got == {"vm-alpha": False, "vm-beta": False, "vm-gamma": True, "empty": False}
+
+
+def test_luo_session_finished_cannot_tell_an_empty_handover() -> None:
+    """A session handed over with no files never restored a block set, so
+    once retrieved, memory cannot tell whether it was finished: the kernel
+    state after LIVEUPDATE_IOCTL_RETRIEVE_SESSION on the incoming fixture's
+    'empty' session (luo_session_retrieve() sets only ->retrieved)."""
+    from luo_drgn import examples
+
+    prog = examples.load("incoming").program()
+    empty = session_named(prog, "empty", "incoming")
+    assert h.luo_session_finished(empty) is False  # not retrieved: not finished
+    flag = empty.retrieved
+    prog.add_memory_segment(flag.address_, 1, lambda a, n, off, phys: b"\x01"[off : off + n])
+    assert h.luo_session_retrieved(empty) is True
+    assert h.luo_session_finished(empty) is None
+
+
+# -- preserved files (struct luo_file) ------------------------------------------------
+
+
+def expected_files(expected: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for d in h.LUO_DIRECTIONS for s in expected_sessions(expected, d) for f in s["files"]]
+
+
+@only(has_sessions)
+def test_luo_file_token(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    tokens = [h.luo_file_token(f) for f in all_luo_files(prog)]
+    assert tokens == [f["token"] for f in expected_files(expected)]
+
+
+@only(has_sessions)
+def test_luo_file_handler(prog: drgn.Program) -> None:
+    handler = prog["memfd_luo_handler"].address_of_()
+    assert all(h.luo_file_handler(f) == handler for f in all_luo_files(prog))
+
+
+@only(has_sessions)
+def test_luo_file_struct_file(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    for f, want in zip(all_luo_files(prog), expected_files(expected)):
+        file = h.luo_file_struct_file(f)
+        assert file.type_.type_name() == "struct file *"
+        assert bool(file) is want["has_file"]
+        if want["has_file"]:
+            assert file.f_inode.i_ino.value_() == want["ino"]
+
+
+@only(has_sessions)
+def test_luo_file_serialized_data(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    for f, want in zip(all_luo_files(prog), expected_files(expected)):
+        pa = h.luo_file_serialized_data(f)
+        if want["retrieve_status"] == 0:
+            # A memfd_luo_ser in physical memory whose size is the memfd's.
+            size = int.from_bytes(prog.read(pa + 8, 8, True), "little")
+            assert size == want["size"]
+
+
+@only(has_sessions)
+def test_luo_file_retrieve_status(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    statuses = [h.luo_file_retrieve_status(f) for f in all_luo_files(prog)]
+    assert statuses == [f["retrieve_status"] for f in expected_files(expected)]
+
+
+@only(lambda name: name == "fault-negative-retrieve")
+def test_luo_file_retrieve_status_keeps_errno(prog: drgn.Program) -> None:
+    f = next(
+        f
+        for f in plain_files(session_named(prog, "vm-alpha", "incoming"))
+        if f.token.value_() == 0x102
+    )
+    assert h.luo_file_retrieve_status(f) == -5  # -EIO, as written
+
+
+# -- serialized data --------------------------------------------------------------
+
+
+@only(lambda name: name in ("outgoing", "frozen"))
+def test_luo_read_ser(prog: drgn.Program) -> None:
+    f = plain_files(session_named(prog, "vm-alpha", "outgoing"))[0]
+    pa = f.serialized_data.value_()
+    ser = h.luo_read_ser(prog, "struct memfd_luo_ser", pa)
+    assert ser.type_.type_name() == "struct memfd_luo_ser" and ser.address_ is None
+    raw = prog.read(pa, ser.type_.size, True)
+    assert ser.to_bytes_() == raw
+    # The same through the direct map, where drgn can translate.
+    virt = drgn.Object(prog, "struct memfd_luo_ser", address=pa + prog["page_offset_base"].value_())
+    assert ser.size == virt.size and ser.nr_folios == virt.nr_folios
+
+
+@only(lambda name: name in ("frozen", "outgoing"))
+def test_luo_for_each_serialized_session(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    got = list(h.luo_for_each_serialized_session(prog, "outgoing"))
+    if not expected["frozen"]:
+        # Before the freeze nothing was written: no block has a count.
+        assert got == []
+        return
+    assert [h.luo_session_ser_name(s).decode() for s in got] == [
+        s["name"] for s in expected["sessions"] if s["direction"] == "outgoing"
+    ]
+    assert all(s.type_.type_name() == "struct luo_session_ser" for s in got)
+
+
+@only(lambda name: name == "frozen")
+def test_luo_session_ser_name(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    names = [h.luo_session_ser_name(s) for s in h.luo_for_each_serialized_session(prog)]
+    assert names == [s["name"].encode() for s in expected["sessions"]]
+
+
+@only(lambda name: name in ("frozen", "incoming-pending"))
+def test_luo_session_ser_file_set(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    direction = "outgoing" if expected["frozen"] else "incoming"
+    for ser, want in zip(h.luo_for_each_serialized_session(prog, direction), expected["sessions"]):
+        pa, count = h.luo_session_ser_file_set(ser)
+        assert count == len(want["files"])
+        # The first block's header sits at pa: its count is this session's.
+        assert (pa == 0) == (count == 0)
+        if pa:
+            assert int.from_bytes(prog.read(pa + 8, 8, True), "little") == count
+
+
+@only(lambda name: name in ("frozen", "incoming-pending"))
+def test_luo_session_ser_for_each_file(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    direction = "outgoing" if expected["frozen"] else "incoming"
+    for ser, want in zip(h.luo_for_each_serialized_session(prog, direction), expected["sessions"]):
+        entries = list(h.luo_session_ser_for_each_file(ser))
+        assert [h.luo_file_ser_token(e) for e in entries] == [f["token"] for f in want["files"]]
+
+
+@only(lambda name: name in ("frozen", "incoming-pending"))
+def test_luo_file_ser_token_compatible_data(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    direction = "outgoing" if expected["frozen"] else "incoming"
+    live = {}
+    if expected["frozen"]:
+        live = {
+            (s.name.string_(), f.token.value_()): f.serialized_data.value_()
+            for s in plain_sessions(prog, "outgoing")
+            for f in plain_files(s)
+        }
+    for ser, want in zip(h.luo_for_each_serialized_session(prog, direction), expected["sessions"]):
+        for e, wf in zip(h.luo_session_ser_for_each_file(ser), want["files"]):
+            assert h.luo_file_ser_token(e) == wf["token"]
+            assert h.luo_file_ser_compatible(e) == wf["handler"].encode()
+            data = h.luo_file_ser_data(e)
+            # The memfd state it points to has the memfd's size.
+            assert int.from_bytes(prog.read(data + 8, 8, True), "little") == wf["size"]
+            if live:
+                assert data == live[(h.luo_session_ser_name(ser), wf["token"])]
+
+
+@only(has_sessions)
+def test_luo_for_each_pending_incoming_session(
+    prog: drgn.Program, expected: dict[str, Any]
+) -> None:
+    pending = list(h.luo_for_each_pending_incoming_session(prog))
+    if expected["phase"] == 2 and not expected["deserialized"]:
+        assert [h.luo_session_ser_name(s).decode() for s in pending] == [
+            s["name"] for s in expected["sessions"]
+        ]
+    else:
+        assert pending == []
+
+
+# -- luo_preserved_files -----------------------------------------------------------
+
+
+@only(has_sessions)
+def test_luo_for_each_preserved_file(prog: drgn.Program) -> None:
+    got = list(h.luo_for_each_preserved_file(prog))
+    files = [f.file for f in all_luo_files(prog) if f.file]
+    assert sorted(f.value_() for _, f in got) == sorted(f.value_() for f in files)
+    for index, file in got:
+        # memfd's get_id() is the inode: the index is the file's inode address.
+        assert file.type_.type_name() == "struct file *"
+        assert index == file.f_inode.value_()
+
+
+# -- FLBs -----------------------------------------------------------------------------
+
+
+@only(has_sessions)
+def test_luo_for_each_flb(prog: drgn.Program) -> None:
+    # 7.2.13 without CONFIG_LIVEUPDATE_TEST registers no FLB.
+    assert list(h.luo_for_each_flb(prog)) == []
+    assert prog["luo_flb_global"].count.value_() == 0
+
+
+def test_luo_flb_compatible_and_counts() -> None:
+    """No real fixture kernel registers an FLB yet: the helpers are checked
+    on the synthetic 7.0 and 7.1 layouts, which differ in the count's type."""
+    from synthetic import FLB_NAME, OUTGOING, populate
+
+    users = sum(len(files) for files in OUTGOING.values())
+    for layout in ("7.0", "7.1"):
+        k = populate(layout)
+        (flb,) = h.luo_for_each_flb(k.prog)
+        assert h.luo_flb_compatible(flb) == FLB_NAME.encode()
+        assert h.luo_flb_counts(flb) == (users, 0)
+
+
+# -- struct file ----------------------------------------------------------------------
+
+
+@only(has_sessions)
+def test_luo_preserved_file_refcount(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    for f, want in zip(all_luo_files(prog), expected_files(expected)):
+        if want["has_file"]:
+            assert h.luo_preserved_file_refcount(f.file) == want["refcount"]
+
+
+def test_luo_preserved_file_refcount_dead_file() -> None:
+    """FILE_REF_RELEASED and above mean released (include/linux/file_ref.h)."""
+    from luo_drgn import examples
+
+    prog = examples.load("outgoing").program()
+    file = plain_files(session_named(prog, "vm-alpha", "outgoing"))[0].file
+    assert h.luo_preserved_file_refcount(file) == 5
+    dead = (0xC000000000000000).to_bytes(8, "little")
+    refcnt = file.f_ref.refcnt.counter.address_
+    prog.add_memory_segment(refcnt, 8, lambda a, n, off, phys: dead[off : off + n])
+    assert h.luo_preserved_file_refcount(file) == -1
+
+
+@only(has_sessions)
+def test_luo_preserved_file_ino(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    for f, want in zip(all_luo_files(prog), expected_files(expected)):
+        if want["has_file"]:
+            assert h.luo_preserved_file_ino(f.file) == want["ino"]
+
+
+@only(lambda name: name in ("outgoing", "incoming"))
+def test_luo_preserved_file_path(prog: drgn.Program) -> None:
+    for f in all_luo_files(prog):
+        if f.file:
+            path = h.luo_preserved_file_path(f.file)
+            name = f.file.f_path.dentry.d_name.name.string_()
+            # As /proc/PID/fd shows a memfd: its dentry name, deleted.
+            assert path == b"/" + name + b" (deleted)"
+            assert name.startswith(b"memfd:") or name == b""
+
+
+# -- memfd ------------------------------------------------------------------------------
+
+
+@only(lambda name: name in ("outgoing", "incoming"))
+def test_memfd_luo_serialized_state(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    for f, want in zip(all_luo_files(prog), expected_files(expected)):
+        state = h.memfd_luo_serialized_state(f)
+        if want["retrieve_status"] != 0:
+            continue  # freed by the retrieve
+        assert state is not None and state.type_.type_name() == "struct memfd_luo_ser"
+        assert state.size.value_() == want["size"]
+        # nr_folios counts folios: at least one for a non-empty memfd, at
+        # most one per page.
+        assert 1 <= state.nr_folios.value_() <= -(-want["size"] // 4096)
+
+
+# -- validators ------------------------------------------------------------------------
+
+
+def test_walk_error_is_a_validation_error_with_the_fault_chained() -> None:
+    from drgn.helpers import ValidationError
+
+    from luo_drgn import examples
+
+    prog = examples.load("outgoing").program()
+    alpha = session_named(prog, "vm-alpha", "outgoing")
+    second = plain_files(alpha)[1].list.address_
+
+    def fail(addr: int, count: int, offset: int, physical: bool) -> bytes:
+        raise drgn.FaultError("planted fault", addr)
+
+    prog.add_memory_segment(second, 16, fail, False)
+    with pytest.raises(WalkError) as info:
+        list(h.luo_session_for_each_file(alpha))
+    assert isinstance(info.value, ValidationError)
+    assert isinstance(info.value.__cause__, drgn.FaultError)
+    assert info.value.address == second

@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The suite catches the bugs it claims to: each plausible bug below is
+planted in a copy of the tree, and the tests that guard against it must then
+fail.  (A mutation run of an earlier suite let all three through.)
+
+Each mutation names the exact source it replaces, so a refactoring that
+moves the code fails here loudly instead of silently testing nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from luo_drgn import examples
+
+TOP = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest arguments that must fail with the bug
+
+
+MUTATIONS = (
+    Mutation(
+        "missing-file-reference demoted from error to info",
+        "luo_drgn/checks.py",
+        '"missing-file-reference",\n                    ERROR,',
+        '"missing-file-reference",\n                    INFO,',
+        ("tests/test_checks.py",),
+    ),
+    Mutation(
+        "an empty retrieved session always reported finished",
+        "luo_drgn/helpers.py",
+        "        return True if session.file_set.block_set.incoming.value_() else None\n",
+        "        return True\n",
+        ("tests/test_helpers.py", "-k", "finished and not fresh"),
+    ),
+    Mutation(
+        "cycle detection deleted from the list walk",
+        "luo_drgn/walk.py",
+        '        if addr in seen:\n            raise WalkError(what, addr, "cycle (a node is '
+        'reached twice)")\n',
+        "",
+        ("tests/test_walk.py",),
+    ),
+)
+
+
+def copy_tree(dest: Path) -> None:
+    """The source tree without its caches; the committed fixtures linked."""
+    for item in ("luo_drgn", "tests", "vmcores", "commands", "pyproject.toml"):
+        src = TOP / item
+        if src.is_dir():
+            shutil.copytree(
+                src,
+                dest / item,
+                ignore=shutil.ignore_patterns("__pycache__", "data", ".cache"),
+            )
+        else:
+            shutil.copy2(src, dest / item)
+    (dest / "vmcores" / "data").symlink_to(TOP / "vmcores" / "data")
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)
+def test_mutation_is_caught(mutation: Mutation, tmp_path: Path) -> None:
+    copy_tree(tmp_path)
+    target = tmp_path / mutation.path
+    source = target.read_text()
+    assert source.count(mutation.old) == 1, f"{mutation.path} no longer has the code mutated"
+    target.write_text(source.replace(mutation.old, mutation.new))
+    env = {
+        **os.environ,
+        # The copy's luo_drgn comes first on sys.path (pytest's pythonpath
+        # is its own root); decompressed fixtures are shared, not redone.
+        "LUO_DRGN_CACHE": str(examples.cache_dir()),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.pop("CI", None)  # no fresh fixtures: the committed ones suffice here
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *mutation.tests],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # Exit status 1: tests ran and failed (not 2-5: an error, no tests).
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " failed" in proc.stdout.splitlines()[-1]
+    # The failure is the bug's, not the copy's: test_unmutated_copy_passes.
+
+
+def test_unmutated_copy_passes(tmp_path: Path) -> None:
+    copy_tree(tmp_path)
+    env = {**os.environ, "LUO_DRGN_CACHE": str(examples.cache_dir())}
+    env.pop("CI", None)
+    args = [a for m in MUTATIONS for a in m.tests if a.startswith("tests/")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not fresh", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
