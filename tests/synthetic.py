@@ -141,6 +141,28 @@ _XARRAY: dict[str, Members] = {
 }
 
 
+# What drgn's for_each_task() and the holder scan read: tasks by PID through
+# init_pid_ns's IDR (an xarray), each with an fd table.  No mm: the synthetic
+# tasks map nothing.
+_TASKS: dict[str, Members] = {
+    **_XARRAY,
+    "hlist_head": [("first", "*hlist_node")],
+    "hlist_node": [("next", "*hlist_node"), ("pprev", "*void")],
+    "idr": [("idr_rt", "xarray"), ("idr_base", "u32"), ("idr_next", "u32")],
+    "pid_namespace": [("idr", "idr"), ("level", "u32")],
+    "pid": [("count", "u32"), ("level", "u32"), ("tasks", "hlist_head[4]")],
+    "fdtable": [("max_fds", "u32"), ("fd", "*void")],
+    "files_struct": [("count", "u32"), ("fdt", "*fdtable")],
+    "task_struct": [
+        ("tgid", "int"),
+        ("comm", "char[16]"),
+        ("files", "*files_struct"),
+        ("mm", "*void"),
+        ("pid_links", "hlist_node[4]"),
+    ],
+}
+
+
 def _without(members: Members, *names: str) -> Members:
     return [m for m in members if m[0] not in names]
 
@@ -154,6 +176,7 @@ LAYOUTS: dict[str, dict[str, Members]] = {
     # no private_data, the session carries its own serialization fields.
     "v6": {
         **_COMMON,
+        **_TASKS,
         "luo_file": _replace(
             _without(_COMMON["luo_file"], "private_data"), "retrieve_status", ("retrieved", "bool")
         ),
@@ -180,13 +203,15 @@ LAYOUTS: dict[str, dict[str, Members]] = {
     # 6.19.0: struct luo_file_set, private_data, still bool retrieved.
     "6.19": {
         **_COMMON,
+        **_TASKS,
         "luo_file": _replace(_COMMON["luo_file"], "retrieve_status", ("retrieved", "bool")),
     },
     # 6.19.y backport and 7.0: int retrieve_status, FLBs with a long count.
-    "7.0": {**_COMMON, **_FLB},
+    "7.0": {**_COMMON, **_TASKS, **_FLB},
     # 7.1: luo_preserved_files, refcount_t FLB counts.
     "7.1": {
         **_COMMON,
+        **_TASKS,
         **_FLB,
         **_XARRAY,
         "luo_flb_private_state": _replace(
@@ -201,8 +226,11 @@ GLOBALS: dict[str, dict[str, str]] = {
         "luo_session_global": "luo_session_global",
         "luo_global": "luo_global_t",
         "memfd_luo_handler": "liveupdate_file_handler",
+        "init_pid_ns": "pid_namespace",
     },
 }
+# Enum constants (drgn's for_each_task() reads PIDTYPE_PID).
+CONSTANTS = {"PIDTYPE_PID": 0}
 GLOBALS["6.19"] = GLOBALS["v6"]
 GLOBALS["7.0"] = {**GLOBALS["v6"], "luo_flb_global": "luo_flb_global"}
 GLOBALS["7.1"] = {**GLOBALS["7.0"], "luo_preserved_files": "xarray"}
@@ -319,6 +347,8 @@ class Kernel:
         return None
 
     def _find_object(self, prog: Program, name: str, flags: Any, filename: str | None):  # type: ignore[no-untyped-def]
+        if name in CONSTANTS:
+            return Object(prog, self.mk("int"), value=CONSTANTS[name])
         if name in self.globals:
             spec, addr = self.globals[name]
             return Object(prog, self.mk(spec), address=addr)
@@ -377,12 +407,28 @@ class FileSpec:
     token: int
     refcount: int | None  # None: no struct file (incoming, not retrieved)
     status: int = 0  # normalised retrieve status
+    fds: tuple[tuple[int, int], ...] = ()  # (pid, fd) slots holding the file
+
+    def __post_init__(self) -> None:
+        # Every reference is explained: one per fd slot, and LUO's own.
+        assert self.refcount is None or self.refcount == len(self.fds) + 1
 
 
-OUTGOING = {"alpha": [FileSpec(0x10, 3), FileSpec(0x11, 1)], "beta": [FileSpec(0x10, 2)]}
-INCOMING = {"gamma": [FileSpec(0x70, 2, 1), FileSpec(0x71, None, 0), FileSpec(0x72, None, -5)]}
+OUTGOING = {
+    "alpha": [FileSpec(0x10, 3, fds=((1, 3), (1, 4))), FileSpec(0x11, 1)],
+    "beta": [FileSpec(0x10, 2, fds=((2, 3),))],
+}
+INCOMING = {
+    "gamma": [
+        FileSpec(0x70, 2, 1, fds=((1, 5),)),
+        FileSpec(0x71, None, 0),
+        FileSpec(0x72, None, -5),
+    ]
+}
+TASKS = {1: "init", 2: "agent"}
 MEMFD = "memfd-v1"
 FLB_NAME = "test-flb-v1"
+FD_TABLE_SIZE = 8
 
 
 def files_head(k: Kernel, session: int) -> int:
@@ -396,10 +442,18 @@ def set_file_count(k: Kernel, session: int, count: int) -> None:
     k.set(session, "luo_session", path, count)
 
 
-def populate(layout: str) -> Kernel:
-    """Write :data:`OUTGOING` (frozen) and :data:`INCOMING` (retrieved
-    session, one file retrieved, one waiting, and a failed retrieve where the
-    layout can keep one) into a synthetic kernel."""
+def populate(layout: str, *, frozen: bool = True, pending: bool = False) -> Kernel:
+    """
+    Write :data:`OUTGOING` and :data:`INCOMING` (a retrieved session, one
+    file retrieved, one waiting, and a failed retrieve where the layout can
+    keep one) into a synthetic kernel, with :data:`TASKS` holding the files
+    in their fd tables as each :class:`FileSpec` says.
+
+    :param frozen: the outgoing sessions were serialized for a kexec (the
+        header entry count and the names written); else nothing was
+    :param pending: the incoming sessions were handed over but not yet
+        deserialized: only their serialized entries exist
+    """
     k = Kernel(layout)
     bool_retrieved = "retrieved" in dict(k.defs["luo_file"])
     k.set(k.glob("luo_global"), "luo_global_t", "enabled", 1)
@@ -414,68 +468,100 @@ def populate(layout: str) -> Kernel:
 
     g = k.glob("luo_session_global")
     preserved: list[int] = []
+    fd_slots: dict[tuple[int, int], int] = {}
     for direction, sessions in (("outgoing", OUTGOING), ("incoming", INCOMING)):
         head = k.addr_of(g, "luo_session_global", f"{direction}.list")
         k.list_init(head)
-        k.set(g, "luo_session_global", f"{direction}.count", len(sessions))
+        in_memory = not (direction == "incoming" and pending)
+        written = frozen if direction == "outgoing" else True
+        k.set(g, "luo_session_global", f"{direction}.count", len(sessions) if in_memory else 0)
         k.set(g, "luo_session_global", f"{direction}.active", 1)
         header_ser = k.alloc("luo_session_header_ser")
         ser = k.alloc("luo_session_ser", len(sessions))
         k.set(g, "luo_session_global", f"{direction}.header_ser", header_ser)
         k.set(g, "luo_session_global", f"{direction}.ser", ser)
-        k.set(header_ser, "luo_session_header_ser", "count", len(sessions))
+        k.set(header_ser, "luo_session_header_ser", "count", len(sessions) if written else 0)
         ser_size = k.size_align("luo_session_ser")[0]
         for i, (name, files) in enumerate(sessions.items()):
             s = k.alloc("luo_session")
-            k.set(s, "luo_session", "name", name.encode())
-            k.set(s, "luo_session", "retrieved", int(direction == "incoming"))
-            k.list_init(files_head(k, s))
-            set_file_count(k, s, len(files))
-            k.list_add_tail(head, k.addr_of(s, "luo_session", "list"))
+            if in_memory:
+                k.set(s, "luo_session", "name", name.encode())
+                k.set(s, "luo_session", "retrieved", int(direction == "incoming"))
+                k.list_init(files_head(k, s))
+                set_file_count(k, s, len(files))
+                k.list_add_tail(head, k.addr_of(s, "luo_session", "list"))
             entries = k.alloc("luo_file_ser", len(files))
             entry_size = k.size_align("luo_file_ser")[0]
             for j, spec in enumerate(files):
-                f = k.alloc("luo_file")
                 data = k.alloc("memfd_luo_ser")
                 k.set(data, "memfd_luo_ser", "size", 4096 * (j + 1))
-                k.set(f, "luo_file", "fh", handler)
-                k.set(f, "luo_file", "token", spec.token)
-                k.set(f, "luo_file", "serialized_data", k.phys(data))
-                if spec.refcount is not None:
-                    file, inode = k.alloc("file"), k.alloc("inode")
-                    k.set(inode, "inode", "i_ino", spec.token)
-                    k.set(file, "file", "f_inode", inode)
-                    k.set(file, "file", "f_ref.refcnt.counter", spec.refcount - 1)
-                    k.set(f, "luo_file", "file", file)
-                    preserved.append(file)
-                if bool_retrieved:
-                    k.set(f, "luo_file", "retrieved", int(spec.status > 0))
-                else:
-                    k.set(f, "luo_file", "retrieve_status", spec.status)
-                k.list_add_tail(files_head(k, s), k.addr_of(f, "luo_file", "list"))
+                if in_memory:
+                    f = k.alloc("luo_file")
+                    k.set(f, "luo_file", "fh", handler)
+                    k.set(f, "luo_file", "token", spec.token)
+                    k.set(f, "luo_file", "serialized_data", k.phys(data))
+                    if spec.refcount is not None:
+                        file, inode = k.alloc("file"), k.alloc("inode")
+                        k.set(inode, "inode", "i_ino", spec.token)
+                        k.set(file, "file", "f_inode", inode)
+                        k.set(file, "file", "f_ref.refcnt.counter", spec.refcount - 1)
+                        k.set(f, "luo_file", "file", file)
+                        preserved.append(file)
+                        fd_slots.update({slot: file for slot in spec.fds})
+                    if bool_retrieved:
+                        k.set(f, "luo_file", "retrieved", int(spec.status > 0))
+                    else:
+                        k.set(f, "luo_file", "retrieve_status", spec.status)
+                    k.list_add_tail(files_head(k, s), k.addr_of(f, "luo_file", "list"))
                 e = entries + j * entry_size
                 k.set(e, "luo_file_ser", "compatible", MEMFD.encode())
                 k.set(e, "luo_file_ser", "data", k.phys(data))
                 k.set(e, "luo_file_ser", "token", spec.token)
-            se = ser + i * ser_size
-            k.set(se, "luo_session_ser", "name", name.encode())
-            files_path = "file_set_ser." if layout != "v6" else ""
-            k.set(se, "luo_session_ser", files_path + "files", k.phys(entries))
-            k.set(se, "luo_session_ser", files_path + "count", len(files))
+            if written:
+                se = ser + i * ser_size
+                k.set(se, "luo_session_ser", "name", name.encode())
+                files_path = "file_set_ser." if layout != "v6" else ""
+                k.set(se, "luo_session_ser", files_path + "files", k.phys(entries))
+                k.set(se, "luo_session_ser", files_path + "count", len(files))
+    _tasks(k, fd_slots)
     if "luo_preserved_files" in k.globals:
-        _xarray(k, preserved)
+        _xarray(k, k.glob("luo_preserved_files"), dict(enumerate(preserved)))
     if "luo_flb_global" in k.globals:
         _flb(k, handler, sum(1 for fs in OUTGOING.values() for _ in fs), layout)
     return k
 
 
-def _xarray(k: Kernel, entries: list[int]) -> None:
+def _tasks(k: Kernel, fd_slots: dict[tuple[int, int], int]) -> None:
+    """:data:`TASKS`, found through init_pid_ns's IDR, with fd tables."""
+    pids = {}
+    for nr, comm in TASKS.items():
+        task, files, fdt = k.alloc("task_struct"), k.alloc("files_struct"), k.alloc("fdtable")
+        fds = k.alloc("*void", FD_TABLE_SIZE)
+        k.set(task, "task_struct", "tgid", nr)
+        k.set(task, "task_struct", "comm", comm.encode())
+        k.set(task, "task_struct", "files", files)
+        k.set(files, "files_struct", "fdt", fdt)
+        k.set(fdt, "fdtable", "max_fds", FD_TABLE_SIZE)
+        k.set(fdt, "fdtable", "fd", fds)
+        for (pid_nr, fd), file in fd_slots.items():
+            if pid_nr == nr:
+                k.mem[fds - BASE_VIRT + 8 * fd : fds - BASE_VIRT + 8 * fd + 8] = file.to_bytes(
+                    8, "little"
+                )
+        pid = pids[nr] = k.alloc("pid")
+        # pid->tasks[PIDTYPE_PID].first is the task's pid_links[PIDTYPE_PID].
+        k.set(pid, "pid", "tasks[0].first", k.addr_of(task, "task_struct", "pid_links[0]"))
+    _xarray(k, k.addr_of(k.glob("init_pid_ns"), "pid_namespace", "idr.idr_rt"), pids)
+
+
+def _xarray(k: Kernel, xa: int, entries: dict[int, int]) -> None:
+    """An xarray of one node (indices below 64) at ``xa``."""
     node = k.alloc("xa_node")
-    for i, e in enumerate(entries):
+    for i, e in entries.items():
         k.set(node, "xa_node", f"slots[{i}]", e)
     k.set(node, "xa_node", "count", len(entries))
     # An internal entry: the node pointer with bit 1 set.
-    k.set(k.glob("luo_preserved_files"), "xarray", "xa_head", node | 2)
+    k.set(xa, "xarray", "xa_head", node | 2)
 
 
 def _flb(k: Kernel, handler: int, users: int, layout: str) -> None:

@@ -6,7 +6,7 @@ state in :mod:`synthetic` (its ground truth)."""
 from __future__ import annotations
 
 import pytest
-from synthetic import FLB_NAME, INCOMING, LAYOUTS, MEMFD, OUTGOING, Kernel, populate
+from synthetic import FLB_NAME, INCOMING, LAYOUTS, MEMFD, OUTGOING, TASKS, Kernel, populate
 
 from luo_drgn import helpers as h
 from luo_drgn.checks import inspect
@@ -172,3 +172,80 @@ def test_unexpected_mix_is_named() -> None:
     # newer wins, and the name says what differs.
     assert got.generation == "7.0" and got.differences == ("no flb",)
     assert got.name == "7.0 (nearest; differs: no flb)"
+
+
+# -- states beyond the frozen/retrieved default ------------------------------------
+
+
+def test_not_frozen(layout: str) -> None:
+    """Before the kexec nothing was serialized: no entry count, no names."""
+    k = populate(layout, frozen=False)
+    assert h.luo_outgoing_frozen(k.prog) is False
+    snap = snapshot_of(k)
+    assert snap.luo.frozen is False and snap.serialized_outgoing == []
+    outgoing = [f for s in snap.sessions if s.direction == "outgoing" for f in s.files]
+    assert len(outgoing) == 3 and all(f.frozen is False for f in outgoing)
+    assert not any(f.code == "serialization-mismatch" for f in snap.findings)
+
+
+def test_pending_incoming(layout: str) -> None:
+    """Handed over, /dev/liveupdate not opened yet: only the serialized
+    entries exist, and they say what deserialization will create."""
+    k = populate(layout, pending=True)
+    assert h.luo_incoming_deserialized(k.prog) is False
+    pending = list(h.luo_for_each_pending_incoming_session(k.prog))
+    assert [h.luo_session_ser_name(p).decode() for p in pending] == list(INCOMING)
+    for p, files in zip(pending, INCOMING.values()):
+        assert [h.luo_file_ser_token(e) for e in h.luo_session_ser_for_each_file(p)] == [
+            x.token for x in files
+        ]
+    snap = snapshot_of(k)
+    assert [s.direction for s in snap.sessions] == ["outgoing"] * len(OUTGOING)
+    assert snap.luo.incoming_deserialized is False and snap.errors == []
+    assert [(p.name, [f.token for f in p.files]) for p in snap.pending_incoming] == [
+        (name, [x.token for x in files]) for name, files in INCOMING.items()
+    ]
+    assert {(f.code, f.severity, f.session) for f in snap.findings} == {
+        ("not-retrieved", "info", name) for name in INCOMING
+    }
+
+
+def accounted(k: Kernel) -> Snapshot:
+    return inspect(collect(k.prog, Target("vmcore", None, None, [])))
+
+
+def test_reference_accounting(layout: str) -> None:
+    """The one-pass holder scan on every layout: each struct file's holders
+    are its fd slots and LUO, and they explain its whole count."""
+    snap = accounted(populate(layout))
+    assert snap.holders_scanned and snap.errors == []
+    for s in snap.sessions:
+        truth = (OUTGOING if s.direction == "outgoing" else INCOMING)[s.name]
+        for f, x in zip(s.files, truth):
+            if x.refcount is None:
+                assert f.holders == [] and f.explained_refs is None
+                continue
+            fds = sorted((h_.pid, h_.fd, h_.comm) for h_ in f.holders if h_.kind == "fd")
+            assert fds == sorted((pid, fd, TASKS[pid]) for pid, fd in x.fds)
+            assert [h_.kind for h_ in f.holders].count("luo") == 1
+            assert f.refcount == f.explained_refs == x.refcount
+    assert not any("reference" in f.code for f in snap.findings)
+
+
+def test_reference_leak_and_underflow(layout: str) -> None:
+    k = populate(layout)
+    alpha = next(iter(h.luo_for_each_session(k.prog, "outgoing")))
+    first, second = list(h.luo_session_for_each_file(alpha))[:2]
+    # f_ref stores count - 1.  0x10 has 3 holders: 2 references are one too
+    # few.  0x11 has only LUO: 2 references are one too many.
+    k.set(first.file.value_(), "file", "f_ref.refcnt.counter", 1)
+    k.set(second.file.value_(), "file", "f_ref.refcnt.counter", 1)
+    errors = {
+        (f.code, f.severity, f.session, f.token)
+        for f in accounted(k).findings
+        if f.severity == "error"
+    }
+    assert errors == {
+        ("missing-file-reference", "error", "alpha", 0x10),
+        ("leaked-file-reference", "error", "alpha", 0x11),
+    }
