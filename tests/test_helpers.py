@@ -11,21 +11,12 @@ from typing import Any
 import drgn
 import pytest
 from conftest import only
-from drgn.helpers.linux.list import list_for_each_entry
 from test_vmcores import expected_sessions, has_sessions
+from test_vmcores import files as plain_files
+from test_vmcores import sessions as plain_sessions
 
 from luo_drgn import helpers as h
 from luo_drgn.walk import WalkError
-
-
-def plain_sessions(prog: drgn.Program, direction: str) -> list[drgn.Object]:
-    head = prog["luo_session_global"].member_(direction).list.address_of_()
-    return list(list_for_each_entry("struct luo_session", head, "list"))
-
-
-def plain_files(session: drgn.Object) -> list[drgn.Object]:
-    head = session.file_set.files_list.address_of_()
-    return list(list_for_each_entry("struct luo_file", head, "list"))
 
 
 def session_named(prog: drgn.Program, name: str, direction: str) -> drgn.Object:

@@ -73,13 +73,8 @@ def copy_tree(dest: Path) -> None:
     (dest / "vmcores" / "data").symlink_to(TOP / "vmcores" / "data")
 
 
-@pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)
-def test_mutation_is_caught(mutation: Mutation, tmp_path: Path) -> None:
-    copy_tree(tmp_path)
-    target = tmp_path / mutation.path
-    source = target.read_text()
-    assert source.count(mutation.old) == 1, f"{mutation.path} no longer has the code mutated"
-    target.write_text(source.replace(mutation.old, mutation.new))
+def run_pytest(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest in a copied tree, on the committed fixtures only."""
     env = {
         **os.environ,
         # The copy's luo_drgn comes first on sys.path (pytest's pythonpath
@@ -88,31 +83,32 @@ def test_mutation_is_caught(mutation: Mutation, tmp_path: Path) -> None:
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.pop("CI", None)  # no fresh fixtures: the committed ones suffice here
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *mutation.tests],
-        cwd=tmp_path,
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=tree,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)
+def test_mutation_is_caught(mutation: Mutation, tmp_path: Path) -> None:
+    copy_tree(tmp_path)
+    target = tmp_path / mutation.path
+    source = target.read_text()
+    assert source.count(mutation.old) == 1, f"{mutation.path} no longer has the code mutated"
+    target.write_text(source.replace(mutation.old, mutation.new))
+    proc = run_pytest(tmp_path, "-x", *mutation.tests)
     # Exit status 1: tests ran and failed (not 2-5: an error, no tests).
+    # The failure is the bug's, not the copy's: test_unmutated_copy_passes.
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " failed" in proc.stdout.splitlines()[-1]
-    # The failure is the bug's, not the copy's: test_unmutated_copy_passes.
 
 
 def test_unmutated_copy_passes(tmp_path: Path) -> None:
     copy_tree(tmp_path)
-    env = {**os.environ, "LUO_DRGN_CACHE": str(examples.cache_dir())}
-    env.pop("CI", None)
     args = [a for m in MUTATIONS for a in m.tests if a.startswith("tests/")]
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not fresh", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_pytest(tmp_path, "-k", "not fresh", *args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
