@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Callable
 
+from . import restore
 from .model import Finding, PreservedFile, Session, Snapshot
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -36,6 +37,8 @@ CODES = (
     "luo-disabled",
     "luo-absent",
     "corrupt-structure",
+    "restore-failed",
+    *restore.CODES,
 )
 
 Notes = list[str]
@@ -53,7 +56,51 @@ def errno_name(status: int) -> str:
     return errno.errorcode.get(-status, f"errno {-status}")
 
 
+# luo_core.c, liveupdate_early_init(): luo_restore_fail(), a panic.
+RESTORE_FAILED = "The incoming tree failed to initialize properly"
+# What the kernel's messages mean, from the code that prints them.
+_RESTORE_CAUSES = (
+    (
+        "Block contains invalid entry count: 0",
+        "kho_block_set_restore() met a session block with no entry; in 7.2.13 a refused "
+        "LIVEUPDATE_IOCTL_CREATE_SESSION (EEXIST) leaves one linked once the sessions fill "
+        "whole blocks (luo_session_insert() grows the set before its duplicate check)",
+    ),
+    (
+        "Block contains invalid entry count",
+        "kho_block_set_restore() met a session block with more entries than a block holds",
+    ),
+    ("Block set is corrupted", "the session block chain loops or is too long"),
+    ("LUO state is incompatible", "the previous kernel wrote another LUO ABI version"),
+    ("LUO state is too small", "the previous kernel's luo_ser is too small"),
+)
+
+
+def _restore_failure(snap: Snapshot) -> Finding | None:
+    log = snap.luo.kernel_log
+    panic = next((m for m in log if RESTORE_FAILED in m), None)
+    if panic is None:
+        return None
+    said = [m for m in log if m.startswith("luo: ") and "Retrieved live update" not in m]
+    cause = next((why for text, why in _RESTORE_CAUSES if any(text in m for m in said)), None)
+    return Finding(
+        "restore-failed",
+        ERROR,
+        "the LUO restore failed at boot in this kernel and it panicked: "
+        "liveupdate_early_init() -> luo_early_startup() rejected the handover of live update "
+        f"{snap.luo.liveupdate_num}"
+        + (f": {cause}" if cause else "")
+        + ". The kernel said: "
+        + "; ".join(f'"{m}"' for m in [*said, panic.split("not syncing: ")[-1]])
+        + ". The rejected data (luo_ser and the session blocks) was freed before the panic, "
+        "so memory cannot show it: inspect the previous kernel (luo-inspect preflight) for "
+        "the chain itself. Every preserved file of that handover is lost.",
+    )
+
+
 def check_luo_state(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
+    if (failed := _restore_failure(snap)) is not None:
+        yield failed
     if snap.luo.state == "absent":
         yield Finding("luo-absent", INFO, f"LUO is not in this kernel: {snap.luo.reason}")
     elif snap.luo.state == "disabled":
@@ -438,6 +485,7 @@ CHECKS: tuple[Check, ...] = (
     check_preserved_index,
     check_handlers,
     check_flbs,
+    restore.check_handover,
     check_walk_errors,
 )
 
@@ -448,6 +496,54 @@ def run_checks(snap: Snapshot) -> tuple[list[Finding], Notes]:
     findings = [f for check in CHECKS for f in check(snap, notes)]
     findings.sort(key=lambda f: SEVERITIES.index(f.severity))
     return findings, notes
+
+
+# What bears on the next kernel's reception of the handover: the restore
+# model's verdicts, and errors in the outgoing state it is made from.
+# (Incoming-side findings, such as a file never retrieved, do not.)
+PREFLIGHT_CODES = frozenset(
+    (
+        *restore.CODES,
+        "duplicate-token",
+        "duplicate-session-name",
+        "file-count-mismatch",
+        "session-count-mismatch",
+        "leaked-file-reference",
+        "missing-file-reference",
+        "serialization-mismatch",
+        "preserved-index-mismatch",
+        "unknown-handler",
+        "flb-count-mismatch",
+        "corrupt-structure",
+        "luo-disabled",
+        "luo-absent",
+        "restore-failed",
+    )
+)
+
+
+def preflight_findings(snap: Snapshot) -> list[Finding]:
+    """
+    The findings that decide whether the next kernel will accept the
+    handover: handover verdicts and errors of the outgoing side; a finding
+    about a session that exists only as an incoming one is left out.
+    """
+    incoming_only = {s.name for s in snap.sessions if s.direction == "incoming"} - {
+        s.name for s in snap.sessions if s.direction == "outgoing"
+    }
+    return [
+        f
+        for f in snap.findings
+        if f.code in PREFLIGHT_CODES
+        and not (f.session in incoming_only and f.code not in restore.CODES)
+        # A disabled or absent LUO hands nothing over: that is the verdict.
+        and (f.severity == ERROR or f.code in ("luo-disabled", "luo-absent"))
+    ]
+
+
+def handover_accepted(snap: Snapshot) -> bool:
+    """Whether the next kernel will accept the handover (preflight's exit 0)."""
+    return snap.luo.state == "enabled" and not preflight_findings(snap)
 
 
 def has_errors(snap: Snapshot) -> bool:

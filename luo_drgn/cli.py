@@ -20,10 +20,10 @@ import click
 from drgn import Program
 
 from . import examples
-from .checks import has_errors, inspect
+from .checks import handover_accepted, has_errors, inspect
 from .collector import collect
 from .model import Snapshot, Target
-from .render import COMMANDS, FORMATS, render
+from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, render
 from .target import TargetError, open_target
 
 SEVERITY_COLORS = {"error": "red", "warning": "yellow", "info": "blue"}
@@ -42,6 +42,8 @@ class State:
     output: str | None = None
     redact: bool = False
     verbose: bool = False
+    # preflight: what is known of the kernel the handover goes to
+    next_cmdline: str | None = None
     snapshot: Snapshot | None = None
 
     def open(self) -> tuple[Program, Target]:
@@ -62,7 +64,9 @@ class State:
     def inspect(self) -> Snapshot:
         if self.snapshot is None:
             prog, target = self.open()
-            self.snapshot = inspect(collect(prog, target, progress=_progress()))
+            snap = collect(prog, target, progress=_progress())
+            snap.next_cmdline = self.next_cmdline
+            self.snapshot = inspect(snap)
             _progress_done()
         return self.snapshot
 
@@ -203,6 +207,28 @@ def _report_command(name: str, help: str) -> None:
 
 for _name, _help in COMMANDS.items():
     _report_command(_name, _help)
+
+
+@cli.command(name="preflight", help=PREFLIGHT_HELP)
+@output_options
+@click.option(
+    "--next-cmdline",
+    metavar="CMDLINE",
+    help="the command line the next kernel boots with (kexec --command-line): checked "
+    "for liveupdate=on, without which it ignores the handover",
+)
+@click.pass_obj
+def _preflight(
+    state: State,
+    fmt: str | None,
+    output: str | None,
+    redact: bool | None,
+    next_cmdline: str | None,
+) -> int:
+    _merge(state, fmt, output, redact)
+    state.next_cmdline = next_cmdline
+    snap = _emit(state, "preflight")
+    return 0 if handover_accepted(snap) else 1
 
 
 @cli.command(name="shell")

@@ -20,6 +20,10 @@ from .layout import luo_layout
 from .model import (
     Flb,
     Handler,
+    Handover,
+    HandoverBlock,
+    HandoverChain,
+    HandoverSession,
     Holder,
     LuoState,
     PreservedFile,
@@ -42,6 +46,7 @@ class _Collector:
         self.prog = prog
         self.accounting = accounting
         self.handler_objects: list[Object] = []  # struct liveupdate_file_handler *
+        self.session_objects: dict[int, Object] = {}  # address -> struct luo_session *
         self.snap = Snapshot(target=target)
         self.progress = progress or (lambda msg: None)
 
@@ -101,7 +106,11 @@ class _Collector:
         snap.luo = LuoState("enabled", "luo_global could not be read")
         with self.guard("luo_global"):
             if not h.luo_enabled(prog):
-                snap.luo = LuoState("disabled", self.disabled_reason())
+                snap.luo = LuoState(
+                    "disabled", self.disabled_reason(), liveupdate_num=h.luo_liveupdate_num(prog)
+                )
+                with self.guard("kernel log"):
+                    snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(prog)]
                 return snap
             snap.luo = LuoState("enabled", liveupdate_num=h.luo_liveupdate_num(prog))
         self.progress("handlers")
@@ -121,6 +130,12 @@ class _Collector:
                 snap.serialized_outgoing = self.collect_serialized(
                     h.luo_for_each_serialized_session(prog, "outgoing")
                 )
+        if layout.block_sets:
+            with self.guard("outgoing handover"):
+                snap.handover_out = self.collect_handover_out()
+            if snap.luo.incoming_deserialized is False:
+                with self.guard("pending incoming handover"):
+                    snap.handover_in = self.collect_handover_in()
         with self.guard("pending incoming sessions"):
             snap.pending_incoming = self.collect_serialized(
                 h.luo_for_each_pending_incoming_session(prog)
@@ -183,6 +198,7 @@ class _Collector:
         )
         registered = {x.address: x.compatible for x in snap.handlers}
         for s in sessions:
+            self.session_objects[s.value_()] = s
             with self.guard(f"{direction} session at {s.value_():#x}"):
                 snap.sessions.append(self.collect_session(s, direction, registered))
 
@@ -259,6 +275,112 @@ class _Collector:
                 )
             )
         return out
+
+    # -- the handover, as the next kernel will read it (7.2) -----------------
+
+    def collect_handover_out(self) -> Handover | None:
+        prog, snap = self.prog, self.snap
+        luo_ser = h.luo_ser_out(prog)
+        if not luo_ser:
+            return None
+        outgoing = [s for s in snap.sessions if s.direction == "outgoing"]
+        listed = [s.name for s in outgoing]
+        compatible = _text(h.luo_ser_compatible(luo_ser))
+        if snap.luo.frozen:
+            sessions_pa = h.luo_ser_sessions_pa(luo_ser)
+            chain, sessions = self.read_handover(sessions_pa, uncounted=True)
+            return Handover("outgoing", "frozen", compatible, sessions_pa, chain, sessions, listed)
+        return self.predict_freeze(compatible, outgoing, listed)
+
+    def collect_handover_in(self) -> Handover:
+        bs = h.luo_session_block_set(self.prog, "incoming")
+        head_pa = h.luo_block_set_head_pa(bs)
+        chain, sessions = self.read_handover(head_pa, uncounted=False)
+        return Handover("incoming", "pending", None, head_pa, chain, sessions)
+
+    def read_chain(
+        self, head_pa: int, entry_type: str, uncounted: bool = False
+    ) -> tuple[HandoverChain, list[Object]]:
+        """A serialized chain and the entries its counts admit, read as
+        kho_block_set_restore() and kho_block_set_it_read_entry() will."""
+        prog = self.prog
+        cpb = h.luo_count_per_block(prog, entry_type)
+        chain = HandoverChain(head_pa, cpb)
+        entries: list[Object] = []
+        try:
+            for pa, header in h.luo_block_chain_for_each_header(prog, head_pa):
+                block = HandoverBlock(pa, int(header.count.value_()), int(header.next.value_()))
+                chain.blocks.append(block)
+                if 0 < block.count <= cpb:
+                    entries += h.luo_block_entries(prog, entry_type, pa, block.count)
+                if uncounted and block.count < cpb:
+                    rest = h.luo_block_entries(prog, entry_type, pa, cpb)[max(block.count, 0) :]
+                    block.uncounted = [_text(n) for n in map(h.luo_session_ser_name, rest) if n]
+        except WalkError as e:
+            chain.fault, chain.fault_address = e.reason, e.address
+        return chain, entries
+
+    def read_handover(
+        self, sessions_pa: int, uncounted: bool
+    ) -> tuple[HandoverChain | None, list[HandoverSession]]:
+        if not sessions_pa:
+            return None, []
+        chain, entries = self.read_chain(sessions_pa, "struct luo_session_ser", uncounted)
+        sessions = []
+        for ser in entries:
+            files_pa, count = h.luo_session_ser_file_set(ser)
+            session = HandoverSession(_text(h.luo_session_ser_name(ser)), files_pa, count)
+            if files_pa:
+                session.chain, files = self.read_chain(files_pa, "struct luo_file_ser")
+                session.files = [
+                    SerializedFile(
+                        h.luo_file_ser_token(e),
+                        _text(h.luo_file_ser_compatible(e)),
+                        h.luo_file_ser_data(e),
+                    )
+                    for e in files
+                ]
+            sessions.append(session)
+        return chain, sessions
+
+    def predict_freeze(
+        self, compatible: str, outgoing: list[Session], listed: list[str]
+    ) -> Handover:
+        """What luo_session_serialize() will write: each session and each
+        of its files in the next free slot of its block set's blocks, in
+        list order; sessions_pa stays 0 when there is no session."""
+        prog = self.prog
+        bs = h.luo_session_block_set(prog, "outgoing")
+        chain = self.predict_chain(bs, len(outgoing))
+        sessions = []
+        for s in outgoing:
+            obj = self.session_objects[s.address]
+            if not s.file_count or not s.files_complete:
+                # luo_file_freeze() leaves an empty file set unwritten.  A
+                # list that could not be walked is a walk error already:
+                # nothing is predicted from it.
+                sessions.append(HandoverSession(s.name, 0, 0))
+                continue
+            fbs = h.luo_session_file_block_set(obj)
+            # luo_file_freeze() writes one entry per file on the list, then
+            # file_set->count as the count the next kernel checks them by.
+            fchain = self.predict_chain(fbs, len(s.files))
+            files = [SerializedFile(f.token, f.handler, f.serialized_data) for f in s.files]
+            sessions.append(HandoverSession(s.name, fchain.head_pa, s.file_count, files, fchain))
+        head = chain.head_pa if outgoing else 0
+        return Handover(
+            "outgoing", "predicted", compatible, head, chain if outgoing else None, sessions, listed
+        )
+
+    def predict_chain(self, block_set: Object, count: int) -> HandoverChain:
+        cpb = h.luo_block_set_count_per_block(block_set)
+        pas = [h.luo_block_ser_pa(b) for b in h.luo_block_set_for_each_block(block_set)]
+        chain = HandoverChain(pas[0] if pas else 0, cpb)
+        for i, pa in enumerate(pas):
+            # kho_block_set_it_reserve_entry() fills block after block.
+            filled = min(cpb, max(0, count - i * cpb))
+            chain.blocks.append(HandoverBlock(pa, filled, pas[i + 1] if i + 1 < len(pas) else 0))
+        return chain
 
     def collect_flbs(self) -> None:
         flbs, _ = self.drain(h.luo_for_each_flb(self.prog), "luo_flb_global.list")

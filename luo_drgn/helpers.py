@@ -42,6 +42,8 @@ from drgn.helpers.common.prog import takes_program_or_default
 from drgn.helpers.linux.fs import d_path
 from drgn.helpers.linux.list import list_empty
 from drgn.helpers.linux.locking import RwsemLocked, rwsem_locked
+from drgn.helpers.linux.mm import virt_to_phys
+from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.xarray import xa_for_each
 
 from .layout import luo_layout
@@ -49,7 +51,15 @@ from .walk import WalkError, validate_list_for_each_entry_bounded
 
 __all__ = (
     "LUO_DIRECTIONS",
+    "LUO_KHO_MAX_BLOCKS",
+    "luo_block_chain_for_each_header",
+    "luo_block_entries",
+    "luo_block_ser_pa",
+    "luo_block_set_count_per_block",
+    "luo_block_set_for_each_block",
+    "luo_block_set_head_pa",
     "luo_cmdline_param",
+    "luo_count_per_block",
     "luo_enabled",
     "luo_file_handler",
     "luo_file_handler_compatible",
@@ -74,11 +84,17 @@ __all__ = (
     "luo_incoming_present",
     "luo_kho_enabled",
     "luo_liveupdate_num",
+    "luo_log_messages",
     "luo_outgoing_frozen",
     "luo_preserved_file_ino",
     "luo_preserved_file_path",
     "luo_preserved_file_refcount",
     "luo_read_ser",
+    "luo_ser_compatible",
+    "luo_ser_out",
+    "luo_ser_sessions_pa",
+    "luo_session_block_set",
+    "luo_session_file_block_set",
     "luo_session_file_count",
     "luo_session_finished",
     "luo_session_for_each_file",
@@ -96,7 +112,8 @@ LUO_DIRECTIONS = ("outgoing", "incoming")
 # Serialized arrays and block chains: far above any real count, low enough
 # that garbage cannot keep a reader busy.
 _MAX_SERIALIZED_ENTRIES = 1 << 20
-_MAX_BLOCKS = 1 << 16
+# kho_block.c's KHO_MAX_BLOCKS: the next kernel rejects a longer chain.
+LUO_KHO_MAX_BLOCKS = 10000
 _MAX_BLOCK_SIZE = 1 << 24
 
 
@@ -153,6 +170,23 @@ def luo_cmdline_param(prog: Program, name: str = "liveupdate") -> bytes | None:
         if word.startswith(key):
             value = word[len(key) :]
     return value
+
+
+@takes_program_or_default
+def luo_log_messages(prog: Program) -> list[bytes]:
+    """
+    Get LUO's messages from the kernel log buffer (``luo: ...``, and the
+    panic message of a failed restore), oldest first.
+
+    A restore that fails at boot frees the data it rejected before
+    ``liveupdate_early_init()`` panics: these messages are then the only
+    account of what went wrong.
+    """
+    return [
+        r.text
+        for r in get_printk_records(prog)
+        if r.text.startswith((b"luo: ", b"KHO: ")) or b"The incoming tree failed" in r.text
+    ]
 
 
 def _session_header(prog: Program, direction: str) -> Object:
@@ -458,27 +492,181 @@ def _read_ser_array(prog: Program, t: Type, pa: int, count: int, what: str) -> l
     return [Object.from_bytes_(prog, t, raw, bit_offset=i * t.size * 8) for i in range(count)]
 
 
-def _block_chain(prog: Program, head_pa: int, entry_type: str, what: str) -> Iterator[Object]:
-    """Entries of a 7.2 KHO block chain starting at physical ``head_pa``."""
-    t = prog.type(entry_type)
+@takes_program_or_default
+def luo_ser_out(prog: Program) -> Object:
+    """
+    Get the LUO ABI header this kernel hands over (7.2): allocated and
+    preserved by ``luo_state_setup()`` at boot, filled by the freeze.
+
+    :return: ``struct luo_ser *`` (NULL while LUO is disabled)
+    """
+    return prog["luo_global"].luo_ser_out.read_()
+
+
+def luo_ser_compatible(luo_ser: Object) -> bytes:
+    """
+    Get the ABI compatible string of a LUO ABI header (e.g., ``luo-v5``),
+    which the next kernel's ``luo_early_startup()`` compares with its own.
+
+    :param luo_ser: ``struct luo_ser *``
+    """
+    return _bytes(luo_ser.compatible)
+
+
+def luo_ser_sessions_pa(luo_ser: Object) -> int:
+    """
+    Get the physical address of the first serialized session block: zeroed
+    at the start of the freeze, set at its end when there is a session.
+
+    :param luo_ser: ``struct luo_ser *``
+    """
+    return int(luo_ser.sessions_pa.value_())
+
+
+@takes_program_or_default
+def luo_count_per_block(prog: Program, type: str | Type) -> int:
+    """
+    Get how many entries of a type fit in one KHO block, as
+    ``KHO_BLOCK_SET_INIT()`` computes it: a page less the block header.
+
+    :param type: the entry type, e.g. ``"struct luo_file_ser"``
+    """
+    t = prog.type(type) if isinstance(type, str) else type
+    header_size: int = prog.type("struct kho_block_header_ser").size
+    entry_size: int = t.size
+    return (int(prog["PAGE_SIZE"].value_()) - header_size) // entry_size
+
+
+def luo_block_set_head_pa(block_set: Object) -> int:
+    """
+    Get the physical address of a block set's first block header (0 when it
+    has none, e.g. once destroyed).
+
+    :param block_set: ``struct kho_block_set *``
+    """
+    return int(block_set.head_pa.value_())
+
+
+def luo_block_set_count_per_block(block_set: Object) -> int:
+    """
+    Get how many entries one block of a block set holds.
+
+    :param block_set: ``struct kho_block_set *``
+    """
+    return int(block_set.count_per_block.value_())
+
+
+@takes_program_or_default
+def luo_session_block_set(prog: Program, direction: str = "outgoing") -> Object:
+    """
+    Get the KHO block set holding a direction's serialized sessions (7.2).
+
+    Outgoing, it is grown by ``luo_session_insert()`` before each session is
+    added and filled by the freeze; incoming, it is what
+    ``luo_session_setup_incoming()`` restored at boot, until deserialization
+    destroys it.
+
+    :param direction: ``"outgoing"`` or ``"incoming"``
+    :return: ``struct kho_block_set *``
+    """
+    return _session_header(prog, direction).block_set.address_of_()
+
+
+def luo_session_file_block_set(session: Object) -> Object:
+    """
+    Get the KHO block set holding a session's serialized files (7.2).
+
+    :param session: ``struct luo_session *``
+    :return: ``struct kho_block_set *``
+    """
+    return session.file_set.block_set.address_of_()
+
+
+def luo_block_set_for_each_block(block_set: Object) -> Iterator[Object]:
+    """
+    Iterate over the blocks of a KHO block set, in chain order.
+
+    :param block_set: ``struct kho_block_set *``
+    :return: Iterator of ``struct kho_block *`` objects.
+    """
+    return validate_list_for_each_entry_bounded(
+        "struct kho_block",
+        block_set.blocks.address_of_(),
+        "list",
+        "kho_block_set blocks",
+        limit=LUO_KHO_MAX_BLOCKS + 1,
+    )
+
+
+def luo_block_ser_pa(block: Object) -> int:
+    """
+    Get the physical address of a block's serialized header (what the
+    previous block's ``next`` and a chain's head point to).
+
+    :param block: ``struct kho_block *``
+    """
+    return int(virt_to_phys(block.ser).value_())
+
+
+@takes_program_or_default
+def luo_block_chain_for_each_header(prog: Program, head_pa: int) -> Iterator[tuple[int, Object]]:
+    """
+    Iterate over a serialized KHO block chain as the next kernel reads it:
+    from ``head_pa`` along each header's physical ``next``.
+
+    Like ``kho_block_set_is_cyclic()``, the walk refuses a chain that comes
+    back on itself or is longer than :data:`LUO_KHO_MAX_BLOCKS`; it yields
+    every block before the one that shows it.
+
+    :param head_pa: physical address of the first block header
+    :raises WalkError: on a cycle, a chain too long, or an unreadable header
+    :return: Iterator of (physical address, ``struct kho_block_header_ser``
+        value) tuples.
+    """
     header_t = prog.type("struct kho_block_header_ser")
+    what = f"KHO block chain at {head_pa:#x}"
     seen: set[int] = set()
     pa = head_pa
     while pa:
         if pa in seen:
             raise WalkError(what, pa, "cycle in the block chain")
-        if len(seen) >= _MAX_BLOCKS:
-            raise WalkError(what, pa, f"more than {_MAX_BLOCKS} blocks")
+        if len(seen) >= LUO_KHO_MAX_BLOCKS:
+            raise WalkError(what, pa, f"more than {LUO_KHO_MAX_BLOCKS} blocks")
         seen.add(pa)
         try:
             header = luo_read_ser(prog, header_t, pa)
         except FaultError as e:
             raise WalkError(what, e.address, "cannot read a block header") from e
-        count, nxt = header.count.value_(), header.next.value_()
-        if count * t.size + header_t.size > _MAX_BLOCK_SIZE:
-            raise WalkError(what, pa, f"impossible entry count {count}")
-        yield from _read_ser_array(prog, t, pa + header_t.size, count, what)
-        pa = nxt
+        yield pa, header
+        pa = int(header.next.value_())
+
+
+@takes_program_or_default
+def luo_block_entries(prog: Program, type: str | Type, pa: int, count: int) -> list[Object]:
+    """
+    Read the first ``count`` entries of the serialized block whose header is
+    at physical ``pa`` (entries follow the header).
+
+    :param type: the entry type, e.g. ``"struct luo_session_ser"``
+    :raises WalkError: if they cannot be read, or do not fit in a block
+    :return: list of ``type`` value objects
+    """
+    t = prog.type(type) if isinstance(type, str) else type
+    header_size = prog.type("struct kho_block_header_ser").size
+    what = f"KHO block at {pa:#x}"
+    if count < 0 or count * t.size + header_size > _MAX_BLOCK_SIZE:
+        raise WalkError(what, pa, f"impossible entry count {count}")
+    return _read_ser_array(prog, t, pa + header_size, count, what)
+
+
+def _block_chain(prog: Program, head_pa: int, entry_type: str, what: str) -> Iterator[Object]:
+    """Entries of a 7.2 KHO block chain starting at physical ``head_pa``,
+    each block's header count of them."""
+    for pa, header in luo_block_chain_for_each_header(prog, head_pa):
+        try:
+            yield from luo_block_entries(prog, entry_type, pa, int(header.count.value_()))
+        except WalkError as e:
+            raise WalkError(what, e.address, e.reason) from e
 
 
 def _serialized_sessions_pre72(prog: Program, header: Object, what: str) -> Iterator[Object]:

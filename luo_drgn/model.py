@@ -68,7 +68,7 @@ class Session:
 @dataclass
 class SerializedFile:
     token: int
-    handler: str
+    handler: str | None  # None: a handler this kernel does not know (predicted)
     data: int
 
 
@@ -77,6 +77,64 @@ class SerializedSession:
     name: str
     file_count: int  # what the entry claims
     files: list[SerializedFile] = field(default_factory=list)
+
+
+@dataclass
+class HandoverBlock:
+    """One block of a serialized KHO block chain."""
+
+    pa: int  # physical address of its header
+    count: int  # the header's entry count: what the next kernel reads
+    next: int  # physical address of the next header, 0 at the end
+    # Sessions chain, frozen: names written in slots past ``count``, which
+    # the next kernel never reads.
+    uncounted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HandoverChain:
+    """A serialized KHO block chain as ``kho_block_set_restore()`` in the
+    next kernel will meet it."""
+
+    head_pa: int
+    count_per_block: int  # this kernel's; the next kernel's is the same ABI
+    blocks: list[HandoverBlock] = field(default_factory=list)
+    # Why the walk along ``next`` stopped early: a cycle, too many blocks,
+    # an unreadable header.
+    fault: str | None = None
+    fault_address: int | None = None
+
+
+@dataclass
+class HandoverSession:
+    """A session entry as the restore reads it."""
+
+    name: str
+    files_pa: int  # file_set_ser.files
+    file_count: int  # file_set_ser.count
+    files: list[SerializedFile] = field(default_factory=list)
+    chain: HandoverChain | None = None  # None when files_pa is 0
+
+
+@dataclass
+class Handover:
+    """What one kernel hands the next, as the next one will read it.
+
+    ``source`` says where it comes from: ``"frozen"`` (the data the freeze
+    wrote, read from memory), ``"predicted"`` (outgoing, not frozen yet:
+    what the freeze will write, from the live block sets and lists) or
+    ``"pending"`` (incoming, handed over to this kernel and not yet
+    deserialized).
+    """
+
+    direction: str  # "outgoing" | "incoming"
+    source: str  # "frozen" | "predicted" | "pending"
+    compatible: str | None  # luo_ser's ABI string (outgoing)
+    sessions_pa: int
+    chain: HandoverChain | None
+    sessions: list[HandoverSession] = field(default_factory=list)
+    # Outgoing: the names on the session list, in order: what should arrive.
+    listed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -104,6 +162,9 @@ class LuoState:
     incoming_deserialized: bool | None = None
     outgoing: Direction = field(default_factory=Direction)
     incoming: Direction = field(default_factory=Direction)
+    # When LUO is not enabled: its messages in the kernel log, which tell a
+    # failed restore (the data it rejected is freed by then).
+    kernel_log: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +207,17 @@ class Snapshot:
     pending_incoming: list[SerializedSession] = field(default_factory=list)
     # What the outgoing side serialized for the next kernel (frozen state).
     serialized_outgoing: list[SerializedSession] = field(default_factory=list)
+    # The handover as the next kernel (outgoing) or this one's first open of
+    # /dev/liveupdate (incoming, pending) will read it (7.2).
+    handover_out: Handover | None = None
+    handover_in: Handover | None = None
+    # What is known of the kernel the handover goes to (preflight's options):
+    # its command line, its LUO ABI string and its file handlers' compatible
+    # strings.  None: not given (the same kernel is assumed where it must).
+    next_cmdline: str | None = None
+    next_kernel: str | None = None  # the file it was read from
+    next_kernel_abi: str | None = None
+    next_kernel_handlers: list[str] | None = None
     # luo_preserved_files (7.1+): index -> struct file *; None where absent.
     preserved_index: dict[int, int] | None = None
     flbs: list[Flb] = field(default_factory=list)

@@ -22,7 +22,7 @@ from drgn.commands.linux import linux_kernel_command as _linux_kernel_command
 from .checks import inspect
 from .collector import collect
 from .model import Snapshot
-from .render import COMMANDS, FORMATS, render
+from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, render
 from .target import target_of
 
 # The helper calls behind each command, for --drgn (drgn's convention: show
@@ -81,17 +81,23 @@ linux_kernel_command: Callable[..., CommandFuncDecorator] = _linux_kernel_comman
     "snapshot it inspected (in _).\n\ncommands:\n"
     # "|" starts a line block: drgn's help formatter keeps it as it is.
     + "".join(f"|  {cmd:<9} {text}\n" for cmd, text in COMMANDS.items())
+    + f"|  preflight {PREFLIGHT_HELP.split('?')[0]}?\n"
     + "|  help      This text.",
     arguments=(
         argument(
             "command",
             nargs="?",
             default="summary",
-            choices=(*COMMANDS, "help"),
+            choices=(*COMMANDS, "preflight", "help"),
             help="what to show (default: summary)",
         ),
         argument("--format", choices=FORMATS, default="text", help="output format (default: text)"),
         argument("--session", metavar="NAME", help="with files or sessions: only this session"),
+        argument(
+            "--next-cmdline",
+            metavar="CMDLINE",
+            help="with preflight: the next kernel's command line, checked for liveupdate=on",
+        ),
         argument(
             "--redact",
             action="store_true",
@@ -116,7 +122,11 @@ def _cmd_luo(
     if args.drgn:
         print(_DRGN_CODE.get(args.command, _DRGN_SNAPSHOT), end="")
         return None
-    snap = inspect(collect(prog, target_of(prog)))
+    if args.next_cmdline is not None and args.command != "preflight":
+        raise CommandArgumentError(f"{name}: --next-cmdline goes with preflight")
+    snap = collect(prog, target_of(prog))
+    snap.next_cmdline = args.next_cmdline
+    inspect(snap)
     print(render(snap, args.command, args.format, redact=args.redact, session=args.session), end="")
     return snap
 

@@ -16,7 +16,7 @@ import drgn
 from tabulate import tabulate
 
 from . import __version__
-from .checks import errno_name
+from .checks import errno_name, handover_accepted, preflight_findings
 from .model import Holder, PreservedFile, Snapshot
 
 SCHEMA = "luo-inspect/1"
@@ -41,6 +41,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "files": ("sessions",),
     "check": ("findings", "errors"),
     "report": TOP_LEVEL[3:],
+    "preflight": ("luo", "preflight", "findings", "errors"),
 }
 ADDRESS_KEYS = {"address", "ops", "file", "serialized_data", "data", "vma"}
 TEXT_KEYS = ("message", "where", "notes")  # free text that may quote addresses
@@ -78,6 +79,19 @@ def _file(f: PreservedFile) -> dict[str, Any]:
 
 def tool_info() -> dict[str, str]:
     return {"name": "luo-inspect", "version": __version__, "drgn": drgn.__version__}
+
+
+def _preflight(snap: Snapshot) -> dict[str, Any]:
+    ho = snap.handover_out
+    handed = ho is not None and ho.chain is not None
+    return {
+        "accepted": handover_accepted(snap),
+        "handover": ho.source if handed and ho is not None else "none",
+        "sessions": len(ho.listed) if ho is not None else 0,
+        "files": sum(len(s.files) for s in ho.sessions) if ho is not None else 0,
+        "next_cmdline": snap.next_cmdline,
+        "next_kernel": snap.next_kernel,
+    }
 
 
 def document(snap: Snapshot) -> dict[str, Any]:
@@ -473,6 +487,39 @@ def _errors(w: _Writer, doc: dict[str, Any]) -> None:
             w.line(f"- {n}")
 
 
+def _preflight_text(w: _Writer, doc: dict[str, Any]) -> None:
+    p = doc["preflight"]
+    w.heading("Preflight")
+    if p["accepted"]:
+        verdict = "the next kernel will accept the handover"
+    else:
+        verdict = w.style("the next kernel will NOT accept the handover", "error") + (
+            " (the findings below say why)"
+        )
+    source = {
+        "frozen": "as the freeze wrote it",
+        "predicted": "as the freeze will write it (not frozen yet)",
+        "none": "nothing to hand over",
+    }[p["handover"]]
+    cmdline = p["next_cmdline"]
+    w.fields(
+        [
+            ["verdict", verdict],
+            ["handover", f"{p['sessions']} sessions, {p['files']} files, {source}"],
+            [
+                "next kernel",
+                p["next_kernel"] or "not given: this kernel's LUO ABI and file handlers assumed",
+            ],
+            [
+                "next command line",
+                cmdline
+                if cmdline is not None
+                else "not given: the next kernel opens the handover only with liveupdate=on",
+            ],
+        ]
+    )
+
+
 def _summary(w: _Writer, doc: dict[str, Any]) -> None:
     _luo(w, doc)
     counts: dict[str, int] = {}
@@ -492,6 +539,7 @@ SECTIONS: dict[str, list[Callable[[_Writer, dict[str, Any]], None]]] = {
     "files": [_files],
     "check": [_findings],
     "report": [_luo, _handlers, _sessions, _files, _pending, _flbs, _findings],
+    "preflight": [_preflight_text, _findings],
 }
 
 
@@ -505,7 +553,7 @@ def render_text(
     _header(w, doc)
     for section in SECTIONS[command]:
         section(w, doc)
-    if command in ("check", "report"):
+    if command in ("check", "report", "preflight"):
         _errors(w, doc)
     return w.text()
 
@@ -520,6 +568,11 @@ COMMANDS: dict[str, str] = {
     "report": "Everything, for a bug report.",
 }
 FORMATS = ("text", "json", "markdown")
+PREFLIGHT_HELP = (
+    "Will the next kernel accept the handover? Replays its restore path on what "
+    "is (or will be) handed over: exit 0 yes, 1 no (the findings say why), "
+    "2 cannot inspect. Meant to gate kexec -e."
+)
 
 
 def render(
@@ -539,6 +592,10 @@ def render(
     :param style: colours a severity in text output (a terminal)
     """
     doc = document(snap)
+    if command == "preflight":
+        doc["preflight"] = _preflight(snap)
+        deciding = {id(f) for f in preflight_findings(snap)}
+        doc["findings"] = [d for f, d in zip(snap.findings, doc["findings"]) if id(f) in deciding]
     if redact:
         doc = Redactor().redact(doc)
     part = select(doc, command, session)

@@ -1,0 +1,321 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The next kernel's restore path, replayed on a snapshot: pure functions.
+
+Linux 7.2's ``kernel/liveupdate/`` is the specification.  A handover (the
+data one kernel serializes for the next, :class:`~luo_drgn.model.Handover`)
+meets two stages in the kernel that receives it:
+
+1. At boot, ``luo_early_startup()`` checks ``luo_ser``'s ABI string and
+   ``luo_session_setup_incoming()`` restores the session block chain with
+   ``kho_block_set_restore()``.  Any failure there makes
+   ``liveupdate_early_init()`` panic: the host does not boot.
+2. At the first open of ``/dev/liveupdate``, ``luo_session_deserialize()``
+   turns each session entry into a session (``luo_session_insert()``) and
+   restores its files (``luo_file_deserialize()``).  The first failure stops
+   it; the error is kept, and every open returns EIO for the rest of the
+   boot.  Sessions deserialized before the failure stay; the rest are lost.
+
+Some losses make no noise at all; those are reported too.  Each function
+below names the kernel function it mirrors.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .model import Finding, Handover, HandoverChain, HandoverSession, Snapshot
+
+__all__ = (
+    "CODES",
+    "Arrival",
+    "check_handover",
+    "deserialize",
+    "restore_chain",
+)
+
+ERROR = "error"
+
+CODES = (
+    "next-kernel-panic",
+    "next-kernel-eio",
+    "next-kernel-drops",
+    "next-kernel-no-luo",
+    "kexec-will-fail",
+    "deserialize-will-fail",
+    "deserialize-drops",
+)
+
+# kernel/liveupdate/kho_block.c
+KHO_MAX_BLOCKS = 10000
+# As 7.2.13 prints it (%pe is numeric without CONFIG_SYMBOLIC_ERRNAME).
+PANIC = "The incoming tree failed to initialize properly [-22], disabling live update"
+
+
+def _errname(err: int) -> str:
+    return errno.errorcode.get(err, str(err))
+
+
+def restore_chain(chain: HandoverChain, what: str) -> str | None:
+    """
+    Why ``kho_block_set_restore()`` will reject a chain, or None.
+
+    It first runs ``kho_block_set_is_cyclic()`` (Floyd's algorithm, at most
+    ``KHO_MAX_BLOCKS`` blocks: "Block set is corrupted"), then adds each
+    block, refusing one whose count is 0 or above ``count_per_block``
+    ("Block contains invalid entry count").  Either way it returns -EINVAL.
+    """
+    n = len(chain.blocks)
+    if chain.fault is not None:
+        where = f" at {chain.fault_address:#x}" if chain.fault_address is not None else ""
+        if "cycle" in chain.fault or "more than" in chain.fault:
+            return (
+                f"{what} comes back on itself or runs past {KHO_MAX_BLOCKS} blocks "
+                f"({chain.fault}{where}): kho_block_set_is_cyclic() refuses it "
+                '("luo: Block set is corrupted")'
+            )
+        return f"{what} cannot be read ({chain.fault}{where})"
+    for i, block in enumerate(chain.blocks):
+        if block.count == 0 or block.count > chain.count_per_block:
+            return (
+                f"kho_block_set_restore() rejects {what} block {i + 1} of {n} at {block.pa:#x}: "
+                f"its entry count is {block.count}"
+                + ("" if block.count == 0 else f", above the {chain.count_per_block} a block holds")
+                + f' ("luo: Block contains invalid entry count: {block.count}")'
+            )
+    return None
+
+
+def _leaked_block_hint(chain: HandoverChain, sessions: int) -> str:
+    """The 7.2.13 bug that leaves an empty session block: say so when the
+    chain has its signature (full blocks, then one empty block)."""
+    *full, last = chain.blocks
+    if (
+        last.count == 0
+        and full
+        and all(b.count == chain.count_per_block for b in full)
+        and sessions == len(full) * chain.count_per_block
+    ):
+        return (
+            f" The outgoing block set has {len(chain.blocks)} blocks for {sessions} sessions "
+            f"({chain.count_per_block} fit in a block): luo_session_insert() grows it before "
+            "its duplicate-name check, and luo_session_create() does not shrink it back after "
+            "a refused LIVEUPDATE_IOCTL_CREATE_SESSION (EEXIST), so an empty block stays linked."
+        )
+    return ""
+
+
+@dataclass
+class Arrival:
+    """What ``luo_session_deserialize()`` will make of a handover."""
+
+    arrived: list[str] = field(default_factory=list)  # sessions deserialized
+    # The failure that stops it: (session, errno, why, kernel message).
+    failure: tuple[str, int, str, str] | None = None
+    lost: list[str] = field(default_factory=list)  # sessions never deserialized
+    # Data dropped without an error: (session, what was dropped).
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _deserialize_files(s: HandoverSession, handlers: set[str]) -> tuple[int, str, str] | None:
+    """Why ``luo_file_deserialize()`` will fail for a session, or None."""
+    if not s.files_pa:
+        return None  # WARN_ON(count) only: reported as a drop
+    if s.chain is not None:
+        why = restore_chain(s.chain, f"the file chain of session {s.name!r}")
+        if why is not None:
+            return errno.EINVAL, why, "luo: Block contains invalid entry count"
+    for f in s.files:
+        # luo_file_deserialize_one(): no handler with that compatible.  (None:
+        # the file's handler is unknown here, an unknown-handler finding.)
+        if f.handler is not None and f.handler not in handlers:
+            return (
+                errno.ENOENT,
+                f"token {f.token:#x} needs file handler {f.handler!r}, which the kernel "
+                "receiving it does not register (luo_file_deserialize_one())",
+                f"luo: No registered handler for compatible '{f.handler}'",
+            )
+    if len(s.files) != s.file_count:
+        return (
+            errno.EINVAL,
+            f"its entry claims {s.file_count} files but its blocks hold {len(s.files)} "
+            "(luo_file_deserialize() compares them)",
+            f"luo: File count mismatch: expected {s.file_count}, found {len(s.files)}",
+        )
+    return None
+
+
+def deserialize(handover: Handover, handlers: Iterable[str]) -> Arrival:
+    """
+    Replay ``luo_session_deserialize()`` on a handover whose session chain
+    was restored: each entry, in chain order, becomes a session unless its
+    name is taken (``luo_session_insert()``: -EEXIST) or its files cannot be
+    deserialized (``luo_file_deserialize()``); the first failure stops it.
+
+    :param handlers: compatible strings of the file handlers registered in
+        the kernel that deserializes
+    """
+    known = set(handlers)
+    out = Arrival()
+    names: set[str] = set()
+    for i, s in enumerate(handover.sessions):
+        if s.name in names:
+            out.failure = (
+                s.name,
+                errno.EEXIST,
+                f"a second session named {s.name!r}: luo_session_insert() refuses it",
+                f"luo: Failed to insert session [{s.name}] -{errno.EEXIST}",
+            )
+        elif (failed := _deserialize_files(s, known)) is not None:
+            err, why, message = failed
+            out.failure = (
+                s.name,
+                err,
+                f"session {s.name!r}: {why}",
+                f"{message}; luo: Failed to deserialize files for session [{s.name}] -{err}",
+            )
+            # luo_session_insert() succeeded: the session stays listed, empty.
+            out.arrived.append(s.name)
+        if out.failure is not None:
+            out.lost = [x.name for x in handover.sessions[i + 1 :]]
+            return out
+        names.add(s.name)
+        out.arrived.append(s.name)
+        if not s.files_pa and s.file_count:
+            out.dropped.append(
+                (
+                    s.name,
+                    f"its {s.file_count} files: the entry has no file blocks "
+                    "(luo_file_deserialize() only WARNs)",
+                )
+            )
+    return out
+
+
+def _uncounted(handover: Handover) -> Iterator[tuple[int, list[str]]]:
+    if handover.chain is not None:
+        for i, block in enumerate(handover.chain.blocks):
+            if block.uncounted and 0 < block.count <= handover.chain.count_per_block:
+                yield i, block.uncounted
+
+
+def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
+    """The outgoing handover, as the next kernel will meet it."""
+    when = "once frozen, " if handover.source == "predicted" else ""
+    n = len(handover.listed)
+    # luo_session_serialize(): a block set too small for the list makes the
+    # freeze fail with -ENOSPC (WARN_ON_ONCE), and the kexec is refused.
+    if handover.source == "predicted" and handover.chain is not None:
+        capacity = len(handover.chain.blocks) * handover.chain.count_per_block
+        if capacity < n:
+            yield Finding(
+                "kexec-will-fail",
+                ERROR,
+                f"the kexec will be refused: luo_session_serialize() has {capacity} session "
+                f"slots for {n} sessions and fails with ENOSPC; nothing is handed over",
+            )
+            return
+    cmdline = snap.next_cmdline
+    if cmdline is not None and "liveupdate=on" not in cmdline.split():
+        yield Finding(
+            "next-kernel-no-luo",
+            ERROR,
+            "the next kernel's command line has no liveupdate=on: LUO stays off there "
+            "(luo_early_startup() never reads the handover) and every preserved file is lost",
+        )
+    if handover.chain is None:
+        return  # no session: luo_session_serialize() leaves sessions_pa at 0
+    # luo_early_startup(): the ABI string first.
+    expected = snap.next_kernel_abi
+    if expected is not None and handover.compatible != expected:
+        yield Finding(
+            "next-kernel-panic",
+            ERROR,
+            f"the next kernel will panic at boot: luo_early_startup() expects LUO ABI "
+            f'{expected!r}, this kernel writes {handover.compatible!r} ("luo: LUO state is '
+            f'incompatible with \'{expected}\'"); liveupdate_early_init() panics ("{PANIC}"). '
+            f"All {n} sessions are lost.",
+        )
+        return
+    # luo_session_setup_incoming() -> kho_block_set_restore().
+    why = restore_chain(handover.chain, "the session chain")
+    if why is not None:
+        yield Finding(
+            "next-kernel-panic",
+            ERROR,
+            f"{when}the next kernel will panic at boot: {why}; luo_early_startup() fails and "
+            f'liveupdate_early_init() panics ("{PANIC}"). All {n} sessions are lost.'
+            + _leaked_block_hint(handover.chain, n),
+            None,
+            None,
+            handover.chain.head_pa,
+        )
+        return
+    # kho_block_set_it_read_entry() reads `count` entries of each block and
+    # moves on: entries past it vanish, and no total is checked for sessions.
+    for i, names in _uncounted(handover):
+        block = handover.chain.blocks[i]
+        yield Finding(
+            "next-kernel-drops",
+            ERROR,
+            f"{when}the next kernel will silently skip {len(names)} session(s) of block "
+            f"{i + 1} at {block.pa:#x} ({', '.join(map(repr, names))}): its entry count is "
+            f"{block.count}, so kho_block_set_it_read_entry() never reads them",
+            names[0],
+            None,
+            block.pa,
+        )
+    handlers = snap.next_kernel_handlers
+    if handlers is None:
+        handlers = [x.compatible for x in snap.handlers]
+    arrival = deserialize(handover, handlers)
+    yield from _arrival_findings(
+        arrival,
+        "next-kernel-eio",
+        "next-kernel-drops",
+        f"{when}in the next kernel, the first open of /dev/liveupdate will fail",
+    )
+
+
+def _arrival_findings(
+    arrival: Arrival, failed_code: str, drop_code: str, prefix: str
+) -> Iterator[Finding]:
+    if arrival.failure is not None:
+        session, err, why, message = arrival.failure
+        kept = ", ".join(map(repr, arrival.arrived)) or "none"
+        lost = ", ".join(map(repr, arrival.lost)) or "none"
+        # A session whose files failed was inserted first: it stays, empty.
+        yield Finding(
+            failed_code,
+            ERROR,
+            f"{prefix}: luo_session_deserialize() stops at {why} (-{_errname(err)}, "
+            f'"{message}"); it keeps that error and every open of /dev/liveupdate returns '
+            f"EIO for the rest of the boot, so no session can be retrieved. "
+            f"Sessions it leaves listed: {kept}; never deserialized: {lost}.",
+            session,
+        )
+    for session, what in arrival.dropped:
+        yield Finding(
+            drop_code, ERROR, f"{prefix.split(':')[0]}: session {session!r} loses {what}", session
+        )
+
+
+def _pending(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
+    """Incoming data not yet deserialized, checked against this kernel."""
+    arrival = deserialize(handover, [x.compatible for x in snap.handlers])
+    yield from _arrival_findings(
+        arrival,
+        "deserialize-will-fail",
+        "deserialize-drops",
+        "the first open of /dev/liveupdate in this kernel will fail",
+    )
+
+
+def check_handover(snap: Snapshot, notes: list[str]) -> Iterator[Finding]:
+    """The outgoing handover as the next kernel will read it, and pending
+    incoming data as this kernel's first open of /dev/liveupdate will."""
+    if snap.handover_out is not None:
+        yield from _next_kernel(snap, snap.handover_out)
+    if snap.handover_in is not None:
+        yield from _pending(snap, snap.handover_in)

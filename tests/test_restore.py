@@ -1,0 +1,241 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The restore model (luo_drgn.restore) on hand-made handovers: each rule of
+7.2's restore path, the consequence it states, and the cases it must not
+flag.  The real kernel's reactions are tested on the fixtures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from luo_drgn.checks import handover_accepted, inspect, preflight_findings
+from luo_drgn.model import (
+    Finding,
+    Handler,
+    Handover,
+    HandoverBlock,
+    HandoverChain,
+    HandoverSession,
+    LuoState,
+    SerializedFile,
+    Session,
+    Snapshot,
+    Target,
+)
+
+SESSIONS_PER_BLOCK = 51  # struct luo_session_ser is 80 bytes: (4096 - 16) / 80
+FILES_PER_BLOCK = 63  # struct luo_file_ser is 64 bytes
+
+
+def chain(*counts: int, cpb: int = SESSIONS_PER_BLOCK, base: int = 0x10000) -> HandoverChain:
+    pas = [base + 0x1000 * i for i in range(len(counts))]
+    nexts = [*pas[1:], 0]
+    return HandoverChain(
+        pas[0], cpb, [HandoverBlock(pa, c, n) for pa, c, n in zip(pas, counts, nexts)]
+    )
+
+
+def hsession(name: str, ntokens: int = 1, handler: str = "memfd-v2", **kw: Any) -> HandoverSession:
+    files = [SerializedFile(0x100 + i, handler, 0x9000 + i) for i in range(ntokens)]
+    base: dict[str, Any] = dict(
+        files_pa=0x80000 if ntokens else 0,
+        file_count=ntokens,
+        files=files,
+        chain=chain(ntokens, cpb=FILES_PER_BLOCK, base=0x80000) if ntokens else None,
+    )
+    base.update(kw)
+    return HandoverSession(name, **base)
+
+
+def snapshot(handover: Handover, **kw: Any) -> Snapshot:
+    s = Snapshot(Target("vmcore", "x", "7.2.13", []))
+    # The restore rules read the handover itself; check_serialization, which
+    # compares a frozen state with memory, has its own tests.
+    s.luo = LuoState("enabled", liveupdate_num=0, frozen=False)
+    s.handlers = [Handler(0xFFFF0000, "memfd-v2", 0xFFFF1000)]
+    names = handover.listed or [x.name for x in handover.sessions]
+    if handover.direction == "outgoing":
+        s.sessions = [
+            Session(0x7000 + i, n, "outgoing", False, None, 0) for i, n in enumerate(names)
+        ]
+        s.luo.outgoing.session_count = len(names)
+        s.handover_out = handover
+    else:
+        s.handover_in = handover
+        s.luo.incoming_present, s.luo.incoming_deserialized = True, False
+    for k, v in kw.items():
+        setattr(s, k, v)
+    return inspect(s)
+
+
+def outgoing(
+    sessions: list[HandoverSession],
+    source: str = "frozen",
+    blocks: HandoverChain | None = None,
+    **kw: Any,
+) -> Snapshot:
+    names = [x.name for x in sessions]
+    ho = Handover(
+        "outgoing",
+        source,
+        "luo-v5",
+        0x10000,
+        blocks or chain(*_fill(len(sessions))),
+        sessions,
+        names,
+    )
+    return snapshot(ho, **kw)
+
+
+def _fill(n: int) -> list[int]:
+    counts = []
+    while n > 0:
+        counts.append(min(n, SESSIONS_PER_BLOCK))
+        n -= SESSIONS_PER_BLOCK
+    return counts or [0]
+
+
+def only(snap: Snapshot) -> list[Finding]:
+    return [f for f in snap.findings if f.severity != "info"]
+
+
+def test_healthy_handover_is_accepted() -> None:
+    snap = outgoing([hsession("a", 3), hsession("b", 0), hsession("c", 2)])
+    assert only(snap) == [] and handover_accepted(snap)
+
+
+def test_fifty_sessions_fit_one_block() -> None:
+    # The healthy neighbour of the 7.2.13 bug: 50 sessions, one block.
+    snap = outgoing([hsession(f"s{i:02d}", 0) for i in range(50)], source="predicted")
+    assert only(snap) == [] and handover_accepted(snap)
+
+
+def test_empty_trailing_session_block_panics_the_next_kernel() -> None:
+    """51 sessions fill one block; a refused duplicate left a second, empty
+    one linked (luo_session_insert() grows first): kho_block_set_restore()
+    rejects it, luo_early_startup() fails, liveupdate_early_init() panics."""
+    sessions = [hsession(f"s{i:02d}", 0) for i in range(51)]
+    snap = outgoing(sessions, source="predicted", blocks=chain(51, 0))
+    (f,) = only(snap)
+    assert (f.code, f.severity, f.address) == ("next-kernel-panic", "error", 0x10000)
+    assert f.message.startswith("once frozen, the next kernel will panic at boot")
+    assert "rejects the session chain block 2 of 2 at 0x11000: its entry count is 0 (" in f.message
+    assert '"luo: Block contains invalid entry count: 0"' in f.message
+    assert "The incoming tree failed to initialize properly [-22]" in f.message
+    assert "All 51 sessions are lost." in f.message
+    assert "luo_session_insert() grows it before its duplicate-name check" in f.message
+    assert not handover_accepted(snap)
+
+
+def test_frozen_block_count_above_capacity() -> None:
+    snap = outgoing([hsession("a", 1)], blocks=chain(52))
+    (f,) = only(snap)
+    assert f.code == "next-kernel-panic"
+    assert "its entry count is 52, above the 51 a block holds" in f.message
+    # Not the 7.2.13 bug's signature: no hint about it.
+    assert "duplicate-name" not in f.message
+
+
+def test_cyclic_session_chain() -> None:
+    c = chain(1)
+    c.fault, c.fault_address = "cycle in the block chain", 0x10000
+    snap = outgoing([hsession("a", 1)], blocks=c)
+    (f,) = only(snap)
+    assert f.code == "next-kernel-panic" and '"luo: Block set is corrupted"' in f.message
+
+
+def test_abi_mismatch_with_the_next_kernel() -> None:
+    snap = outgoing([hsession("a", 1)], next_kernel_abi="luo-v6")
+    (f,) = only(snap)
+    assert f.code == "next-kernel-panic"
+    assert "expects LUO ABI 'luo-v6', this kernel writes 'luo-v5'" in f.message
+
+
+def test_duplicate_session_names_fail_deserialization() -> None:
+    snap = outgoing([hsession("a"), hsession("b"), hsession("a"), hsession("c")])
+    dup, f = sorted(only(snap), key=lambda x: x.code)
+    assert (dup.code, dup.session) == ("duplicate-session-name", "a")  # in memory already
+    assert (f.code, f.session) == ("next-kernel-eio", "a")
+    assert "(-EEXIST, " in f.message and "Failed to insert session [a] -17" in f.message
+    assert "every open of /dev/liveupdate returns EIO" in f.message
+    assert "Sessions it leaves listed: 'a', 'b'; never deserialized: 'c'." in f.message
+
+
+def test_unknown_handler_in_the_next_kernel() -> None:
+    snap = outgoing([hsession("a"), hsession("b", handler="vfio-v1")])
+    (f,) = only(snap)
+    assert (f.code, f.session) == ("next-kernel-eio", "b")
+    assert "-ENOENT" in f.message and "No registered handler for compatible 'vfio-v1'" in f.message
+    # Its own session was inserted before the files failed: it stays, empty.
+    assert "Sessions it leaves listed: 'a', 'b'; never deserialized: none." in f.message
+
+
+def test_next_kernel_without_the_handler() -> None:
+    snap = outgoing([hsession("a")], next_kernel_handlers=[])
+    assert [f.code for f in only(snap)] == ["next-kernel-eio"]
+
+
+def test_bad_file_block_count() -> None:
+    s = hsession("a", 2)
+    assert s.chain is not None
+    s.chain.blocks[0].count = 0
+    s.files = []
+    (f,) = only(outgoing([s]))
+    assert f.code == "next-kernel-eio" and "-EINVAL" in f.message
+    assert "the file chain of session 'a' block 1 of 1" in f.message
+
+
+def test_file_count_disagrees_with_entries() -> None:
+    (f,) = only(outgoing([hsession("a", 2, file_count=3)]))
+    assert f.code == "next-kernel-eio"
+    assert "File count mismatch: expected 3, found 2" in f.message
+
+
+def test_files_without_blocks_only_warn_and_are_lost() -> None:
+    s = hsession("a", 0, file_count=2)
+    (f,) = only(outgoing([s]))
+    assert (f.code, f.session) == ("next-kernel-drops", "a")
+    assert "loses its 2 files" in f.message and "only WARNs" in f.message
+
+
+def test_uncounted_sessions_are_dropped_silently() -> None:
+    c = chain(2)
+    c.blocks[0].uncounted = ["c", "d"]
+    snap = outgoing([hsession("a"), hsession("b")], blocks=c)
+    (f,) = only(snap)
+    assert (f.code, f.session) == ("next-kernel-drops", "c")
+    assert "silently skip 2 session(s) of block 1 at 0x10000 ('c', 'd')" in f.message
+
+
+def test_freeze_without_room_refuses_the_kexec() -> None:
+    snap = outgoing([hsession(f"s{i}", 0) for i in range(52)], source="predicted", blocks=chain(51))
+    (f,) = only(snap)
+    assert f.code == "kexec-will-fail" and "ENOSPC" in f.message
+
+
+def test_next_command_line() -> None:
+    snap = outgoing([hsession("a")], next_cmdline="console=ttyS0 quiet")
+    assert [f.code for f in only(snap)] == ["next-kernel-no-luo"]
+    snap = outgoing([hsession("a")], next_cmdline="console=ttyS0 liveupdate=on")
+    assert only(snap) == []
+
+
+def test_pending_incoming_checked_against_this_kernel() -> None:
+    ho = Handover(
+        "incoming",
+        "pending",
+        None,
+        0x10000,
+        chain(2),
+        [hsession("a"), hsession("b", handler="vfio-v1")],
+    )
+    snap = snapshot(ho)
+    (f,) = only(snap)
+    assert (f.code, f.session) == ("deserialize-will-fail", "b")
+    assert f.message.startswith("the first open of /dev/liveupdate in this kernel will fail")
+
+
+def test_preflight_ignores_incoming_only_sessions() -> None:
+    snap = outgoing([hsession("a")])
+    snap.findings.append(Finding("leaked-file-reference", "error", "x", "old", 1, 0x1))
+    snap.sessions.append(Session(0x9000, "old", "incoming", True, False, 1))
+    assert preflight_findings(snap) == [] and handover_accepted(snap)
