@@ -32,10 +32,19 @@ sys.path.insert(0, str(TOP))
 from vmcores import scenarios  # noqa: E402
 
 COMMITTED = examples.DATA / "fixtures"
-FRESH_RUNS = ("outgoing", "incoming")
-FRESH_NAMES = tuple(
-    name for run in FRESH_RUNS for name in (run, *scenarios.run_by_name(run).faults)
-)
+# Regenerated at every test session: the live-update runs and their faults,
+# and the handover runs whose next kernel accepts (crowded, not committed)
+# or panics (doomed): a new real run must agree with the committed one.
+FRESH_RUNS = ("outgoing", "incoming", "crowded", "doomed")
+
+
+def _fixtures_of(run: scenarios.Run) -> tuple[str, ...]:
+    if run.stops:
+        return tuple(name for name, _ in run.stops)
+    return (run.name, *run.faults)
+
+
+FRESH_NAMES = tuple(name for run in FRESH_RUNS for name in _fixtures_of(scenarios.run_by_name(run)))
 
 
 @dataclass(frozen=True)

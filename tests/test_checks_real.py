@@ -4,11 +4,14 @@ expected findings, and healthy ones yield no error and no warning."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from conftest import only
-from test_vmcores import has_sessions, is_fault
+from test_vmcores import is_fault, is_healthy
 
+from luo_drgn import restore
+from luo_drgn.checks import handover_accepted, preflight_findings
 from luo_drgn.model import Snapshot
 
 
@@ -50,7 +53,7 @@ def test_cycle_is_reported_not_followed(snapshot: Snapshot) -> None:
     assert any("file count" in n and "vm-alpha" in n for n in snapshot.notes)
 
 
-@only(has_sessions)
+@only(is_healthy)
 def test_healthy_fixture_is_clean(snapshot: Snapshot) -> None:
     assert serious(snapshot) == set()
     assert snapshot.errors == []
@@ -86,3 +89,73 @@ def test_disabled_or_absent_is_info(snapshot: Snapshot, expected: dict[str, Any]
     codes = [(f.code, f.severity) for f in snapshot.findings]
     want = "luo-disabled" if expected["luo_state"] == "disabled" else "luo-absent"
     assert codes == [(want, "info")]
+
+
+# -- the next kernel's reaction: what preflight predicts, what happened -------
+
+
+def handed_over(name: str) -> bool:
+    """Fixtures whose run went on into the next kernel and recorded it."""
+    return name in ("doomed", "doomed-frozen", "crowded") or name.startswith("fault-ser-")
+
+
+def observed_reaction(expected: dict[str, Any]) -> tuple[str, str | None]:
+    """The real next kernel's reaction as a finding (code, session), read from
+    its console and its driver's log, never from luo-inspect."""
+    nk = expected["next_kernel"]
+    if nk["panicked"]:
+        return "next-kernel-panic", None
+    if "EIO" in nk["open_luo"]:
+        said = " ".join(nk["luo_messages"])
+        m = re.search(r"Failed to deserialize files for session \[(.*?)\]", said)
+        return "next-kernel-eio", m.group(1) if m else None
+    sent = [s["name"] for s in expected["sessions"] if s["direction"] == "outgoing"]
+    lost = [n for n in sent if nk["retrieve_session"].get(n) == "ENOENT"]
+    if lost:
+        return "next-kernel-drops", lost[0]
+    return "accepted", None
+
+
+@only(handed_over)
+def test_verdict_follows_the_next_kernel(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    reaction = observed_reaction(expected)
+    decisive = {
+        (f.code, f.session) for f in preflight_findings(snapshot) if f.code in restore.CODES
+    }
+    if reaction[0] == "accepted":
+        assert decisive == set() and handover_accepted(snapshot)
+    else:
+        assert decisive == {reaction} and not handover_accepted(snapshot)
+
+
+@only(lambda name: name in ("doomed", "doomed-frozen"))
+def test_doomed_handover_is_the_known_7_2_13_bug(
+    snapshot: Snapshot, expected: dict[str, Any]
+) -> None:
+    (f,) = [f for f in snapshot.findings if f.code == "next-kernel-panic"]
+    # The kernel's own words, as the next kernel printed them.
+    for said in expected["next_kernel"]["luo_messages"][1:]:
+        assert f'"{said}"' in f.message
+    assert f'("{expected["next_kernel"]["panicked"]}")' in f.message
+    assert "All 51 sessions are lost." in f.message
+    assert "refused LIVEUPDATE_IOCTL_CREATE_SESSION (EEXIST)" in f.message
+    refusals = [r for r in expected["refusals"] if r["op"] == "create_session"]
+    assert refusals == [{"op": "create_session", "session": "crowd-00", "errno": "EEXIST"}]
+
+
+@only(lambda name: name == "doomed-panic")
+def test_panicked_next_kernel_is_explained(
+    snapshot: Snapshot, expected: dict[str, Any], manifest: dict[str, Any]
+) -> None:
+    """A dump of the kernel that panicked in LUO's restore: one finding says
+    so in the kernel's own words, from the dump's log buffer."""
+    assert snapshot.luo.state == "disabled" and snapshot.luo.liveupdate_num == 1
+    (f,) = [f for f in snapshot.findings if f.severity == "error"]
+    assert f.code == "restore-failed"
+    log = manifest["kernel_log"]
+    boot = log[max(i for i, line in enumerate(log) if line.startswith("Command line:")) :]
+    rejected = [m for m in boot if m.startswith("luo: Block")]
+    assert rejected == ["luo: Block contains invalid entry count: 0"]
+    assert f'"{rejected[0]}"' in f.message
+    assert f'"{expected["restore_failed"]}"' in f.message
+    assert "was freed before the panic" in f.message

@@ -457,3 +457,71 @@ def test_text_shows_who_holds_dev_liveupdate() -> None:
     assert f"/dev/liveupdate held by:       {want}" in out
     _, out = run("--example", "outgoing", "report", "--format", "json")
     assert "text_only" not in json.loads(out)
+
+
+# -- preflight ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,status",
+    [
+        # What each run's next kernel did: the standard scenario's retrieved
+        # its sessions (the incoming fixture); doomed's panicked; the faults'
+        # failed every open (EIO) or lost sessions silently.
+        ("outgoing", 0),
+        ("frozen", 0),
+        ("doomed", 1),
+        ("doomed-frozen", 1),
+        ("fault-ser-file-count", 1),
+        ("fault-ser-session-drop", 1),
+        # No handover at all: LUO is off, or its restore failed.
+        ("disabled", 1),
+        ("doomed-panic", 1),
+    ],
+)
+def test_preflight_exit_status(name: str, status: int) -> None:
+    code, out = run("--example", name, "preflight")
+    assert code == status, out
+    verdict = "will accept the handover" if status == 0 else "will NOT accept the handover"
+    assert f"verdict:           the next kernel {verdict}" in out
+
+
+def test_preflight_json_holds_only_deciding_findings() -> None:
+    code, out = run("--example", "doomed", "preflight", "--format", "json")
+    doc = json.loads(out)
+    jsonschema.validate(doc, SCHEMA)
+    assert code == 1 and list(doc) == [
+        "schema",
+        "tool",
+        "target",
+        "luo",
+        "preflight",
+        "findings",
+        "errors",
+    ]
+    assert doc["preflight"] == {
+        "accepted": False,
+        "handover": "predicted",
+        "sessions": 51,
+        "files": 2,
+        "next_cmdline": None,
+        "next_kernel": None,
+    }
+    assert [f["code"] for f in doc["findings"]] == ["next-kernel-panic"]
+
+
+def test_preflight_next_command_line() -> None:
+    code, out = run("--example", "outgoing", "preflight", "--next-cmdline", "console=ttyS0")
+    assert code == 1 and "next-kernel-no-luo" in out
+    code, out = run(
+        "--example", "outgoing", "preflight", "--next-cmdline", "console=ttyS0 liveupdate=on"
+    )
+    assert code == 0 and "next command line: console=ttyS0 liveupdate=on" in out
+
+
+def test_preflight_in_drgn(capsys: pytest.CaptureFixture[str]) -> None:
+    prog = examples.load("doomed-frozen").program()
+    snap = luo(prog, "luo preflight --format json")
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["preflight"]["accepted"] is False and doc["preflight"]["handover"] == "frozen"
+    assert [f.code for f in snap.findings if f.severity == "error"] == ["next-kernel-panic"]

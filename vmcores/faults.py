@@ -93,7 +93,12 @@ def file_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     count = _session(prog, "vm-alpha").file_set.count
     w = _write(prog, count, _u64(count.value_() + 1), "vm-alpha file_set.count + 1")
     return [w], [
-        {"code": "file-count-mismatch", "severity": "error", "session": "vm-alpha", "token": None}
+        {"code": "file-count-mismatch", "severity": "error", "session": "vm-alpha", "token": None},
+        # luo_file_freeze() serializes that count with the 3 entries of the
+        # list; the next kernel's luo_file_deserialize() then reports "File
+        # count mismatch" and every open returns EIO, as the real kernel did
+        # in fault-ser-file-count.
+        {"code": "next-kernel-eio", "severity": "error", "session": "vm-alpha", "token": None},
     ]
 
 
@@ -178,3 +183,144 @@ DESCRIPTIONS = {
     "fault-unknown-handler": "outgoing, with vm-alpha 0x102's handler not a registered one",
     "fault-negative-retrieve": "incoming, with vm-alpha 0x102's retrieve_status -EIO",
 }
+
+
+# -- faults in the serialized data, at machine_kexec --------------------------
+#
+# Written into the frozen state (the freeze is done, the kexec about to
+# jump), then the kexec goes on and the real next kernel reacts.  The
+# findings each must cause are the kernel's reaction, as its code states it
+# (kernel/liveupdate/ in 7.2.13) and as the run shows it: a panic at boot, or
+# EIO at every open of /dev/liveupdate, or sessions that silently never come.
+# The memory comparison of the frozen state (check_serialization) sees each
+# write too.
+
+
+def _ser_session_block(prog: drgn.Program) -> int:
+    """Physical address of the first serialized session block."""
+    return int(prog["luo_global"].luo_ser_out.sessions_pa.value_())
+
+
+def _ser_sessions(prog: drgn.Program) -> dict[str, drgn.Object]:
+    """Serialized session entries of the first block, by name (objects in
+    the direct map, so their addresses are writable over the gdbstub)."""
+    pa = _ser_session_block(prog)
+    base = prog["page_offset_base"].value_()
+    header = drgn.Object(prog, "struct kho_block_header_ser", address=base + pa)
+    first = base + pa + header.type_.size
+    size = prog.type("struct luo_session_ser").size
+    out = {}
+    for i in range(header.count.value_()):
+        ser = drgn.Object(prog, "struct luo_session_ser", address=first + i * size)
+        out[ser.name.string_().decode()] = ser
+    return out
+
+
+def _ser_file_block(prog: drgn.Program, session: str) -> drgn.Object:
+    """The header of a serialized session's first file block."""
+    pa = _ser_sessions(prog)[session].file_set_ser.files.value_()
+    base = prog["page_offset_base"].value_()
+    return drgn.Object(prog, "struct kho_block_header_ser", address=base + pa)
+
+
+def _ser_file(prog: drgn.Program, session: str, index: int) -> drgn.Object:
+    header = _ser_file_block(prog, session)
+    size = prog.type("struct luo_file_ser").size
+    return drgn.Object(
+        prog, "struct luo_file_ser", address=header.address_ + header.type_.size + index * size
+    )
+
+
+def _mismatch(session: str | None, token: int | None = None) -> Finding:
+    return {
+        "code": "serialization-mismatch",
+        "severity": "error",
+        "session": session,
+        "token": token,
+    }
+
+
+def _reaction(code: str, session: str | None) -> Finding:
+    return {"code": code, "severity": "error", "session": session, "token": None}
+
+
+def ser_file_block_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    count = _ser_file_block(prog, "vm-alpha").count
+    w = _write(prog, count, _u64(0), "vm-alpha's serialized file block: count 3 -> 0")
+    # kho_block_set_restore() rejects a block with count 0 (-EINVAL):
+    # luo_file_deserialize() fails, luo_session_deserialize() keeps the
+    # error, every open of /dev/liveupdate returns EIO.
+    return [w], [
+        _reaction("next-kernel-eio", "vm-alpha"),
+        _mismatch("vm-alpha"),
+        *(_mismatch("vm-alpha", t) for t in (0x100, 0x101, 0x102)),
+    ]
+
+
+def ser_file_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    count = _ser_sessions(prog)["vm-beta"].file_set_ser.count
+    w = _write(prog, count, _u64(3), "vm-beta's file_set_ser.count 2 -> 3")
+    # luo_file_deserialize(): "File count mismatch" (-EINVAL), then EIO.
+    return [w], [_reaction("next-kernel-eio", "vm-beta"), _mismatch("vm-beta")]
+
+
+def ser_unknown_handler(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    compatible = _ser_file(prog, "vm-gamma", 0).compatible
+    new = b"memfd-v9".ljust(compatible.type_.length, b"\0")
+    w = _write(prog, compatible, new, "vm-gamma 0x300's serialized compatible -> memfd-v9")
+    # luo_file_deserialize_one(): no such handler (-ENOENT), then EIO.
+    return [w], [_reaction("next-kernel-eio", "vm-gamma"), _mismatch("vm-gamma", 0x300)]
+
+
+def ser_session_drop(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    base = prog["page_offset_base"].value_()
+    header = drgn.Object(
+        prog, "struct kho_block_header_ser", address=base + _ser_session_block(prog)
+    )
+    w = _write(prog, header.count, _u64(2), "serialized session block: count 4 -> 2")
+    # kho_block_set_it_read_entry() reads 2 entries: vm-gamma and empty are
+    # never deserialized, and no count of sessions is checked anywhere.
+    return [w], [
+        _reaction("next-kernel-drops", "vm-gamma"),
+        _mismatch("vm-gamma"),
+        _mismatch("empty"),
+    ]
+
+
+def ser_session_cycle(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    pa = _ser_session_block(prog)
+    header = drgn.Object(
+        prog, "struct kho_block_header_ser", address=prog["page_offset_base"].value_() + pa
+    )
+    w = _write(prog, header.next, _u64(pa), "serialized session block: next -> itself")
+    # kho_block_set_is_cyclic() refuses it: luo_session_setup_incoming()
+    # fails, liveupdate_early_init() panics.  The inspector's own walk of the
+    # chain stops at the cycle too.
+    return [w], [
+        _reaction("next-kernel-panic", None),
+        {"code": "corrupt-structure", "severity": "error", "session": None, "token": None},
+    ]
+
+
+SER_FAULTS: dict[str, Callable[[Path, Path], tuple[list[Write], list[Finding]]]] = {
+    "fault-ser-file-block-count": ser_file_block_count,
+    "fault-ser-file-count": ser_file_count,
+    "fault-ser-unknown-handler": ser_unknown_handler,
+    "fault-ser-session-drop": ser_session_drop,
+    "fault-ser-session-cycle": ser_session_cycle,
+}
+FAULTS.update(SER_FAULTS)
+
+SER_DESCRIPTIONS = {
+    "fault-ser-file-block-count": "frozen, vm-alpha's serialized file block count set to 0",
+    "fault-ser-file-count": "frozen, vm-beta's serialized file count one above its entries",
+    "fault-ser-unknown-handler": "frozen, vm-gamma 0x300 serialized under compatible memfd-v9",
+    "fault-ser-session-drop": "frozen, the session block's count lowered from 4 to 2",
+    "fault-ser-session-cycle": "frozen, the session block's next pointing at itself",
+}
+DESCRIPTIONS.update(SER_DESCRIPTIONS)

@@ -58,10 +58,28 @@ def guest_events(console: list[str]) -> list[dict[str, Any]]:
     return [json.loads(line[len("@@LUO ") :]) for line in console if line.startswith("@@LUO {")]
 
 
+KERNEL_PREFIXES = ("luo:", "KHO:", "Command line:", "Kernel panic")
+
+
+def kernel_lines(console: list[str]) -> list[str]:
+    """The console lines a manifest keeps of the kernel's own output."""
+    return [line for line in console if line.startswith(KERNEL_PREFIXES)]
+
+
 def kernel_facts(console: list[str]) -> dict[str, Any]:
     """What the last booted kernel said about LUO on its console."""
-    facts: dict[str, Any] = {"liveupdate_num": None, "disabled_reason": None}
+    facts: dict[str, Any] = {
+        "liveupdate_num": None,
+        "disabled_reason": None,
+        "restore_failed": None,
+        "luo_messages": [],
+    }
     for line in console:
+        if line.startswith("luo:"):
+            facts["luo_messages"].append(line)
+        # liveupdate_early_init(): luo_restore_fail() is a panic.
+        if m := re.search(r"Kernel panic - not syncing: (The incoming tree failed.*)", line):
+            facts["restore_failed"] = m.group(1).strip()
         if m := re.search(r"luo: Retrieved live update data, liveupdate number: (\d+)", line):
             facts["liveupdate_num"] = int(m.group(1))
         if m := re.search(r"luo: (Disabling liveupdate because .*)", line):
@@ -200,12 +218,22 @@ class _Model:
         return out
 
 
-def expected_state(console: list[str], frozen: bool) -> dict[str, Any]:
-    """The state an inspector must read from the dump taken after ``console``."""
+def expected_state(
+    console: list[str], frozen: bool, after: list[str] | None = None
+) -> dict[str, Any]:
+    """The state an inspector must read from the dump taken after ``console``
+    (and, with ``after``, what the next kernel then did)."""
     model = _Model()
     for ev in guest_events(console):
         model.apply(ev)
     kfacts = kernel_facts(console[_last_boot(console) :])
+    if _boots(console) > 1 and model.phase == 1:
+        # Dumped in the kernel the live update booted, before its userspace.
+        model.new_kernel()
+        model.phase = 2
+        if kfacts["restore_failed"]:
+            # luo_early_startup() failed: nothing was restored.
+            model.sessions = {}
 
     sessions = []
     for s in model.sessions.values():
@@ -249,16 +277,39 @@ def expected_state(console: list[str], frozen: bool) -> dict[str, Any]:
         "luo_device_holders": model.holders(luo_dev[0]) if luo_dev else [],
         "refusals": model.refusals,
         "failed_retrieves": model.failed_retrieves,
+        **({"next_kernel": next_kernel(after)} if after else {}),
+        **({"restore_failed": kfacts["restore_failed"]} if kfacts["restore_failed"] else {}),
     }
 
 
 def _last_boot(console: list[str]) -> int:
-    starts = [i for i, line in enumerate(console) if "Linux version" in line]
+    # Each boot logs its command line once (kept in the manifests' logs).
+    starts = [i for i, line in enumerate(console) if line.startswith("Command line:")]
     return starts[-1] if starts else 0
 
 
+def _boots(console: list[str]) -> int:
+    return sum(1 for line in console if line.startswith("Command line:"))
+
+
+def next_kernel(after: list[str]) -> dict[str, Any]:
+    """What the kernel booted by the live update did, from the console after
+    the dump: whether it panicked (and why), what opening /dev/liveupdate
+    returned each time, and each session retrieve's result."""
+    events = guest_events(after)
+    facts = kernel_facts(after[_last_boot(after) :])
+    return {
+        "panicked": facts["restore_failed"],
+        "luo_messages": facts["luo_messages"],
+        "open_luo": [e["result"] for e in events if e["op"] == "open_luo"],
+        "retrieve_session": {
+            e["session"]: e["result"] for e in events if e["op"] == "retrieve_session"
+        },
+    }
+
+
 def _luo_state(model: _Model, kfacts: dict[str, Any]) -> str:
-    if kfacts["disabled_reason"]:
+    if kfacts["disabled_reason"] or kfacts["restore_failed"]:
         return "disabled"
     if model.luo_open_result == "ENOENT":
         return "absent"

@@ -127,6 +127,11 @@ class GdbStub:
         if reply != "OK":
             raise GuestError(f"gdbstub refused a breakpoint at {address:#x}: {reply}")
 
+    def remove_break(self, address: int) -> None:
+        reply = self.command(f"z1,{address:x},1")
+        if reply != "OK":
+            raise GuestError(f"gdbstub refused to remove the breakpoint at {address:#x}: {reply}")
+
     def cont_until_stop(self, timeout: float) -> str:
         """Resume the guest and wait for the next stop reply."""
         self.command("c", wait_reply=False)
@@ -135,6 +140,12 @@ class GdbStub:
             return self._read_packet()
         except socket.timeout as e:
             raise GuestError(f"guest did not stop within {timeout:.0f} s") from e
+
+    def pc(self) -> int:
+        """The stopped vCPU's instruction pointer (x86-64: rip follows the 16
+        general-purpose registers in the 'g' reply)."""
+        regs = bytes.fromhex(self.command("g"))
+        return int.from_bytes(regs[16 * 8 : 17 * 8], "little")
 
     def detach(self) -> None:
         self.command("D")
@@ -241,6 +252,22 @@ class Guest:
             if line is None:
                 raise GuestError(f"QEMU exited before {marker!r}:\n" + self.tail())
             if line.startswith(marker):
+                return line
+
+    def wait_for_any(self, markers: tuple[str, ...], timeout: float = 120.0) -> str:
+        """Wait for a console line starting with one of ``markers``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GuestError(f"none of {markers} on the console within {timeout:.0f} s")
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise GuestError(f"QEMU exited before any of {markers}:\n" + self.tail())
+            if line.startswith(markers):
                 return line
 
     def wait_exit(self, timeout: float) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from luo_drgn.examples import decompressed
 
-from . import faults, initramfs, manifest, paths
+from . import elfnote, faults, initramfs, manifest, paths
 from .qemu import Guest, GuestError, luo_cmdline
 
 
@@ -37,6 +37,14 @@ class Run:
     capture: str = "ready"
     faults: tuple[str, ...] = ()
     description: str = ""
+    # Handover runs: where a fixture is dumped, as (fixture, stop) with stop
+    # "ready" (@@LUO-READY, then the guest goes on), "machine_kexec" or
+    # "panic".  After the last stop the run goes on until the next kernel
+    # panics or its driver is ready, and what it did is recorded.
+    stops: tuple[tuple[str, str], ...] = ()
+    # A serialized-data fault (faults.SER_FAULTS) written at machine_kexec,
+    # computed from a dump of that moment, before the kexec goes on.
+    ser_fault: str | None = None
 
 
 RUNS = [
@@ -84,6 +92,36 @@ RUNS = [
         description="a kernel built without LIVEUPDATE",
     ),
 ]
+
+# The 7.2.13 bug issue #9 reproduces, its healthy neighbour, and faults in
+# the serialized data: each lets the real next kernel react.
+HANDOVER_RUNS = [
+    Run(
+        "doomed",
+        "doomed",
+        stops=(("doomed", "ready"), ("doomed-frozen", "machine_kexec"), ("doomed-panic", "panic")),
+        description="51 sessions and a refused duplicate name: an empty session block stays "
+        "linked, and the next kernel panics at boot",
+    ),
+    Run(
+        "crowded",
+        "crowded",
+        stops=(("crowded", "ready"),),
+        description="50 sessions and a refused duplicate name: one full block, the next "
+        "kernel accepts the handover",
+    ),
+    *(
+        Run(
+            name,
+            "frozen",
+            stops=((name, "machine_kexec"),),
+            ser_fault=name,
+            description=desc,
+        )
+        for name, desc in faults.SER_DESCRIPTIONS.items()
+    ),
+]
+RUNS += HANDOVER_RUNS
 
 # Faults whose vmcore is committed whole, so the CLI is tested on a plain
 # file; the others are stored as their base plus the recorded writes.
@@ -183,6 +221,113 @@ def qemu_version() -> str:
     return out.splitlines()[0] if out else "unknown"
 
 
+@dataclass
+class Stop:
+    """One fixture of a handover run: dumped at a stop, with the console up
+    to that moment and after it (the rest of the run)."""
+
+    fixture: str
+    point: str
+    vmcore: Path | None
+    console: list[str]
+    after: list[str] = field(default_factory=list)
+    fault_record: dict[str, Any] | None = None
+
+
+def capture_handover(run: Run, out: Path, timeout: float = 240.0) -> tuple[list[Stop], dict[str, Any]]:
+    """Boot the guest for a handover run, dump at each stop, let the kexec
+    and the next kernel go on, and record the whole console."""
+    out.mkdir(parents=True, exist_ok=True)
+    bzimage, debug, release = kernel_files(run.kernel)
+    driver = build_driver(paths.cache_dir() / "guest")
+    initrd = build_initramfs(driver, bzimage, out)
+    cmdline = luo_cmdline(run.scenario)
+    started = time.monotonic()
+    stops: list[Stop] = []
+    first = run.stops[0][1]
+    with Guest(bzimage, initrd, cmdline, run.memory_mb, start_paused=first != "ready") as guest:
+        try:
+            if first == "ready":
+                guest.wait_for(f"@@LUO-READY {run.scenario}", timeout)
+            gdb = guest.gdb()  # stops the guest
+            where = {
+                symbol_address(debug, "machine_kexec"): "machine_kexec",
+                # Where a kdump would take over: vpanic() calls it once the
+                # panic message and stack dump are in the printk buffer.
+                symbol_address(debug, "__crash_kexec"): "panic",
+            }
+            armed = set(where)
+            for address in armed:
+                gdb.break_at(address)
+            point = "ready" if first == "ready" else None
+            for fixture, stop in run.stops:
+                if point != stop:
+                    gdb.cont_until_stop(timeout)
+                    pc = gdb.pc()
+                    point = where.get(pc)
+                    if point != stop:
+                        raise GuestError(f"{run.name}: stopped at {point}, expected {stop}")
+                    # Each stop is met once: going on must not stop here again.
+                    gdb.remove_break(pc)
+                    armed.discard(pc)
+                vmcore = out / f"{fixture}.vmcore"
+                guest.dump(vmcore)
+                if stop == "panic":
+                    if not stops:
+                        raise GuestError(f"{run.name}: a panic stop needs an earlier dump")
+                    fix_vmcoreinfo(vmcore, gdb, debug, stops[0].vmcore)
+                record = None
+                if run.ser_fault is not None:
+                    record = _write_ser_fault(gdb, run.ser_fault, vmcore, debug)
+                stops.append(Stop(fixture, stop, vmcore, list(guest.console), fault_record=record))
+                point = None
+            # The rest of the run: the next kernel panics (a stop at panic)
+            # or its driver gets ready.
+            if point != "panic" and not any(s.point == "panic" for s in stops):
+                for address in armed:
+                    gdb.remove_break(address)
+                gdb.detach()  # the guest runs on
+                line = guest.wait_for_any(("@@LUO-READY", "Kernel panic"), timeout)
+                if line.startswith("Kernel panic"):
+                    time.sleep(1)  # the rest of the panic message
+        except GuestError as e:
+            raise GuestError(f"{run.name}: {e}\n--- console ---\n{guest.tail()}") from e
+        console = list(guest.console)
+    for stop in stops:
+        stop.after = console[len(stop.console) :]
+    made = {
+        "kernel": run.kernel,
+        "release": release,
+        "qemu": qemu_version(),
+        "memory_mb": run.memory_mb,
+        "cmdline": cmdline,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    return stops, made
+
+
+def _write_ser_fault(gdb: Any, name: str, vmcore: Path, debug: Path) -> dict[str, Any]:
+    writes, findings = faults.SER_FAULTS[name](vmcore, debug)
+    for w in writes:
+        gdb.write(w["address"], bytes.fromhex(w["new"]))
+        if gdb.read(w["address"], len(w["new"]) // 2).hex() != w["new"]:
+            raise GuestError(f"{name}: write at {w['address']:#x} did not stick")
+    return {"base": "frozen", "run_writes": writes, "expected_findings": findings}
+
+
+def fix_vmcoreinfo(vmcore: Path, gdb: Any, debug: Path, template: Path) -> None:
+    """Give a dump of the kernel a live update booted, taken before its
+    fw_cfg driver filled QEMU's vmcoreinfo device, the VMCOREINFO note of
+    ``template`` (a dump of the same build) with this boot's phys_base."""
+    if elfnote.read_vmcoreinfo(vmcore) is not None:
+        return
+    text = elfnote.read_vmcoreinfo(template)
+    if text is None:
+        raise GuestError(f"{template}: no VMCOREINFO note to start from")
+    phys_base = int.from_bytes(gdb.read(symbol_address(debug, "phys_base"), 8), "little")
+    elfnote.add_vmcoreinfo(vmcore, elfnote.with_phys_base(text, phys_base))
+
+
 def capture(run: Run, out: Path, timeout: float = 180.0) -> Captured:
     """Boot the guest for ``run`` and dump its memory into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -259,6 +404,7 @@ def write_fixture(
     vmcore: Path | None,
     base: str | None = None,
     compress: bool = True,
+    after: list[str] | None = None,
 ) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     stored = None
@@ -281,11 +427,53 @@ def write_fixture(
         "base": base,
         "expected": expected,
         "guest_log": [line for line in console if line.startswith("@@LUO")],
-        "kernel_log": [
-            line for line in console if line.startswith(("luo:", "KHO:", "Command line:"))
-        ],
+        "kernel_log": manifest.kernel_lines(console),
     }
+    if after is not None:
+        # The rest of the run after the dump: what the next kernel did.
+        doc["after_log"] = [
+            line for line in after if line.startswith("@@LUO")
+        ] + manifest.kernel_lines(after)
     (dest / "manifest.json").write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+
+
+def generate_handover(
+    run: Run, dest_root: Path, work: Path, log: Callable[[str], None], compress: bool
+) -> None:
+    stops, made = capture_handover(run, work / run.name)
+    for st in stops:
+        expected = manifest.expected_state(
+            st.console, frozen=st.point == "machine_kexec", after=st.after
+        )
+        vmcore: Path | None = st.vmcore
+        base = None
+        if st.fault_record is not None:
+            # Stored as the committed frozen state plus the same fault,
+            # derived by the same function from that base; the run's own
+            # writes (another boot, other addresses) are kept beside.
+            base = "frozen"
+            frozen = decompressed(paths.FIXTURES / "frozen" / "vmcore.xz")
+            kdebug = decompressed(paths.kernel_dir(run.kernel) / "vmlinux.debug.xz")
+            writes, findings = faults.FAULTS[st.fixture](frozen, kdebug)
+            expected = manifest.with_fault(
+                expected,
+                {"base": base, "writes": writes, "expected_findings": findings,
+                 "run_writes": st.fault_record["run_writes"]},
+            )
+            vmcore = None
+        write_fixture(
+            dest_root / st.fixture,
+            st.fixture,
+            faults.DESCRIPTIONS.get(st.fixture, run.description),
+            {**made, "capture": st.point},
+            st.console,
+            expected,
+            vmcore,
+            base=base,
+            compress=compress,
+            after=st.after,
+        )
+    log(f"   {run.name}: {made['seconds']} s")
 
 
 def generate(
@@ -300,6 +488,9 @@ def generate(
     for name in names:
         run = run_by_name(name)
         log(f"== {run.name}: {run.description}")
+        if run.stops:
+            generate_handover(run, dest_root, work, log, compress)
+            continue
         cap = capture(run, work / run.name)
         expected = manifest.expected_state(cap.console, frozen=run.capture == "machine_kexec")
         write_fixture(

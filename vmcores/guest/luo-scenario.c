@@ -9,7 +9,8 @@
  *
  * The scenario comes from the kernel command line (unknown key=value boot
  * parameters reach PID 1 as environment variables):
- *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo
+ *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo|
+ *                crowded|doomed
  *                (initramfs fixtures) or live|churn (live mode, started by
  *                an init script on the host's root over 9p)
  *   luo_phase=1 (before the kexec) or 2 (after it)
@@ -393,6 +394,37 @@ static void build_incoming(int luo_fd)
 	finish(gamma, "vm-gamma");
 }
 
+/*
+ * crowded, doomed: @n sessions, the first two with a memfd each, then the
+ * first name again (EEXIST).  In 7.2.13 luo_session_insert() grows the
+ * outgoing block set before its duplicate-name check and the refusal never
+ * shrinks it: at 51 sessions (one full block) that leaves an empty block
+ * linked, which the next kernel rejects at boot.  50 sessions stay clear.
+ */
+static void build_crowd(int luo_fd, int n)
+{
+	char name[64];
+
+	for (int i = 0; i < n; i++) {
+		int session;
+
+		snprintf(name, sizeof(name), "crowd-%02d", i);
+		session = create_session(luo_fd, name);
+		if (i < 2)
+			preserve(session, name, make_memfd(name, 4096 * (i + 1), 9 + i), 0x100);
+	}
+	create_session(luo_fd, "crowd-00");	/* EEXIST */
+}
+
+static void retrieve_crowd(int luo_fd)
+{
+	int s0 = retrieve_session(luo_fd, "crowd-00");
+	int s1 = retrieve_session(luo_fd, "crowd-01");
+
+	retrieve(s0, "crowd-00", 0x100, 4096, 9);
+	retrieve(s1, "crowd-01", 0x100, 8192, 10);
+}
+
 static volatile sig_atomic_t go_on;
 
 static void on_usr1(int sig)
@@ -467,7 +499,14 @@ int main(void)
 	if (!strcmp(phase, "2")) {
 		if (strcmp(scenario, "incoming-pending")) {
 			luo_fd = open_luo();
-			build_incoming(luo_fd);
+			if (luo_fd < 0) {
+				/* A failed deserialization is kept: EIO again. */
+				open_luo();
+			} else if (!strncmp(scenario, "crowded", 7) || !strcmp(scenario, "doomed")) {
+				retrieve_crowd(luo_fd);
+			} else {
+				build_incoming(luo_fd);
+			}
 		}
 		ready(scenario);
 		hang();
@@ -479,6 +518,14 @@ int main(void)
 	if (!strcmp(scenario, "churn")) {
 		ready(scenario);
 		churn(luo_fd);
+	}
+	if (!strcmp(scenario, "crowded") || !strcmp(scenario, "doomed")) {
+		build_crowd(luo_fd, strcmp(scenario, "doomed") ? 50 : 51);
+		/* The host dumps this state, then the live update goes on. */
+		ready(scenario);
+		sleep(3);
+		kexec_next("2");
+		hang();
 	}
 	build_outgoing(luo_fd);
 	if (!strcmp(scenario, "live")) {
