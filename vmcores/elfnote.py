@@ -23,7 +23,7 @@ NAME = b"VMCOREINFO"
 def _program_headers(data: bytes) -> tuple[int, int, int]:
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise ValueError("not a little-endian ELF64 file")
-    phoff, = struct.unpack_from("<Q", data, 0x20)
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
     return phoff, phentsize, phnum
 
@@ -66,8 +66,9 @@ def read_vmcoreinfo(path: Path) -> str | None:
 
 
 def with_phys_base(vmcoreinfo: str, phys_base: int) -> str:
-    return re.sub(r"^NUMBER\(phys_base\)=.*$", f"NUMBER(phys_base)={phys_base}", vmcoreinfo,
-                  flags=re.M)
+    return re.sub(
+        r"^NUMBER\(phys_base\)=.*$", f"NUMBER(phys_base)={phys_base}", vmcoreinfo, flags=re.M
+    )
 
 
 def add_vmcoreinfo(path: Path, vmcoreinfo: str) -> None:
@@ -78,9 +79,9 @@ def add_vmcoreinfo(path: Path, vmcoreinfo: str) -> None:
     path.chmod(0o644)
     with open(path, "r+b") as f:
         f.seek(offset)
-        notes = b"".join(
-            _pack(n, t, d) for n, t, d in _notes(f.read(size)) if n != NAME
-        ) + _pack(NAME, 0, vmcoreinfo.encode())
+        notes = b"".join(_pack(n, t, d) for n, t, d in _notes(f.read(size)) if n != NAME) + _pack(
+            NAME, 0, vmcoreinfo.encode()
+        )
         end = f.seek(0, 2)
         f.write(notes)
         head = f.seek(0) or f.read(64)

@@ -234,7 +234,9 @@ class Stop:
     fault_record: dict[str, Any] | None = None
 
 
-def capture_handover(run: Run, out: Path, timeout: float = 240.0) -> tuple[list[Stop], dict[str, Any]]:
+def capture_handover(
+    run: Run, out: Path, timeout: float = 240.0
+) -> tuple[list[Stop], dict[str, Any]]:
     """Boot the guest for a handover run, dump at each stop, let the kexec
     and the next kernel go on, and record the whole console."""
     out.mkdir(parents=True, exist_ok=True)
@@ -457,8 +459,12 @@ def generate_handover(
             writes, findings = faults.FAULTS[st.fixture](frozen, kdebug)
             expected = manifest.with_fault(
                 expected,
-                {"base": base, "writes": writes, "expected_findings": findings,
-                 "run_writes": st.fault_record["run_writes"]},
+                {
+                    "base": base,
+                    "writes": writes,
+                    "expected_findings": findings,
+                    "run_writes": st.fault_record["run_writes"],
+                },
             )
             vmcore = None
         write_fixture(
