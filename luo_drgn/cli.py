@@ -23,6 +23,7 @@ from . import examples
 from .checks import handover_accepted, has_errors, inspect
 from .collector import collect
 from .model import Snapshot, Target
+from .nextkernel import NextKernelError, read_next_kernel
 from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, render
 from .target import TargetError, open_target
 
@@ -44,6 +45,8 @@ class State:
     verbose: bool = False
     # preflight: what is known of the kernel the handover goes to
     next_cmdline: str | None = None
+    next_kernel: str | None = None
+    next_kernel_debug: Sequence[str] = ()
     snapshot: Snapshot | None = None
 
     def open(self) -> tuple[Program, Target]:
@@ -66,6 +69,9 @@ class State:
             prog, target = self.open()
             snap = collect(prog, target, progress=_progress())
             snap.next_cmdline = self.next_cmdline
+            if self.next_kernel is not None:
+                snap.next_kernel = read_next_kernel(self.next_kernel, self.next_kernel_debug)
+                snap.notes.extend(snap.next_kernel.notes)
             self.snapshot = inspect(snap)
             _progress_done()
         return self.snapshot
@@ -217,6 +223,19 @@ for _name, _help in COMMANDS.items():
     help="the command line the next kernel boots with (kexec --command-line): checked "
     "for liveupdate=on, without which it ignores the handover",
 )
+@click.option(
+    "--next-kernel",
+    metavar="IMAGE",
+    type=click.Path(dir_okay=False),
+    help="the kernel to kexec into (vmlinux or bzImage): its LUO ABI, serialized "
+    "layouts and file handlers are compared with what is handed over",
+)
+@click.option(
+    "--next-kernel-debug",
+    metavar="PATH",
+    multiple=True,
+    help="debug info of --next-kernel when the image has none (a bzImage never does)",
+)
 @click.pass_obj
 def _preflight(
     state: State,
@@ -224,9 +243,12 @@ def _preflight(
     output: str | None,
     redact: bool | None,
     next_cmdline: str | None,
+    next_kernel: str | None,
+    next_kernel_debug: tuple[str, ...],
 ) -> int:
     _merge(state, fmt, output, redact)
     state.next_cmdline = next_cmdline
+    state.next_kernel, state.next_kernel_debug = next_kernel, next_kernel_debug
     snap = _emit(state, "preflight")
     return 0 if handover_accepted(snap) else 1
 
@@ -277,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except click.exceptions.Abort:
         return 2
-    except (TargetError, examples.ExampleError) as e:
+    except (TargetError, examples.ExampleError, NextKernelError) as e:
         click.echo(f"luo-inspect: {e}", err=True)
         return 2
     except Exception as e:  # noqa: BLE001

@@ -34,6 +34,7 @@ from .model import (
     Target,
     WalkErrorRecord,
 )
+from .nextkernel import ser_layouts
 from .walk import WalkError
 
 T = TypeVar("T")
@@ -131,6 +132,7 @@ class _Collector:
                     h.luo_for_each_serialized_session(prog, "outgoing")
                 )
         if layout.block_sets:
+            snap.ser_layouts = ser_layouts(prog)
             with self.guard("outgoing handover"):
                 snap.handover_out = self.collect_handover_out()
             if snap.luo.incoming_deserialized is False:

@@ -137,6 +137,23 @@ class Handover:
     listed: list[str] = field(default_factory=list)
 
 
+# A serialized structure's layout: size, and (member, bit offset, size) each.
+SerLayout = tuple[int, tuple[tuple[str, int, int], ...]]
+
+
+@dataclass
+class NextKernel:
+    """What the handover depends on in the kernel it goes to, read from its
+    image (luo_drgn.nextkernel)."""
+
+    path: str
+    has_luo: bool
+    abi: str | None  # LUO ABI string; None: not readable from what was given
+    handlers: list[str] | None  # file handler compatibles; None: not readable
+    layouts: dict[str, SerLayout | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
 @dataclass
 class Flb:
     address: int
@@ -212,12 +229,12 @@ class Snapshot:
     handover_out: Handover | None = None
     handover_in: Handover | None = None
     # What is known of the kernel the handover goes to (preflight's options):
-    # its command line, its LUO ABI string and its file handlers' compatible
-    # strings.  None: not given (the same kernel is assumed where it must).
+    # its command line and what its image says.  None: not given (the same
+    # kernel is assumed where it must be).
     next_cmdline: str | None = None
-    next_kernel: str | None = None  # the file it was read from
-    next_kernel_abi: str | None = None
-    next_kernel_handlers: list[str] | None = None
+    next_kernel: NextKernel | None = None
+    # This kernel's serialized structures, to compare with the next one's.
+    ser_layouts: dict[str, SerLayout | None] = field(default_factory=dict)
     # luo_preserved_files (7.1+): index -> struct file *; None where absent.
     preserved_index: dict[int, int] | None = None
     flbs: list[Flb] = field(default_factory=list)

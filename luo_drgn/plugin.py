@@ -16,12 +16,19 @@ import argparse
 from typing import Any, Callable
 
 from drgn import Program
-from drgn.commands import CommandArgumentError, CommandFuncDecorator, argument, drgn_argument
+from drgn.commands import (
+    CommandArgumentError,
+    CommandError,
+    CommandFuncDecorator,
+    argument,
+    drgn_argument,
+)
 from drgn.commands.linux import linux_kernel_command as _linux_kernel_command
 
 from .checks import inspect
 from .collector import collect
 from .model import Snapshot
+from .nextkernel import NextKernelError, read_next_kernel
 from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, render
 from .target import target_of
 
@@ -99,6 +106,18 @@ linux_kernel_command: Callable[..., CommandFuncDecorator] = _linux_kernel_comman
             help="with preflight: the next kernel's command line, checked for liveupdate=on",
         ),
         argument(
+            "--next-kernel",
+            metavar="IMAGE",
+            help="with preflight: the kernel to kexec into (vmlinux or bzImage)",
+        ),
+        argument(
+            "--next-kernel-debug",
+            metavar="PATH",
+            action="append",
+            default=[],
+            help="with preflight: debug info of --next-kernel, when the image has none",
+        ),
+        argument(
             "--redact",
             action="store_true",
             help="replace kernel addresses and process names with placeholders",
@@ -122,10 +141,16 @@ def _cmd_luo(
     if args.drgn:
         print(_DRGN_CODE.get(args.command, _DRGN_SNAPSHOT), end="")
         return None
-    if args.next_cmdline is not None and args.command != "preflight":
-        raise CommandArgumentError(f"{name}: --next-cmdline goes with preflight")
+    if args.command != "preflight" and (args.next_cmdline or args.next_kernel):
+        raise CommandArgumentError(f"{name}: --next-cmdline and --next-kernel go with preflight")
     snap = collect(prog, target_of(prog))
     snap.next_cmdline = args.next_cmdline
+    if args.next_kernel is not None:
+        try:
+            snap.next_kernel = read_next_kernel(args.next_kernel, args.next_kernel_debug)
+        except NextKernelError as e:
+            raise CommandError(f"{name}: {e}") from None
+        snap.notes.extend(snap.next_kernel.notes)
     inspect(snap)
     print(render(snap, args.command, args.format, redact=args.redact, session=args.session), end="")
     return snap

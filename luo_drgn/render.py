@@ -90,7 +90,7 @@ def _preflight(snap: Snapshot) -> dict[str, Any]:
         "sessions": len(ho.listed) if ho is not None else 0,
         "files": sum(len(s.files) for s in ho.sessions) if ho is not None else 0,
         "next_cmdline": snap.next_cmdline,
-        "next_kernel": snap.next_kernel,
+        "next_kernel": snap.next_kernel.path if snap.next_kernel is not None else None,
     }
 
 

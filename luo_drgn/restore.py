@@ -39,6 +39,7 @@ ERROR = "error"
 
 CODES = (
     "next-kernel-panic",
+    "next-kernel-abi",
     "next-kernel-eio",
     "next-kernel-drops",
     "next-kernel-no-luo",
@@ -111,26 +112,31 @@ class Arrival:
     """What ``luo_session_deserialize()`` will make of a handover."""
 
     arrived: list[str] = field(default_factory=list)  # sessions deserialized
-    # The failure that stops it: (session, errno, why, kernel message).
-    failure: tuple[str, int, str, str] | None = None
+    # The failure that stops it: (session, token or None, errno, why, kernel
+    # message).
+    failure: tuple[str, int | None, int, str, str] | None = None
     lost: list[str] = field(default_factory=list)  # sessions never deserialized
     # Data dropped without an error: (session, what was dropped).
     dropped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _deserialize_files(s: HandoverSession, handlers: set[str]) -> tuple[int, str, str] | None:
-    """Why ``luo_file_deserialize()`` will fail for a session, or None."""
+def _deserialize_files(
+    s: HandoverSession, handlers: set[str]
+) -> tuple[int | None, int, str, str] | None:
+    """Why ``luo_file_deserialize()`` will fail for a session (token, errno,
+    why, kernel message), or None."""
     if not s.files_pa:
         return None  # WARN_ON(count) only: reported as a drop
     if s.chain is not None:
         why = restore_chain(s.chain, f"the file chain of session {s.name!r}")
         if why is not None:
-            return errno.EINVAL, why, "luo: Block contains invalid entry count"
+            return None, errno.EINVAL, why, "luo: Block contains invalid entry count"
     for f in s.files:
         # luo_file_deserialize_one(): no handler with that compatible.  (None:
         # the file's handler is unknown here, an unknown-handler finding.)
         if f.handler is not None and f.handler not in handlers:
             return (
+                f.token,
                 errno.ENOENT,
                 f"token {f.token:#x} needs file handler {f.handler!r}, which the kernel "
                 "receiving it does not register (luo_file_deserialize_one())",
@@ -138,6 +144,7 @@ def _deserialize_files(s: HandoverSession, handlers: set[str]) -> tuple[int, str
             )
     if len(s.files) != s.file_count:
         return (
+            None,
             errno.EINVAL,
             f"its entry claims {s.file_count} files but its blocks hold {len(s.files)} "
             "(luo_file_deserialize() compares them)",
@@ -163,14 +170,16 @@ def deserialize(handover: Handover, handlers: Iterable[str]) -> Arrival:
         if s.name in names:
             out.failure = (
                 s.name,
+                None,
                 errno.EEXIST,
                 f"a second session named {s.name!r}: luo_session_insert() refuses it",
                 f"luo: Failed to insert session [{s.name}] -{errno.EEXIST}",
             )
         elif (failed := _deserialize_files(s, known)) is not None:
-            err, why, message = failed
+            token, err, why, message = failed
             out.failure = (
                 s.name,
+                token,
                 err,
                 f"session {s.name!r}: {why}",
                 f"{message}; luo: Failed to deserialize files for session [{s.name}] -{err}",
@@ -226,8 +235,17 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
         )
     if handover.chain is None:
         return  # no session: luo_session_serialize() leaves sessions_pa at 0
+    nk = snap.next_kernel
+    if nk is not None and not nk.has_luo:
+        yield Finding(
+            "next-kernel-no-luo",
+            ERROR,
+            f"the next kernel ({nk.path}) is built without CONFIG_LIVEUPDATE: it never reads "
+            f"the handover, and all {n} sessions are lost",
+        )
+        return
     # luo_early_startup(): the ABI string first.
-    expected = snap.next_kernel_abi
+    expected = nk.abi if nk is not None else None
     if expected is not None and handover.compatible != expected:
         yield Finding(
             "next-kernel-panic",
@@ -238,6 +256,18 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
             f"All {n} sessions are lost.",
         )
         return
+    # The structures the next kernel will read the handover with.
+    if nk is not None:
+        for name, theirs in nk.layouts.items():
+            ours = snap.ser_layouts.get(name)
+            if ours is not None and theirs is not None and ours != theirs:
+                yield Finding(
+                    "next-kernel-abi",
+                    ERROR,
+                    f"the next kernel ({nk.path}) lays out {name} differently (size "
+                    f"{theirs[0]}, here {ours[0]}) under the same LUO ABI string "
+                    f"{handover.compatible!r}: it would misread what this kernel writes",
+                )
     # luo_session_setup_incoming() -> kho_block_set_restore().
     why = restore_chain(handover.chain, "the session chain")
     if why is not None:
@@ -266,7 +296,7 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
             None,
             block.pa,
         )
-    handlers = snap.next_kernel_handlers
+    handlers = nk.handlers if nk is not None and nk.handlers is not None else None
     if handlers is None:
         handlers = [x.compatible for x in snap.handlers]
     arrival = deserialize(handover, handlers)
@@ -282,7 +312,7 @@ def _arrival_findings(
     arrival: Arrival, failed_code: str, drop_code: str, prefix: str
 ) -> Iterator[Finding]:
     if arrival.failure is not None:
-        session, err, why, message = arrival.failure
+        session, token, err, why, message = arrival.failure
         kept = ", ".join(map(repr, arrival.arrived)) or "none"
         lost = ", ".join(map(repr, arrival.lost)) or "none"
         # A session whose files failed was inserted first: it stays, empty.
@@ -294,6 +324,7 @@ def _arrival_findings(
             f"EIO for the rest of the boot, so no session can be retrieved. "
             f"Sessions it leaves listed: {kept}; never deserialized: {lost}.",
             session,
+            token,
         )
     for session, what in arrival.dropped:
         yield Finding(

@@ -525,3 +525,85 @@ def test_preflight_in_drgn(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["preflight"]["accepted"] is False and doc["preflight"]["handover"] == "frozen"
     assert [f.code for f in snap.findings if f.severity == "error"] == ["next-kernel-panic"]
+
+
+def kernel_files(name: str) -> tuple[str, str]:
+    """A committed kernel's bzImage and its (decompressed) debug info."""
+    root = examples.DATA / "kernel" / name
+    return str(root / "bzImage"), str(examples.decompressed(root / "vmlinux.debug.xz"))
+
+
+def test_preflight_next_kernel_with_luo() -> None:
+    image, debug = kernel_files("luo")
+    code, out = run(
+        "--example",
+        "outgoing",
+        "preflight",
+        "--next-kernel",
+        image,
+        "--next-kernel-debug",
+        debug,
+        "--format",
+        "json",
+    )
+    doc = json.loads(out)
+    assert code == 0 and doc["preflight"]["accepted"] and doc["findings"] == []
+    assert doc["preflight"]["next_kernel"] == image
+    # The doomed state stays doomed whatever the next kernel: its own chain.
+    code, out = run(
+        "--example", "doomed", "preflight", "--next-kernel", image, "--next-kernel-debug", debug
+    )
+    assert code == 1 and "next-kernel-panic" in out
+
+
+def test_preflight_next_kernel_without_luo() -> None:
+    image, debug = kernel_files("no-luo")
+    code, out = run(
+        "--example",
+        "outgoing",
+        "preflight",
+        "--next-kernel",
+        image,
+        "--next-kernel-debug",
+        debug,
+        "--format",
+        "json",
+    )
+    doc = json.loads(out)
+    assert code == 1
+    (f,) = doc["findings"]
+    assert f["code"] == "next-kernel-no-luo" and "built without CONFIG_LIVEUPDATE" in f["message"]
+    assert "all 4 sessions are lost" in f["message"]
+
+
+def test_preflight_next_kernel_debug_only_says_so() -> None:
+    _, debug = kernel_files("luo")
+    code, out = run("--example", "outgoing", "preflight", "--next-kernel", debug)
+    assert code == 0
+    assert "holds debug info only (objcopy --only-keep-debug)" in out
+
+
+def test_preflight_next_kernel_without_debug_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEBUGINFOD_URLS", "")
+    image, _ = kernel_files("luo")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "luo_drgn",
+            "--example",
+            "outgoing",
+            "preflight",
+            "--next-kernel",
+            image,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert (
+        line.startswith("luo-inspect: ")
+        and "pass its debug vmlinux with --next-kernel-debug" in line
+    )

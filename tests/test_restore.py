@@ -16,6 +16,7 @@ from luo_drgn.model import (
     HandoverChain,
     HandoverSession,
     LuoState,
+    NextKernel,
     SerializedFile,
     Session,
     Snapshot,
@@ -24,6 +25,14 @@ from luo_drgn.model import (
 
 SESSIONS_PER_BLOCK = 51  # struct luo_session_ser is 80 bytes: (4096 - 16) / 80
 FILES_PER_BLOCK = 63  # struct luo_file_ser is 64 bytes
+
+
+def next_kernel(**kw: Any) -> NextKernel:
+    base: dict[str, Any] = dict(
+        path="vmlinux-next", has_luo=True, abi="luo-v5", handlers=["memfd-v2"]
+    )
+    base.update(kw)
+    return NextKernel(**base)
 
 
 def chain(*counts: int, cpb: int = SESSIONS_PER_BLOCK, base: int = 0x10000) -> HandoverChain:
@@ -144,7 +153,7 @@ def test_cyclic_session_chain() -> None:
 
 
 def test_abi_mismatch_with_the_next_kernel() -> None:
-    snap = outgoing([hsession("a", 1)], next_kernel_abi="luo-v6")
+    snap = outgoing([hsession("a", 1)], next_kernel=next_kernel(abi="luo-v6"))
     (f,) = only(snap)
     assert f.code == "next-kernel-panic"
     assert "expects LUO ABI 'luo-v6', this kernel writes 'luo-v5'" in f.message
@@ -170,8 +179,37 @@ def test_unknown_handler_in_the_next_kernel() -> None:
 
 
 def test_next_kernel_without_the_handler() -> None:
-    snap = outgoing([hsession("a")], next_kernel_handlers=[])
-    assert [f.code for f in only(snap)] == ["next-kernel-eio"]
+    snap = outgoing([hsession("a", 2)], next_kernel=next_kernel(handlers=[]))
+    (f,) = only(snap)
+    # Lost with its session and token: the first file whose handler is missing.
+    assert (f.code, f.session, f.token) == ("next-kernel-eio", "a", 0x100)
+
+
+def test_next_kernel_without_luo() -> None:
+    snap = outgoing([hsession("a")], next_kernel=next_kernel(has_luo=False))
+    (f,) = only(snap)
+    assert f.code == "next-kernel-no-luo" and "built without CONFIG_LIVEUPDATE" in f.message
+
+
+def test_next_kernel_with_another_layout() -> None:
+    layout = (64, (("compatible", 0, 48), ("data", 384, 8), ("token", 448, 8)))
+    other = (72, (("compatible", 0, 56), ("data", 448, 8), ("token", 512, 8)))
+    snap = outgoing(
+        [hsession("a")],
+        ser_layouts={"struct luo_file_ser": layout},
+        next_kernel=next_kernel(layouts={"struct luo_file_ser": other}),
+    )
+    (f,) = only(snap)
+    assert (
+        f.code == "next-kernel-abi"
+        and "struct luo_file_ser differently (size 72, here 64)" in f.message
+    )
+    same = outgoing(
+        [hsession("a")],
+        ser_layouts={"struct luo_file_ser": layout},
+        next_kernel=next_kernel(layouts={"struct luo_file_ser": layout}),
+    )
+    assert only(same) == []
 
 
 def test_bad_file_block_count() -> None:
