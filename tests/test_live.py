@@ -22,7 +22,7 @@ from vmcores import live, manifest
 INSPECT_TIMEOUT = 300  # seconds, per luo-inspect run inside the guest (TCG)
 
 
-def guest_run(scenario: str, tags: list[str], **kw: int) -> live.LiveRun:
+def guest_run(scenario: str, tags: list[str], **kw: Any) -> live.LiveRun:
     require_qemu("the live-mode tests")
     run = live.run(scenario, inspect_timeout=INSPECT_TIMEOUT, **kw)
     assert sorted(run.inspections) == tags, "\n".join(run.console[-40:])
@@ -117,3 +117,50 @@ def test_walks_survive_concurrent_change(churn_run: live.LiveRun) -> None:
         assert doc["target"]["kind"] == "live"
         # Whatever it met, each run produced a report of the churn sessions.
         assert all(s["name"].startswith("churn-") or s["name"] == "" for s in doc["sessions"])
+
+
+# -- preflight in the guest, and what the guest's own kexec then does ---------------
+
+
+@pytest.fixture(scope="module")
+def crowded_run() -> live.LiveRun:
+    return guest_run("live-crowded", ["phase1", "phase2"], command="preflight")
+
+
+@pytest.fixture(scope="module")
+def doomed_run() -> live.LiveRun:
+    # The next kernel panics: there is no phase 2 to inspect.
+    return guest_run("live-doomed", ["phase1"], command="preflight")
+
+
+def after_inspection(run: live.LiveRun, tag: str) -> list[str]:
+    """The console once luo-inspect's run ``tag`` ended: the live update."""
+    return run.console[run.console.index(f"@@LIVE-END {tag}") :]
+
+
+def test_preflight_passes_and_the_live_update_works(crowded_run: live.LiveRun) -> None:
+    rc, out, err = crowded_run.inspections["phase1"]
+    doc = json.loads(out)
+    assert rc == 0, err
+    assert doc["target"]["kind"] == "live" and doc["preflight"]["accepted"] is True
+    assert doc["preflight"]["sessions"] == 50 and doc["findings"] == []
+    # What the guest's kexec then did: the next kernel took the handover.
+    after = manifest.next_kernel(after_inspection(crowded_run, "phase1"))
+    assert after["panicked"] is None and after["open_luo"] == ["OK"]
+    assert after["retrieve_session"] == {"crowd-00": "OK", "crowd-01": "OK"}
+
+
+def test_preflight_fails_and_the_next_kernel_panics(doomed_run: live.LiveRun) -> None:
+    rc, out, err = doomed_run.inspections["phase1"]
+    doc = json.loads(out)
+    assert rc == 1, err
+    assert doc["preflight"]["accepted"] is False and doc["preflight"]["sessions"] == 51
+    assert [f["code"] for f in doc["findings"]] == ["next-kernel-panic"]
+    # What the guest's kexec then did: the next kernel panicked at boot, as
+    # the finding said it would.
+    after = manifest.next_kernel(after_inspection(doomed_run, "phase1"))
+    assert after["panicked"] == (
+        "The incoming tree failed to initialize properly [-22], disabling live update"
+    )
+    assert "luo: Block contains invalid entry count: 0" in after["luo_messages"]
+    assert f'"{after["panicked"]}"' in doc["findings"][0]["message"]

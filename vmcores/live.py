@@ -72,8 +72,10 @@ if [ "$luo_scenario" = churn ]; then
 fi
 inspect phase$phase
 if [ "$phase" = 1 ]; then
-    # %luo and the helpers in drgn attached to the live kernel.
-    timeout {inspect_timeout} {drgn} -q -s {debug} {probe} 2> {scratch}/drgn.err
+    if [ "$luo_scenario" = live ]; then
+        # %luo and the helpers in drgn attached to the live kernel.
+        timeout {inspect_timeout} {drgn} -q -s {debug} {probe} 2> {scratch}/drgn.err
+    fi
     kill -USR1 "$pid"   # the driver kexecs into phase 2
     sleep 600
 fi
@@ -136,14 +138,17 @@ def run(
     churn_runs: int = 3,
     inspect_timeout: int = 300,
     memory_mb: int = 1024,
+    command: str = "report",
 ) -> LiveRun:
-    """Boot a live-mode guest for ``scenario`` (``live`` or ``churn``)."""
+    """Boot a live-mode guest for ``scenario`` (``live``, ``churn``,
+    ``live-crowded`` or ``live-doomed``) and run ``luo-inspect COMMAND`` in
+    it before and after its live update."""
     bzimage, debug, _ = kernel_files("luo")
     work = paths.cache_dir() / "live"
     work.mkdir(parents=True, exist_ok=True)
     driver = build_driver(paths.cache_dir() / "guest")
     inspector = shutil.which("luo-inspect") or f"{sys.executable} -m luo_drgn"
-    inspect = f"{inspector} -s {shlex.quote(str(debug))} --format json report"
+    inspect = f"{inspector} -s {shlex.quote(str(debug))} --format json {command}"
     probe = work / "drgn-probe.py"
     probe.write_text(PROBE)
     drgn = shutil.which("drgn") or f"{sys.executable} -m drgn"

@@ -10,7 +10,7 @@
  * The scenario comes from the kernel command line (unknown key=value boot
  * parameters reach PID 1 as environment variables):
  *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo|
- *                crowded|doomed
+ *                crowded|doomed (initramfs) or live-crowded|live-doomed
  *                (initramfs fixtures) or live|churn (live mode, started by
  *                an init script on the host's root over 9p)
  *   luo_phase=1 (before the kexec) or 2 (after it)
@@ -502,7 +502,7 @@ int main(void)
 			if (luo_fd < 0) {
 				/* A failed deserialization is kept: EIO again. */
 				open_luo();
-			} else if (!strncmp(scenario, "crowded", 7) || !strcmp(scenario, "doomed")) {
+			} else if (strstr(scenario, "crowded") || strstr(scenario, "doomed")) {
 				retrieve_crowd(luo_fd);
 			} else {
 				build_incoming(luo_fd);
@@ -519,11 +519,13 @@ int main(void)
 		ready(scenario);
 		churn(luo_fd);
 	}
-	if (!strcmp(scenario, "crowded") || !strcmp(scenario, "doomed")) {
-		build_crowd(luo_fd, strcmp(scenario, "doomed") ? 50 : 51);
-		/* The host dumps this state, then the live update goes on. */
+	if (strstr(scenario, "crowded") || strstr(scenario, "doomed")) {
+		build_crowd(luo_fd, strstr(scenario, "doomed") ? 51 : 50);
 		ready(scenario);
-		sleep(3);
+		if (!strncmp(scenario, "live-", 5))
+			wait_for_go();	/* the inspector runs in the guest first */
+		else
+			sleep(3);	/* the host dumps this state meanwhile */
 		kexec_next("2");
 		hang();
 	}
