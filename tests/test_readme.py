@@ -18,20 +18,30 @@ def _tool_line_free(text: str) -> str:
     return re.sub(r"^tool: .*$", "tool: -", text, flags=re.M)
 
 
-def test_readme_report_is_real_output() -> None:
-    block = README.split("<!-- report:begin -->\n", 1)[1].split("<!-- report:end -->", 1)[0]
-    lines = block.strip().splitlines()
-    assert lines[0] == "```" and lines[-1] == "```"
-    assert lines[1] == "$ luo-inspect --example incoming report"
-    shown = "\n".join(lines[2:-1]) + "\n"
-    real = subprocess.run(
-        [sys.executable, "-m", "luo_drgn", "--example", "incoming", "report"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=TOP,
-    ).stdout
-    assert _tool_line_free(shown) == _tool_line_free(real)
+SAMPLES = {
+    # marker in the README -> the command it shows
+    "report": ["--example", "incoming", "report"],
+    "preflight": ["--example", "doomed", "preflight"],
+}
+
+
+def test_readme_samples_are_real_output() -> None:
+    for marker, args in SAMPLES.items():
+        block = README.split(f"<!-- {marker}:begin -->\n", 1)[1].split(
+            f"<!-- {marker}:end -->", 1
+        )[0]
+        lines = block.strip().splitlines()
+        assert lines[0] == "```" and lines[-1] == "```"
+        assert lines[1] == "$ luo-inspect " + " ".join(args)
+        shown = "\n".join(lines[2:-1]) + "\n"
+        real = subprocess.run(
+            [sys.executable, "-m", "luo_drgn", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=TOP,
+        ).stdout
+        assert _tool_line_free(shown) == _tool_line_free(real), marker
 
 
 def test_ci_runs_the_readme_commands() -> None:
