@@ -501,25 +501,10 @@ def run_checks(snap: Snapshot) -> tuple[list[Finding], Notes]:
 # What bears on the next kernel's reception of the handover: the restore
 # model's verdicts, and errors in the outgoing state it is made from.
 # (Incoming-side findings, such as a file never retrieved, do not.)
-PREFLIGHT_CODES = frozenset(
-    (
-        *restore.CODES,
-        "duplicate-token",
-        "duplicate-session-name",
-        "file-count-mismatch",
-        "session-count-mismatch",
-        "leaked-file-reference",
-        "missing-file-reference",
-        "serialization-mismatch",
-        "preserved-index-mismatch",
-        "unknown-handler",
-        "flb-count-mismatch",
-        "corrupt-structure",
-        "luo-disabled",
-        "luo-absent",
-        "restore-failed",
-    )
+INCOMING_CODES = frozenset(
+    ("retrieve-inconsistent", "retrieve-failed", "not-retrieved", "finished-still-held")
 )
+PREFLIGHT_CODES = frozenset(CODES) - INCOMING_CODES
 
 
 def preflight_findings(snap: Snapshot) -> list[Finding]:

@@ -533,42 +533,32 @@ def kernel_files(name: str) -> tuple[str, str]:
     return str(root / "bzImage"), str(examples.decompressed(root / "vmlinux.debug.xz"))
 
 
-def test_preflight_next_kernel_with_luo() -> None:
-    image, debug = kernel_files("luo")
-    code, out = run(
+def preflight_next(example: str, kernel: str, *more: str) -> tuple[int, str]:
+    image, debug = kernel_files(kernel)
+    return run(
         "--example",
-        "outgoing",
+        example,
         "preflight",
         "--next-kernel",
         image,
         "--next-kernel-debug",
         debug,
-        "--format",
-        "json",
+        *more,
     )
+
+
+def test_preflight_next_kernel_with_luo() -> None:
+    code, out = preflight_next("outgoing", "luo", "--format", "json")
     doc = json.loads(out)
     assert code == 0 and doc["preflight"]["accepted"] and doc["findings"] == []
-    assert doc["preflight"]["next_kernel"] == image
+    assert doc["preflight"]["next_kernel"] == kernel_files("luo")[0]
     # The doomed state stays doomed whatever the next kernel: its own chain.
-    code, out = run(
-        "--example", "doomed", "preflight", "--next-kernel", image, "--next-kernel-debug", debug
-    )
+    code, out = preflight_next("doomed", "luo")
     assert code == 1 and "next-kernel-panic" in out
 
 
 def test_preflight_next_kernel_without_luo() -> None:
-    image, debug = kernel_files("no-luo")
-    code, out = run(
-        "--example",
-        "outgoing",
-        "preflight",
-        "--next-kernel",
-        image,
-        "--next-kernel-debug",
-        debug,
-        "--format",
-        "json",
-    )
+    code, out = preflight_next("outgoing", "no-luo", "--format", "json")
     doc = json.loads(out)
     assert code == 1
     (f,) = doc["findings"]

@@ -27,9 +27,9 @@ SAMPLES = {
 
 def test_readme_samples_are_real_output() -> None:
     for marker, args in SAMPLES.items():
-        block = README.split(f"<!-- {marker}:begin -->\n", 1)[1].split(
-            f"<!-- {marker}:end -->", 1
-        )[0]
+        block = README.split(f"<!-- {marker}:begin -->\n", 1)[1].split(f"<!-- {marker}:end -->", 1)[
+            0
+        ]
         lines = block.strip().splitlines()
         assert lines[0] == "```" and lines[-1] == "```"
         assert lines[1] == "$ luo-inspect " + " ".join(args)

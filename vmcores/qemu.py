@@ -240,19 +240,7 @@ class Guest:
 
     def wait_for(self, marker: str, timeout: float = 120.0) -> str:
         """Wait for a console line starting with ``marker``; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise GuestError(f"no {marker!r} on the console within {timeout:.0f} s")
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise GuestError(f"QEMU exited before {marker!r}:\n" + self.tail())
-            if line.startswith(marker):
-                return line
+        return self.wait_for_any((marker,), timeout)
 
     def wait_for_any(self, markers: tuple[str, ...], timeout: float = 120.0) -> str:
         """Wait for a console line starting with one of ``markers``."""

@@ -221,6 +221,18 @@ def qemu_version() -> str:
     return out.splitlines()[0] if out else "unknown"
 
 
+def _made(run: Run, release: str, cmdline: str, started: float) -> dict[str, Any]:
+    """How a fixture was made, for its manifest."""
+    return {
+        "kernel": run.kernel,
+        "release": release,
+        "qemu": qemu_version(),
+        "memory_mb": run.memory_mb,
+        "cmdline": cmdline,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
 @dataclass
 class Stop:
     """One fixture of a handover run: dumped at a stop, with the console up
@@ -297,15 +309,7 @@ def capture_handover(
         console = list(guest.console)
     for stop in stops:
         stop.after = console[len(stop.console) :]
-    made = {
-        "kernel": run.kernel,
-        "release": release,
-        "qemu": qemu_version(),
-        "memory_mb": run.memory_mb,
-        "cmdline": cmdline,
-        "seconds": round(time.monotonic() - started, 1),
-    }
-    return stops, made
+    return stops, _made(run, release, cmdline, started)
 
 
 def _write_ser_fault(gdb: Any, name: str, vmcore: Path, debug: Path) -> dict[str, Any]:
@@ -347,15 +351,7 @@ def capture(run: Run, out: Path, timeout: float = 180.0) -> Captured:
         except GuestError as e:
             raise GuestError(f"{run.name}: {e}\n--- console ---\n{guest.tail()}") from e
         console = list(guest.console)
-    made = {
-        "kernel": run.kernel,
-        "release": release,
-        "qemu": qemu_version(),
-        "memory_mb": run.memory_mb,
-        "cmdline": cmdline,
-        "capture": run.capture,
-        "seconds": round(time.monotonic() - started, 1),
-    }
+    made = {**_made(run, release, cmdline, started), "capture": run.capture}
     return Captured(run, vmcore, console, made, fault_records, fault_vmcores)
 
 
