@@ -501,8 +501,17 @@ def run_checks(snap: Snapshot) -> tuple[list[Finding], Notes]:
 # What bears on the next kernel's reception of the handover: the restore
 # model's verdicts, and errors in the outgoing state it is made from.
 # (Incoming-side findings, such as a file never retrieved, do not.)
+# Findings about this kernel's incoming side: what was handed to it is not
+# handed on, so they do not decide the next handover.
 INCOMING_CODES = frozenset(
-    ("retrieve-inconsistent", "retrieve-failed", "not-retrieved", "finished-still-held")
+    (
+        "retrieve-inconsistent",
+        "retrieve-failed",
+        "not-retrieved",
+        "finished-still-held",
+        "deserialize-will-fail",
+        "deserialize-drops",
+    )
 )
 PREFLIGHT_CODES = frozenset(CODES) - INCOMING_CODES
 
@@ -510,7 +519,7 @@ PREFLIGHT_CODES = frozenset(CODES) - INCOMING_CODES
 def preflight_findings(snap: Snapshot) -> list[Finding]:
     """
     The findings that decide whether the next kernel will accept the
-    handover: handover verdicts and errors of the outgoing side; a finding
+    handover: handover verdicts and errors of the outgoing side.  A finding
     about a session that exists only as an incoming one is left out.
     """
     incoming_only = {s.name for s in snap.sessions if s.direction == "incoming"} - {
@@ -520,7 +529,7 @@ def preflight_findings(snap: Snapshot) -> list[Finding]:
         f
         for f in snap.findings
         if f.code in PREFLIGHT_CODES
-        and not (f.session in incoming_only and f.code not in restore.CODES)
+        and f.session not in incoming_only
         # A disabled or absent LUO hands nothing over: that is the verdict.
         and (f.severity == ERROR or f.code in ("luo-disabled", "luo-absent"))
     ]

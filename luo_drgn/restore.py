@@ -46,10 +46,14 @@ CODES = (
     "kexec-will-fail",
     "deserialize-will-fail",
     "deserialize-drops",
+    "retrieve-will-fail",
 )
 
 # kernel/liveupdate/kho_block.c
 KHO_MAX_BLOCKS = 10000
+# include/linux/kho/abi/memfd.h: F_SEAL_SEAL | SHRINK | GROW | WRITE |
+# FUTURE_WRITE | EXEC, the seals memfd_luo_retrieve() accepts.
+MEMFD_LUO_ALL_SEALS = 0x3F
 # As 7.2.13 prints it (%pe is numeric without CONFIG_SYMBOLIC_ERRNAME).
 PANIC = "The incoming tree failed to initialize properly [-22], disabling live update"
 
@@ -343,6 +347,30 @@ def _pending(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     )
 
 
+def _memfd_retrieves(snap: Snapshot) -> Iterator[Finding]:
+    """memfd_luo_retrieve() (mm/memfd_luo.c) refuses a serialized state with
+    seals it does not know: that one retrieve fails with EOPNOTSUPP, and the
+    luo_file keeps the errno; the other files are not affected."""
+    for s in snap.sessions:
+        where = "the next kernel" if s.direction == "outgoing" else "this kernel"
+        for f in s.files:
+            if f.memfd is None or f.retrieve_status != 0:
+                continue
+            seals = f.memfd.get("seals", 0)
+            if seals & ~MEMFD_LUO_ALL_SEALS:
+                yield Finding(
+                    "retrieve-will-fail",
+                    ERROR,
+                    f"in {where}, retrieving token {f.token:#x} of session {s.name!r} will "
+                    f"fail with EOPNOTSUPP: its serialized memfd state has seals {seals:#x}, "
+                    f"and memfd_luo_retrieve() accepts only {MEMFD_LUO_ALL_SEALS:#x}; the "
+                    "file's contents are lost, the session's other files are not",
+                    s.name,
+                    f.token,
+                    f.serialized_data,
+                )
+
+
 def check_handover(snap: Snapshot, notes: list[str]) -> Iterator[Finding]:
     """The outgoing handover as the next kernel will read it, and pending
     incoming data as this kernel's first open of /dev/liveupdate will."""
@@ -350,3 +378,4 @@ def check_handover(snap: Snapshot, notes: list[str]) -> Iterator[Finding]:
         yield from _next_kernel(snap, snap.handover_out)
     if snap.handover_in is not None:
         yield from _pending(snap, snap.handover_in)
+    yield from _memfd_retrieves(snap)

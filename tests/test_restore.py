@@ -17,6 +17,7 @@ from luo_drgn.model import (
     HandoverSession,
     LuoState,
     NextKernel,
+    PreservedFile,
     SerializedFile,
     Session,
     Snapshot,
@@ -276,4 +277,45 @@ def test_preflight_ignores_incoming_only_sessions() -> None:
     snap = outgoing([hsession("a")])
     snap.findings.append(Finding("leaked-file-reference", "error", "x", "old", 1, 0x1))
     snap.sessions.append(Session(0x9000, "old", "incoming", True, False, 1))
+    assert preflight_findings(snap) == [] and handover_accepted(snap)
+
+
+def test_memfd_with_unknown_seals_fails_its_retrieve_only() -> None:
+    snap = outgoing([hsession("a", 2)])
+    snap.sessions[0].files = [
+        PreservedFile(
+            0x5000,
+            0x100,
+            "memfd-v2",
+            0xFFFF0000,
+            True,
+            0x1000,
+            serialized_data=0x9100,
+            memfd={"size": 4096, "pos": 0, "nr_folios": 1, "seals": 0x40, "flags": 0},
+        ),
+        PreservedFile(
+            0x5040,
+            0x101,
+            "memfd-v2",
+            0xFFFF0000,
+            True,
+            0x2000,
+            serialized_data=0x9101,
+            memfd={"size": 4096, "pos": 0, "nr_folios": 1, "seals": 0x3F, "flags": 0},
+        ),
+    ]
+    snap.sessions[0].file_count = 2
+    (f,) = only(inspect(snap))
+    assert (f.code, f.session, f.token, f.address) == ("retrieve-will-fail", "a", 0x100, 0x9100)
+    assert "EOPNOTSUPP" in f.message and "seals 0x40" in f.message
+
+
+def test_incoming_side_does_not_decide_preflight() -> None:
+    """Data handed to this kernel is not handed on: its failures are
+    findings, but not the next handover's."""
+    ho = Handover(
+        "incoming", "pending", None, 0x10000, chain(1), [hsession("old", handler="vfio-v1")]
+    )
+    snap = snapshot(ho)
+    assert [f.code for f in only(snap)] == ["deserialize-will-fail"]
     assert preflight_findings(snap) == [] and handover_accepted(snap)
