@@ -271,8 +271,12 @@ def ser_unknown_handler(vmcore: Path, debug: Path) -> tuple[list[Write], list[Fi
     compatible = _ser_file(prog, "vm-gamma", 0).compatible
     new = b"memfd-v9".ljust(compatible.type_.length, b"\0")
     w = _write(prog, compatible, new, "vm-gamma 0x300's serialized compatible -> memfd-v9")
-    # luo_file_deserialize_one(): no such handler (-ENOENT), then EIO.
-    return [w], [_reaction("next-kernel-eio", "vm-gamma"), _mismatch("vm-gamma", 0x300)]
+    # luo_file_deserialize_one(): no such handler (-ENOENT), then EIO.  The
+    # file lost is the one whose compatible the kernel names: 0x300.
+    return [w], [
+        {**_reaction("next-kernel-eio", "vm-gamma"), "token": 0x300},
+        _mismatch("vm-gamma", 0x300),
+    ]
 
 
 def ser_session_drop(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
