@@ -38,6 +38,7 @@ CODES = (
     "luo-absent",
     "corrupt-structure",
     "restore-failed",
+    "deserialize-failed",
     *restore.CODES,
 )
 
@@ -105,6 +106,36 @@ def check_luo_state(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         yield Finding("luo-absent", INFO, f"LUO is not in this kernel: {snap.luo.reason}")
     elif snap.luo.state == "disabled":
         yield Finding("luo-disabled", INFO, f"LUO is disabled: {snap.luo.reason}")
+
+
+def check_deserialize_failed(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
+    """luo_session_deserialize() runs once, at the first open of
+    /dev/liveupdate, and keeps its error in a static (saved_err): luo_open()
+    then returns EIO on every open for the rest of the boot."""
+    err = snap.luo.deserialize_error
+    if err is None:
+        return
+    said = [m for m in snap.luo.kernel_log if m.startswith("luo: ") and "Retrieved" not in m]
+    stopped = next((m.split("[", 1)[1].split("]", 1)[0] for m in said if "session [" in m), None)
+    listed = [s.name for s in snap.sessions if s.direction == "incoming"]
+    where = ""
+    if stopped is not None:
+        emptied = stopped in listed
+        where = (
+            f" It stopped at session {stopped!r}"
+            + (", which stays listed with its files freed" if emptied else ", never created")
+            + "; the sessions after it were freed with the rest of the handover."
+        )
+    yield Finding(
+        "deserialize-failed",
+        ERROR,
+        f"deserialization of the incoming sessions failed with {errno_name(err)} "
+        "(luo_session_deserialize() keeps it in saved_err): every open of /dev/liveupdate "
+        "returns EIO for the rest of this boot, so nothing handed over can be retrieved. "
+        f"Sessions it created: {', '.join(map(repr, listed)) or 'none'}.{where}"
+        + (" The kernel said: " + "; ".join(f'"{m}"' for m in said) + "." if said else ""),
+        stopped,
+    )
 
 
 def check_duplicate_tokens(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
@@ -475,6 +506,7 @@ def check_walk_errors(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
 
 CHECKS: tuple[Check, ...] = (
     check_luo_state,
+    check_deserialize_failed,
     check_duplicate_tokens,
     check_duplicate_session_names,
     check_counts,
@@ -511,6 +543,7 @@ INCOMING_CODES = frozenset(
         "finished-still-held",
         "deserialize-will-fail",
         "deserialize-drops",
+        "deserialize-failed",
     )
 )
 PREFLIGHT_CODES = frozenset(CODES) - INCOMING_CODES

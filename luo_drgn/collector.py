@@ -126,6 +126,11 @@ class _Collector:
         with self.guard("incoming state"):
             snap.luo.incoming_present = h.luo_incoming_present(prog)
             snap.luo.incoming_deserialized = h.luo_incoming_deserialized(prog)
+        with self.guard("deserialization result"):
+            status = h.luo_deserialize_status(prog)
+            if status is not None and status[0] and status[1]:
+                snap.luo.deserialize_error = status[1]
+                snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(prog)]
         if snap.luo.frozen:
             with self.guard("serialized outgoing sessions"):
                 snap.serialized_outgoing = self.collect_serialized(

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import drgn
 from drgn import FaultError, Object, Program, Type, TypeKind, cast
 from drgn.helpers.common.prog import takes_program_or_default
 from drgn.helpers.linux.fs import d_path
@@ -60,6 +61,7 @@ __all__ = (
     "luo_block_set_head_pa",
     "luo_cmdline_param",
     "luo_count_per_block",
+    "luo_deserialize_status",
     "luo_enabled",
     "luo_file_handler",
     "luo_file_handler_compatible",
@@ -225,6 +227,50 @@ def luo_incoming_present(prog: Program) -> bool:
     session header is ``active``: ``luo_session_setup_incoming()`` ran).
     """
     return bool(_session_header(prog, "incoming").active.value_())
+
+
+def _local_statics(prog: Program) -> dict[str, Object] | None:
+    """luo_session_deserialize()'s function-local statics, found by symbol:
+    the compiler names them is_deserialized.N and saved_err.N (prog[...]
+    does not find locals).  Another function may have a saved_err of its
+    own: the one taken is the nearest to is_deserialized, as the statics of
+    one function are laid out together."""
+    try:
+        cached: dict[str, Object] | None = prog.cache["luo_drgn_deserialize_statics"]
+        return cached
+    except KeyError:
+        pass
+    found: dict[str, list[drgn.Symbol]] = {"is_deserialized": [], "saved_err": []}
+    for sym in prog.symbols():
+        base, _, suffix = sym.name.partition(".")
+        if base in found and suffix.isdigit() and sym.kind == drgn.SymbolKind.OBJECT:
+            found[base].append(sym)
+    out: dict[str, Object] | None = None
+    if len(found["is_deserialized"]) == 1 and found["saved_err"]:
+        flag = found["is_deserialized"][0]
+        err = min(found["saved_err"], key=lambda s: abs(s.address - flag.address))
+        out = {
+            "is_deserialized": Object(prog, "bool", address=flag.address),
+            "saved_err": Object(prog, "int", address=err.address),
+        }
+    prog.cache["luo_drgn_deserialize_statics"] = out
+    return out
+
+
+@takes_program_or_default
+def luo_deserialize_status(prog: Program) -> tuple[bool, int] | None:
+    """
+    Get what ``luo_session_deserialize()`` kept: whether it ran (it runs once,
+    at the first open of ``/dev/liveupdate``) and the error it returned, 0 or
+    a negative errno.  After a failure every open returns EIO while the real
+    cause stays here.  None where the kernel's symbols do not show them.
+
+    :return: (ran, error)
+    """
+    statics = _local_statics(prog)
+    if statics is None:
+        return None
+    return bool(statics["is_deserialized"].value_()), int(statics["saved_err"].value_())
 
 
 @takes_program_or_default

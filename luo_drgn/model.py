@@ -179,8 +179,11 @@ class LuoState:
     incoming_deserialized: bool | None = None
     outgoing: Direction = field(default_factory=Direction)
     incoming: Direction = field(default_factory=Direction)
-    # When LUO is not enabled: its messages in the kernel log, which tell a
-    # failed restore (the data it rejected is freed by then).
+    # luo_session_deserialize()'s kept error (negative errno), when it ran
+    # and failed: every open of /dev/liveupdate returns EIO since.
+    deserialize_error: int | None = None
+    # When LUO is not enabled or its deserialization failed: its messages in
+    # the kernel log (the data rejected is freed by then).
     kernel_log: list[str] = field(default_factory=list)
 
 

@@ -116,6 +116,9 @@ def document(snap: Snapshot) -> dict[str, Any]:
             "incoming": {
                 "present": luo.incoming_present,
                 "deserialized": luo.incoming_deserialized,
+                "deserialize_error": (
+                    errno_name(luo.deserialize_error) if luo.deserialize_error else None
+                ),
                 "session_count": luo.incoming.session_count,
             },
         },
@@ -366,7 +369,12 @@ def _luo(w: _Writer, doc: dict[str, Any]) -> None:
             [
                 "incoming",
                 f"present: {_v(i['present'])}, deserialized: "
-                f"{_v(i['deserialized'])}, sessions: {_v(i['session_count'])}",
+                + (
+                    f"failed ({i['deserialize_error']})"
+                    if i.get("deserialize_error")
+                    else _v(i["deserialized"])
+                )
+                + f", sessions: {_v(i['session_count'])}",
             ],
             ["/dev/liveupdate held by", _holders_text(doc[TEXT_ONLY]["luo_device_holders"]) or "-"],
         ]

@@ -295,3 +295,23 @@ def test_errors_sort_first_and_codes_are_known() -> None:
     inspect(s)
     assert [f.severity for f in s.findings] == ["error", "info"]
     assert all(f.code in CODES for f in s.findings)
+
+
+def test_failed_deserialization() -> None:
+    s = snap(
+        session("a", [pfile(1, file=None)], direction="incoming"),
+        session("b", [], direction="incoming"),
+    )
+    s.luo.deserialize_error = -22
+    s.luo.kernel_log = [
+        "luo: Retrieved live update data, liveupdate number: 1",
+        "luo: File count mismatch: expected 3, found 2",
+        "luo: Failed to deserialize files for session [b] -22",
+    ]
+    (f,) = [f for f in run_checks(s)[0] if f.severity == "error"]
+    assert (f.code, f.severity, f.session) == ("deserialize-failed", "error", "b")
+    assert "failed with EINVAL" in f.message and "returns EIO" in f.message
+    assert "Sessions it created: 'a', 'b'." in f.message
+    assert "'b', which stays listed with its files freed" in f.message
+    assert '"luo: File count mismatch: expected 3, found 2"' in f.message
+    assert "Retrieved live update" not in f.message

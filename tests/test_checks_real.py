@@ -4,6 +4,7 @@ expected findings, and healthy ones yield no error and no warning."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -159,3 +160,29 @@ def test_panicked_next_kernel_is_explained(
     assert f'"{rejected[0]}"' in f.message
     assert f'"{expected["restore_failed"]}"' in f.message
     assert "was freed before the panic" in f.message
+
+
+@only(lambda name: name == "deserialize-failed")
+def test_failed_deserialization_is_an_error(
+    snapshot: Snapshot, expected: dict[str, Any], manifest: dict[str, Any]
+) -> None:
+    """The next kernel of fault-ser-file-count: its driver's opens returned
+    EIO, and the kernel said why; the report says so, with the real errno."""
+    failed = expected["deserialize_failed"]
+    opens = [
+        json.loads(e[len("@@LUO ") :])["result"]
+        for e in manifest["guest_log"]
+        if '"op":"open_luo"' in e
+    ]
+    # Phase 1's open, then the next kernel's two: the failure is kept.
+    assert opens == ["OK", "EIO", "EIO"]
+    (f,) = [f for f in snapshot.findings if f.severity == "error"]
+    assert (f.code, f.session) == ("deserialize-failed", failed["session"])
+    assert f"failed with {failed['errno']}" in f.message
+    boot = manifest["kernel_log"][
+        max(i for i, line in enumerate(manifest["kernel_log"]) if line.startswith("Command line")) :
+    ]
+    for said in boot:
+        if said.startswith("luo: ") and "Retrieved" not in said:
+            assert f'"{said}"' in f.message
+    assert snapshot.luo.deserialize_error == -22 and failed["errno"] == "EINVAL"

@@ -6,6 +6,7 @@ the guest's log (the manifest) or with the same value reached by plain drgn
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import drgn
@@ -466,3 +467,13 @@ def test_walk_error_is_a_validation_error_with_the_fault_chained() -> None:
     assert isinstance(info.value, ValidationError)
     assert isinstance(info.value.__cause__, drgn.FaultError)
     assert info.value.address == second
+
+
+@only(lambda name: name in ("incoming", "incoming-pending", "deserialize-failed"))
+def test_luo_deserialize_status(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """luo_session_deserialize()'s statics: whether the first open ran it,
+    and the error it kept (the errno the kernel logged)."""
+    ran, err = h.luo_deserialize_status(prog) or (None, None)
+    failed = expected.get("deserialize_failed")
+    assert ran is expected["deserialized"]
+    assert err == (-errno.EINVAL if failed and failed["errno"] == "EINVAL" else 0)

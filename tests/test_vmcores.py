@@ -28,7 +28,7 @@ def has_sessions(name: str) -> bool:
 
 def is_healthy(name: str) -> bool:
     """Fixtures whose state is sound: no fault, no doomed handover."""
-    return has_sessions(name) and not name.startswith("doomed")
+    return has_sessions(name) and not name.startswith(("doomed", "deserialize-failed"))
 
 
 def sessions(prog: drgn.Program, direction: str) -> list[drgn.Object]:

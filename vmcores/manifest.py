@@ -11,6 +11,7 @@ vmcore: the expectations are what the guest did, not what a tool saw.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import re
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ def guest_events(console: list[str]) -> list[dict[str, Any]]:
 
 
 KERNEL_PREFIXES = ("luo:", "KHO:", "Command line:", "Kernel panic")
+DESERIALIZE_FAILED = re.compile(
+    r"luo: Failed to (deserialize files for|insert) session \[(.*?)\] (-?\d+)"
+)
 
 
 def kernel_lines(console: list[str]) -> list[str]:
@@ -72,11 +76,23 @@ def kernel_facts(console: list[str]) -> dict[str, Any]:
         "liveupdate_num": None,
         "disabled_reason": None,
         "restore_failed": None,
+        "deserialize_failed": None,
         "luo_messages": [],
     }
     for line in console:
         if line.startswith("luo:"):
             facts["luo_messages"].append(line)
+        # luo_session_deserialize_one(): the session whose files failed was
+        # inserted (it stays, emptied); one refused by luo_session_insert()
+        # was not.  Either way the rest of the chain never becomes sessions.
+        if m := re.search(
+            r"luo: Failed to (deserialize files for|insert) session \[(.*?)\] (-?\d+)", line
+        ):
+            facts["deserialize_failed"] = {
+                "session": m.group(2),
+                "listed": m.group(1) != "insert",
+                "errno": errno.errorcode.get(-int(m.group(3)), m.group(3)),
+            }
         # liveupdate_early_init(): luo_restore_fail() is a panic.
         if m := re.search(r"Kernel panic - not syncing: (The incoming tree failed.*)", line):
             facts["restore_failed"] = m.group(1).strip()
@@ -227,6 +243,17 @@ def expected_state(
     for ev in guest_events(console):
         model.apply(ev)
     kfacts = kernel_facts(console[_last_boot(console) :])
+    failed = kfacts["deserialize_failed"]
+    if failed is not None:
+        kept: dict[str, _Session] = {}
+        for name, session in model.sessions.items():
+            if name == failed["session"]:
+                if failed["listed"]:
+                    session.files = []
+                    kept[name] = session
+                break
+            kept[name] = session
+        model.sessions = kept
     if _boots(console) > 1 and model.phase == 1:
         # Dumped in the kernel the live update booted, before its userspace.
         model.new_kernel()
@@ -272,13 +299,15 @@ def expected_state(
         "liveupdate_num": kfacts["liveupdate_num"] or 0,
         "phase": model.phase,
         "frozen": frozen,
-        "deserialized": model.phase == 2 and model.luo_device_opened,
+        # It ran at the first open, which fails when it fails.
+        "deserialized": model.phase == 2 and (model.luo_device_opened or failed is not None),
         "sessions": sessions,
         "luo_device_holders": model.holders(luo_dev[0]) if luo_dev else [],
         "refusals": model.refusals,
         "failed_retrieves": model.failed_retrieves,
         **({"next_kernel": next_kernel(after)} if after else {}),
         **({"restore_failed": kfacts["restore_failed"]} if kfacts["restore_failed"] else {}),
+        **({"deserialize_failed": failed} if failed is not None else {}),
     }
 
 

@@ -141,6 +141,11 @@ class GdbStub:
         except socket.timeout as e:
             raise GuestError(f"guest did not stop within {timeout:.0f} s") from e
 
+    def interrupt(self) -> str:
+        """Stop the running guest (a ^C on the wire); return the stop reply."""
+        self.sock.sendall(b"\x03")
+        return self._read_packet()
+
     def pc(self) -> int:
         """The stopped vCPU's instruction pointer (x86-64: rip follows the 16
         general-purpose registers in the 'g' reply)."""

@@ -43,7 +43,9 @@ class Run:
     # panics or its driver is ready, and what it did is recorded.
     stops: tuple[tuple[str, str], ...] = ()
     # A serialized-data fault (faults.SER_FAULTS) written at machine_kexec,
-    # computed from a dump of that moment, before the kexec goes on.
+    # computed from a dump of that moment, before the kexec goes on.  A stop
+    # "next-ready" dumps the next kernel once its driver is ready; a stop
+    # whose fixture is "" dumps nothing kept.
     ser_fault: str | None = None
 
 
@@ -121,6 +123,16 @@ HANDOVER_RUNS = [
         for name, desc in faults.SER_DESCRIPTIONS.items()
     ),
 ]
+HANDOVER_RUNS.append(
+    Run(
+        "deserialize-failed",
+        "frozen",
+        stops=(("", "machine_kexec"), ("deserialize-failed", "next-ready")),
+        ser_fault="fault-ser-file-count",
+        description="the next kernel of fault-ser-file-count once its driver is ready: "
+        "deserialization failed (File count mismatch), every open returned EIO",
+    )
+)
 RUNS += HANDOVER_RUNS
 
 # Faults whose vmcore is committed whole, so the CLI is tested on a plain
@@ -244,6 +256,9 @@ class Stop:
     console: list[str]
     after: list[str] = field(default_factory=list)
     fault_record: dict[str, Any] | None = None
+    # Writes made earlier in the run (a fault at machine_kexec) that this
+    # state follows from.
+    writes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def capture_handover(
@@ -274,8 +289,20 @@ def capture_handover(
             for address in armed:
                 gdb.break_at(address)
             point = "ready" if first == "ready" else None
+            written: list[dict[str, Any]] = []
             for fixture, stop in run.stops:
-                if point != stop:
+                if stop == "next-ready":
+                    # The next kernel's driver got ready: stop it there.
+                    for address in armed:
+                        gdb.remove_break(address)
+                    armed.clear()
+                    gdb.command("c", wait_reply=False)
+                    line = guest.wait_for_any(("@@LUO-READY", "Kernel panic"), timeout)
+                    if line.startswith("Kernel panic"):
+                        raise GuestError(f"{run.name}: the next kernel panicked")
+                    gdb.interrupt()
+                    point = stop
+                elif point != stop:
                     gdb.cont_until_stop(timeout)
                     pc = gdb.pc()
                     point = where.get(pc)
@@ -284,20 +311,32 @@ def capture_handover(
                     # Each stop is met once: going on must not stop here again.
                     gdb.remove_break(pc)
                     armed.discard(pc)
-                vmcore = out / f"{fixture}.vmcore"
+                # A stop with no fixture is only where the fault is written.
+                vmcore = out / f"{fixture or stop}.vmcore"
                 guest.dump(vmcore)
                 if stop == "panic":
                     if not stops:
                         raise GuestError(f"{run.name}: a panic stop needs an earlier dump")
                     fix_vmcoreinfo(vmcore, gdb, debug, stops[0].vmcore)
                 record = None
-                if run.ser_fault is not None:
+                if run.ser_fault is not None and stop == "machine_kexec":
                     record = _write_ser_fault(gdb, run.ser_fault, vmcore, debug)
-                stops.append(Stop(fixture, stop, vmcore, list(guest.console), fault_record=record))
-                point = None
+                    written = record["run_writes"]
+                if fixture:
+                    stops.append(
+                        Stop(
+                            fixture,
+                            stop,
+                            vmcore,
+                            list(guest.console),
+                            fault_record=record,
+                            writes=written,
+                        )
+                    )
+                point = None if stop != "next-ready" else stop
             # The rest of the run: the next kernel panics (a stop at panic)
             # or its driver gets ready.
-            if point != "panic" and not any(s.point == "panic" for s in stops):
+            if point not in ("panic", "next-ready") and not any(s.point == "panic" for s in stops):
                 for address in armed:
                     gdb.remove_break(address)
                 gdb.detach()  # the guest runs on
@@ -445,6 +484,11 @@ def generate_handover(
         )
         vmcore: Path | None = st.vmcore
         base = None
+        made_here = {**made, "capture": st.point}
+        if st.writes and st.fault_record is None:
+            # A state after a fault was written (the next kernel's): what
+            # was written, in this run's memory.
+            made_here["writes_at_machine_kexec"] = st.writes
         if st.fault_record is not None:
             # Stored as the committed frozen state plus the same fault,
             # derived by the same function from that base; the run's own
@@ -467,7 +511,7 @@ def generate_handover(
             dest_root / st.fixture,
             st.fixture,
             faults.DESCRIPTIONS.get(st.fixture, run.description),
-            {**made, "capture": st.point},
+            made_here,
             st.console,
             expected,
             vmcore,
