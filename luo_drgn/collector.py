@@ -247,6 +247,7 @@ class _Collector:
             with self.guard(where, session, pf.token):
                 pf.refcount = h.luo_preserved_file_refcount(file)
                 pf.inode = h.luo_preserved_file_ino(file)
+                pf.size = h.luo_preserved_file_size(file)
             if pf.refcount is not None:
                 try:
                     pf.path = _text(h.luo_preserved_file_path(file))

@@ -91,6 +91,7 @@ __all__ = (
     "luo_preserved_file_ino",
     "luo_preserved_file_path",
     "luo_preserved_file_refcount",
+    "luo_preserved_file_size",
     "luo_read_ser",
     "luo_ser_compatible",
     "luo_ser_out",
@@ -941,6 +942,16 @@ def luo_preserved_file_ino(file: Object) -> int:
     :param file: ``struct file *``
     """
     return int(file.f_inode.i_ino.value_())
+
+
+def luo_preserved_file_size(file: Object) -> int:
+    """
+    Get the size of a struct file's inode (``i_size``): for a retrieved
+    memfd, what ``memfd_luo_retrieve()`` restored.
+
+    :param file: ``struct file *``
+    """
+    return int(file.f_inode.i_size.value_())
 
 
 def luo_preserved_file_path(file: Object) -> bytes:

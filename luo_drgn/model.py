@@ -43,6 +43,7 @@ class PreservedFile:
     file: int | None  # struct file *, None (NULL) before retrieve
     path: str | None = None
     inode: int | None = None
+    size: int | None = None  # the inode's i_size, while there is a struct file
     retrieve_status: int = 0  # 0 not attempted, 1 retrieved, <0 errno
     serialized_data: int = 0
     frozen: bool | None = None  # serialized for the next kernel

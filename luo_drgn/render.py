@@ -74,6 +74,12 @@ def _file(f: PreservedFile) -> dict[str, Any]:
         "refcount": f.refcount,
         "explained_refs": f.explained_refs,
         "holders": [_holder(x) for x in f.holders],
+        "size": f.size,
+        "memfd": (
+            {"size": f.memfd.get("size"), "nr_folios": f.memfd.get("nr_folios")}
+            if f.memfd is not None
+            else None
+        ),
     }
 
 

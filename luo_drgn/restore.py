@@ -290,16 +290,18 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     # moves on: entries past it vanish, and no total is checked for sessions.
     for i, names in _uncounted(handover):
         block = handover.chain.blocks[i]
-        yield Finding(
-            "next-kernel-drops",
-            ERROR,
-            f"{when}the next kernel will silently skip {len(names)} session(s) of block "
-            f"{i + 1} at {block.pa:#x} ({', '.join(map(repr, names))}): its entry count is "
-            f"{block.count}, so kho_block_set_it_read_entry() never reads them",
-            names[0],
-            None,
-            block.pa,
-        )
+        for name in names:
+            yield Finding(
+                "next-kernel-drops",
+                ERROR,
+                f"{when}the next kernel will silently skip session {name!r}: block {i + 1} at "
+                f"{block.pa:#x} has an entry count of {block.count}, so "
+                f"kho_block_set_it_read_entry() never reads the {len(names)} written past it "
+                f"({', '.join(map(repr, names))}), and no total of sessions is checked",
+                name,
+                None,
+                block.pa,
+            )
     handlers = nk.handlers if nk is not None and nk.handlers is not None else None
     if handlers is None:
         handlers = [x.compatible for x in snap.handlers]

@@ -43,7 +43,7 @@ _COMMON: dict[str, Members] = {
     "atomic_t": [("counter", "int")],
     "refcount_struct": [("refs", "atomic_t")],
     "file_ref": [("refcnt", "atomic64_t")],
-    "inode": [("i_ino", "u64"), ("i_nlink", "u32")],
+    "inode": [("i_ino", "u64"), ("i_nlink", "u32"), ("i_size", "long")],
     "file": [
         ("f_ref", "file_ref"),
         ("f_op", "*void"),

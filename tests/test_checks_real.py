@@ -97,24 +97,30 @@ def test_disabled_or_absent_is_info(snapshot: Snapshot, expected: dict[str, Any]
 
 def handed_over(name: str) -> bool:
     """Fixtures whose run went on into the next kernel and recorded it."""
-    return name in ("doomed", "doomed-frozen", "crowded") or name.startswith("fault-ser-")
+    return name in ("doomed", "doomed-frozen", "crowded", "journey-drop-before") or (
+        name.startswith("fault-ser-")
+    )
 
 
-def observed_reaction(expected: dict[str, Any]) -> tuple[str, str | None]:
-    """The real next kernel's reaction as a finding (code, session), read from
+def observed_reaction(expected: dict[str, Any]) -> set[tuple[str, str | None]]:
+    """The real next kernel's reaction as findings (code, session), read from
     its console and its driver's log, never from luo-inspect."""
     nk = expected["next_kernel"]
     if nk["panicked"]:
-        return "next-kernel-panic", None
+        return {("next-kernel-panic", None)}
     if "EIO" in nk["open_luo"]:
         said = " ".join(nk["luo_messages"])
         m = re.search(r"Failed to deserialize files for session \[(.*?)\]", said)
-        return "next-kernel-eio", m.group(1) if m else None
+        return {("next-kernel-eio", m.group(1) if m else None)}
     sent = [s["name"] for s in expected["sessions"] if s["direction"] == "outgoing"]
-    lost = [n for n in sent if nk["retrieve_session"].get(n) == "ENOENT"]
-    if lost:
-        return "next-kernel-drops", lost[0]
-    return "accepted", None
+    lost = {("next-kernel-drops", n) for n in sent if nk["retrieve_session"].get(n) == "ENOENT"}
+    # A file's own retrieve refused (not an unknown token: that is no file).
+    failed = {
+        ("retrieve-will-fail", session)
+        for session, _, result in nk["retrieve"]
+        if result not in ("OK", "ENOENT", "EBADF")
+    }
+    return lost | failed
 
 
 @only(handed_over)
@@ -123,10 +129,18 @@ def test_verdict_follows_the_next_kernel(snapshot: Snapshot, expected: dict[str,
     decisive = {
         (f.code, f.session) for f in preflight_findings(snapshot) if f.code in restore.CODES
     }
-    if reaction[0] == "accepted":
-        assert decisive == set() and handover_accepted(snapshot)
-    else:
-        assert decisive == {reaction} and not handover_accepted(snapshot)
+    # The log shows a panic or EIO, and the sessions the driver asked for.
+    nk = expected["next_kernel"]
+    asked = set(nk["retrieve_session"]) | {session for session, _, _ in nk["retrieve"]}
+    seen = {
+        (code, session)
+        for code, session in decisive
+        if code in ("next-kernel-panic", "next-kernel-eio") or session in asked
+    }
+    assert seen == reaction
+    # What the log cannot show is only sessions it never asked for.
+    assert all(session not in asked for _, session in decisive - seen)
+    assert handover_accepted(snapshot) == (not reaction)
 
 
 @only(lambda name: name in ("doomed", "doomed-frozen"))

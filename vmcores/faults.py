@@ -290,6 +290,7 @@ def ser_session_drop(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findi
     # never deserialized, and no count of sessions is checked anywhere.
     return [w], [
         _reaction("next-kernel-drops", "vm-gamma"),
+        _reaction("next-kernel-drops", "empty"),
         _mismatch("vm-gamma"),
         _mismatch("empty"),
     ]
@@ -311,12 +312,32 @@ def ser_session_cycle(vmcore: Path, debug: Path) -> tuple[list[Write], list[Find
     ]
 
 
+def ser_memfd_seals(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    f = _file(_session(prog, "vm-alpha"), 0x101)
+    base = prog["page_offset_base"].value_()
+    state = drgn.Object(prog, "struct memfd_luo_ser", address=base + f.serialized_data.value_())
+    seals = state.seals
+    w = _write(
+        prog,
+        seals,
+        struct.pack("<I", seals.value_() | 0x40),
+        "vm-alpha 0x101's memfd state: an unknown seal (0x40)",
+    )
+    # memfd_luo_retrieve() refuses seals outside MEMFD_LUO_ALL_SEALS
+    # (-EOPNOTSUPP): that one retrieve fails, the luo_file keeps the errno.
+    return [w], [
+        {"code": "retrieve-will-fail", "severity": "error", "session": "vm-alpha", "token": 0x101},
+    ]
+
+
 SER_FAULTS: dict[str, Callable[[Path, Path], tuple[list[Write], list[Finding]]]] = {
     "fault-ser-file-block-count": ser_file_block_count,
     "fault-ser-file-count": ser_file_count,
     "fault-ser-unknown-handler": ser_unknown_handler,
     "fault-ser-session-drop": ser_session_drop,
     "fault-ser-session-cycle": ser_session_cycle,
+    "fault-ser-memfd-seals": ser_memfd_seals,
 }
 FAULTS.update(SER_FAULTS)
 
@@ -326,5 +347,6 @@ SER_DESCRIPTIONS = {
     "fault-ser-unknown-handler": "frozen, vm-gamma 0x300 serialized under compatible memfd-v9",
     "fault-ser-session-drop": "frozen, the session block's count lowered from 4 to 2",
     "fault-ser-session-cycle": "frozen, the session block's next pointing at itself",
+    "fault-ser-memfd-seals": "frozen, vm-alpha 0x101's serialized memfd state with seal 0x40",
 }
 DESCRIPTIONS.update(SER_DESCRIPTIONS)

@@ -202,17 +202,33 @@ class _Model:
             self.refusals.append(
                 {"op": "retrieve_session", "session": ev["session"], "errno": ev["result"]}
             )
+            if ev["result"] == "ENOENT" and self.phase == 2:
+                # Handed over but not among the incoming sessions: it never
+                # arrived (the kernel may say nothing about it).
+                self.sessions.pop(ev["session"], None)
             return
         s = self.sessions[ev["session"]]
         s.retrieved = True
         self.proc(ev["pid"]).fds[ev["fd"]] = s.obj
 
     def op_retrieve(self, ev: dict[str, Any]) -> None:
-        s = self.sessions[ev["session"]]
+        s = self.sessions.get(ev["session"])
+        if s is None:  # a session that never arrived
+            self.failed_retrieves.append(
+                {"session": ev["session"], "token": ev["token"], "errno": ev["result"]}
+            )
+            return
         if ev["result"] != "OK":
             self.failed_retrieves.append(
                 {"session": ev["session"], "token": ev["token"], "errno": ev["result"]}
             )
+            # luo_retrieve_file(): a handler's retrieve error is kept in the
+            # luo_file (an unknown token has none to keep it in, and a call
+            # on a session never retrieved reaches no luo_file).
+            if s.retrieved and ev["result"] not in ("ENOENT", "EBADF"):
+                for f in s.files:
+                    if f.token == ev["token"] and hasattr(errno, ev["result"]):
+                        f.retrieve_status = -getattr(errno, ev["result"])
             return
         f = next(f for f in s.files if f.token == ev["token"])
         f.obj = _Object("memfd", f"{s.name}:{f.token:#x}", ev["ino"], f.size)
@@ -334,6 +350,9 @@ def next_kernel(after: list[str]) -> dict[str, Any]:
         "retrieve_session": {
             e["session"]: e["result"] for e in events if e["op"] == "retrieve_session"
         },
+        "retrieve": [
+            [e["session"], e["token"], e["result"]] for e in events if e["op"] == "retrieve"
+        ],
     }
 
 

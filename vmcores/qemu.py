@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -249,18 +250,22 @@ class Guest:
 
     def wait_for_any(self, markers: tuple[str, ...], timeout: float = 120.0) -> str:
         """Wait for a console line starting with one of ``markers``."""
+        return self.wait_for_line(lambda line: line.startswith(markers), str(markers), timeout)
+
+    def wait_for_line(self, match: Callable[[str], bool], what: str, timeout: float = 120.0) -> str:
+        """Wait for a console line ``match`` accepts; return it."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise GuestError(f"none of {markers} on the console within {timeout:.0f} s")
+                raise GuestError(f"no {what} on the console within {timeout:.0f} s")
             try:
                 line = self._lines.get(timeout=remaining)
             except queue.Empty:
                 continue
             if line is None:
-                raise GuestError(f"QEMU exited before any of {markers}:\n" + self.tail())
-            if line.startswith(markers):
+                raise GuestError(f"QEMU exited before {what}:\n" + self.tail())
+            if match(line):
                 return line
 
     def wait_exit(self, timeout: float) -> None:

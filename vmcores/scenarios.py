@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import drgn
+
 from luo_drgn.examples import decompressed
 
 from . import elfnote, faults, initramfs, manifest, paths
@@ -47,6 +49,12 @@ class Run:
     # "next-ready" dumps the next kernel once its driver is ready; a stop
     # whose fixture is "" dumps nothing kept.
     ser_fault: str | None = None
+    # Dump at machine_kexec after the fault is written, not before: the
+    # state the next kernel reads.
+    dump_after_fault: bool = False
+    # (from, into): the JSON report of fixture ``from`` saved as before.json
+    # in fixture ``into``, as an operator saves one before kexec -e.
+    saves: tuple[str, str] | None = None
 
 
 RUNS = [
@@ -133,6 +141,31 @@ HANDOVER_RUNS.append(
         "deserialization failed (File count mismatch), every open returned EIO",
     )
 )
+HANDOVER_RUNS += [
+    Run(
+        "journey",
+        "journey",
+        stops=(
+            ("journey-before", "ready"),
+            ("", "machine_kexec"),
+            ("journey-after", "next-ready"),
+        ),
+        ser_fault="fault-ser-memfd-seals",
+        saves=("journey-before", "journey-after"),
+        description="a live update from the state saved before kexec -e to the next kernel "
+        "once its driver is ready; vm-alpha 0x101's memfd state carries a seal the next "
+        "kernel refuses, so that retrieve fails for real",
+    ),
+    Run(
+        "journey-drop",
+        "journey-drop",
+        stops=(("journey-drop-before", "machine_kexec"), ("journey-drop-after", "next-ready")),
+        ser_fault="fault-ser-session-drop",
+        dump_after_fault=True,
+        description="a live update whose session block count was lowered at machine_kexec: "
+        "the next kernel silently skips vm-gamma and empty",
+    ),
+]
 RUNS += HANDOVER_RUNS
 
 # Faults whose vmcore is committed whole, so the CLI is tested on a plain
@@ -297,6 +330,12 @@ def capture_handover(
                         gdb.remove_break(address)
                     armed.clear()
                     gdb.command("c", wait_reply=False)
+                    # Phase 1 may have printed its ready marker already.
+                    guest.wait_for_line(
+                        lambda line: line.startswith('@@LUO {"op":"start"') and '"phase":2' in line,
+                        "the next kernel's driver",
+                        timeout,
+                    )
                     line = guest.wait_for_any(("@@LUO-READY", "Kernel panic"), timeout)
                     if line.startswith("Kernel panic"):
                         raise GuestError(f"{run.name}: the next kernel panicked")
@@ -322,6 +361,9 @@ def capture_handover(
                 if run.ser_fault is not None and stop == "machine_kexec":
                     record = _write_ser_fault(gdb, run.ser_fault, vmcore, debug)
                     written = record["run_writes"]
+                    if run.dump_after_fault:
+                        guest.dump(vmcore)
+                        record = None  # the dump holds the fault itself
                 if fixture:
                     stops.append(
                         Stop(
@@ -519,7 +561,29 @@ def generate_handover(
             compress=compress,
             after=st.after,
         )
+    if run.saves is not None:
+        _save_report(run, stops, dest_root)
     log(f"   {run.name}: {made['seconds']} s")
+
+
+def _save_report(run: Run, stops: list[Stop], dest_root: Path) -> None:
+    """luo-inspect's JSON report of one state, saved beside another fixture
+    as an operator saves it before kexec -e (the diff's "before")."""
+    from luo_drgn.checks import inspect
+    from luo_drgn.collector import collect
+    from luo_drgn.model import Target
+    from luo_drgn.render import render
+
+    assert run.saves is not None
+    source, into = run.saves
+    (stop,) = [s for s in stops if s.fixture == source]
+    assert stop.vmcore is not None
+    prog = drgn.Program()
+    prog.set_core_dump(str(stop.vmcore))
+    prog.load_debug_info([str(decompressed(paths.kernel_dir(run.kernel) / "vmlinux.debug.xz"))])
+    target = Target("vmcore", f"{source} (before kexec -e)", "7.2.13", [])
+    snap = inspect(collect(prog, target))
+    (dest_root / into / "before.json").write_text(render(snap, "report", "json"))
 
 
 def generate(

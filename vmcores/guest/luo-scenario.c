@@ -10,7 +10,8 @@
  * The scenario comes from the kernel command line (unknown key=value boot
  * parameters reach PID 1 as environment variables):
  *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo|
- *                crowded|doomed (initramfs) or live-crowded|live-doomed
+ *                crowded|doomed|journey|journey-drop (initramfs) or
+ *                live-crowded|live-doomed
  *                (initramfs fixtures) or live|churn (live mode, started by
  *                an init script on the host's root over 9p)
  *   luo_phase=1 (before the kexec) or 2 (after it)
@@ -504,6 +505,12 @@ int main(void)
 				open_luo();
 			} else if (strstr(scenario, "crowded") || strstr(scenario, "doomed")) {
 				retrieve_crowd(luo_fd);
+			} else if (!strcmp(scenario, "journey-drop")) {
+				/* Which sessions arrived: a silent drop logs nothing. */
+				retrieve_session(luo_fd, "vm-alpha");
+				retrieve_session(luo_fd, "vm-beta");
+				retrieve_session(luo_fd, "vm-gamma");
+				retrieve_session(luo_fd, "empty");
 			} else {
 				build_incoming(luo_fd);
 			}
@@ -530,6 +537,13 @@ int main(void)
 		hang();
 	}
 	build_outgoing(luo_fd);
+	if (!strncmp(scenario, "journey", 7)) {
+		/* The state an operator saves before kexec -e, then the update. */
+		ready(scenario);
+		sleep(3);
+		kexec_next("2");
+		hang();
+	}
 	if (!strcmp(scenario, "live")) {
 		/* The inspector runs in the guest; then the live update. */
 		ready(scenario);
