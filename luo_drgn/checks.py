@@ -53,8 +53,13 @@ def _where(s: Session, f: PreservedFile | None = None) -> str:
     return text
 
 
+# Where Python's errno names differ from the kernel's (both 95 on Linux).
+_KERNEL_ERRNO_NAMES = {errno.EOPNOTSUPP: "EOPNOTSUPP"}
+
+
 def errno_name(status: int) -> str:
-    return errno.errorcode.get(-status, f"errno {-status}")
+    """The kernel's name for a negative errno."""
+    return _KERNEL_ERRNO_NAMES.get(-status) or errno.errorcode.get(-status, f"errno {-status}")
 
 
 # luo_core.c, liveupdate_early_init(): luo_restore_fail(), a panic.

@@ -22,9 +22,11 @@ from drgn import Program
 from . import examples
 from .checks import handover_accepted, has_errors, inspect
 from .collector import collect
+from .diff import diff
 from .model import Snapshot, Target
 from .nextkernel import NextKernelError, read_next_kernel
-from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, render
+from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, render, render_diff
+from .saved import SavedReportError, load_report
 from .target import TargetError, open_target
 
 SEVERITY_COLORS = {"error": "red", "warning": "yellow", "info": "blue"}
@@ -253,6 +255,61 @@ def _preflight(
     return 0 if handover_accepted(snap) else 1
 
 
+def open_side(spec: str, symbols: Sequence[str], verbose: bool) -> Snapshot:
+    """One side of a diff: a saved JSON report, "live" (the running
+    kernel), "example:NAME" (a bundled fixture) or a vmcore."""
+    if spec.endswith(".json"):
+        return load_report(spec)
+    if spec.startswith("example:"):
+        state = State(example=spec.split(":", 1)[1], verbose=verbose)
+    else:
+        state = State(core=None if spec == "live" else spec, symbols=symbols, verbose=verbose)
+    return state.inspect()
+
+
+@cli.command(name="diff")
+@click.argument("before")
+@click.argument("after")
+@click.option(
+    "--before-symbols", metavar="PATH", multiple=True, help="debug info for BEFORE (default: -s)"
+)
+@click.option(
+    "--after-symbols", metavar="PATH", multiple=True, help="debug info for AFTER (default: -s)"
+)
+@output_options
+@click.pass_obj
+def _diff(
+    state: State,
+    before: str,
+    after: str,
+    before_symbols: tuple[str, ...],
+    after_symbols: tuple[str, ...],
+    fmt: str | None,
+    output: str | None,
+    redact: bool | None,
+) -> int:
+    """Across a kexec: what BEFORE handed over and what AFTER (the kernel the
+    live update booted) made of it, per session and token. Each side is a
+    vmcore, "live" (the running kernel), a saved 'luo-inspect --format json
+    report', or example:NAME. Exit 0 nothing lost, 1 something lost or
+    failed, 2 cannot inspect."""
+    _merge(state, fmt, output, redact)
+    if state.core or state.example:
+        raise click.UsageError("diff takes BEFORE and AFTER instead of -c/--example")
+    if state.redact:
+        raise click.UsageError("--redact does not apply to diff")
+    d = diff(
+        open_side(before, before_symbols or state.symbols, state.verbose),
+        open_side(after, after_symbols or state.symbols, state.verbose),
+    )
+    text = render_diff(d, state.fmt)
+    if state.output is not None:
+        Path(state.output).write_text(text)
+    else:
+        click.echo(text, nl=False)
+    return 1 if d.lost else 0
+
+
 @cli.command(name="shell")
 @click.pass_obj
 def _shell(state: State) -> None:
@@ -299,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except click.exceptions.Abort:
         return 2
-    except (TargetError, examples.ExampleError, NextKernelError) as e:
+    except (TargetError, examples.ExampleError, NextKernelError, SavedReportError) as e:
         click.echo(f"luo-inspect: {e}", err=True)
         return 2
     except Exception as e:  # noqa: BLE001

@@ -27,9 +27,11 @@ from drgn.commands.linux import linux_kernel_command as _linux_kernel_command
 
 from .checks import inspect
 from .collector import collect
+from .diff import Diff, diff
 from .model import Snapshot
 from .nextkernel import NextKernelError, read_next_kernel
-from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, render
+from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, render, render_diff
+from .saved import SavedReportError, load_report
 from .target import target_of
 
 # The helper calls behind each command, for --drgn (drgn's convention: show
@@ -89,17 +91,23 @@ linux_kernel_command: Callable[..., CommandFuncDecorator] = _linux_kernel_comman
     # "|" starts a line block: drgn's help formatter keeps it as it is.
     + "".join(f"|  {cmd:<9} {text}\n" for cmd, text in COMMANDS.items())
     + f"|  preflight {PREFLIGHT_HELP.split('?')[0]}?\n"
+    + "|  diff      Across the kexec: a saved report (--before) against this kernel.\n"
     + "|  help      This text.",
     arguments=(
         argument(
             "command",
             nargs="?",
             default="summary",
-            choices=(*COMMANDS, "preflight", "help"),
+            choices=(*COMMANDS, "preflight", "diff", "help"),
             help="what to show (default: summary)",
         ),
         argument("--format", choices=FORMATS, default="text", help="output format (default: text)"),
         argument("--session", metavar="NAME", help="with files or sessions: only this session"),
+        argument(
+            "--before",
+            metavar="REPORT",
+            help="with diff: a report saved before the kexec (luo-inspect --format json report)",
+        ),
         argument(
             "--next-cmdline",
             metavar="CMDLINE",
@@ -132,7 +140,7 @@ def _cmd_luo(
     *,
     parser: argparse.ArgumentParser,
     **kwargs: Any,
-) -> Snapshot | None:
+) -> Snapshot | Diff | None:
     if args.command == "help":
         print(parser.format_help(), end="")
         return None
@@ -141,6 +149,18 @@ def _cmd_luo(
     if args.drgn:
         print(_DRGN_CODE.get(args.command, _DRGN_SNAPSHOT), end="")
         return None
+    if args.command == "diff":
+        if args.before is None:
+            raise CommandArgumentError(f"{name}: diff needs --before REPORT")
+        try:
+            before = load_report(args.before)
+        except SavedReportError as e:
+            raise CommandError(f"{name}: {e}") from None
+        result = diff(before, inspect(collect(prog, target_of(prog))))
+        print(render_diff(result, args.format), end="")
+        return result
+    if args.before is not None:
+        raise CommandArgumentError(f"{name}: --before goes with diff")
     if args.command != "preflight" and (args.next_cmdline or args.next_kernel):
         raise CommandArgumentError(f"{name}: --next-cmdline and --next-kernel go with preflight")
     snap = collect(prog, target_of(prog))
