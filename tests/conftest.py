@@ -33,14 +33,15 @@ from vmcores import scenarios  # noqa: E402
 
 COMMITTED = examples.DATA / "fixtures"
 # Regenerated at every test session: the live-update runs and their faults,
-# and the handover runs whose next kernel accepts (crowded, not committed)
-# or panics (doomed): a new real run must agree with the committed one.
-FRESH_RUNS = ("outgoing", "incoming", "crowded", "doomed")
+# and the handover runs whose next kernel accepts (crowded, not committed),
+# panics (doomed), or is diffed with what was sent (journey, journey-drop:
+# only journey-after is committed, with the report saved before it).
+FRESH_RUNS = ("outgoing", "incoming", "crowded", "doomed", "journey", "journey-drop")
 
 
 def _fixtures_of(run: scenarios.Run) -> tuple[str, ...]:
     if run.stops:
-        return tuple(name for name, _ in run.stops)
+        return tuple(name for name, _ in run.stops if name)  # "": a stop only written at
     return (run.name, *run.faults)
 
 

@@ -92,7 +92,12 @@ def test_after_the_live_update(live_run: live.LiveRun) -> None:
     assert expected["phase"] == 2 and expected["liveupdate_num"] == 1
     doc = json.loads(out)
     assert_matches_ground_truth(doc, expected)
-    assert doc["luo"]["incoming"] == {"present": True, "deserialized": True, "session_count": 4}
+    assert doc["luo"]["incoming"] == {
+        "present": True,
+        "deserialized": True,
+        "deserialize_error": None,  # deserialization succeeded
+        "session_count": 4,
+    }
     codes = {(f["code"], f["session"], f["token"]) for f in doc["findings"]}
     assert ("not-retrieved", "vm-alpha", 0x102) in codes
 

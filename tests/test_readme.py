@@ -22,6 +22,7 @@ SAMPLES = {
     # marker in the README -> the command it shows
     "report": ["--example", "incoming", "report"],
     "preflight": ["--example", "doomed", "preflight"],
+    "diff": ["diff", "vmcores/data/fixtures/journey-after/before.json", "example:journey-after"],
 }
 
 

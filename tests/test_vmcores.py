@@ -22,13 +22,21 @@ def is_fault(name: str) -> bool:
 
 
 def has_sessions(name: str) -> bool:
-    """Fixtures of an enabled LUO, not corrupted by a planted fault."""
-    return not is_fault(name) and name not in ("disabled", "no-luo", "doomed-panic")
+    """Fixtures of an enabled LUO, not corrupted by a planted fault (the
+    fault-* ones, and journey-drop-before, dumped after its fault)."""
+    return not is_fault(name) and name not in (
+        "disabled",
+        "no-luo",
+        "doomed-panic",
+        "journey-drop-before",
+    )
 
 
 def is_healthy(name: str) -> bool:
     """Fixtures whose state is sound: no fault, no doomed handover."""
-    return has_sessions(name) and not name.startswith(("doomed", "deserialize-failed"))
+    return has_sessions(name) and not name.startswith(
+        ("doomed", "deserialize-failed", "journey-drop", "journey-after")
+    )
 
 
 def sessions(prog: drgn.Program, direction: str) -> list[drgn.Object]:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import drgn
 
+from luo_drgn import examples
 from luo_drgn.examples import decompressed
 
 from . import elfnote, faults, initramfs, manifest, paths
@@ -562,11 +563,11 @@ def generate_handover(
             after=st.after,
         )
     if run.saves is not None:
-        _save_report(run, stops, dest_root)
+        _save_report(run, dest_root)
     log(f"   {run.name}: {made['seconds']} s")
 
 
-def _save_report(run: Run, stops: list[Stop], dest_root: Path) -> None:
+def _save_report(run: Run, dest_root: Path) -> None:
     """luo-inspect's JSON report of one state, saved beside another fixture
     as an operator saves it before kexec -e (the diff's "before")."""
     from luo_drgn.checks import inspect
@@ -576,11 +577,10 @@ def _save_report(run: Run, stops: list[Stop], dest_root: Path) -> None:
 
     assert run.saves is not None
     source, into = run.saves
-    (stop,) = [s for s in stops if s.fixture == source]
-    assert stop.vmcore is not None
+    written = examples.load(source, dest_root)  # moved or compressed there
     prog = drgn.Program()
-    prog.set_core_dump(str(stop.vmcore))
-    prog.load_debug_info([str(decompressed(paths.kernel_dir(run.kernel) / "vmlinux.debug.xz"))])
+    prog.set_core_dump(str(written.core))
+    prog.load_debug_info([str(p) for p in written.debug])
     target = Target("vmcore", f"{source} (before kexec -e)", "7.2.13", [])
     snap = inspect(collect(prog, target))
     (dest_root / into / "before.json").write_text(render(snap, "report", "json"))

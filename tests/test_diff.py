@@ -1,0 +1,259 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""luo-inspect diff: what was handed over across a real kexec and what the
+next kernel made of it.  The rows each pair must give come from the guest's
+logs on both sides (the manifests), never from the diff itself."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from test_cli import luo, run
+
+from luo_drgn import examples
+from luo_drgn.checks import inspect
+from luo_drgn.collector import collect
+from luo_drgn.diff import diff
+from luo_drgn.model import (
+    Finding,
+    LuoState,
+    PreservedFile,
+    SerializedFile,
+    SerializedSession,
+    Session,
+    Snapshot,
+    Target,
+)
+from luo_drgn.saved import SavedReportError, load_report
+
+DIFF_SCHEMA = json.loads(
+    resources.files("luo_drgn").joinpath("luo-inspect-diff-1.schema.json").read_text()
+)
+SAVED_BEFORE = examples.DATA / "fixtures" / "journey-after" / "before.json"
+
+
+def story(before: dict[str, Any], after: dict[str, Any]) -> dict[tuple[str, int | None], str]:
+    """The state of each sent (session, token) in the next kernel, from the
+    two guest logs (token None: a session without files)."""
+    arrived = {s["name"]: s for s in after["sessions"] if s["direction"] == "incoming"}
+    out: dict[tuple[str, int | None], str] = {}
+    for s in before["sessions"]:
+        if s["direction"] != "outgoing":
+            continue
+        a = arrived.get(s["name"])
+        for f in s["files"] or [None]:
+            token = f["token"] if f else None
+            if after.get("restore_failed") or a is None:
+                state = "lost"
+            elif a["finished"]:
+                state = "finished"
+            elif token is None:
+                state = "arrived"
+            else:
+                g = next(x for x in a["files"] if x["token"] == token)
+                status = g["retrieve_status"]
+                state = (
+                    "retrieved" if status > 0 else "retrieve-failed" if status < 0 else "arrived"
+                )
+            out[(s["name"], token)] = state
+    return out
+
+
+def snapshot_of(example: examples.Example) -> Snapshot:
+    prog = example.program()
+    return inspect(collect(prog, Target("vmcore", example.name, None, [])))
+
+
+PAIRS = {
+    # before, after: one QEMU run each, the kexec between them.
+    "journey": ("journey-before", "journey-after"),
+    "journey-drop": ("journey-drop-before", "journey-drop-after"),
+    "doomed": ("doomed", "doomed-panic"),
+}
+
+
+@pytest.mark.parametrize("pair", sorted(PAIRS))
+def test_rows_tell_the_guest_logs_story(pair: str, fresh_root: Path) -> None:
+    before_name, after_name = PAIRS[pair]
+    before, after = examples.load(before_name, fresh_root), examples.load(after_name, fresh_root)
+    d = diff(snapshot_of(before), snapshot_of(after))
+    want = story(before.manifest["expected"], after.manifest["expected"])
+    assert {(r.session, r.token): r.state for r in d.rows} == want
+    assert d.lost == any(state in ("lost", "retrieve-failed") for state in want.values())
+    # Sizes: each memfd's as its creator logged it, on both sides where shown.
+    sizes = {
+        (s["name"], f["token"]): f["size"]
+        for s in before.manifest["expected"]["sessions"]
+        for f in s["files"]
+    }
+    for r in d.rows:
+        if r.token is not None:
+            assert r.before_size == sizes[(r.session, r.token)]
+            assert r.after_size in (None, r.before_size)
+
+
+def test_journey_details(fresh_root: Path) -> None:
+    before, after = (examples.load(n, fresh_root) for n in PAIRS["journey"])
+    rows = {(r.session, r.token): r for r in diff(snapshot_of(before), snapshot_of(after)).rows}
+    # The guest's retrieve of 0x101 failed with EOPNOTSUPP, and who holds 0x100.
+    (failed,) = [e for e in after.manifest["expected"]["failed_retrieves"] if e["token"] == 0x101]
+    assert failed["errno"] in rows[("vm-alpha", 0x101)].detail
+    assert rows[("vm-alpha", 0x100)].detail == "held by 1/init fd 6"
+
+
+def test_journey_drop_says_why(fresh_root: Path) -> None:
+    before, after = (examples.load(n, fresh_root) for n in PAIRS["journey-drop"])
+    d = diff(snapshot_of(before), snapshot_of(after))
+    lost = [r for r in d.rows if r.state == "lost"]
+    assert {r.session for r in lost} == {"vm-gamma", "empty"}
+    assert all(
+        "silently skip" in r.detail and "kho_block_set_it_read_entry()" in r.detail for r in lost
+    )
+
+
+def test_saved_report_against_the_committed_after() -> None:
+    """The report saved before kexec -e, against the next kernel's dump."""
+    after = examples.load("journey-after")
+    before = load_report(str(SAVED_BEFORE))
+    d = diff(before, snapshot_of(after))
+    before_expected = {
+        "sessions": [
+            {
+                "name": s.name,
+                "direction": s.direction,
+                "files": [{"token": f.token} for f in s.files],
+            }
+            for s in before.sessions
+        ]
+    }
+    assert {(r.session, r.token): r.state for r in d.rows} == story(
+        before_expected, after.manifest["expected"]
+    )
+    assert d.lost
+
+
+def test_doomed_rows_quote_the_kernel() -> None:
+    d = diff(snapshot_of(examples.load("doomed")), snapshot_of(examples.load("doomed-panic")))
+    assert len(d.rows) == 51 and {r.state for r in d.rows} == {"lost"}
+    assert d.verdict is not None and '"luo: Block contains invalid entry count: 0"' in d.verdict
+
+
+# -- the command ------------------------------------------------------------------
+
+
+def test_cli_diff_json_and_exit_status() -> None:
+    code, out = run("diff", str(SAVED_BEFORE), "example:journey-after", "--format", "json")
+    doc = json.loads(out)
+    jsonschema.validate(doc, DIFF_SCHEMA)
+    assert code == 1 and doc["lost"] is True
+    assert [r["state"] for r in doc["rows"] if r["session"] == "vm-alpha"] == [
+        "retrieved",
+        "retrieve-failed",
+        "arrived",
+    ]
+    code, out = run("diff", "example:frozen", "example:incoming")
+    assert code == 0 and "nothing was lost" in out
+    code, out = run("diff", "example:doomed", "example:doomed-panic", "--format", "markdown")
+    assert code == 1 and out.startswith("# luo-inspect diff: 7.2.13 -> 7.2.13")
+
+
+def test_cli_diff_bad_saved_report(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.json"
+    bogus.write_text('{"schema": "other/1"}')
+    code, out = run("diff", str(bogus), "example:incoming")
+    assert code == 2 and "not a luo-inspect/1 report" in out
+
+
+def test_plugin_diff(capsys: pytest.CaptureFixture[str]) -> None:
+    prog = examples.load("journey-after").program()
+    d = luo(prog, f"luo diff --before {SAVED_BEFORE} --format json")
+    doc = json.loads(capsys.readouterr().out)
+    jsonschema.validate(doc, DIFF_SCHEMA)
+    assert d.lost and doc["after"]["path"] is None
+
+
+# -- edge cases on hand-made snapshots ----------------------------------------------
+
+
+def side(*sessions: Session, **luo: Any) -> Snapshot:
+    s = Snapshot(Target("vmcore", "x", "7.2.13", []))
+    s.luo = LuoState("enabled", **luo)
+    s.sessions = list(sessions)
+    return s
+
+
+def memfd(token: int, size: int, **kw: Any) -> PreservedFile:
+    return PreservedFile(
+        0x5000 + token, token, "memfd-v2", 0, True, None, memfd={"size": size, "nr_folios": 1}, **kw
+    )
+
+
+def test_truncation_shows() -> None:
+    before = side(Session(1, "a", "outgoing", False, None, 1, [memfd(1, 8192)]))
+    after = side(
+        Session(2, "a", "incoming", False, False, 1, [memfd(1, 4096)]),
+        incoming_present=True,
+        incoming_deserialized=True,
+    )
+    d = diff(before, after)
+    (r,) = d.rows
+    assert r.state == "arrived" and r.truncated and d.lost
+    assert "size 8192 before, 4096 after" in r.detail
+
+
+def test_pending_not_sent_and_absent() -> None:
+    before = side(
+        Session(1, "a", "outgoing", False, None, 1, [memfd(1, 10)]),
+        Session(2, "b", "outgoing", False, None, 0, []),
+    )
+    after = side(incoming_present=True, incoming_deserialized=False)
+    after.pending_incoming = [
+        SerializedSession("a", 1, [SerializedFile(1, "memfd-v2", 0)]),
+        SerializedSession("b", 0, []),
+    ]
+    assert [(r.session, r.state) for r in diff(before, after).rows] == [
+        ("a", "pending"),
+        ("b", "pending"),
+    ]
+    # Deserialized, b absent, a foreign session present.
+    after = side(
+        Session(3, "a", "incoming", False, False, 1, [memfd(1, 10)]),
+        Session(4, "z", "incoming", False, False, 0, []),
+        incoming_present=True,
+        incoming_deserialized=True,
+    )
+    rows = {r.session: r for r in diff(before, after).rows}
+    assert rows["b"].state == "finished" and "memory cannot tell" in rows["b"].detail
+    assert rows["z"].state == "not-sent" and "stale or foreign" in rows["z"].detail
+
+
+def test_failed_deserialization_loses_the_rest() -> None:
+    before = side(
+        Session(1, "a", "outgoing", False, None, 1, [memfd(1, 10)]),
+        Session(2, "b", "outgoing", False, None, 1, [memfd(2, 10)]),
+        Session(3, "c", "outgoing", False, None, 0, []),
+    )
+    after = side(
+        Session(4, "a", "incoming", False, False, 1, [memfd(1, 10)]),
+        Session(5, "b", "incoming", False, False, 0, []),
+        incoming_present=True,
+        incoming_deserialized=True,
+        deserialize_error=-22,
+    )
+    after.findings = [Finding("deserialize-failed", "error", "...", "b")]
+    rows = {r.session: r for r in diff(before, after).rows}
+    assert rows["a"].state == "arrived"
+    assert rows["b"].state == "lost" and "failed to deserialize (EINVAL)" in rows["b"].detail
+    assert rows["c"].state == "lost" and "it stopped at 'b'" in rows["c"].detail
+
+
+def test_saved_report_must_be_one(tmp_path: Path) -> None:
+    for text, why in (("not json", "not JSON"), ('{"schema": "luo-inspect/1"}', "without")):
+        p = tmp_path / "r.json"
+        p.write_text(text)
+        with pytest.raises(SavedReportError, match=why):
+            load_report(str(p))
