@@ -321,12 +321,16 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
 
 
 def check_finished(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
+    # luo_file_finish() frees every luo_file before kho_block_set_destroy():
+    # a finished session (its blocks destroyed) has none left.
     for s in snap.sessions:
-        if s.finished and s.files:
+        if s.finished and (s.files or s.file_count):
+            n = max(len(s.files), s.file_count)
             yield Finding(
                 "finished-still-held",
                 WARNING,
-                f"{_where(s)} is finished but still holds {len(s.files)} luo_files",
+                f"{_where(s)} is finished (luo_file_finish() destroyed its block set) but still "
+                f"holds {n} luo_file(s): they were never finished nor freed",
                 s.name,
                 None,
                 s.address,

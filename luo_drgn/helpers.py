@@ -431,23 +431,29 @@ def luo_session_file_count(session: Object) -> int:
 def luo_session_finished(session: Object) -> bool | None:
     """
     Return whether an incoming session was finished
-    (``LIVEUPDATE_SESSION_FINISH`` or closing a retrieved session), or None
+    (``LIVEUPDATE_SESSION_FINISH``, or closing a retrieved session), or None
     where memory cannot tell.
 
-    ``luo_file_finish()`` frees every file of the set and destroys its block
-    set, so a finished session is a retrieved one with no files left.  On
-    7.2, ``block_set.incoming`` survives the destruction and tells a file set
-    restored from the previous kernel; a session handed over with no files
-    never restored one, so whether it was finished cannot be told.
+    Only a retrieved session can be finished.  On 7.2, ``luo_file_finish()``
+    ends with ``kho_block_set_destroy()``: a file set restored from the
+    previous kernel (``block_set.incoming``, which the destruction leaves
+    set) with no block left was finished, whatever its list still holds.  A
+    session handed over with no files never restored a block set, so
+    whether it was finished cannot be told.  Before 7.2 a retrieved session
+    with files left was not finished, and an empty one cannot be told.
 
     :param session: ``struct luo_session *`` (incoming)
     """
     if not luo_session_retrieved(session):
         return False
+    if luo_layout(session.prog_).block_sets:
+        bs = session.file_set.block_set
+        if not bs.incoming.value_():
+            # Handed over with no files: nothing was restored to destroy.
+            return None
+        return not bs.nblocks.value_() and not bs.head_pa.value_()
     if luo_session_file_count(session) or not list_empty(_files_head(session)):
         return False
-    if luo_layout(session.prog_).block_sets:
-        return True if session.file_set.block_set.incoming.value_() else None
     return None
 
 

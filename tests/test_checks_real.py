@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from conftest import only
+from drgn.helpers.linux.list import list_for_each_entry
 from test_vmcores import is_fault, is_healthy
 
 from luo_drgn import restore
@@ -200,3 +201,34 @@ def test_failed_deserialization_is_an_error(
         if said.startswith("luo: ") and "Retrieved" not in said:
             assert f'"{said}"' in f.message
     assert snapshot.luo.deserialize_error == -22 and failed["errno"] == "EINVAL"
+
+
+def test_finished_still_held_on_real_memory() -> None:
+    """vm-alpha (retrieved, three luo_files) with its block set destroyed as
+    luo_file_finish() leaves it, the files still listed: finished, and
+    still holding them.  Untouched, it is not finished."""
+    import struct
+
+    from luo_drgn import examples
+    from luo_drgn.checks import inspect
+    from luo_drgn.collector import collect
+    from luo_drgn.model import Target
+
+    prog = examples.load("incoming").program()
+    head = prog["luo_session_global"].incoming.list.address_of_()
+    alpha = next(
+        s
+        for s in list_for_each_entry("struct luo_session", head, "list")
+        if s.name.string_() == b"vm-alpha"
+    )
+    snap = inspect(collect(prog, Target("vmcore", None, None, [])))
+    assert snap.session("vm-alpha", "incoming").finished is False
+    bs = alpha.file_set.block_set
+    for field in (bs.nblocks, bs.head_pa):
+        zero = struct.pack("<Q", 0)
+        prog.add_memory_segment(field.address_, 8, lambda a, n, o, p, z=zero: z[o : o + n])
+    snap = inspect(collect(prog, Target("vmcore", None, None, [])))
+    assert snap.session("vm-alpha", "incoming").finished is True
+    (f,) = [f for f in snap.findings if f.code == "finished-still-held"]
+    assert (f.severity, f.session) == ("warning", "vm-alpha")
+    assert "holds 3 luo_file(s)" in f.message

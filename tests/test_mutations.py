@@ -43,8 +43,9 @@ MUTATIONS = (
     Mutation(
         "an empty retrieved session always reported finished",
         "luo_drgn/helpers.py",
-        "        return True if session.file_set.block_set.incoming.value_() else None\n",
-        "        return True\n",
+        "            # Handed over with no files: nothing was restored to destroy.\n"
+        "            return None\n",
+        "            return True\n",
         ("tests/test_helpers.py", "-k", "finished and not fresh"),
     ),
     Mutation(
