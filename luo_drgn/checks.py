@@ -214,7 +214,18 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         for f in s.files:
             if f.file is None or f.refcount is None or f.explained_refs is None:
                 continue
-            if f.refcount < 0:
+            if f.refcount == -2:
+                yield Finding(
+                    "corrupt-structure",
+                    ERROR,
+                    f"{_where(s, f)}: struct file {f.file:#x}'s reference count is in "
+                    "file_ref's saturation zone: it is pinned and never freed, and its "
+                    "references cannot be accounted",
+                    s.name,
+                    f.token,
+                    f.file,
+                )
+            elif f.refcount < 0:
                 yield Finding(
                     "corrupt-structure",
                     ERROR,

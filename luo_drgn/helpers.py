@@ -115,6 +115,10 @@ LUO_DIRECTIONS = ("outgoing", "incoming")
 # Serialized arrays and block chains: far above any real count, low enough
 # that garbage cannot keep a reader busy.
 _MAX_SERIALIZED_ENTRIES = 1 << 20
+# include/linux/file_ref.h (64-bit)
+_FILE_REF_SATURATION_ZONE = 0x8000000000000000
+_FILE_REF_RELEASED = 0xC000000000000000
+
 # kho_block.c's KHO_MAX_BLOCKS: the next kernel rejects a longer chain.
 LUO_KHO_MAX_BLOCKS = 10000
 _MAX_BLOCK_SIZE = 1 << 24
@@ -931,13 +935,20 @@ def luo_preserved_file_refcount(file: Object) -> int:
     Get the number of references held on a struct file.
 
     :param file: ``struct file *``
-    :return: the count, or -1 when the file is released (dead)
+    :return: the count; -1 when the file is released (file_ref's dead zone,
+        or no reference at all); -2 when the count is in file_ref's
+        saturation zone (the file is pinned for good: the count no longer
+        counts)
     """
     # Since 6.13 ("fs: add file_ref"), f_ref is a file_ref_t whose atomic
-    # stores count - 1, and FILE_REF_RELEASED and above mean released.
+    # stores count - 1 (include/linux/file_ref.h): up to FILE_REF_MAXREF a
+    # count, then the saturation zone, then from FILE_REF_RELEASED the dead
+    # zone, FILE_REF_NOREF (no reference) at the top.
     if luo_layout(file.prog_).file_ref:
-        raw = file.f_ref.refcnt.counter.value_() & 0xFFFFFFFFFFFFFFFF
-        return raw + 1 if raw < (1 << 63) else -1
+        raw = int(file.f_ref.refcnt.counter.value_()) & 0xFFFFFFFFFFFFFFFF
+        if raw < _FILE_REF_SATURATION_ZONE:
+            return raw + 1
+        return -2 if raw < _FILE_REF_RELEASED else -1
     return int(file.f_count.counter.value_())
 
 

@@ -47,7 +47,7 @@ class PreservedFile:
     retrieve_status: int = 0  # 0 not attempted, 1 retrieved, <0 errno
     serialized_data: int = 0
     frozen: bool | None = None  # serialized for the next kernel
-    refcount: int | None = None  # -1: the struct file is dead
+    refcount: int | None = None  # -1: the struct file is dead; -2: saturated
     explained_refs: int | None = None
     holders: list[Holder] = field(default_factory=list)
     memfd: dict[str, int] | None = None

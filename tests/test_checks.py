@@ -134,6 +134,7 @@ def test_incomplete_walk_skips_counts_with_a_note() -> None:
         (5, "leaked-file-reference", "3 unexplained"),
         (1, "missing-file-reference", "underflow"),
         (-1, "corrupt-structure", "released"),
+        (-2, "corrupt-structure", "saturation zone"),
     ],
 )
 def test_reference_accounting(refcount: int, code: str, extra: str) -> None:

@@ -406,10 +406,19 @@ def test_luo_preserved_file_refcount_dead_file() -> None:
     prog = examples.load("outgoing").program()
     file = plain_files(session_named(prog, "vm-alpha", "outgoing"))[0].file
     assert h.luo_preserved_file_refcount(file) == 5
-    dead = (0xC000000000000000).to_bytes(8, "little")
     refcnt = file.f_ref.refcnt.counter.address_
-    prog.add_memory_segment(refcnt, 8, lambda a, n, off, phys: dead[off : off + n])
-    assert h.luo_preserved_file_refcount(file) == -1
+    # include/linux/file_ref.h: the saturation zone is alive (pinned); the
+    # dead zone and NOREF are released.
+    for raw, want in (
+        (0xA000000000000000, -2),
+        (0xBFFFFFFFFFFFFFFF, -2),
+        (0xC000000000000000, -1),
+        (0xFFFFFFFFFFFFFFFF, -1),
+        (0x7FFFFFFFFFFFFFFE, 0x7FFFFFFFFFFFFFFF),
+    ):
+        data = raw.to_bytes(8, "little")
+        prog.add_memory_segment(refcnt, 8, lambda a, n, off, phys, d=data: d[off : off + n])
+        assert h.luo_preserved_file_refcount(file) == want, hex(raw)
 
 
 @only(has_sessions)
