@@ -169,6 +169,7 @@ class _Collector:
         return snap
 
     def disabled_reason(self) -> str:
+        # luo_early_startup() and luo_late_startup(): why enabled is false.
         prog = self.prog
         if h.luo_kho_enabled(prog) is False:
             return (
@@ -176,12 +177,23 @@ class _Collector:
                 "reserve its scratch area, so LUO disabled itself"
             )
         try:
-            param = h.luo_cmdline_param(prog, "liveupdate")
+            value = h.luo_cmdline_param(prog, "liveupdate")
+            requested = h.luo_liveupdate_requested(prog)
         except (LookupError, FaultError):
-            param = None
-        if param is None:
-            return "liveupdate=on is not on the kernel command line"
-        return "LUO failed to start (see the kernel log for luo: messages)"
+            value = requested = None
+        if value is None:
+            return "LUO is off by default: the kernel command line has no liveupdate=on"
+        if requested is False:
+            return f"liveupdate={_text(value)} on the kernel command line turned LUO off"
+        if requested is None:
+            return (
+                f"liveupdate={_text(value)} on the kernel command line is not a boolean, so "
+                "LUO stayed off"
+            )
+        return (
+            "LUO was asked for (liveupdate=on) but failed to start: its restore at boot or "
+            "its outgoing set-up (luo_late_startup()) failed; see the kernel log"
+        )
 
     def collect_handlers(self) -> None:
         handlers, _ = self.drain(h.luo_for_each_file_handler(self.prog), "luo_file_handler_list")

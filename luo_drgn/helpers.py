@@ -86,6 +86,7 @@ __all__ = (
     "luo_incoming_present",
     "luo_kho_enabled",
     "luo_liveupdate_num",
+    "luo_liveupdate_requested",
     "luo_log_messages",
     "luo_outgoing_frozen",
     "luo_preserved_file_ino",
@@ -194,6 +195,32 @@ def luo_log_messages(prog: Program) -> list[bytes]:
         for r in get_printk_records(prog)
         if r.text.startswith((b"luo: ", b"KHO: ")) or b"The incoming tree failed" in r.text
     ]
+
+
+def _kstrtobool(value: bytes) -> bool | None:
+    """lib/kstrtox.c's kstrtobool(): y/t/1/on true, n/f/0/off false."""
+    if not value:
+        return None
+    first, second = value[:1].lower(), value[1:2].lower()
+    if first in (b"y", b"t", b"1"):
+        return True
+    if first in (b"n", b"f", b"0"):
+        return False
+    if first == b"o":
+        return {b"n": True, b"f": False}.get(second)
+    return None
+
+
+@takes_program_or_default
+def luo_liveupdate_requested(prog: Program) -> bool | None:
+    """
+    Return what the kernel command line asked of LUO, as
+    ``early_liveupdate_param()`` parses it (``kstrtobool()``): True for
+    ``liveupdate=on``, False for ``liveupdate=off``, None when there is no
+    ``liveupdate=`` (LUO is off by default) or its value is not a boolean.
+    """
+    value = luo_cmdline_param(prog, "liveupdate")
+    return None if value is None else _kstrtobool(value)
 
 
 def _session_header(prog: Program, direction: str) -> Object:

@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import drgn
+import pytest
 from conftest import only
 from test_vmcores import has_sessions
 
 from luo_drgn import helpers as h
+from luo_drgn.collector import collect
 from luo_drgn.layout import luo_layout
-from luo_drgn.model import Holder, Snapshot
+from luo_drgn.model import Holder, Snapshot, Target
 
 
 def holder_keys(holders: list[Holder]) -> list[tuple[Any, ...]]:
@@ -193,3 +195,30 @@ def test_helpers_take_default_program(prog: drgn.Program, expected: dict[str, An
         assert h.luo_enabled() == (expected["luo_state"] == "enabled")
     finally:
         drgn.set_default_prog(None)
+
+
+@pytest.mark.parametrize(
+    "param,reason",
+    [
+        (b"liveupdate=on", "was asked for (liveupdate=on) but failed to start"),
+        (b"liveupdate=0 ", "liveupdate=0 on the kernel command line turned LUO off"),
+        (b"liveupdate=of", "liveupdate=of on the kernel command line turned LUO off"),
+        (b"Liveupdate=on", "LUO is off by default: the kernel command line has no liveupdate=on"),
+        (b"liveupdate=xy", "liveupdate=xy on the kernel command line is not a boolean"),
+    ],
+)
+def test_why_luo_is_disabled(param: bytes, reason: str) -> None:
+    """early_liveupdate_param() is kstrtobool(): the disabled reason says
+    which of off by default, switched off, or failed.  Planted on the real
+    outgoing core: LUO's enabled flag cleared, the command line rewritten in
+    place (same length)."""
+    from luo_drgn import examples
+
+    prog = examples.load("outgoing").program()
+    cmdline = prog["saved_command_line"]
+    at = cmdline.string_().index(b"liveupdate=on")
+    prog.add_memory_segment(cmdline.value_() + at, len(param), lambda a, n, o, p: param[o : o + n])
+    enabled = prog["luo_global"].enabled.address_
+    prog.add_memory_segment(enabled, 1, lambda a, n, o, p: b"\0"[o : o + n])
+    snap = collect(prog, Target("vmcore", None, None, []))
+    assert snap.luo.state == "disabled" and reason in (snap.luo.reason or "")
