@@ -240,8 +240,7 @@ def luo_outgoing_frozen(prog: Program) -> bool | None:
     if layout.serialize_rwsem:
         # 7.2: luo_session_serialize() takes luo_session_serialize_rwsem for
         # write and never releases it on success.
-        sem = prog["luo_session_serialize_rwsem"].address_of_()
-        return rwsem_locked(sem) == RwsemLocked.WRITE_LOCKED
+        return _rwsem_write_locked(prog["luo_session_serialize_rwsem"].address_of_())
     # Before 7.2 nothing lasting is left but the serialized entries: the
     # header count matches and names were written.
     if not out.header_ser:
@@ -250,6 +249,29 @@ def luo_outgoing_frozen(prog: Program) -> bool | None:
     if count == 0:
         return None if luo_session_header_count(prog, "outgoing") == 0 else False
     return count == luo_session_header_count(prog, "outgoing") and bool(out.ser[0].name[0])
+
+
+# include/linux/rwbase_rt.h: with PREEMPT_RT, a write-locked rw_semaphore's
+# readers count is exactly WRITER_BIAS (__rwbase_write_trylock()).
+_RWBASE_WRITER_BIAS = 1 << 30
+
+
+def _rwsem_write_locked(sem: Object) -> bool:
+    """
+    Whether a ``struct rw_semaphore *`` is write-locked, on every build.
+
+    PREEMPT_RT kernels build rw_semaphore on rwbase_rt, with no ``count``
+    (which drgn's rwsem_locked() reads): probe the layout once.
+    """
+    prog = sem.prog_
+    try:
+        rt: bool = prog.cache["luo_drgn_rwsem_rt"]
+    except KeyError:
+        rt = prog.cache["luo_drgn_rwsem_rt"] = prog.type("struct rw_semaphore").has_member("rwbase")
+    if rt:
+        readers = int(sem.rwbase.readers.counter.value_()) & 0xFFFFFFFF
+        return readers == _RWBASE_WRITER_BIAS
+    return rwsem_locked(sem) == RwsemLocked.WRITE_LOCKED
 
 
 @takes_program_or_default

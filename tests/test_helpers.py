@@ -486,3 +486,50 @@ def test_luo_deserialize_status(prog: drgn.Program, expected: dict[str, Any]) ->
     failed = expected.get("deserialize_failed")
     assert ran is expected["deserialized"]
     assert err == (-errno.EINVAL if failed and failed["errno"] == "EINVAL" else 0)
+
+
+@pytest.mark.parametrize(
+    "rt,value,locked",
+    [
+        # PREEMPT_RT (include/linux/rwbase_rt.h): READER_BIAS free, WRITER_BIAS
+        # write-locked, READER_BIAS + n read-locked.
+        (True, 1 << 31, False),
+        (True, 1 << 30, True),
+        (True, (1 << 31) + 2, False),
+        # Otherwise: count bit 0, RWSEM_WRITER_LOCKED.
+        (False, 0, False),
+        (False, 1, True),
+        (False, 0x100, False),
+    ],
+)
+def test_rwsem_write_locked_on_preempt_rt_too(rt: bool, value: int, locked: bool) -> None:
+    """The freeze lock read on both rw_semaphore layouts (a synthetic program:
+    no fixture kernel is PREEMPT_RT)."""
+    from drgn import Architecture, Platform, PlatformFlags, TypeMember
+
+    prog = drgn.Program(
+        Platform(Architecture.UNKNOWN, PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN)
+    )
+    prog.set_linux_kernel_custom(
+        b"OSRELEASE=rt\nPAGESIZE=4096\nSYMBOL(swapper_pg_dir)=ffffffff82000000\n", False
+    )
+    i32, i64 = prog.int_type("int", 4, True), prog.int_type("long", 8, True)
+    atomic = prog.struct_type("atomic_t", 4, [TypeMember(i32, "counter", 0)])
+    atomic64 = prog.struct_type("atomic_long_t", 8, [TypeMember(i64, "counter", 0)])
+    if rt:
+        rwbase = prog.struct_type("rwbase_rt", 8, [TypeMember(atomic, "readers", 0)])
+        sem_t = prog.struct_type("rw_semaphore", 8, [TypeMember(rwbase, "rwbase", 0)])
+    else:
+        owner = prog.struct_type("atomic_long_t", 8, [TypeMember(i64, "counter", 0)])
+        sem_t = prog.struct_type(
+            "rw_semaphore", 16, [TypeMember(atomic64, "count", 0), TypeMember(owner, "owner", 64)]
+        )
+
+    def types(prog: drgn.Program, kinds: Any, name: str, filename: str | None) -> Any:
+        return sem_t if name == "rw_semaphore" else None
+
+    prog.register_type_finder("rt", types, enable_index=0)
+    data = value.to_bytes(8, "little")
+    prog.add_memory_segment(0xFFFF888000001000, 16, lambda a, n, o, p: (data + bytes(8))[o : o + n])
+    sem = drgn.Object(prog, prog.pointer_type(sem_t), 0xFFFF888000001000)
+    assert h._rwsem_write_locked(sem) is locked
