@@ -114,6 +114,7 @@ class _Collector:
                     snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(prog)]
                 return snap
             snap.luo = LuoState("enabled", liveupdate_num=h.luo_liveupdate_num(prog))
+            snap.luo.device_in_use = h.luo_device_in_use(prog)
         self.progress("handlers")
         with self.guard("luo_file_handler_list"):
             self.collect_handlers()
@@ -231,6 +232,9 @@ class _Collector:
             None,
             h.luo_session_file_count(s),
         )
+        with self.guard(f"mutex of {direction} session {name!r}", name):
+            owner = h.luo_session_mutex_owner(s)
+            session.mutex_owner = (owner[0], _text(owner[1])) if owner else None
         files, session.files_complete = self.drain(
             h.luo_session_for_each_file(s), f"files of {direction} session {name!r}", name
         )

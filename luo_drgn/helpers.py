@@ -42,7 +42,7 @@ from drgn import FaultError, Object, Program, Type, TypeKind, cast
 from drgn.helpers.common.prog import takes_program_or_default
 from drgn.helpers.linux.fs import d_path
 from drgn.helpers.linux.list import list_empty
-from drgn.helpers.linux.locking import RwsemLocked, rwsem_locked
+from drgn.helpers.linux.locking import RwsemLocked, mutex_owner, rwsem_locked
 from drgn.helpers.linux.mm import virt_to_phys
 from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.xarray import xa_for_each
@@ -62,6 +62,7 @@ __all__ = (
     "luo_cmdline_param",
     "luo_count_per_block",
     "luo_deserialize_status",
+    "luo_device_in_use",
     "luo_enabled",
     "luo_file_handler",
     "luo_file_handler_compatible",
@@ -103,6 +104,7 @@ __all__ = (
     "luo_session_finished",
     "luo_session_for_each_file",
     "luo_session_header_count",
+    "luo_session_mutex_owner",
     "luo_session_name",
     "luo_session_retrieved",
     "luo_session_ser_file_set",
@@ -146,6 +148,19 @@ def luo_enabled(prog: Program) -> bool:
 def luo_liveupdate_num(prog: Program) -> int:
     """Return how many live updates led to this kernel (0 on a cold boot)."""
     return int(prog["luo_global"].liveupdate_num.value_())
+
+
+@takes_program_or_default
+def luo_device_in_use(prog: Program) -> bool | None:
+    """
+    Return whether ``/dev/liveupdate`` is open (``luo_dev.in_use``: only one
+    process may hold it, ``luo_open()`` refuses others with EBUSY), or None
+    on a kernel without it.
+    """
+    try:
+        return bool(prog["luo_dev"].in_use.counter.value_())
+    except LookupError:
+        return None
 
 
 @takes_program_or_default
@@ -445,6 +460,20 @@ def luo_session_retrieved(session: Object) -> bool:
     :param session: ``struct luo_session *``
     """
     return bool(session.retrieved.value_())
+
+
+def luo_session_mutex_owner(session: Object) -> tuple[int, bytes] | None:
+    """
+    Get who holds a session's mutex (taken to preserve, retrieve, freeze or
+    finish its files), or None when it is free.
+
+    :param session: ``struct luo_session *``
+    :return: (pid, comm) of the owning task
+    """
+    task = mutex_owner(session.mutex.address_of_())
+    if not task:
+        return None
+    return int(task.pid.value_()), bytes(task.comm.string_())
 
 
 def _files_head(session: Object) -> Object:

@@ -64,6 +64,8 @@ class Session:
     files: list[PreservedFile] = field(default_factory=list)
     files_complete: bool = True  # False when the walk stopped early
     holders: list[Holder] = field(default_factory=list)
+    # Who holds its mutex (pid, comm), None when free.
+    mutex_owner: tuple[int, str] | None = None
 
 
 @dataclass
@@ -180,6 +182,8 @@ class LuoState:
     incoming_deserialized: bool | None = None
     outgoing: Direction = field(default_factory=Direction)
     incoming: Direction = field(default_factory=Direction)
+    # luo_dev.in_use: /dev/liveupdate is open (one holder at most).
+    device_in_use: bool | None = None
     # luo_session_deserialize()'s kept error (negative errno), when it ran
     # and failed: every open of /dev/liveupdate returns EIO since.
     deserialize_error: int | None = None

@@ -117,6 +117,10 @@ def document(snap: Snapshot) -> dict[str, Any]:
         },
         "luo": {
             "state": luo.state,
+            "device": {
+                "in_use": luo.device_in_use,
+                "holders": [_holder(x) for x in snap.luo_device_holders],
+            },
             "reason": luo.reason,
             "liveupdate_num": luo.liveupdate_num,
             "outgoing": {"frozen": luo.frozen, "session_count": luo.outgoing.session_count},
@@ -142,6 +146,9 @@ def document(snap: Snapshot) -> dict[str, Any]:
                 "finished": s.finished,
                 "file_count": s.file_count,
                 "holders": [_holder(x) for x in s.holders],
+                "mutex_owner": (
+                    {"pid": s.mutex_owner[0], "comm": s.mutex_owner[1]} if s.mutex_owner else None
+                ),
                 "files": [_file(f) for f in s.files],
             }
             for s in snap.sessions
@@ -179,10 +186,7 @@ def document(snap: Snapshot) -> dict[str, Any]:
         "errors": [{"where": e.where, "message": e.message} for e in snap.errors],
         # Shown by the text and Markdown reports only: the luo-inspect/1
         # schema has no place for them.
-        TEXT_ONLY: {
-            "notes": list(snap.notes),
-            "luo_device_holders": [_holder(x) for x in snap.luo_device_holders],
-        },
+        TEXT_ONLY: {"notes": list(snap.notes)},
     }
 
 
@@ -383,7 +387,7 @@ def _luo(w: _Writer, doc: dict[str, Any]) -> None:
                 )
                 + f", sessions: {_v(i['session_count'])}",
             ],
-            ["/dev/liveupdate held by", _holders_text(doc[TEXT_ONLY]["luo_device_holders"]) or "-"],
+            ["/dev/liveupdate held by", _holders_text(luo["device"]["holders"]) or "-"],
         ]
     w.fields(rows)
 
@@ -399,7 +403,7 @@ def _handlers(w: _Writer, doc: dict[str, Any]) -> None:
 def _sessions(w: _Writer, doc: dict[str, Any]) -> None:
     w.heading("Sessions")
     w.table(
-        ["direction", "name", "retrieved", "finished", "files", "held by", "address"],
+        ["direction", "name", "retrieved", "finished", "files", "held by", "mutex", "address"],
         [
             [
                 s["direction"],
@@ -408,6 +412,11 @@ def _sessions(w: _Writer, doc: dict[str, Any]) -> None:
                 _v(s["finished"]),
                 s["file_count"],
                 _holders_text(s["holders"]),
+                (
+                    f"held by {s['mutex_owner']['pid']}/{s['mutex_owner']['comm']}"
+                    if s.get("mutex_owner")
+                    else "free"
+                ),
                 s["address"],
             ]
             for s in doc["sessions"]

@@ -533,3 +533,26 @@ def test_rwsem_write_locked_on_preempt_rt_too(rt: bool, value: int, locked: bool
     prog.add_memory_segment(0xFFFF888000001000, 16, lambda a, n, o, p: (data + bytes(8))[o : o + n])
     sem = drgn.Object(prog, prog.pointer_type(sem_t), 0xFFFF888000001000)
     assert h._rwsem_write_locked(sem) is locked
+
+
+@only(has_sessions)
+def test_luo_device_in_use(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    # luo_open() sets luo_dev.in_use for the one process that holds it.
+    assert h.luo_device_in_use(prog) is bool(expected["luo_device_holders"])
+
+
+def test_luo_session_mutex_owner() -> None:
+    """Free on every fixture; owned as mutex_lock() leaves it (the owner
+    task pointer in mutex.owner), planted on the real outgoing core."""
+    from drgn.helpers.linux.pid import find_task
+
+    from luo_drgn import examples
+
+    prog = examples.load("outgoing").program()
+    alpha = session_named(prog, "vm-alpha", "outgoing")
+    assert h.luo_session_mutex_owner(alpha) is None
+    task = find_task(prog, 1).value_()
+    owner = alpha.mutex.owner.counter.address_
+    data = task.to_bytes(8, "little")
+    prog.add_memory_segment(owner, 8, lambda a, n, o, p: data[o : o + n])
+    assert h.luo_session_mutex_owner(alpha) == (1, b"init")
