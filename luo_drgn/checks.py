@@ -143,6 +143,74 @@ def check_deserialize_failed(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     )
 
 
+def check_invariants(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
+    """What the kernel's code guarantees of every session and file."""
+
+    def bad(s: Session, what: str, f: PreservedFile | None = None) -> Finding:
+        return Finding(
+            "corrupt-structure",
+            ERROR,
+            f"{_where(s, f)}: {what}",
+            s.name,
+            f.token if f else None,
+            f.address if f else s.address,
+        )
+
+    for s in snap.sessions:
+        if not s.name_terminated:
+            yield bad(
+                s,
+                "its name fills all 64 bytes with no NUL: luo_session_create() "
+                "refuses a name of 64 bytes or more",
+            )
+        if s.direction == "outgoing":
+            # luo_session_retrieve() and luo_retrieve_file() only ever run on
+            # incoming sessions (LUO_IOCTL_INCOMING).
+            if s.retrieved:
+                yield bad(
+                    s,
+                    "an outgoing session marked retrieved: only incoming sessions "
+                    "are retrieved (luo_session_retrieve())",
+                )
+            for f in s.files:
+                if f.retrieve_status != 0:
+                    yield bad(
+                        s,
+                        f"an outgoing file with retrieve state {f.retrieve_status}: "
+                        "only incoming files are retrieved (luo_retrieve_file())",
+                        f,
+                    )
+        elif not s.retrieved:
+            for f in s.files:
+                if f.retrieve_status != 0:
+                    yield bad(
+                        s,
+                        f"retrieve state {f.retrieve_status} in a session never "
+                        "retrieved: LIVEUPDATE_SESSION_RETRIEVE_FD only works on the fd "
+                        "of a retrieved session",
+                        f,
+                    )
+        b = s.block_set
+        if b is None or not s.files_complete:
+            continue
+        if b.listed != b.nblocks:
+            yield bad(
+                s, f"its file set's block_set counts {b.nblocks} blocks, its list has {b.listed}"
+            )
+        # luo_preserve_file() grows the set for count + 1 only after its
+        # duplicate check, every failure shrinks it back, and unpreserve and
+        # luo_file_finish() shrink it as count falls: exactly
+        # ceil(count / count_per_block) blocks, in both directions.
+        want = -(-s.file_count // b.count_per_block) if b.count_per_block else 0
+        if b.nblocks != want:
+            yield bad(
+                s,
+                f"its file set has {b.nblocks} blocks for {s.file_count} files "
+                f"({b.count_per_block} per block): kho_block_set_grow() and "
+                f"kho_block_set_shrink() keep exactly {want}",
+            )
+
+
 def check_duplicate_tokens(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     # The same token in two sessions is legal; within one it is not.
     for s in snap.sessions:
@@ -527,6 +595,7 @@ def check_walk_errors(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
 CHECKS: tuple[Check, ...] = (
     check_luo_state,
     check_deserialize_failed,
+    check_invariants,
     check_duplicate_tokens,
     check_duplicate_session_names,
     check_counts,

@@ -18,6 +18,7 @@ from . import helpers as h
 from .holders import scan_holders
 from .layout import luo_layout
 from .model import (
+    BlockSetState,
     Flb,
     Handler,
     Handover,
@@ -232,6 +233,16 @@ class _Collector:
             None,
             h.luo_session_file_count(s),
         )
+        session.name_terminated = h.luo_session_name_terminated(s)
+        if luo_layout(self.prog).block_sets:
+            with self.guard(f"block set of {direction} session {name!r}", name):
+                bs = h.luo_session_file_block_set(s)
+                blocks, _ = self.drain(
+                    h.luo_block_set_for_each_block(bs), f"blocks of session {name!r}", name
+                )
+                session.block_set = BlockSetState(
+                    h.luo_block_set_nblocks(bs), len(blocks), h.luo_block_set_count_per_block(bs)
+                )
         with self.guard(f"mutex of {direction} session {name!r}", name):
             owner = h.luo_session_mutex_owner(s)
             session.mutex_owner = (owner[0], _text(owner[1])) if owner else None

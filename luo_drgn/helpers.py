@@ -59,6 +59,7 @@ __all__ = (
     "luo_block_set_count_per_block",
     "luo_block_set_for_each_block",
     "luo_block_set_head_pa",
+    "luo_block_set_nblocks",
     "luo_cmdline_param",
     "luo_count_per_block",
     "luo_deserialize_status",
@@ -106,6 +107,7 @@ __all__ = (
     "luo_session_header_count",
     "luo_session_mutex_owner",
     "luo_session_name",
+    "luo_session_name_terminated",
     "luo_session_retrieved",
     "luo_session_ser_file_set",
     "luo_session_ser_for_each_file",
@@ -452,6 +454,16 @@ def luo_session_name(session: Object) -> bytes:
     return _bytes(session.name)
 
 
+def luo_session_name_terminated(session: Object) -> bool:
+    """
+    Return whether a session's name ends within its array, as
+    ``luo_session_create()`` requires (a name is at most 63 bytes).
+
+    :param session: ``struct luo_session *``
+    """
+    return b"\0" in session.name.to_bytes_()
+
+
 def luo_session_retrieved(session: Object) -> bool:
     """
     Return whether an incoming session was retrieved
@@ -670,6 +682,15 @@ def luo_count_per_block(prog: Program, type: str | Type) -> int:
     header_size: int = prog.type("struct kho_block_header_ser").size
     entry_size: int = t.size
     return (int(prog["PAGE_SIZE"].value_()) - header_size) // entry_size
+
+
+def luo_block_set_nblocks(block_set: Object) -> int:
+    """
+    Get the number of blocks a block set counts (its list may disagree).
+
+    :param block_set: ``struct kho_block_set *``
+    """
+    return int(block_set.nblocks.value_())
 
 
 def luo_block_set_head_pa(block_set: Object) -> int:

@@ -54,6 +54,15 @@ class PreservedFile:
 
 
 @dataclass
+class BlockSetState:
+    """A file set's in-memory KHO block set (7.2)."""
+
+    nblocks: int  # what it counts
+    listed: int  # blocks on its list
+    count_per_block: int
+
+
+@dataclass
 class Session:
     address: int
     name: str
@@ -66,6 +75,8 @@ class Session:
     holders: list[Holder] = field(default_factory=list)
     # Who holds its mutex (pid, comm), None when free.
     mutex_owner: tuple[int, str] | None = None
+    name_terminated: bool = True  # a NUL within its name array
+    block_set: BlockSetState | None = None  # its file set's blocks (7.2)
 
 
 @dataclass

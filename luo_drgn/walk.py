@@ -73,8 +73,8 @@ def validate_list_for_each_bounded(
     :param what: what the list is, for the error message
     :param limit: how many nodes to accept before giving up
     :raises WalkError: on a NULL ``next``, a node reached twice (a cycle that
-        does not pass through the head), a ``prev`` that does not point back,
-        a fault (chained), or after ``limit`` nodes
+        does not pass through the head), a ``prev`` that does not point back
+        (the head's included), a fault (chained), or after ``limit`` nodes
     :return: Iterator of ``struct list_head *`` objects.
     """
     head = head.read_()
@@ -88,6 +88,18 @@ def validate_list_for_each_bounded(
     while True:
         addr = node.value_()
         if addr == head_addr:
+            # Back at the head: its prev must be the last node, as drgn's
+            # validator checks on its last hop.
+            try:
+                last = head.prev.value_()
+            except FaultError as e:
+                raise _fault(what, "cannot read list head", e) from e
+            if last != prev_addr:
+                raise WalkError(
+                    what,
+                    head_addr,
+                    f"the head's prev {last:#x} is not the last node {prev_addr:#x}",
+                )
             return
         if addr == 0:
             raise WalkError(what, prev_addr, "NULL next pointer")

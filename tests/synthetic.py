@@ -42,6 +42,8 @@ _COMMON: dict[str, Members] = {
     "atomic64_t": [("counter", "long")],
     "atomic_t": [("counter", "int")],
     "refcount_struct": [("refs", "atomic_t")],
+    # What drgn's mutex_owner() reads: the owner task in an atomic_long.
+    "mutex": [("owner", "atomic64_t"), ("wait", "char[24]")],
     "file_ref": [("refcnt", "atomic64_t")],
     "inode": [("i_ino", "u64"), ("i_nlink", "u32"), ("i_size", "long")],
     "file": [
@@ -67,7 +69,7 @@ _COMMON: dict[str, Members] = {
         ("serialized_data", "u64"),
         ("private_data", "*void"),
         ("retrieve_status", "int"),
-        ("mutex", "char[32]"),
+        ("mutex", "mutex"),
         ("list", "list_head"),
         ("token", "u64"),
     ],
@@ -78,7 +80,7 @@ _COMMON: dict[str, Members] = {
         ("list", "list_head"),
         ("retrieved", "bool"),
         ("file_set", "luo_file_set"),
-        ("mutex", "char[32]"),
+        ("mutex", "mutex"),
     ],
     "luo_session_header": [
         ("count", "long"),
@@ -187,7 +189,7 @@ LAYOUTS: dict[str, dict[str, Members]] = {
             ("count", "long"),
             ("list", "list_head"),
             ("retrieved", "bool"),
-            ("mutex", "char[32]"),
+            ("mutex", "mutex"),
             ("files", "*luo_file_ser"),
             ("pgcnt", "u64"),
         ],

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 from typing import Any
 
+import pytest
 from conftest import only
 from drgn.helpers.linux.list import list_for_each_entry
 from test_vmcores import is_fault, is_healthy
@@ -232,3 +234,118 @@ def test_finished_still_held_on_real_memory() -> None:
     (f,) = [f for f in snap.findings if f.code == "finished-still-held"]
     assert (f.severity, f.session) == ("warning", "vm-alpha")
     assert "holds 3 luo_file(s)" in f.message
+
+
+# -- invariants the kernel keeps, broken by one write on a real core -----------
+
+
+def _plant(prog: Any, address: int, data: bytes) -> None:
+    prog.add_memory_segment(address, len(data), lambda a, n, o, p: data[o : o + n])
+
+
+def _named(prog: Any, direction: str, name: bytes) -> Any:
+    head = prog["luo_session_global"].member_(direction).list.address_of_()
+    return next(
+        s
+        for s in list_for_each_entry("struct luo_session", head, "list")
+        if s.name.string_() == name
+    )
+
+
+def _errors_after(fixture: str, plant: Any) -> set[tuple[str, Any, Any]]:
+    from luo_drgn import examples
+    from luo_drgn.checks import inspect
+    from luo_drgn.collector import collect
+    from luo_drgn.model import Target
+
+    prog = examples.load(fixture).program()
+    plant(prog)
+    snap = inspect(collect(prog, Target("vmcore", None, None, [])))
+    return {(f.code, f.session, f.message) for f in snap.findings if f.severity == "error"}
+
+
+def _first_file(session: Any) -> Any:
+    head = session.file_set.files_list.address_of_()
+    return next(iter(list_for_each_entry("struct luo_file", head, "list")))
+
+
+@pytest.mark.parametrize(
+    "fixture,plant,session,text",
+    [
+        # An outgoing file with a retrieve state (only incoming ones are).
+        (
+            "outgoing",
+            lambda p: _plant(
+                p,
+                _first_file(_named(p, "outgoing", b"vm-alpha")).retrieve_status.address_,
+                struct.pack("<i", 1),
+            ),
+            "vm-alpha",
+            "an outgoing file with retrieve state 1",
+        ),
+        # An outgoing session marked retrieved.
+        (
+            "outgoing",
+            lambda p: _plant(p, _named(p, "outgoing", b"vm-beta").retrieved.address_, b"\x01"),
+            "vm-beta",
+            "an outgoing session marked retrieved",
+        ),
+        # A retrieve state in an incoming session never retrieved.
+        (
+            "incoming",
+            lambda p: _plant(
+                p,
+                _first_file(_named(p, "incoming", b"vm-beta")).retrieve_status.address_,
+                struct.pack("<i", -5),
+            ),
+            "vm-beta",
+            "in a session never retrieved",
+        ),
+        # A name with no NUL in its 64 bytes.
+        (
+            "outgoing",
+            lambda p: _plant(p, _named(p, "outgoing", b"empty").name.address_, b"x" * 64),
+            "x" * 64,
+            "fills all 64 bytes with no NUL",
+        ),
+        # A file set's nblocks against its list and its count.
+        (
+            "outgoing",
+            lambda p: _plant(
+                p,
+                _named(p, "outgoing", b"vm-alpha").file_set.block_set.nblocks.address_,
+                struct.pack("<q", 2),
+            ),
+            "vm-alpha",
+            "counts 2 blocks, its list has 1",
+        ),
+        (
+            "outgoing",
+            lambda p: _plant(
+                p,
+                _named(p, "outgoing", b"vm-alpha").file_set.block_set.nblocks.address_,
+                struct.pack("<q", 2),
+            ),
+            "vm-alpha",
+            "has 2 blocks for 3 files (63 per block)",
+        ),
+    ],
+)
+def test_broken_invariant_is_an_error(fixture: str, plant: Any, session: str, text: str) -> None:
+    errors = _errors_after(fixture, plant)
+    assert any(
+        code == "corrupt-structure" and s == session and text in m for code, s, m in errors
+    ), errors
+
+
+def test_files_list_head_prev() -> None:
+    """The files list head's prev pointing anywhere but the last node, which
+    only a check of the head itself (drgn's last hop) sees."""
+
+    def plant(prog: Any) -> None:
+        alpha = _named(prog, "outgoing", b"vm-alpha")
+        head = alpha.file_set.files_list
+        _plant(prog, head.prev.address_, struct.pack("<Q", head.next.value_()))
+
+    errors = _errors_after("outgoing", plant)
+    assert any("the head's prev" in m and "is not the last node" in m for _, _, m in errors)
