@@ -39,6 +39,8 @@ CODES = (
     "corrupt-structure",
     "restore-failed",
     "deserialize-failed",
+    "freeze-in-progress",
+    "freeze-failed",
     *restore.CODES,
 )
 
@@ -141,6 +143,37 @@ def check_deserialize_failed(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         + (" The kernel said: " + "; ".join(f'"{m}"' for m in said) + "." if said else ""),
         stopped,
     )
+
+
+def check_freeze(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
+    """A dump inside luo_session_serialize(), or after its err_undo."""
+    luo = snap.luo
+    outgoing = [s.name for s in snap.sessions if s.direction == "outgoing"]
+    if luo.freeze == "freezing":
+        # The entry being frozen is reserved (counted) but not named yet.
+        done = outgoing[: luo.freeze_written]
+        current = outgoing[luo.freeze_written] if luo.freeze_written < len(outgoing) else None
+        yield Finding(
+            "freeze-in-progress",
+            INFO,
+            "the dump was taken inside the freeze (luo_session_serialize() holds "
+            f"luo_session_serialize_rwsem for write): {luo.freeze_written} of "
+            f"{len(outgoing)} sessions written"
+            + (f" ({', '.join(map(repr, done))})" if done else "")
+            + (f", {current!r} being frozen" if current else "")
+            + "; the serialized data is not compared with memory until the freeze ends",
+            current,
+        )
+    elif luo.freeze == "rolled-back":
+        said = [m for m in luo.kernel_log if "Freeze failed" in m]
+        yield Finding(
+            "freeze-failed",
+            WARNING,
+            "a freeze failed and was rolled back (luo_session_serialize()'s err_undo: "
+            f"{luo.freeze_reserved} entries reserved, their names cleared, the lock "
+            "released): the kexec was refused and the sessions stay outgoing."
+            + (" The kernel said: " + "; ".join(f'"{m}"' for m in said) + "." if said else ""),
+        )
 
 
 def check_invariants(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
@@ -595,6 +628,7 @@ def check_walk_errors(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
 CHECKS: tuple[Check, ...] = (
     check_luo_state,
     check_deserialize_failed,
+    check_freeze,
     check_invariants,
     check_duplicate_tokens,
     check_duplicate_session_names,

@@ -125,6 +125,11 @@ class _Collector:
                 self.collect_sessions(direction)
         with self.guard("outgoing frozen state"):
             snap.luo.frozen = h.luo_outgoing_frozen(prog)
+            freeze = h.luo_outgoing_freeze_state(prog)
+            if freeze is not None:
+                snap.luo.freeze, snap.luo.freeze_reserved, snap.luo.freeze_written = freeze
+                if snap.luo.freeze == "rolled-back":
+                    snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(prog)]
         with self.guard("incoming state"):
             snap.luo.incoming_present = h.luo_incoming_present(prog)
             snap.luo.incoming_deserialized = h.luo_incoming_deserialized(prog)

@@ -90,6 +90,7 @@ __all__ = (
     "luo_liveupdate_num",
     "luo_liveupdate_requested",
     "luo_log_messages",
+    "luo_outgoing_freeze_state",
     "luo_outgoing_frozen",
     "luo_preserved_file_ino",
     "luo_preserved_file_path",
@@ -255,9 +256,8 @@ def luo_outgoing_frozen(prog: Program) -> bool | None:
     layout = luo_layout(prog)
     out = _session_header(prog, "outgoing")
     if layout.serialize_rwsem:
-        # 7.2: luo_session_serialize() takes luo_session_serialize_rwsem for
-        # write and never releases it on success.
-        return _rwsem_write_locked(prog["luo_session_serialize_rwsem"].address_of_())
+        state = luo_outgoing_freeze_state(prog)
+        return None if state is None else state[0] == "frozen"
     # Before 7.2 nothing lasting is left but the serialized entries: the
     # header count matches and names were written.
     if not out.header_ser:
@@ -289,6 +289,55 @@ def _rwsem_write_locked(sem: Object) -> bool:
         readers = int(sem.rwbase.readers.counter.value_()) & 0xFFFFFFFF
         return readers == _RWBASE_WRITER_BIAS
     return rwsem_locked(sem) == RwsemLocked.WRITE_LOCKED
+
+
+@takes_program_or_default
+def luo_outgoing_freeze_state(prog: Program) -> tuple[str, int, int] | None:
+    """
+    Get where the freeze of the outgoing sessions stands (7.2), as
+    ``luo_session_serialize()`` leaves memory:
+
+    - ``"frozen"``: it holds ``luo_session_serialize_rwsem`` for write and
+      never releases it on success; ``*sessions_pa`` is set at the end (it
+      stays 0 when there is no session).
+    - ``"freezing"``: the lock is held and ``*sessions_pa`` (zeroed at the
+      start) is not set yet, with sessions to freeze: a dump inside it.
+    - ``"rolled-back"``: the lock is free but entries were reserved and their
+      names cleared: ``err_undo`` after a failed freeze (the kexec was
+      refused).
+    - ``"idle"``: no freeze happened.
+
+    Each entry is reserved (``kho_block_set_it_reserve_entry()`` counts it in
+    its block) before its session is frozen, and named after.
+
+    :return: (state, entries reserved, names written), or None before 7.2
+    """
+    if not luo_layout(prog).serialize_rwsem:
+        return None
+    locked = _rwsem_write_locked(prog["luo_session_serialize_rwsem"].address_of_())
+    luo_ser = luo_ser_out(prog)
+    sessions_pa = luo_ser_sessions_pa(luo_ser) if luo_ser else 0
+    bs = luo_session_block_set(prog, "outgoing")
+    cpb = luo_block_set_count_per_block(bs)
+    reserved = written = 0
+    for block in luo_block_set_for_each_block(bs):
+        count = int(block.ser.count.value_())
+        if not 0 <= count <= cpb:
+            raise WalkError(
+                "outgoing session blocks",
+                luo_block_ser_pa(block),
+                f"impossible entry count {count}",
+            )
+        reserved += count
+        entries = luo_block_entries(prog, "struct luo_session_ser", luo_block_ser_pa(block), count)
+        written += sum(1 for e in entries if luo_session_ser_name(e))
+    if locked:
+        state = "frozen" if sessions_pa or not luo_session_header_count(prog) else "freezing"
+    elif reserved and not written:
+        state = "rolled-back"
+    else:
+        state = "idle"
+    return state, reserved, written
 
 
 @takes_program_or_default

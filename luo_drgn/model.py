@@ -193,6 +193,11 @@ class LuoState:
     incoming_deserialized: bool | None = None
     outgoing: Direction = field(default_factory=Direction)
     incoming: Direction = field(default_factory=Direction)
+    # Where the freeze stands (7.2): "idle", "freezing", "frozen" or
+    # "rolled-back", with the entries reserved and the names written.
+    freeze: str | None = None
+    freeze_reserved: int = 0
+    freeze_written: int = 0
     # luo_dev.in_use: /dev/liveupdate is open (one holder at most).
     device_in_use: bool | None = None
     # luo_session_deserialize()'s kept error (negative errno), when it ran

@@ -123,7 +123,19 @@ def document(snap: Snapshot) -> dict[str, Any]:
             },
             "reason": luo.reason,
             "liveupdate_num": luo.liveupdate_num,
-            "outgoing": {"frozen": luo.frozen, "session_count": luo.outgoing.session_count},
+            "outgoing": {
+                "frozen": luo.frozen,
+                "freeze": (
+                    {
+                        "state": luo.freeze,
+                        "reserved": luo.freeze_reserved,
+                        "written": luo.freeze_written,
+                    }
+                    if luo.freeze is not None
+                    else None
+                ),
+                "session_count": luo.outgoing.session_count,
+            },
             "incoming": {
                 "present": luo.incoming_present,
                 "deserialized": luo.incoming_deserialized,
@@ -368,6 +380,15 @@ def _header(w: _Writer, doc: dict[str, Any]) -> None:
         w.line()
 
 
+def _frozen_text(o: dict[str, Any]) -> str:
+    freeze = o.get("freeze") or {}
+    if freeze.get("state") == "freezing":
+        return f"no, freezing (in progress: {freeze['written']} written)"
+    if freeze.get("state") == "rolled-back":
+        return "no, a freeze failed and was rolled back"
+    return _v(o["frozen"])
+
+
 def _luo(w: _Writer, doc: dict[str, Any]) -> None:
     luo = doc["luo"]
     w.heading("LUO")
@@ -376,7 +397,7 @@ def _luo(w: _Writer, doc: dict[str, Any]) -> None:
         o, i = luo["outgoing"], luo["incoming"]
         rows += [
             ["live updates before this boot", _v(luo["liveupdate_num"])],
-            ["outgoing sessions", f"{_v(o['session_count'])}, frozen: {_v(o['frozen'])}"],
+            ["outgoing sessions", f"{_v(o['session_count'])}, frozen: {_frozen_text(o)}"],
             [
                 "incoming",
                 f"present: {_v(i['present'])}, deserialized: "

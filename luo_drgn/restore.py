@@ -229,6 +229,28 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
                 f"slots for {n} sessions and fails with ENOSPC; nothing is handed over",
             )
             return
+    # memfd_luo_freeze(): WARN_ON_ONCE(!args->serialized_data), -EINVAL; the
+    # freeze rolls back and reboot() fails: there is no next kernel.
+    refused = [
+        Finding(
+            "kexec-will-fail",
+            ERROR,
+            f"the kexec will be refused: memfd_luo_freeze() refuses session {s.name!r} "
+            f"token {f.token:#x}, which has no serialized state (serialized_data 0), so "
+            "luo_session_serialize() rolls back and reboot() returns EINVAL "
+            f'("luo: Freeze failed for token[{f.token:#x}] handler[{f.handler}] err[-22]")',
+            s.name,
+            f.token,
+            f.address,
+        )
+        for s in snap.sessions
+        if s.direction == "outgoing"
+        for f in s.files
+        if f.handler and f.handler.startswith("memfd") and not f.serialized_data
+    ]
+    if refused and handover.source == "predicted":
+        yield from refused
+        return
     cmdline = snap.next_cmdline
     if cmdline is not None and "liveupdate=on" not in cmdline.split():
         yield Finding(

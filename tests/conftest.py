@@ -36,7 +36,16 @@ COMMITTED = examples.DATA / "fixtures"
 # and the handover runs whose next kernel accepts (crowded, not committed),
 # panics (doomed), or is diffed with what was sent (journey, journey-drop:
 # only journey-after is committed, with the report saved before it).
-FRESH_RUNS = ("outgoing", "incoming", "crowded", "doomed", "journey", "journey-drop")
+FRESH_RUNS = (
+    "outgoing",
+    "incoming",
+    "crowded",
+    "doomed",
+    "journey",
+    "journey-drop",
+    "freezing",
+    "freeze-failed",
+)
 
 
 def _fixtures_of(run: scenarios.Run) -> tuple[str, ...]:

@@ -349,3 +349,39 @@ def test_files_list_head_prev() -> None:
 
     errors = _errors_after("outgoing", plant)
     assert any("the head's prev" in m and "is not the last node" in m for _, _, m in errors)
+
+
+# -- inside the freeze, and after a failed one ------------------------------------
+
+
+@only(lambda name: name == "freezing")
+def test_freeze_in_progress(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Dumped at the 4th call of memfd_luo_freeze(): vm-alpha's three files
+    are frozen and its entry named, vm-beta's entry reserved, not named."""
+    freeze = expected["freeze"]
+    assert (snapshot.luo.freeze, snapshot.luo.freeze_written) == ("freezing", freeze["written"])
+    assert snapshot.luo.frozen is False
+    (f,) = [f for f in snapshot.findings if f.code == "freeze-in-progress"]
+    assert (f.severity, f.session) == ("info", freeze["freezing"])
+    assert f"{freeze['written']} of 4 sessions written" in f.message
+    # Entries not written yet are not a serialization mismatch.
+    assert [f for f in snapshot.findings if f.severity != "info"] == []
+
+
+@only(lambda name: name == "freeze-failed")
+def test_freeze_failed_and_rolled_back(
+    snapshot: Snapshot, expected: dict[str, Any], manifest: dict[str, Any]
+) -> None:
+    """The driver's reboot() returned EINVAL, the kernel said why; the dump
+    after it shows err_undo's signature, and preflight says the next kexec
+    will be refused the same way."""
+    assert expected["freeze"] == {"state": "rolled-back", "errno": "EINVAL"}
+    assert snapshot.luo.freeze == "rolled-back" and snapshot.luo.freeze_written == 0
+    said = [line for line in manifest["kernel_log"] if "Freeze failed" in line]
+    assert said == ["luo: Freeze failed for token[0x200] handler[memfd-v2] err[-22]"]
+    (warned,) = [f for f in snapshot.findings if f.code == "freeze-failed"]
+    assert warned.severity == "warning" and f'"{said[0]}"' in warned.message
+    (refused,) = [f for f in preflight_findings(snapshot) if f.code == "kexec-will-fail"]
+    assert (refused.session, refused.token) == ("vm-beta", 0x200)
+    assert f'"{said[0]}"' in refused.message and "EINVAL" in refused.message
+    assert not handover_accepted(snapshot)

@@ -29,6 +29,7 @@ def has_sessions(name: str) -> bool:
         "no-luo",
         "doomed-panic",
         "journey-drop-before",
+        "freeze-failed",
     )
 
 
@@ -151,6 +152,7 @@ def test_manifest_replays_from_its_log(fixture_ref: Any, example: examples.Examp
         m["guest_log"] + m["kernel_log"],
         frozen=m["made"]["capture"] == "machine_kexec",
         after=m.get("after_log"),
+        capture=m["made"]["capture"],
     )
     if "fault" in m["expected"]:
         fault = m["expected"]["fault"]

@@ -331,6 +331,15 @@ def ser_memfd_seals(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findin
     ]
 
 
+def pre_freeze_serialized_data(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
+    prog = _open(vmcore, debug)
+    f = _file(_session(prog, "vm-beta"), 0x200)
+    w = _write(prog, f.serialized_data, _u64(0), "vm-beta 0x200 luo_file.serialized_data -> 0")
+    # memfd_luo_freeze(): WARN_ON_ONCE(!args->serialized_data), -EINVAL;
+    # luo_session_serialize() rolls back and the kexec is refused.
+    return [w], []
+
+
 SER_FAULTS: dict[str, Callable[[Path, Path], tuple[list[Write], list[Finding]]]] = {
     "fault-ser-file-block-count": ser_file_block_count,
     "fault-ser-file-count": ser_file_count,
@@ -340,6 +349,9 @@ SER_FAULTS: dict[str, Callable[[Path, Path], tuple[list[Write], list[Finding]]]]
     "fault-ser-memfd-seals": ser_memfd_seals,
 }
 FAULTS.update(SER_FAULTS)
+# Written before the freeze (not a fixture of its own: freeze-failed is the
+# real state after it).
+PRE_FREEZE = {"pre-freeze-serialized-data": pre_freeze_serialized_data}
 
 SER_DESCRIPTIONS = {
     "fault-ser-file-block-count": "frozen, vm-alpha's serialized file block count set to 0",

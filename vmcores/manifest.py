@@ -112,6 +112,7 @@ class _Model:
         self.luo_device_opened = False
         self.kexec = False
         self.phase = 1
+        self.kexec_failed: str | None = None
         self.luo_open_result: str | None = None
 
     def proc(self, pid: int) -> _Process:
@@ -196,6 +197,8 @@ class _Model:
 
     def op_kexec_reboot(self, ev: dict[str, Any]) -> None:
         self.kexec = "result" not in ev
+        if "result" in ev:  # reboot() returned: the kexec was refused
+            self.kexec_failed = ev["result"]
 
     def op_retrieve_session(self, ev: dict[str, Any]) -> None:
         if ev["result"] != "OK":
@@ -250,8 +253,26 @@ class _Model:
         return out
 
 
+def _freeze(model: _Model, capture: str | None) -> dict[str, Any] | None:
+    """Where the freeze stood when a handover run stopped inside it: the Nth
+    call of memfd_luo_freeze() freezes the Nth preserved file, sessions in
+    list order (each frozen file by file, then named); or the kexec the
+    driver saw refused (the freeze was rolled back)."""
+    if capture is not None and capture.startswith("freeze:"):
+        calls = int(capture.split(":", 1)[1])
+        done = 0
+        outgoing = [s for s in model.sessions.values() if s.direction == "outgoing"]
+        for i, s in enumerate(outgoing):
+            if done + len(s.files) >= calls:
+                return {"state": "freezing", "written": i, "freezing": s.name}
+            done += len(s.files)
+    if capture == "kexec-failed" and model.kexec_failed:
+        return {"state": "rolled-back", "errno": model.kexec_failed}
+    return None
+
+
 def expected_state(
-    console: list[str], frozen: bool, after: list[str] | None = None
+    console: list[str], frozen: bool, after: list[str] | None = None, capture: str | None = None
 ) -> dict[str, Any]:
     """The state an inspector must read from the dump taken after ``console``
     (and, with ``after``, what the next kernel then did)."""
@@ -324,6 +345,7 @@ def expected_state(
         **({"next_kernel": next_kernel(after)} if after else {}),
         **({"restore_failed": kfacts["restore_failed"]} if kfacts["restore_failed"] else {}),
         **({"deserialize_failed": failed} if failed is not None else {}),
+        **({"freeze": freeze} if (freeze := _freeze(model, capture)) else {}),
     }
 
 

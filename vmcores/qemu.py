@@ -142,6 +142,10 @@ class GdbStub:
         except socket.timeout as e:
             raise GuestError(f"guest did not stop within {timeout:.0f} s") from e
 
+    def step(self) -> str:
+        """Execute one instruction (to step over a breakpoint)."""
+        return self.command("s")
+
     def interrupt(self) -> str:
         """Stop the running guest (a ^C on the wire); return the stop reply."""
         self.sock.sendall(b"\x03")

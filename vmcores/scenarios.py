@@ -167,6 +167,24 @@ HANDOVER_RUNS += [
         "the next kernel silently skips vm-gamma and empty",
     ),
 ]
+HANDOVER_RUNS += [
+    Run(
+        "freezing",
+        "frozen",
+        # vm-alpha's three files are frozen, vm-beta's first is being frozen.
+        stops=(("freezing", "freeze:4"),),
+        description="a dump inside the freeze: memfd_luo_freeze() of vm-beta's first file",
+    ),
+    Run(
+        "freeze-failed",
+        "frozen",
+        stops=(("", "serialize"), ("freeze-failed", "kexec-failed")),
+        ser_fault="pre-freeze-serialized-data",
+        description="a freeze that failed and rolled back: vm-beta 0x200's serialized_data "
+        "zeroed before luo_session_serialize(), memfd_luo_freeze() refuses it, the kexec "
+        "is refused",
+    ),
+]
 RUNS += HANDOVER_RUNS
 
 # Faults whose vmcore is committed whole, so the CLI is tested on a plain
@@ -325,7 +343,46 @@ def capture_handover(
             point = "ready" if first == "ready" else None
             written: list[dict[str, Any]] = []
             for fixture, stop in run.stops:
-                if stop == "next-ready":
+                if stop.startswith("freeze:"):
+                    # The Nth call of the memfd handler's freeze, inside
+                    # luo_session_serialize(): a dump taken mid-freeze.
+                    calls = int(stop.split(":", 1)[1])
+                    freeze = symbol_address(debug, "memfd_luo_freeze")
+                    gdb.break_at(freeze)
+                    for call in range(calls):
+                        if call:  # step over the breakpoint it stopped on
+                            gdb.remove_break(freeze)
+                            gdb.step()
+                            gdb.break_at(freeze)
+                        gdb.cont_until_stop(timeout)
+                        if gdb.pc() != freeze:
+                            raise GuestError(f"{run.name}: stopped outside memfd_luo_freeze")
+                    gdb.remove_break(freeze)
+                    point = stop
+                elif stop == "serialize":
+                    serialize = symbol_address(debug, "luo_session_serialize")
+                    gdb.break_at(serialize)
+                    gdb.cont_until_stop(timeout)
+                    if gdb.pc() != serialize:
+                        raise GuestError(f"{run.name}: stopped outside luo_session_serialize")
+                    gdb.remove_break(serialize)
+                    point = stop
+                elif stop == "kexec-failed":
+                    # The freeze failed: reboot() returned and the driver
+                    # logged it; stop the guest there.
+                    for address in armed:
+                        gdb.remove_break(address)
+                    armed.clear()
+                    gdb.command("c", wait_reply=False)
+                    guest.wait_for_line(
+                        lambda line: '"op":"kexec_reboot","result"' in line,
+                        "the driver's failed kexec",
+                        timeout,
+                    )
+                    time.sleep(0.5)
+                    gdb.interrupt()
+                    point = stop
+                elif stop == "next-ready":
                     # The next kernel's driver got ready: stop it there.
                     for address in armed:
                         gdb.remove_break(address)
@@ -359,7 +416,7 @@ def capture_handover(
                         raise GuestError(f"{run.name}: a panic stop needs an earlier dump")
                     fix_vmcoreinfo(vmcore, gdb, debug, stops[0].vmcore)
                 record = None
-                if run.ser_fault is not None and stop == "machine_kexec":
+                if run.ser_fault is not None and stop in ("machine_kexec", "serialize"):
                     record = _write_ser_fault(gdb, run.ser_fault, vmcore, debug)
                     written = record["run_writes"]
                     if run.dump_after_fault:
@@ -376,10 +433,12 @@ def capture_handover(
                             writes=written,
                         )
                     )
-                point = None if stop != "next-ready" else stop
+                point = stop if stop in ("next-ready", "kexec-failed") else None
             # The rest of the run: the next kernel panics (a stop at panic)
             # or its driver gets ready.
-            if point not in ("panic", "next-ready") and not any(s.point == "panic" for s in stops):
+            if point not in ("panic", "next-ready", "kexec-failed") and not any(
+                s.point == "panic" for s in stops
+            ):
                 for address in armed:
                     gdb.remove_break(address)
                 gdb.detach()  # the guest runs on
@@ -395,7 +454,7 @@ def capture_handover(
 
 
 def _write_ser_fault(gdb: Any, name: str, vmcore: Path, debug: Path) -> dict[str, Any]:
-    writes, findings = faults.SER_FAULTS[name](vmcore, debug)
+    writes, findings = {**faults.SER_FAULTS, **faults.PRE_FREEZE}[name](vmcore, debug)
     for w in writes:
         gdb.write(w["address"], bytes.fromhex(w["new"]))
         if gdb.read(w["address"], len(w["new"]) // 2).hex() != w["new"]:
@@ -523,7 +582,7 @@ def generate_handover(
     stops, made = capture_handover(run, work / run.name)
     for st in stops:
         expected = manifest.expected_state(
-            st.console, frozen=st.point == "machine_kexec", after=st.after
+            st.console, frozen=st.point == "machine_kexec", after=st.after, capture=st.point
         )
         vmcore: Path | None = st.vmcore
         base = None
