@@ -41,6 +41,7 @@ CODES = (
     "deserialize-failed",
     "freeze-in-progress",
     "freeze-failed",
+    "retrieve-in-progress",
     *restore.CODES,
 )
 
@@ -394,6 +395,18 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     f.token,
                     f.address,
                 )
+            elif retrieving(s, f):
+                owner = f.mutex_owner or (0, "?")
+                yield Finding(
+                    "retrieve-in-progress",
+                    INFO,
+                    f"{_where(s, f)}: a retrieve is in progress (luo_retrieve_file() holds "
+                    f"the luo_file's mutex, {owner[0]}/{owner[1]}, between setting file and "
+                    "retrieve_status): not an inconsistency; on a live target, read again",
+                    s.name,
+                    f.token,
+                    f.address,
+                )
             elif f.retrieve_status <= 0 and f.file is not None:
                 yield Finding(
                     "retrieve-inconsistent",
@@ -469,10 +482,23 @@ def frozen_files(snap: Snapshot) -> dict[int, bool | None]:
     }
 
 
-def explained_refs(f: PreservedFile) -> int:
+def retrieving(s: Session, f: PreservedFile) -> bool:
+    """In luo_retrieve_file()'s window: an incoming file whose file is set
+    and retrieve_status not yet, its mutex held.  (The freeze holds an
+    outgoing file's mutex too: only incoming files are retrieved.)"""
+    return (
+        s.direction == "incoming"
+        and f.file is not None
+        and f.retrieve_status == 0
+        and f.mutex_owner is not None
+    )
+
+
+def explained_refs(s: Session, f: PreservedFile) -> int:
     """References to a struct file that its known holders account for: one
-    per fd slot and mapping, and LUO's own."""
-    return len(f.holders)
+    per fd slot and mapping, and LUO's own; in luo_retrieve_file()'s window,
+    also the retrieve's own (it becomes the new fd at fd_install())."""
+    return len(f.holders) + (1 if retrieving(s, f) else 0)
 
 
 def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
@@ -554,11 +580,13 @@ def check_preserved_index(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         return
     # A struct file that could not be read is already a corrupt-structure
     # finding; it is not reported a second time here.
+    # A file in luo_retrieve_file()'s window is indexed by its xa_insert(),
+    # which has not happened yet.
     in_lists = {
         f.file: (s, f)
         for s in snap.sessions
         for f in s.files
-        if f.file is not None and f.refcount is not None
+        if f.file is not None and f.refcount is not None and not retrieving(s, f)
     }
     indexed = set(snap.preserved_index.values())
     for addr in sorted(indexed - set(in_lists)):
@@ -667,6 +695,7 @@ INCOMING_CODES = frozenset(
         "deserialize-will-fail",
         "deserialize-drops",
         "deserialize-failed",
+        "retrieve-in-progress",
     )
 )
 PREFLIGHT_CODES = frozenset(CODES) - INCOMING_CODES
@@ -710,7 +739,7 @@ def derive(snap: Snapshot) -> None:
             if s.direction == "outgoing":
                 f.frozen = frozen[f.address]
             if snap.holders_scanned and f.file is not None:
-                f.explained_refs = explained_refs(f)
+                f.explained_refs = explained_refs(s, f)
 
 
 def inspect(snap: Snapshot) -> Snapshot:

@@ -274,6 +274,8 @@ class _Collector:
             retrieve_status=h.luo_file_retrieve_status(f),
             serialized_data=h.luo_file_serialized_data(f),
         )
+        owner = h.luo_file_mutex_owner(f)
+        pf.mutex_owner = (owner[0], _text(owner[1])) if owner else None
         if pf.file is not None:
             where = f"struct file {pf.file:#x} of {session!r} token {pf.token:#x}"
             with self.guard(where, session, pf.token):

@@ -69,6 +69,7 @@ __all__ = (
     "luo_file_handler_compatible",
     "luo_file_handler_for_each_flb",
     "luo_file_handler_ops",
+    "luo_file_mutex_owner",
     "luo_file_retrieve_status",
     "luo_file_ser_compatible",
     "luo_file_ser_data",
@@ -523,6 +524,13 @@ def luo_session_retrieved(session: Object) -> bool:
     return bool(session.retrieved.value_())
 
 
+def _mutex_owner(lock: Object) -> tuple[int, bytes] | None:
+    task = mutex_owner(lock)
+    if not task:
+        return None
+    return int(task.pid.value_()), bytes(task.comm.string_())
+
+
 def luo_session_mutex_owner(session: Object) -> tuple[int, bytes] | None:
     """
     Get who holds a session's mutex (taken to preserve, retrieve, freeze or
@@ -531,10 +539,19 @@ def luo_session_mutex_owner(session: Object) -> tuple[int, bytes] | None:
     :param session: ``struct luo_session *``
     :return: (pid, comm) of the owning task
     """
-    task = mutex_owner(session.mutex.address_of_())
-    if not task:
-        return None
-    return int(task.pid.value_()), bytes(task.comm.string_())
+    return _mutex_owner(session.mutex.address_of_())
+
+
+def luo_file_mutex_owner(luo_file: Object) -> tuple[int, bytes] | None:
+    """
+    Get who holds a preserved file's mutex (``luo_retrieve_file()`` holds it
+    while it sets ``file``, takes its reference, indexes it and only then
+    sets ``retrieve_status``), or None when it is free.
+
+    :param luo_file: ``struct luo_file *``
+    :return: (pid, comm) of the owning task
+    """
+    return _mutex_owner(luo_file.mutex.address_of_())
 
 
 def _files_head(session: Object) -> Object:

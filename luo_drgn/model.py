@@ -51,6 +51,8 @@ class PreservedFile:
     explained_refs: int | None = None
     holders: list[Holder] = field(default_factory=list)
     memfd: dict[str, int] | None = None
+    # Who holds its mutex (pid, comm), None when free.
+    mutex_owner: tuple[int, str] | None = None
 
 
 @dataclass

@@ -45,6 +45,7 @@ FRESH_RUNS = (
     "journey-drop",
     "freezing",
     "freeze-failed",
+    "retrieving",
 )
 
 

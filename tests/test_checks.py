@@ -316,3 +316,14 @@ def test_failed_deserialization() -> None:
     assert "'b', which stays listed with its files freed" in f.message
     assert '"luo: File count mismatch: expected 3, found 2"' in f.message
     assert "Retrieved live update" not in f.message
+
+
+def test_retrieve_in_progress_only_on_incoming_files() -> None:
+    """luo_retrieve_file()'s window (file set, status 0, mutex held) is a
+    retrieve in progress on an incoming file; the freeze holds an outgoing
+    file's mutex too, and that is nothing."""
+    inc = pfile(1, mutex_owner=(1, "init"))
+    s = snap(session("s", [inc], direction="incoming", retrieved=True, finished=False))
+    assert codes(s) == [("retrieve-in-progress", "info", "s", 1)]
+    out = pfile(1, mutex_owner=(1, "init"))
+    assert codes(snap(session("a", [out]))) == []

@@ -15,7 +15,7 @@ from drgn.helpers.linux.list import list_for_each_entry
 from test_vmcores import is_fault, is_healthy
 
 from luo_drgn import restore
-from luo_drgn.checks import handover_accepted, preflight_findings
+from luo_drgn.checks import handover_accepted, preflight_findings, retrieving
 from luo_drgn.model import Snapshot
 
 
@@ -385,3 +385,22 @@ def test_freeze_failed_and_rolled_back(
     assert (refused.session, refused.token) == ("vm-beta", 0x200)
     assert f'"{said[0]}"' in refused.message and "EINVAL" in refused.message
     assert not handover_accepted(snapshot)
+
+
+@only(lambda name: name == "retrieving")
+def test_retrieve_in_progress_is_not_corruption(
+    snapshot: Snapshot, expected: dict[str, Any]
+) -> None:
+    """Dumped inside luo_retrieve_file(), at its xa_insert(): the file is set,
+    retrieve_status not yet, the mutex held; the retrieve the driver logged
+    once it returned is the one in flight."""
+    flight = expected["retrieving"]
+    assert flight["result"] == "OK"
+    s = snapshot.session(flight["session"], "incoming")
+    (f,) = [f for f in s.files if f.token == flight["token"]]
+    assert retrieving(s, f) and f.mutex_owner is not None and f.mutex_owner[0] == 1
+    # Its reference count: LUO's, and the retrieve's own (the fd to be).
+    assert f.refcount == f.explained_refs == 2
+    (info,) = [x for x in snapshot.findings if x.code == "retrieve-in-progress"]
+    assert (info.severity, info.session, info.token) == ("info", flight["session"], flight["token"])
+    assert [x for x in snapshot.findings if x.severity != "info"] == []

@@ -271,6 +271,15 @@ def _freeze(model: _Model, capture: str | None) -> dict[str, Any] | None:
     return None
 
 
+def _in_flight(after: list[str]) -> dict[str, Any] | None:
+    """The retrieve a dump interrupted: the first one the driver logs after it
+    (an ioctl is logged when it returns)."""
+    for ev in guest_events(after):
+        if ev["op"] == "retrieve":
+            return {"session": ev["session"], "token": ev["token"], "result": ev["result"]}
+    return None
+
+
 def expected_state(
     console: list[str], frozen: bool, after: list[str] | None = None, capture: str | None = None
 ) -> dict[str, Any]:
@@ -346,6 +355,11 @@ def expected_state(
         **({"restore_failed": kfacts["restore_failed"]} if kfacts["restore_failed"] else {}),
         **({"deserialize_failed": failed} if failed is not None else {}),
         **({"freeze": freeze} if (freeze := _freeze(model, capture)) else {}),
+        **(
+            {"retrieving": _in_flight(after)}
+            if capture == "retrieving" and after is not None
+            else {}
+        ),
     }
 
 

@@ -169,6 +169,13 @@ HANDOVER_RUNS += [
 ]
 HANDOVER_RUNS += [
     Run(
+        "retrieving",
+        "incoming",
+        stops=(("retrieving", "retrieving"),),
+        description="after a live update, inside the first retrieve: luo_retrieve_file() "
+        "has set the file and not yet retrieve_status",
+    ),
+    Run(
         "freezing",
         "frozen",
         # vm-alpha's three files are frozen, vm-beta's first is being frozen.
@@ -358,6 +365,21 @@ def capture_handover(
                         if gdb.pc() != freeze:
                             raise GuestError(f"{run.name}: stopped outside memfd_luo_freeze")
                     gdb.remove_break(freeze)
+                    point = stop
+                elif stop == "retrieving":
+                    # Inside luo_retrieve_file(): past the handler's retrieve,
+                    # at its xa_insert() (__xa_insert()), file set and
+                    # retrieve_status not yet.
+                    for address in armed:
+                        gdb.remove_break(address)
+                    armed.clear()
+                    for symbol in ("memfd_luo_retrieve", "__xa_insert"):
+                        address = symbol_address(debug, symbol)
+                        gdb.break_at(address)
+                        gdb.cont_until_stop(timeout)
+                        if gdb.pc() != address:
+                            raise GuestError(f"{run.name}: stopped outside {symbol}")
+                        gdb.remove_break(address)
                     point = stop
                 elif stop == "serialize":
                     serialize = symbol_address(debug, "luo_session_serialize")
