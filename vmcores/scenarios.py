@@ -353,48 +353,24 @@ def capture_handover(
                 if stop.startswith("freeze:"):
                     # The Nth call of the memfd handler's freeze, inside
                     # luo_session_serialize(): a dump taken mid-freeze.
-                    calls = int(stop.split(":", 1)[1])
-                    freeze = symbol_address(debug, "memfd_luo_freeze")
-                    gdb.break_at(freeze)
-                    for call in range(calls):
-                        if call:  # step over the breakpoint it stopped on
-                            gdb.remove_break(freeze)
-                            gdb.step()
-                            gdb.break_at(freeze)
-                        gdb.cont_until_stop(timeout)
-                        if gdb.pc() != freeze:
-                            raise GuestError(f"{run.name}: stopped outside memfd_luo_freeze")
-                    gdb.remove_break(freeze)
+                    for call in range(int(stop.split(":", 1)[1])):
+                        _run_to(gdb, debug, "memfd_luo_freeze", timeout, step_over=call > 0)
                     point = stop
                 elif stop == "retrieving":
                     # Inside luo_retrieve_file(): past the handler's retrieve,
                     # at its xa_insert() (__xa_insert()), file set and
                     # retrieve_status not yet.
-                    for address in armed:
-                        gdb.remove_break(address)
-                    armed.clear()
-                    for symbol in ("memfd_luo_retrieve", "__xa_insert"):
-                        address = symbol_address(debug, symbol)
-                        gdb.break_at(address)
-                        gdb.cont_until_stop(timeout)
-                        if gdb.pc() != address:
-                            raise GuestError(f"{run.name}: stopped outside {symbol}")
-                        gdb.remove_break(address)
+                    _disarm(gdb, armed)
+                    _run_to(gdb, debug, "memfd_luo_retrieve", timeout)
+                    _run_to(gdb, debug, "__xa_insert", timeout)
                     point = stop
                 elif stop == "serialize":
-                    serialize = symbol_address(debug, "luo_session_serialize")
-                    gdb.break_at(serialize)
-                    gdb.cont_until_stop(timeout)
-                    if gdb.pc() != serialize:
-                        raise GuestError(f"{run.name}: stopped outside luo_session_serialize")
-                    gdb.remove_break(serialize)
+                    _run_to(gdb, debug, "luo_session_serialize", timeout)
                     point = stop
                 elif stop == "kexec-failed":
                     # The freeze failed: reboot() returned and the driver
                     # logged it; stop the guest there.
-                    for address in armed:
-                        gdb.remove_break(address)
-                    armed.clear()
+                    _disarm(gdb, armed)
                     gdb.command("c", wait_reply=False)
                     guest.wait_for_line(
                         lambda line: '"op":"kexec_reboot","result"' in line,
@@ -406,9 +382,7 @@ def capture_handover(
                     point = stop
                 elif stop == "next-ready":
                     # The next kernel's driver got ready: stop it there.
-                    for address in armed:
-                        gdb.remove_break(address)
-                    armed.clear()
+                    _disarm(gdb, armed)
                     gdb.command("c", wait_reply=False)
                     # Phase 1 may have printed its ready marker already.
                     guest.wait_for_line(
@@ -461,8 +435,7 @@ def capture_handover(
             if point not in ("panic", "next-ready", "kexec-failed") and not any(
                 s.point == "panic" for s in stops
             ):
-                for address in armed:
-                    gdb.remove_break(address)
+                _disarm(gdb, armed)
                 gdb.detach()  # the guest runs on
                 line = guest.wait_for_any(("@@LUO-READY", "Kernel panic"), timeout)
                 if line.startswith("Kernel panic"):
@@ -473,6 +446,27 @@ def capture_handover(
     for stop in stops:
         stop.after = console[len(stop.console) :]
     return stops, _made(run, release, cmdline, started)
+
+
+def _disarm(gdb: Any, armed: set[int]) -> None:
+    """Remove the breakpoints still set, so the guest runs on past them."""
+    for address in armed:
+        gdb.remove_break(address)
+    armed.clear()
+
+
+def _run_to(gdb: Any, debug: Path, symbol: str, timeout: float, step_over: bool = False) -> None:
+    """Let the guest run to the next call of ``symbol`` (a hardware
+    breakpoint, removed once hit); ``step_over``: the guest stands on that
+    breakpoint's address already, step past it first."""
+    address = symbol_address(debug, symbol)
+    if step_over:
+        gdb.step()
+    gdb.break_at(address)
+    gdb.cont_until_stop(timeout)
+    if gdb.pc() != address:
+        raise GuestError(f"stopped outside {symbol}")
+    gdb.remove_break(address)
 
 
 def _write_ser_fault(gdb: Any, name: str, vmcore: Path, debug: Path) -> dict[str, Any]:
