@@ -51,3 +51,12 @@ def test_ci_runs_the_readme_commands() -> None:
     assert setup[0].endswith("luo-inspect --example incoming report")
     ci = (TOP / ".ci" / "run").read_text()
     assert setup[1] in ci.splitlines()
+
+
+def test_every_helper_is_in_the_readme() -> None:
+    """The README's helper table names every public helper, and no other."""
+    from luo_drgn import helpers
+
+    table = README.split("  | what | helpers |", 1)[1].split("\n\n", 1)[0]
+    listed = set(re.findall(r"`([A-Za-z_]+)`", table))
+    assert listed == set(helpers.__all__)
