@@ -111,8 +111,7 @@ class _Collector:
                 snap.luo = LuoState(
                     "disabled", self.disabled_reason(), liveupdate_num=h.luo_liveupdate_num(prog)
                 )
-                with self.guard("kernel log"):
-                    snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(prog)]
+                self.read_kernel_log()
                 return snap
             snap.luo = LuoState("enabled", liveupdate_num=h.luo_liveupdate_num(prog))
             snap.luo.device_in_use = h.luo_device_in_use(prog)
@@ -124,12 +123,16 @@ class _Collector:
             with self.guard(f"{direction} sessions"):
                 self.collect_sessions(direction)
         with self.guard("outgoing frozen state"):
-            snap.luo.frozen = h.luo_outgoing_frozen(prog)
+            # 7.2: one walk of the freeze state says frozen too; before, the
+            # helper's heuristic.
             freeze = h.luo_outgoing_freeze_state(prog)
-            if freeze is not None:
+            if freeze is None:
+                snap.luo.frozen = h.luo_outgoing_frozen(prog)
+            else:
                 snap.luo.freeze, snap.luo.freeze_reserved, snap.luo.freeze_written = freeze
+                snap.luo.frozen = snap.luo.freeze == "frozen"
                 if snap.luo.freeze == "rolled-back":
-                    snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(prog)]
+                    self.read_kernel_log()
         with self.guard("incoming state"):
             snap.luo.incoming_present = h.luo_incoming_present(prog)
             snap.luo.incoming_deserialized = h.luo_incoming_deserialized(prog)
@@ -137,7 +140,7 @@ class _Collector:
             status = h.luo_deserialize_status(prog)
             if status is not None and status[0] and status[1]:
                 snap.luo.deserialize_error = status[1]
-                snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(prog)]
+                self.read_kernel_log()
         if snap.luo.frozen:
             with self.guard("serialized outgoing sessions"):
                 snap.serialized_outgoing = self.collect_serialized(
@@ -174,6 +177,14 @@ class _Collector:
         else:
             snap.notes.append("file reference holders were not scanned")
         return snap
+
+    def read_kernel_log(self) -> None:
+        """LUO's messages from the log buffer, read once: they explain a
+        disabled LUO, a failed freeze or a failed deserialization."""
+        if self.snap.luo.kernel_log:
+            return
+        with self.guard("kernel log"):
+            self.snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(self.prog)]
 
     def disabled_reason(self) -> str:
         # luo_early_startup() and luo_late_startup(): why enabled is false.
@@ -302,20 +313,7 @@ class _Collector:
             entries, _ = self.drain(
                 h.luo_session_ser_for_each_file(ser), f"serialized files of {name!r}"
             )
-            out.append(
-                SerializedSession(
-                    name,
-                    count,
-                    [
-                        SerializedFile(
-                            h.luo_file_ser_token(e),
-                            _text(h.luo_file_ser_compatible(e)),
-                            h.luo_file_ser_data(e),
-                        )
-                        for e in entries
-                    ],
-                )
-            )
+            out.append(SerializedSession(name, count, [_serialized_file(e) for e in entries]))
         return out
 
     # -- the handover, as the next kernel will read it (7.2) -----------------
@@ -374,14 +372,7 @@ class _Collector:
             session = HandoverSession(_text(h.luo_session_ser_name(ser)), files_pa, count)
             if files_pa:
                 session.chain, files = self.read_chain(files_pa, "struct luo_file_ser")
-                session.files = [
-                    SerializedFile(
-                        h.luo_file_ser_token(e),
-                        _text(h.luo_file_ser_compatible(e)),
-                        h.luo_file_ser_data(e),
-                    )
-                    for e in files
-                ]
+                session.files = [_serialized_file(e) for e in files]
             sessions.append(session)
         return chain, sessions
 
@@ -456,6 +447,15 @@ class _Collector:
             s.holders = scan.sessions.get(s.address, [])
         snap.luo_device_holders = scan.luo_device
         snap.holders_scanned = True
+
+
+def _serialized_file(file_ser: Object) -> SerializedFile:
+    """A ``struct luo_file_ser`` as plain data."""
+    return SerializedFile(
+        h.luo_file_ser_token(file_ser),
+        _text(h.luo_file_ser_compatible(file_ser)),
+        h.luo_file_ser_data(file_ser),
+    )
 
 
 def _text(raw: bytes) -> str:
