@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from conftest import only
-from drgn.helpers.linux.list import list_for_each_entry
+from test_helpers import session_named
+from test_vmcores import files as plain_files
 from test_vmcores import is_fault, is_healthy
 
 from luo_drgn import restore
@@ -217,12 +218,7 @@ def test_finished_still_held_on_real_memory() -> None:
     from luo_drgn.model import Target
 
     prog = examples.load("incoming").program()
-    head = prog["luo_session_global"].incoming.list.address_of_()
-    alpha = next(
-        s
-        for s in list_for_each_entry("struct luo_session", head, "list")
-        if s.name.string_() == b"vm-alpha"
-    )
+    alpha = session_named(prog, "vm-alpha", "incoming")
     snap = inspect(collect(prog, Target("vmcore", None, None, [])))
     assert snap.session("vm-alpha", "incoming").finished is False
     bs = alpha.file_set.block_set
@@ -243,15 +239,6 @@ def _plant(prog: Any, address: int, data: bytes) -> None:
     prog.add_memory_segment(address, len(data), lambda a, n, o, p: data[o : o + n])
 
 
-def _named(prog: Any, direction: str, name: bytes) -> Any:
-    head = prog["luo_session_global"].member_(direction).list.address_of_()
-    return next(
-        s
-        for s in list_for_each_entry("struct luo_session", head, "list")
-        if s.name.string_() == name
-    )
-
-
 def _errors_after(fixture: str, plant: Any) -> set[tuple[str, Any, Any]]:
     from luo_drgn import examples
     from luo_drgn.checks import inspect
@@ -264,11 +251,6 @@ def _errors_after(fixture: str, plant: Any) -> set[tuple[str, Any, Any]]:
     return {(f.code, f.session, f.message) for f in snap.findings if f.severity == "error"}
 
 
-def _first_file(session: Any) -> Any:
-    head = session.file_set.files_list.address_of_()
-    return next(iter(list_for_each_entry("struct luo_file", head, "list")))
-
-
 @pytest.mark.parametrize(
     "fixture,plant,session,text",
     [
@@ -277,7 +259,7 @@ def _first_file(session: Any) -> Any:
             "outgoing",
             lambda p: _plant(
                 p,
-                _first_file(_named(p, "outgoing", b"vm-alpha")).retrieve_status.address_,
+                plain_files(session_named(p, "vm-alpha", "outgoing"))[0].retrieve_status.address_,
                 struct.pack("<i", 1),
             ),
             "vm-alpha",
@@ -286,7 +268,9 @@ def _first_file(session: Any) -> Any:
         # An outgoing session marked retrieved.
         (
             "outgoing",
-            lambda p: _plant(p, _named(p, "outgoing", b"vm-beta").retrieved.address_, b"\x01"),
+            lambda p: _plant(
+                p, session_named(p, "vm-beta", "outgoing").retrieved.address_, b"\x01"
+            ),
             "vm-beta",
             "an outgoing session marked retrieved",
         ),
@@ -295,7 +279,7 @@ def _first_file(session: Any) -> Any:
             "incoming",
             lambda p: _plant(
                 p,
-                _first_file(_named(p, "incoming", b"vm-beta")).retrieve_status.address_,
+                plain_files(session_named(p, "vm-beta", "incoming"))[0].retrieve_status.address_,
                 struct.pack("<i", -5),
             ),
             "vm-beta",
@@ -304,7 +288,7 @@ def _first_file(session: Any) -> Any:
         # A name with no NUL in its 64 bytes.
         (
             "outgoing",
-            lambda p: _plant(p, _named(p, "outgoing", b"empty").name.address_, b"x" * 64),
+            lambda p: _plant(p, session_named(p, "empty", "outgoing").name.address_, b"x" * 64),
             "x" * 64,
             "fills all 64 bytes with no NUL",
         ),
@@ -313,7 +297,7 @@ def _first_file(session: Any) -> Any:
             "outgoing",
             lambda p: _plant(
                 p,
-                _named(p, "outgoing", b"vm-alpha").file_set.block_set.nblocks.address_,
+                session_named(p, "vm-alpha", "outgoing").file_set.block_set.nblocks.address_,
                 struct.pack("<q", 2),
             ),
             "vm-alpha",
@@ -323,7 +307,7 @@ def _first_file(session: Any) -> Any:
             "outgoing",
             lambda p: _plant(
                 p,
-                _named(p, "outgoing", b"vm-alpha").file_set.block_set.nblocks.address_,
+                session_named(p, "vm-alpha", "outgoing").file_set.block_set.nblocks.address_,
                 struct.pack("<q", 2),
             ),
             "vm-alpha",
@@ -343,7 +327,7 @@ def test_files_list_head_prev() -> None:
     only a check of the head itself (drgn's last hop) sees."""
 
     def plant(prog: Any) -> None:
-        alpha = _named(prog, "outgoing", b"vm-alpha")
+        alpha = session_named(prog, "vm-alpha", "outgoing")
         head = alpha.file_set.files_list
         _plant(prog, head.prev.address_, struct.pack("<Q", head.next.value_()))
 
