@@ -55,6 +55,15 @@ def decompressed(xz_path: Path) -> Path:
     return out
 
 
+def kernel_dir(name: str) -> Path:
+    """Where the fixture kernel ``name`` is: committed under ``vmcores/data``,
+    or built into the cache (``python -m vmcores build --kernel NAME``)."""
+    committed = DATA / "kernel" / name
+    if (committed / "vmlinux.debug.xz").is_file():
+        return committed
+    return cache_dir() / "kernel" / name
+
+
 @dataclass
 class Example:
     """One fixture, ready to open."""
@@ -89,8 +98,16 @@ def load(name: str, root: Path | None = None) -> Example:
     root = root or DATA / "fixtures"
     mpath = root / name / "manifest.json"
     if not mpath.is_file():
-        known = ", ".join(fixture_names(root)) or "none found"
-        raise ExampleError(f"no example {name!r} (known: {known})")
+        known = fixture_names(root)
+        if not known:
+            # An installed luo-drgn (pip install .) has no vmcores/data.
+            raise ExampleError(
+                f"no example {name!r}: the examples are the fixtures of luo-drgn's "
+                f"source checkout, and there are none at {root}; clone the "
+                "repository and run luo-inspect from it (pip install -e .), or set "
+                "LUO_DRGN_DATA to a checkout's vmcores/data"
+            )
+        raise ExampleError(f"no example {name!r} (known: {', '.join(known)})")
     manifest = json.loads(mpath.read_text())
     writes: list[dict[str, Any]] = []
     if manifest.get("vmcore"):
@@ -100,7 +117,7 @@ def load(name: str, root: Path | None = None) -> Example:
         base = json.loads((root / manifest["base"] / "manifest.json").read_text())
         core_src = root / manifest["base"] / base["vmcore"]
         writes = manifest["expected"]["fault"]["writes"]
-    debug_src = DATA / "kernel" / manifest["made"]["kernel"] / "vmlinux.debug.xz"
+    debug_src = kernel_dir(manifest["made"]["kernel"]) / "vmlinux.debug.xz"
     return Example(
         name,
         root / name,

@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     b.add_argument("--jobs", type=int, default=(os.cpu_count() or 1) + 1)
     b.add_argument("--no-vmcores", action="store_true", help="build the kernels only")
+    b.add_argument(
+        "--kernel",
+        action="append",
+        choices=list(kernel.KERNELS),
+        help="build only this kernel (repeatable; default: all)",
+    )
     v = sub.add_parser("vmcores", help="regenerate fixtures from the committed kernels")
     v.add_argument(
         "runs",
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.cmd == "build":
-        kernel.build_all(args.kernel_src, args.jobs)
+        kernel.build_all(args.kernel_src, args.jobs, args.kernel)
         if not args.no_vmcores:
             _vmcores([r.name for r in scenarios.RUNS], paths.FIXTURES)
         return 0

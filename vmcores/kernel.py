@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Build the fixture kernels and reduce their debug info for drgn.
 
-Two kernels are built from one source tree with out-of-tree build
+Three kernels are built from one source tree with out-of-tree build
 directories: ``luo`` (``kernel/base.config`` and ``kernel/live.config`` over
-tinyconfig) and ``no-luo`` (``base.config`` and ``no-luo.config``).  What is
+tinyconfig), ``no-luo`` (``base.config`` and ``no-luo.config``) and ``full``
+(``luo`` plus ``full.config``: LUO's test FLBs, io_uring, loop, iommufd and
+kdump).  What is
 committed of each is the bzImage and the reduced, xz'd debug info, so
 vmcores can be regenerated without a kernel build.
 """
@@ -22,6 +24,7 @@ from . import paths
 KERNELS = {
     "luo": ["base.config", "live.config"],
     "no-luo": ["base.config", "no-luo.config"],
+    "full": ["base.config", "live.config", "full.config"],
 }
 
 # Sections drgn does not need to read types, variables and symbols: line
@@ -96,11 +99,12 @@ def release_of(out: Path) -> str:
     return (out / "include/config/kernel.release").read_text().strip()
 
 
-def build_all(kernel_src: Path | None, jobs: int) -> None:
-    """Build both kernels and commit-ready artifacts into vmcores/data/kernel."""
+def build_all(kernel_src: Path | None, jobs: int, names: list[str] | None = None) -> None:
+    """Build the kernels and commit-ready artifacts into vmcores/data/kernel."""
     work = paths.work_dir()
     src = kernel_src or fetch_source(work / "src")
-    for name, fragments in KERNELS.items():
+    for name in names or list(KERNELS):
+        fragments = KERNELS[name]
         out = work / f"out-{name}"
         configure(src, out, fragments)
         build(src, out, jobs)

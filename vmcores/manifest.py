@@ -59,7 +59,11 @@ def guest_events(console: list[str]) -> list[dict[str, Any]]:
     return [json.loads(line[len("@@LUO ") :]) for line in console if line.startswith("@@LUO {")]
 
 
-KERNEL_PREFIXES = ("luo:", "KHO:", "Command line:", "Kernel panic")
+# "liveupdate test:": LUO's test module (CONFIG_LIVEUPDATE_TEST), which logs
+# each callback of its FLBs.
+KERNEL_PREFIXES = ("luo:", "KHO:", "Command line:", "Kernel panic", "CPU: ", "liveupdate test:")
+# lib/tests/liveupdate.c: LIVEUPDATE_TEST_FLB_COMPATIBLE(i) for i < n.
+FLB_REGISTERED = re.compile(r"liveupdate test: Registered (\d+) FLBs with file handler: \[(.*)\]")
 DESERIALIZE_FAILED = re.compile(
     r"luo: Failed to (deserialize files for|insert) session \[(.*?)\] (-?\d+)"
 )
@@ -78,8 +82,18 @@ def kernel_facts(console: list[str]) -> dict[str, Any]:
         "restore_failed": None,
         "deserialize_failed": None,
         "luo_messages": [],
+        "flbs": {},  # compatible -> handlers, as the test module registered them
+        "flbs_retrieved": [],  # the test FLBs' .retrieve() found the handed-over data
+        "flbs_finished": [],  # their .finish() ran
     }
     for line in console:
+        if m := re.search(r"liveupdate test: (\S+): found flb data from the previous boot", line):
+            facts["flbs_retrieved"].append(m.group(1))
+        if m := re.search(r"liveupdate test: (\S+): finish was triggered", line):
+            facts["flbs_finished"].append(m.group(1))
+        if m := FLB_REGISTERED.search(line):
+            for i in range(int(m.group(1))):
+                facts["flbs"].setdefault(f"liveupdate-test-flb-v{i}", []).append(m.group(2))
         if line.startswith("luo:"):
             facts["luo_messages"].append(line)
         # luo_session_deserialize_one(): the session whose files failed was
@@ -114,6 +128,9 @@ class _Model:
         self.phase = 1
         self.kexec_failed: str | None = None
         self.luo_open_result: str | None = None
+        # References the kernel holds for a process: (file, holder).
+        self.kernel_holders: list[tuple[_Object, dict[str, Any]]] = []
+        self.handed_files = 0
 
     def proc(self, pid: int) -> _Process:
         return self.procs.setdefault(pid, _Process())
@@ -133,6 +150,10 @@ class _Model:
         self.procs = {}
         self.luo_device_opened = False
         self.luo_open_result = None
+        # luo_flb_serialize(): each FLB hands over its count, one per file.
+        self.handed_files = sum(
+            len(s.files) for s in self.sessions.values() if s.direction == "outgoing"
+        )
         incoming = {}
         for s in self.sessions.values():
             incoming[s.name] = _Session(
@@ -195,6 +216,44 @@ class _Model:
     def op_kexec_load(self, ev: dict[str, Any]) -> None:
         pass
 
+    def op_kexec_load_crash(self, ev: dict[str, Any]) -> None:
+        pass
+
+    def op_sysrq_crash(self, ev: dict[str, Any]) -> None:
+        pass
+
+    # The capture kernel's driver: what it saved, nothing of LUO.
+    def op_capture_save(self, ev: dict[str, Any]) -> None:
+        pass
+
+    def op_makedumpfile(self, ev: dict[str, Any]) -> None:
+        pass
+
+    def op_capture(self, ev: dict[str, Any]) -> None:
+        pass
+
+    def _kernel_holder(self, ev: dict[str, Any], holder: dict[str, Any]) -> None:
+        if ev["result"] == "OK":
+            self.kernel_holders.append((self.proc(ev["pid"]).fds[ev["fd"]], holder))
+
+    def op_scm_send(self, ev: dict[str, Any]) -> None:
+        # The message waits in the receive queue of the peer socket, which
+        # the sender holds at peer_fd.
+        self._kernel_holder(ev, {"kind": "scm", "pid": ev["pid"], "fd": ev["peer_fd"]})
+
+    def op_io_uring_register(self, ev: dict[str, Any]) -> None:
+        self._kernel_holder(
+            ev, {"kind": "io_uring", "pid": ev["pid"], "fd": ev["ring_fd"], "slot": ev["slot"]}
+        )
+
+    def op_loop_attach(self, ev: dict[str, Any]) -> None:
+        self._kernel_holder(ev, {"kind": "loop", "loop": ev["loop"]})
+
+    def op_ioas_map_file(self, ev: dict[str, Any]) -> None:
+        self._kernel_holder(
+            ev, {"kind": "iommufd", "pid": ev["pid"], "fd": ev["iommufd"], "ioas": ev["ioas"]}
+        )
+
     def op_kexec_reboot(self, ev: dict[str, Any]) -> None:
         self.kexec = "result" not in ev
         if "result" in ev:  # reboot() returned: the kexec was refused
@@ -250,6 +309,7 @@ class _Model:
             p = self.procs[pid]
             out += [{"pid": pid, "fd": fd} for fd in sorted(p.fds) if p.fds[fd] is obj]
             out += [{"pid": pid, "vma": start} for m, start in p.maps if m is obj]
+        out += [holder for held, holder in self.kernel_holders if held is obj]
         return out
 
 
@@ -285,6 +345,7 @@ def expected_state(
 ) -> dict[str, Any]:
     """The state an inspector must read from the dump taken after ``console``
     (and, with ``after``, what the next kernel then did)."""
+    kdump = (capture or "").startswith("kdump")
     model = _Model()
     for ev in guest_events(console):
         model.apply(ev)
@@ -339,6 +400,7 @@ def expected_state(
         )
 
     luo_dev = [obj for p in model.procs.values() for obj in p.fds.values() if obj.kind == "luo"]
+    flbs = _flbs(model, kfacts, frozen)
     return {
         "luo_state": _luo_state(model, kfacts),
         "disabled_reason": kfacts["disabled_reason"],
@@ -351,7 +413,12 @@ def expected_state(
         "luo_device_holders": model.holders(luo_dev[0]) if luo_dev else [],
         "refusals": model.refusals,
         "failed_retrieves": model.failed_retrieves,
-        **({"next_kernel": next_kernel(after)} if after else {}),
+        # Only a kernel with LUO's test module registers FLBs.
+        **({"flbs": flbs} if flbs else {}),
+        **({"next_kernel": next_kernel(after)} if after and not kdump else {}),
+        # A kdump: the kernel panicked after the state, and the crash
+        # kernel saved its memory.
+        **({"panic": panic_facts(after)} if after and kdump else {}),
         **({"restore_failed": kfacts["restore_failed"]} if kfacts["restore_failed"] else {}),
         **({"deserialize_failed": failed} if failed is not None else {}),
         **({"freeze": freeze} if (freeze := _freeze(model, capture)) else {}),
@@ -390,6 +457,48 @@ def next_kernel(after: list[str]) -> dict[str, Any]:
             [e["session"], e["token"], e["result"]] for e in events if e["op"] == "retrieve"
         ],
     }
+
+
+def _flbs(model: _Model, kfacts: dict[str, Any], frozen: bool) -> list[dict[str, Any]]:
+    """The test FLBs: luo_flb_file_preserve() counts every preserved file of
+    a handler an FLB is registered with (the test module keeps no object of
+    its own); the next kernel restores the handed-over count at retrieve,
+    luo_flb_file_finish() takes one per file finished, .finish() runs at 0."""
+    outgoing = sum(len(s.files) for s in model.sessions.values() if s.direction == "outgoing")
+    incoming = sum(len(s.files) for s in model.sessions.values() if s.direction == "incoming")
+    out = []
+    for name, handlers in kfacts["flbs"].items():
+        retrieved = name in kfacts["flbs_retrieved"]
+        finished = name in kfacts["flbs_finished"]
+        flb: dict[str, Any] = {
+            "compatible": name,
+            "handlers": handlers,
+            "outgoing_count": outgoing,
+            "incoming_count": incoming if retrieved and not finished else 0,
+            "retrieve_status": 1 if retrieved else 0,
+            "finished": finished,
+        }
+        if frozen:
+            flb["serialized_count"] = outgoing  # luo_flb_serialize() at reboot
+        if model.phase == 2:
+            flb["handed_over_count"] = model.handed_files
+        out.append(flb)
+    return out
+
+
+def panic_facts(console: list[str]) -> dict[str, Any] | None:
+    """Why the kernel panicked (its console's first panic message) and which
+    task made it panic (the driver logs itself before sysrq c)."""
+    facts: dict[str, Any] = {}
+    for line in console:
+        if m := re.search(r"Kernel panic - not syncing: (.*)", line):
+            facts["reason"] = m.group(1).strip()
+            break
+    for ev in guest_events(console):
+        if ev["op"] == "sysrq_crash" and "result" not in ev:
+            facts.update(pid=ev["pid"], comm=ev["comm"])
+            break
+    return facts or None
 
 
 def _luo_state(model: _Model, kfacts: dict[str, Any]) -> str:

@@ -288,10 +288,11 @@ class Guest:
     def tail(self, n: int = 30) -> str:
         return "\n".join(self.console[-n:])
 
-    def dump(self, path: Path) -> None:
-        """Write all guest RAM as an ELF core (with the vmcoreinfo note)."""
+    def dump(self, path: Path, fmt: str = "elf") -> None:
+        """Write all guest RAM as an ELF core (with the vmcoreinfo note), or
+        in another of QEMU's formats (``kdump-zlib``...)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{path}")
+        self.qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{path}", format=fmt)
 
     def close(self) -> None:
         with contextlib.suppress(OSError, GuestError, ValueError):

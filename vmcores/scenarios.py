@@ -11,6 +11,7 @@ and the old bytes are written back before the next fault.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -56,6 +57,13 @@ class Run:
     # (from, into): the JSON report of fixture ``from`` saved as before.json
     # in fixture ``into``, as an operator saves one before kexec -e.
     saves: tuple[str, str] | None = None
+    # Added to the kernel command line.
+    cmdline_extra: str = ""
+    # kdump runs: the fixtures made of one state, dumped by QEMU at
+    # @@LUO-READY (``name``), then by the crash kernel the guest panics into:
+    # its /proc/vmcore as it is (``name``-kdump) and through makedumpfile
+    # -c -d 31 (``name``-kdump-filtered).
+    kdump: bool = False
 
 
 RUNS = [
@@ -192,7 +200,54 @@ HANDOVER_RUNS += [
         "is refused",
     ),
 ]
+# LUO's test FLBs (kernel `full`) through a live update: with users before
+# it, serialized at the freeze, retrieved and then finished after it.
+HANDOVER_RUNS += [
+    Run(
+        "flb",
+        "flb",
+        kernel="full",
+        stops=(
+            ("flb-outgoing", "ready"),
+            ("flb-frozen", "machine_kexec"),
+            ("flb-incoming", "next-ready"),
+        ),
+        description="the test FLBs (CONFIG_LIVEUPDATE_TEST) of the outgoing state's seven "
+        "memfds: counted, serialized at the freeze, retrieved by the next kernel, which "
+        "retrieves and finishes vm-gamma",
+    ),
+    Run(
+        "flb-finished",
+        "flb-finished",
+        kernel="full",
+        stops=(("", "machine_kexec"), ("flb-finished", "next-ready")),
+        description="the next kernel retrieves and finishes every session: each test FLB's "
+        "last file is finished and its .finish() runs",
+    ),
+]
 RUNS += HANDOVER_RUNS
+
+# Dumps as users attach them: kdump's, of a panicked kernel.
+KDUMP_RUNS = [
+    Run(
+        "holders",
+        "holders",
+        kernel="full",
+        # crashkernel= reserves the capture kernel's memory; KHO sizes its
+        # scratch at 200% of the kernel's reservations, crash area included,
+        # and cannot reserve that much beside 160M: kho_scratch=50% can.
+        memory_mb=768,
+        cmdline_extra="crashkernel=160M kho_scratch=50%",
+        kdump=True,
+        description="memfds held by the kernel besides LUO (an SCM_RIGHTS message in flight, "
+        "an io_uring fixed file, a loop device, an IOAS mapping), then a sysrq crash into a "
+        "kdump kernel that saves /proc/vmcore as ELF and through makedumpfile -c -d 31",
+    ),
+]
+RUNS += KDUMP_RUNS
+KDUMP_SUFFIXES = {"-kdump": "vmcore.elf", "-kdump-filtered": "vmcore.kdump"}
+# Kept beside the QEMU dump of a kdump run's state.
+QEMU_KDUMP = "qemu-kdump-zlib"
 
 # Faults whose vmcore is committed whole, so the CLI is tested on a plain
 # file; the others are stored as their base plus the recorded writes.
@@ -233,15 +288,17 @@ def build_driver(out: Path) -> Path:
     return binary
 
 
-def build_initramfs(driver: Path, kernel: Path, out: Path) -> Path:
-    """/init is the driver; /kernel and /initrd.img are what it kexecs into."""
+def build_initramfs(driver: Path, kernel: Path, out: Path, dumper: bool = False) -> Path:
+    """/init is the driver; /kernel and /initrd.img are what it kexecs into
+    (with ``dumper``, the inner image also holds makedumpfile, for the
+    capture kernel)."""
     base = [
         initramfs.directory("dev"),
         initramfs.char_device("dev/console", 5, 1),
         initramfs.directory("proc"),
         initramfs.regular("init", driver.read_bytes(), executable=True),
     ]
-    inner = initramfs.build(base)
+    inner = initramfs.build(base + (makedumpfile_entries() if dumper else []))
     outer = initramfs.build(
         base
         + [
@@ -252,6 +309,30 @@ def build_initramfs(driver: Path, kernel: Path, out: Path) -> Path:
     path = out / "initramfs.cpio"
     path.write_bytes(outer)
     return path
+
+
+def makedumpfile_entries() -> list[initramfs.Entry]:
+    """This machine's makedumpfile at /sbin/makedumpfile, with the shared
+    libraries and the loader it needs, at the paths ld.so looks in."""
+    binary = shutil.which("makedumpfile")
+    if binary is None:
+        raise GuestError("makedumpfile is not installed (apt-get install makedumpfile)")
+    out = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
+    libs = sorted({p for p in re.findall(r"(/\S+) \(0x", out)})
+    entries: list[initramfs.Entry] = []
+    dirs: set[str] = {"sbin"}
+    for lib in libs:
+        parts = Path(lib).parts[1:-1]
+        dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    entries += [initramfs.directory(d) for d in sorted(dirs)]
+    entries.append(
+        initramfs.regular("sbin/makedumpfile", Path(binary).read_bytes(), executable=True)
+    )
+    entries += [
+        initramfs.regular(lib.lstrip("/"), Path(lib).resolve().read_bytes(), executable=True)
+        for lib in libs
+    ]
+    return entries
 
 
 def kernel_files(name: str) -> tuple[Path, Path, str]:
@@ -448,6 +529,108 @@ def capture_handover(
     return stops, _made(run, release, cmdline, started)
 
 
+def capture_kdump(
+    run: Run, out: Path, timeout: float = 600.0
+) -> tuple[dict[str, Path], list[str], list[str], dict[str, Any]]:
+    """Boot the guest of a kdump run, dump its state with QEMU at
+    @@LUO-READY, let it panic into the crash kernel and read back what that
+    kernel saved.  Returns the dumps by fixture, the console up to the
+    QEMU dump and after it, and how they were made."""
+    out.mkdir(parents=True, exist_ok=True)
+    bzimage, _debug, release = kernel_files(run.kernel)
+    driver = build_driver(paths.cache_dir() / "guest")
+    initrd = build_initramfs(driver, bzimage, out, dumper=True)
+    cmdline = luo_cmdline(run.scenario, extra=run.cmdline_extra)
+    disk = out / "capture.img"
+    with open(disk, "wb") as f:  # sparse: the ELF copy is as large as RAM
+        f.truncate((run.memory_mb + 256) << 20)
+    started = time.monotonic()
+    drive = [
+        "-drive",
+        f"file={disk},format=raw,if=none,id=capture",
+        "-device",
+        "virtio-blk-pci,drive=capture",
+    ]
+    dumps = {run.name: out / f"{run.name}.vmcore"}
+    with Guest(bzimage, initrd, cmdline, run.memory_mb, extra_args=drive) as guest:
+        try:
+            guest.wait_for(f"@@LUO-READY {run.scenario}", timeout)
+            gdb = guest.gdb()  # stops the guest
+            guest.dump(dumps[run.name])
+            # The same state in QEMU's kdump-zlib format, which drgn cannot
+            # read: what luo-inspect says of it is tested.
+            guest.dump(out / QEMU_KDUMP, fmt="kdump-zlib")
+            before = list(guest.console)
+            gdb.detach()
+            # The driver panics the kernel; the crash kernel saves the dump
+            # and its PID 1 exits, which ends QEMU (-no-reboot).
+            guest.wait_exit(timeout)
+        except GuestError as e:
+            raise GuestError(f"{run.name}: {e}\n--- console ---\n{guest.tail()}") from e
+        console = list(guest.console)
+    saved = read_capture_disk(disk, out)
+    for suffix, name in KDUMP_SUFFIXES.items():
+        if name not in saved:
+            raise GuestError(
+                f"{run.name}: the crash kernel saved no {name}:\n" + "\n".join(console[-30:])
+            )
+        dumps[run.name + suffix] = saved[name]
+    disk.unlink()
+    return dumps, before, console[len(before) :], _made(run, release, cmdline, started)
+
+
+def read_capture_disk(disk: Path, out: Path) -> dict[str, Path]:
+    """The files the capture kernel's driver wrote to its disk (see
+    save_file() in guest/luo-scenario.c)."""
+    saved: dict[str, Path] = {}
+    with open(disk, "rb") as f:
+        while True:
+            header = f.read(512)
+            if len(header) < 512 or not header.startswith(b"LUOCAP1"):
+                break
+            name = header[8:72].split(b"\0", 1)[0].decode()
+            if not name:
+                break
+            size = int.from_bytes(header[72:80], "little")
+            path = out / name
+            with open(path, "wb") as dest:
+                left = size
+                while left:
+                    chunk = f.read(min(left, 1 << 22))
+                    if not chunk:
+                        raise GuestError(f"{disk}: {name} is cut short")
+                    dest.write(chunk)
+                    left -= len(chunk)
+            f.seek((512 - size % 512) % 512, 1)
+            saved[name] = path
+    return saved
+
+
+def generate_kdump(
+    run: Run, dest_root: Path, work: Path, log: Callable[[str], None], compress: bool
+) -> None:
+    dumps, before, after, made = capture_kdump(run, work / run.name)
+    for fixture, vmcore in dumps.items():
+        how = {run.name: "ready", run.name + "-kdump": "kdump-elf"}.get(fixture, "kdump-filtered")
+        # The QEMU dump is of the state alone; a kdump's is that state after
+        # the panic (its after_log: the panic and the crash kernel).
+        then = after if how != "ready" else None
+        write_fixture(
+            dest_root / fixture,
+            fixture,
+            run.description,
+            {**made, "capture": how},
+            before,
+            manifest.expected_state(before, frozen=False, after=then, capture=how),
+            vmcore,
+            # A kdump-compressed file is compressed already.
+            compress=compress and how != "kdump-filtered",
+            after=then,
+        )
+    shutil.move(work / run.name / QEMU_KDUMP, dest_root / run.name / QEMU_KDUMP)
+    log(f"   {run.name}: {made['seconds']} s")
+
+
 def _disarm(gdb: Any, armed: set[int]) -> None:
     """Remove the breakpoints still set, so the guest runs on past them."""
     for address in armed:
@@ -497,7 +680,7 @@ def capture(run: Run, out: Path, timeout: float = 180.0) -> Captured:
     bzimage, debug, release = kernel_files(run.kernel)
     driver = build_driver(paths.cache_dir() / "guest")
     initrd = build_initramfs(driver, bzimage, out)
-    cmdline = luo_cmdline(run.scenario)
+    cmdline = luo_cmdline(run.scenario, extra=run.cmdline_extra)
     vmcore = out / "vmcore"
     started = time.monotonic()
     with Guest(
@@ -675,6 +858,9 @@ def generate(
         log(f"== {run.name}: {run.description}")
         if run.stops:
             generate_handover(run, dest_root, work, log, compress)
+            continue
+        if run.kdump:
+            generate_kdump(run, dest_root, work, log, compress)
             continue
         cap = capture(run, work / run.name)
         expected = manifest.expected_state(cap.console, frozen=run.capture == "machine_kexec")

@@ -11,7 +11,9 @@
  * parameters reach PID 1 as environment variables):
  *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo|
  *                crowded|doomed|journey|journey-drop (initramfs) or
- *                live-crowded|live-doomed
+ *                live-crowded|live-doomed|flb|flb-finished (kernel `full`)|
+ *                holders (kernel `full`; panics
+ *                into the capture kernel)|capture (PID 1 of that kernel)
  *                (initramfs fixtures) or live|churn (live mode, started by
  *                an init script on the host's root over 9p)
  *   luo_phase=1 (before the kexec) or 2 (after it)
@@ -23,7 +25,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
+#include <linux/iommufd.h>
 #include <linux/liveupdate.h>
+#include <linux/loop.h>
 #include <linux/reboot.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,7 +39,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -42,6 +49,9 @@
 
 #ifndef KEXEC_FILE_NO_INITRAMFS
 #define KEXEC_FILE_NO_INITRAMFS 0x00000004
+#endif
+#ifndef KEXEC_FILE_ON_CRASH
+#define KEXEC_FILE_ON_CRASH 0x00000002
 #endif
 
 static void emit(const char *fmt, ...)
@@ -82,6 +92,9 @@ static const char *errname(int err)
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EBADF: return "EBADF";
 	case EPERM: return "EPERM";
+	case ENOTTY: return "ENOTTY";
+	case ENOSYS: return "ENOSYS";
+	case ENOMEM: return "ENOMEM";
 	default: return "E?";
 	}
 }
@@ -426,6 +439,256 @@ static void retrieve_crowd(int luo_fd)
 	retrieve(s1, "crowd-01", 0x100, 8192, 10);
 }
 
+/* ---- kernel holders of a preserved file (scenario holders) ---- */
+
+/*
+ * Send @fd over a fresh socketpair with SCM_RIGHTS and never receive it:
+ * the message queued on the peer holds a reference to the file.
+ */
+static void scm_send(int fd)
+{
+	int sv[2] = { -1, -1 };
+	char byte = 'x';
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+	};
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+	int err = 0;
+
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || sendmsg(sv[0], &msg, 0) != 1)
+		err = errno;
+	emit("{\"op\":\"scm_send\",\"pid\":%d,\"fd\":%d,\"socket_fd\":%d,\"peer_fd\":%d,\"result\":\"%s\"}",
+	     getpid(), fd, sv[0], sv[1], errname(err));
+}
+
+/* Register @fd as the io_uring fixed file 0 of a new ring. */
+static void io_uring_register_file(int fd)
+{
+	struct io_uring_params params = { 0 };
+	int ring = syscall(__NR_io_uring_setup, 4, &params);
+	int err = ring < 0 ? errno : 0;
+
+	if (!err && syscall(__NR_io_uring_register, ring, IORING_REGISTER_FILES, &fd, 1) < 0)
+		err = errno;
+	emit("{\"op\":\"io_uring_register\",\"pid\":%d,\"fd\":%d,\"ring_fd\":%d,\"slot\":0,\"result\":\"%s\"}",
+	     getpid(), fd, ring, errname(err));
+}
+
+/* Make @fd the backing file of /dev/loop@n; the loop device's fd is closed. */
+static void loop_attach(int fd, int n)
+{
+	char path[32];
+	int loop, err = 0;
+
+	snprintf(path, sizeof(path), "/dev/loop%d", n);
+	loop = open(path, O_RDWR);
+	if (loop < 0 || ioctl(loop, LOOP_SET_FD, fd) < 0)
+		err = errno;
+	if (loop >= 0)
+		close(loop);
+	emit("{\"op\":\"loop_attach\",\"pid\":%d,\"fd\":%d,\"loop\":%d,\"result\":\"%s\"}",
+	     getpid(), fd, n, errname(err));
+}
+
+/* Map @size bytes of @fd into a new IOAS of /dev/iommu (IOMMU_IOAS_MAP_FILE). */
+static void ioas_map_file(int fd, size_t size)
+{
+	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+	struct iommu_ioas_map_file map = {
+		.size = sizeof(map),
+		.flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+		.fd = fd, .start = 0, .length = size,
+	};
+	int iommufd = open("/dev/iommu", O_RDWR);
+	int err = 0;
+
+	if (iommufd < 0 || ioctl(iommufd, IOMMU_IOAS_ALLOC, &alloc) < 0)
+		err = errno;
+	map.ioas_id = alloc.out_ioas_id;
+	if (!err && ioctl(iommufd, IOMMU_IOAS_MAP_FILE, &map) < 0)
+		err = errno;
+	emit("{\"op\":\"ioas_map_file\",\"pid\":%d,\"fd\":%d,\"iommufd\":%d,\"ioas\":%u,\"iova\":%llu,\"result\":\"%s\"}",
+	     getpid(), fd, iommufd, alloc.out_ioas_id, (unsigned long long)map.iova,
+	     errname(err));
+}
+
+/*
+ * holders: one session whose memfds are also held by the kernel: an
+ * SCM_RIGHTS message in flight, an io_uring fixed file, a loop device's
+ * backing file, an IOAS mapping; the fds are closed after, so those holders
+ * and LUO are all that is left.  delta-plain keeps its fd.
+ */
+static void build_holders(int luo_fd)
+{
+	int s = create_session(luo_fd, "vm-delta");
+	int scm = make_memfd("delta-scm", 4096, 11);
+	int ring = make_memfd("delta-ring", 2 * 4096, 12);
+	int loop = make_memfd("delta-loop", 4 * 4096, 13);
+	int ioas = make_memfd("delta-ioas", 4096, 14);
+	int plain = make_memfd("delta-plain", 4096, 15);
+
+	preserve(s, "vm-delta", scm, 0x400);
+	preserve(s, "vm-delta", ring, 0x401);
+	preserve(s, "vm-delta", loop, 0x402);
+	preserve(s, "vm-delta", ioas, 0x403);
+	preserve(s, "vm-delta", plain, 0x404);
+	scm_send(scm);
+	io_uring_register_file(ring);
+	loop_attach(loop, 0);
+	ioas_map_file(ioas, 4096);
+	close_fd(scm);
+	close_fd(ring);
+	close_fd(loop);
+	close_fd(ioas);
+}
+
+/*
+ * Load /kernel with /initrd.img as the crash kernel (kdump): a panic boots
+ * it, and its PID 1 (this driver, luo_scenario=capture) saves /proc/vmcore.
+ */
+static void load_crash_kernel(void)
+{
+	static const char cmdline[] =
+		"console=ttyS0 panic=-1 maxcpus=1 reset_devices kho=off "
+		"luo_scenario=capture luo_phase=1";
+	int kernel_fd = open("/kernel", O_RDONLY);
+	int initrd_fd = open("/initrd.img", O_RDONLY);
+	long ret = syscall(SYS_kexec_file_load, kernel_fd, initrd_fd,
+			   sizeof(cmdline), cmdline, KEXEC_FILE_ON_CRASH);
+
+	emit("{\"op\":\"kexec_load_crash\",\"result\":\"%s\"}", ret ? errname(errno) : "OK");
+	close(kernel_fd);
+	close(initrd_fd);
+	drop_kexec_images();
+}
+
+static void crash_now(void)
+{
+	int fd = open("/proc/sysrq-trigger", O_WRONLY);
+	char comm[17] = "";
+
+	prctl(PR_GET_NAME, comm);
+	/* This task panics the kernel: the dump's crashed thread. */
+	emit("{\"op\":\"sysrq_crash\",\"pid\":%d,\"comm\":\"%s\"}", getpid(), comm);
+	if (fd < 0 || write(fd, "c", 1) != 1)
+		emit("{\"op\":\"sysrq_crash\",\"result\":\"%s\"}", errname(errno));
+}
+
+/*
+ * The capture disk: for each saved file a 512-byte header ("LUOCAP1", the
+ * name, the size in bytes), then the data padded to 512 bytes; a header
+ * with an empty name ends it.
+ */
+static int save_file(int disk, const char *name, const char *path)
+{
+	static char buf[1 << 20];
+	char header[512] = "LUOCAP1";
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	unsigned long long size = 0;
+	ssize_t n;
+
+	if (fd < 0 || fstat(fd, &st))
+		return -errno;
+	/* /proc/vmcore's size is its st_size; read until EOF anyway. */
+	off_t start = lseek(disk, 0, SEEK_CUR);
+
+	if (write(disk, header, sizeof(header)) != sizeof(header))
+		return -errno;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		if (write(disk, buf, n) != n)
+			return -errno;
+		size += n;
+	}
+	close(fd);
+	if (size % 512) {
+		memset(buf, 0, 512);
+		if (write(disk, buf, 512 - size % 512) < 0)
+			return -errno;
+	}
+	snprintf(header + 8, 64, "%s", name);
+	memcpy(header + 72, &size, sizeof(size));
+	if (pwrite(disk, header, sizeof(header), start) != sizeof(header))
+		return -errno;
+	emit("{\"op\":\"capture_save\",\"name\":\"%s\",\"size\":%llu}", name, size);
+	return 0;
+}
+
+/*
+ * PID 1 of the capture kernel: save /proc/vmcore as it is (ELF), then
+ * filtered and compressed by makedumpfile -c -d 31 where the initramfs has
+ * it, onto /dev/vda; exiting ends the run.
+ */
+static void capture(void)
+{
+	int disk = open("/dev/vda", O_WRONLY);
+	char end[512] = "LUOCAP1";
+	pid_t pid;
+	int status = -1;
+
+	if (disk < 0) {
+		emit("{\"op\":\"capture\",\"result\":\"%s\"}", errname(errno));
+		return;
+	}
+	mkdir("/tmp", 01777);	/* makedumpfile writes the vmcoreinfo there */
+	save_file(disk, "vmcore.elf", "/proc/vmcore");
+	if (access("/sbin/makedumpfile", X_OK) == 0) {
+		pid = fork();
+		if (pid == 0) {
+			execl("/sbin/makedumpfile", "makedumpfile", "-c", "-d", "31",
+			      "/proc/vmcore", "/vmcore.kdump", (char *)NULL);
+			_exit(127);
+		}
+		waitpid(pid, &status, 0);
+		emit("{\"op\":\"makedumpfile\",\"status\":%d}", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		save_file(disk, "vmcore.kdump", "/vmcore.kdump");
+	}
+	if (write(disk, end, sizeof(end)) != sizeof(end) || fsync(disk))
+		emit("{\"op\":\"capture\",\"result\":\"%s\"}", errname(errno));
+	close(disk);
+	emit("{\"op\":\"capture\",\"result\":\"OK\"}");
+}
+
+/*
+ * flb-finished: after the live update, every session retrieved with all its
+ * files and finished, so each FLB's last file is finished and its .finish()
+ * runs (luo_flb_file_finish()).
+ */
+static void finish_everything(int luo_fd)
+{
+	static const struct {
+		const char *session;
+		uint64_t token;
+		size_t size;
+		unsigned int seed;
+	} files[] = {
+		{ "vm-alpha", 0x100, 8192, 1 }, { "vm-alpha", 0x101, 3 * 4096, 2 },
+		{ "vm-alpha", 0x102, 100, 3 }, { "vm-beta", 0x100, 4096, 4 },
+		{ "vm-beta", 0x200, 5 * 4096, 5 }, { "vm-gamma", 0x300, 4096, 6 },
+		{ "vm-gamma", 0x301, 2 * 4096, 7 },
+	};
+	static const char *const sessions[] = { "vm-alpha", "vm-beta", "vm-gamma", "empty" };
+
+	for (size_t i = 0; i < sizeof(sessions) / sizeof(sessions[0]); i++) {
+		int fd = retrieve_session(luo_fd, sessions[i]);
+
+		for (size_t j = 0; j < sizeof(files) / sizeof(files[0]); j++)
+			if (!strcmp(files[j].session, sessions[i]))
+				retrieve(fd, sessions[i], files[j].token, files[j].size, files[j].seed);
+		finish(fd, sessions[i]);
+	}
+}
+
 static volatile sig_atomic_t go_on;
 
 static void on_usr1(int sig)
@@ -485,6 +748,11 @@ int main(void)
 		scenario = "outgoing";
 	if (!phase)
 		phase = "1";
+	if (!strcmp(scenario, "capture")) {
+		emit("{\"op\":\"start\",\"pid\":%d,\"scenario\":\"capture\",\"phase\":1}", getpid());
+		capture();
+		return 0;	/* PID 1 exits: the capture kernel panics, QEMU ends */
+	}
 	emit("{\"op\":\"start\",\"pid\":%d,\"scenario\":\"%s\",\"phase\":%s}",
 	     getpid(), scenario, phase);
 
@@ -505,6 +773,8 @@ int main(void)
 				open_luo();
 			} else if (strstr(scenario, "crowded") || strstr(scenario, "doomed")) {
 				retrieve_crowd(luo_fd);
+			} else if (!strcmp(scenario, "flb-finished")) {
+				finish_everything(luo_fd);
 			} else if (!strcmp(scenario, "journey-drop")) {
 				/* Which sessions arrived: a silent drop logs nothing. */
 				retrieve_session(luo_fd, "vm-alpha");
@@ -526,6 +796,14 @@ int main(void)
 		ready(scenario);
 		churn(luo_fd);
 	}
+	if (!strcmp(scenario, "holders")) {
+		build_holders(luo_fd);
+		load_crash_kernel();
+		ready(scenario);
+		sleep(3);	/* the host dumps this state meanwhile */
+		crash_now();
+		hang();
+	}
 	if (strstr(scenario, "crowded") || strstr(scenario, "doomed")) {
 		build_crowd(luo_fd, strstr(scenario, "doomed") ? 51 : 50);
 		ready(scenario);
@@ -537,7 +815,7 @@ int main(void)
 		hang();
 	}
 	build_outgoing(luo_fd);
-	if (!strncmp(scenario, "journey", 7)) {
+	if (!strncmp(scenario, "journey", 7) || !strncmp(scenario, "flb", 3)) {
 		/* The state an operator saves before kexec -e, then the update. */
 		ready(scenario);
 		sleep(3);
