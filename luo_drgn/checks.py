@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator
 from typing import Callable
 
 from . import restore
-from .model import Finding, PreservedFile, Session, Snapshot
+from .holders import NEVER_SCANNED
+from .model import Finding, Flb, PreservedFile, Session, Snapshot
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITIES = (ERROR, WARNING, INFO)
@@ -42,6 +43,8 @@ CODES = (
     "freeze-in-progress",
     "freeze-failed",
     "retrieve-in-progress",
+    "transient-file-reference",
+    "not-in-dump",
     *restore.CODES,
 )
 
@@ -214,7 +217,19 @@ def check_invariants(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                         "only incoming files are retrieved (luo_retrieve_file())",
                         f,
                     )
-        elif not s.retrieved:
+        else:
+            for f in s.files:
+                # A retrieve under way (its mutex held) may have restored it.
+                if f.data_preserved is False and f.mutex_owner is None:
+                    yield bad(
+                        s,
+                        f"its serialized_data {f.serialized_data:#x} is not memory the "
+                        "previous kernel preserved (no KHO_PAGE_MAGIC on its page, which "
+                        "only a retrieve clears): memfd_luo_retrieve() would read the file's "
+                        "state from memory nobody handed over",
+                        f,
+                    )
+        if s.direction == "incoming" and not s.retrieved:
             for f in s.files:
                 if f.retrieve_status != 0:
                     yield bad(
@@ -337,14 +352,45 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     f.token,
                     f.file,
                 )
+            elif (
+                f.refcount > f.explained_refs
+                and f.refcount_reread is not None
+                and 0 <= f.refcount_reread <= f.explained_refs
+            ):
+                # Live: gone when read again, a syscall's temporary fget().
+                yield Finding(
+                    "transient-file-reference",
+                    INFO,
+                    f"{_where(s, f)}: struct file {f.file:#x} had {f.refcount} "
+                    f"references and {f.explained_refs} holders, then "
+                    f"{f.refcount_reread} when read again: a temporary reference "
+                    "(a system call using the file), not a leak",
+                    s.name,
+                    f.token,
+                    f.file,
+                )
+            elif f.refcount > f.explained_refs and snap.holders_not_in_dump:
+                # The holders the dump lacks may account for it: no verdict.
+                yield Finding(
+                    "not-in-dump",
+                    INFO,
+                    f"cannot verify {_where(s, f)}: struct file {f.file:#x} has "
+                    f"{f.refcount} references, {f.explained_refs} explained by "
+                    f"{_explained_by(f)}; the others may be held by what the dump lacks: "
+                    + ", ".join(snap.holders_not_in_dump),
+                    s.name,
+                    f.token,
+                    f.file,
+                )
             elif f.refcount > f.explained_refs:
                 extra = f.refcount - f.explained_refs
                 yield Finding(
                     "leaked-file-reference",
                     ERROR,
                     f"{_where(s, f)}: struct file {f.file:#x} has {f.refcount} "
-                    f"references, {f.explained_refs} explained by fds, mappings and "
-                    f"LUO: {extra} unexplained",
+                    f"references, {f.explained_refs} explained by "
+                    f"{_explained_by(f)}: {extra} unexplained; "
+                    f"not scanned: {_unscanned(snap)}",
                     s.name,
                     f.token,
                     f.file,
@@ -494,6 +540,50 @@ def retrieving(s: Session, f: PreservedFile) -> bool:
     )
 
 
+# How the holder kinds read in a finding.
+_HOLDER_WORDS = {
+    "fd": "fds",
+    "vma": "mappings",
+    "exe": "executables",
+    "scm": "SCM_RIGHTS messages in flight",
+    "io_uring": "io_uring fixed files",
+    "loop": "loop devices",
+    "iommufd": "IOAS mappings",
+}
+
+
+def _explained_by(f: PreservedFile) -> str:
+    kinds = [_HOLDER_WORDS[k] for k in _HOLDER_WORDS if any(x.kind == k for x in f.holders)]
+    return ", ".join(kinds + ["LUO"])
+
+
+def _unscanned(snap: Snapshot) -> str:
+    """The holders no scan of this target looked at: the kinds it could not
+    show, then those never enumerable."""
+    kinds = [f"{kind} ({why})" for kind, why in snap.holders_unscanned]
+    return "; ".join(kinds + list(NEVER_SCANNED))
+
+
+def check_not_in_dump(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
+    """A filtered dump lacks pages: say once what could not be read, so that
+    missing memory is not taken for damaged memory."""
+    if not snap.not_in_dump:
+        return
+    tasks = sum(1 for r in snap.not_in_dump if r.where == "a task")
+    others = list(dict.fromkeys(r.where for r in snap.not_in_dump if r.where != "a task"))
+    what = ([f"{tasks} tasks"] if tasks else []) + others
+    yield Finding(
+        "not-in-dump",
+        INFO,
+        f"the dump lacks {len(snap.not_in_dump)} objects' memory (pages its filter "
+        f"excluded, e.g. makedumpfile -d): {'; '.join(what)}; nothing that depends on "
+        "them is verified",
+        None,
+        None,
+        None,
+    )
+
+
 def explained_refs(s: Session, f: PreservedFile) -> int:
     """References to a struct file that its known holders account for: one
     per fd slot and mapping, and LUO's own; in luo_retrieve_file()'s window,
@@ -625,25 +715,114 @@ def check_handlers(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                 )
 
 
+def _flb_users(snap: Snapshot, flb: Flb, direction: str) -> int:
+    """Files of this direction that depend on an FLB: those of a handler it
+    is registered with (luo_flb_file_preserve(), luo_flb_file_finish())."""
+    return sum(
+        1
+        for s in snap.sessions
+        if s.direction == direction
+        for f in s.files
+        if f.handler in flb.handlers
+    )
+
+
 def check_flbs(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
+    """Each FLB's counts and lifecycle, as luo_flb.c keeps them."""
     for flb in snap.flbs:
-        users = sum(
-            1
-            for s in snap.sessions
-            if s.direction == "outgoing"
-            for f in s.files
-            if f.handler in flb.handlers
-        )
-        if flb.outgoing_count != users:
+        # luo_flb_file_preserve_one(): one outgoing count per preserved file,
+        # and one per liveupdate_flb_get_outgoing() not yet put back.
+        users = _flb_users(snap, flb, "outgoing")
+        if flb.outgoing_count < users:
             yield Finding(
                 "flb-count-mismatch",
                 ERROR,
                 f"FLB {flb.compatible!r} counts {flb.outgoing_count} outgoing users, "
-                f"{users} preserved files use it",
+                f"{users} preserved files use it: unpreserving them would run its "
+                ".unpreserve() while files still depend on it",
                 None,
                 None,
                 flb.address,
             )
+        elif flb.outgoing_count > users:
+            notes.append(
+                f"FLB {flb.compatible!r}: {flb.outgoing_count - users} outgoing "
+                "reference(s) beyond its files, held through liveupdate_flb_get_outgoing()"
+            )
+        if flb.retrieve_status is None:
+            continue
+        yield from _check_flb_incoming(snap, flb, notes)
+    yield from _check_flb_serialization(snap)
+
+
+def _check_flb_incoming(snap: Snapshot, flb: Flb, notes: Notes) -> Iterator[Finding]:
+    # liveupdate_flb_put_incoming(): finished is set when the count reaches
+    # 0, after .finish(); luo_flb_retrieve_one() keeps a failure for good.
+    if flb.finished and flb.incoming_count:
+        yield Finding(
+            "corrupt-structure",
+            ERROR,
+            f"FLB {flb.compatible!r} is finished yet counts {flb.incoming_count} incoming "
+            "users: liveupdate_flb_put_incoming() finishes it only at 0",
+            None,
+            None,
+            flb.address,
+        )
+    if flb.retrieve_status is not None and flb.retrieve_status < 0:
+        yield Finding(
+            "retrieve-failed",
+            WARNING,
+            f"FLB {flb.compatible!r}: its .retrieve() failed with "
+            f"{errno_name(flb.retrieve_status)}; luo_flb_retrieve_one() returns that to "
+            "every liveupdate_flb_get_incoming(), so what its files need is not restored",
+            None,
+            None,
+            flb.address,
+        )
+    if flb.retrieve_status == 1 and not flb.finished:
+        # Restored with the handed-over count, one put per file finished.
+        users = _flb_users(snap, flb, "incoming")
+        if flb.incoming_count < users:
+            yield Finding(
+                "flb-count-mismatch",
+                ERROR,
+                f"FLB {flb.compatible!r} counts {flb.incoming_count} incoming users, "
+                f"{users} unfinished incoming files use it: it would be finished while "
+                "files still depend on it",
+                None,
+                None,
+                flb.address,
+            )
+        elif flb.incoming_count > users:
+            notes.append(
+                f"FLB {flb.compatible!r}: {flb.incoming_count - users} incoming "
+                "reference(s) beyond its files, held through liveupdate_flb_get_incoming()"
+            )
+
+
+def _check_flb_serialization(snap: Snapshot) -> Iterator[Finding]:
+    """Frozen: luo_flb_serialize() wrote one entry per FLB with users, its
+    handle and count, for the next kernel's luo_flb_retrieve_one()."""
+    written = snap.serialized_flbs.get("outgoing")
+    if not snap.luo.frozen or written is None:
+        return
+    want = {
+        x.compatible: (x.outgoing_data, x.outgoing_count) for x in snap.flbs if x.outgoing_count
+    }
+    got = {x.name: (x.data, x.count) for x in written}
+    for name in sorted(set(want) | set(got)):
+        if want.get(name) == got.get(name):
+            continue
+        if name not in got:
+            what = "is not in the serialized FLB array: the next kernel will not restore it"
+        elif name not in want:
+            what = "is in the serialized FLB array but has no outgoing users here"
+        else:
+            what = (
+                f"is serialized with handle {got[name][0]:#x} and count {got[name][1]}, "
+                f"memory has {want[name][0]:#x} and {want[name][1]}"
+            )
+        yield Finding("serialization-mismatch", ERROR, f"FLB {name!r} {what}", None, None, None)
 
 
 def check_walk_errors(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
@@ -670,6 +849,7 @@ CHECKS: tuple[Check, ...] = (
     check_flbs,
     restore.check_handover,
     check_walk_errors,
+    check_not_in_dump,
 )
 
 

@@ -9,13 +9,15 @@ happened, and the rest of the snapshot is still filled.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Generator, Iterator
 from typing import Callable, Optional, TypeVar
 
 from drgn import FaultError, Object, Program, TypeKind
+from drgn.helpers.linux.sched import task_cpu
 
 from . import helpers as h
-from .holders import scan_holders
+from .holders import NOT_IN_DUMP, scan_holders
 from .layout import luo_layout
 from .model import (
     BlockSetState,
@@ -27,8 +29,10 @@ from .model import (
     HandoverSession,
     Holder,
     LuoState,
+    Panic,
     PreservedFile,
     SerializedFile,
+    SerializedFlb,
     SerializedSession,
     Session,
     Snapshot,
@@ -36,10 +40,12 @@ from .model import (
     WalkErrorRecord,
 )
 from .nextkernel import ser_layouts
-from .walk import WalkError
+from .walk import WalkError, not_in_dump
 
 T = TypeVar("T")
 LIVE_ATTEMPTS = 3
+# Seconds to wait before reading an unexplained reference count again.
+LIVE_REREAD_DELAY = 0.2
 Progress = Optional[Callable[[str], None]]
 
 
@@ -66,6 +72,18 @@ class _Collector:
             message += f" at {address:#x}"
         self.snap.errors.append(WalkErrorRecord(where, message, address, session, token))
 
+    def missing(
+        self,
+        where: str,
+        address: int | None,
+        session: str | None = None,
+        token: int | None = None,
+    ) -> None:
+        """A read the dump cannot serve: not an error, a fact about the dump."""
+        self.snap.not_in_dump.append(
+            WalkErrorRecord(where, "not in the dump", address, session, token)
+        )
+
     @contextlib.contextmanager
     def guard(
         self, where: str, session: str | None = None, token: int | None = None
@@ -73,11 +91,14 @@ class _Collector:
         """Turn whatever bad memory throws at us into an error entry."""
         try:
             yield
-        except WalkError as e:
-            # ``where`` names the list the walk was on (e.what says it again).
-            self.error(where, e.reason, e.address, session, token)
-        except FaultError as e:
-            self.error(where, f"memory fault: {e.message}", e.address, session, token)
+        except (WalkError, FaultError) as e:
+            if not_in_dump(e):
+                self.missing(where, e.address, session, token)
+            elif isinstance(e, WalkError):
+                # ``where`` names the list the walk was on (e.what says it again).
+                self.error(where, e.reason, e.address, session, token)
+            else:
+                self.error(where, f"memory fault: {e.message}", e.address, session, token)
         except Exception as e:  # noqa: BLE001 - never a traceback on a bad core
             self.error(where, f"{type(e).__name__}: {e}", None, session, token)
 
@@ -95,6 +116,8 @@ class _Collector:
 
     def run(self) -> Snapshot:
         prog, snap = self.prog, self.snap
+        with self.guard("the panic"):
+            snap.target.panic = self.panic()
         layout = luo_layout(prog)
         snap.target.layout = layout.name
         if not layout.present:
@@ -177,6 +200,23 @@ class _Collector:
         else:
             snap.notes.append("file reference holders were not scanned")
         return snap
+
+    def panic(self) -> Panic | None:
+        """The panic a kdump was taken at: its message and task (the log is
+        read only when the dump names a CPU that panicked)."""
+        task = h.luo_crashed_task(self.prog)
+        if task is None:
+            return None
+        messages = h.luo_panic_messages(self.prog)
+        panic = Panic(
+            _text(messages[0]) if messages else "unknown: no panic message in the log buffer",
+            _text(messages[1]) if messages and messages[1] else None,
+        )
+        with self.guard("the task that panicked"):
+            panic.pid = task.pid.value_()
+            panic.comm = _text(task.comm.string_())
+            panic.cpu = task_cpu(task)
+        return panic
 
     def read_kernel_log(self) -> None:
         """LUO's messages from the log buffer, read once: they explain a
@@ -267,12 +307,14 @@ class _Collector:
         )
         for f in files:
             with self.guard(f"luo_file at {f.value_():#x} in session {name!r}", name):
-                session.files.append(self.collect_file(f, name, registered))
+                session.files.append(self.collect_file(f, name, registered, direction))
         if direction == "incoming":
             session.finished = h.luo_session_finished(s)
         return session
 
-    def collect_file(self, f: Object, session: str, registered: dict[int, str]) -> PreservedFile:
+    def collect_file(
+        self, f: Object, session: str, registered: dict[int, str], direction: str
+    ) -> PreservedFile:
         fh = h.luo_file_handler(f).value_()
         file = h.luo_file_struct_file(f)
         pf = PreservedFile(
@@ -287,6 +329,11 @@ class _Collector:
         )
         owner = h.luo_file_mutex_owner(f)
         pf.mutex_owner = (owner[0], _text(owner[1])) if owner else None
+        if direction == "incoming" and pf.retrieve_status == 0 and pf.serialized_data:
+            # The handler's state still waits in preserved memory until a
+            # retrieve restores (and frees) it.
+            with self.guard(f"preserved memory of {session!r} token {pf.token:#x}"):
+                pf.data_preserved = h.luo_kho_preserved(self.prog, pf.serialized_data)
         if pf.file is not None:
             where = f"struct file {pf.file:#x} of {session!r} token {pf.token:#x}"
             with self.guard(where, session, pf.token):
@@ -417,12 +464,14 @@ class _Collector:
 
     def collect_flbs(self) -> None:
         flbs, _ = self.drain(h.luo_for_each_flb(self.prog), "luo_flb_global.list")
+        status: tuple[int, bool] | None = None
         users: dict[int, list[str]] = {}
         for fh in self.handler_objects:
             for flb in h.luo_file_handler_for_each_flb(fh):
                 users.setdefault(flb.value_(), []).append(_text(h.luo_file_handler_compatible(fh)))
         for flb in flbs:
             out, inc = h.luo_flb_counts(flb)
+            status = h.luo_flb_incoming_status(flb)
             self.snap.flbs.append(
                 Flb(
                     flb.value_(),
@@ -430,8 +479,27 @@ class _Collector:
                     out,
                     inc,
                     users.get(flb.value_(), []),
+                    h.luo_flb_data(flb, "outgoing"),
+                    h.luo_flb_data(flb, "incoming"),
+                    status[0] if status else None,
+                    status[1] if status else None,
                 )
             )
+        if status is None and flbs:
+            return  # a layout before 7.2: no serialized FLB array to read
+        # luo_flb_serialize() writes the outgoing array at reboot, after the
+        # sessions' freeze: before that it holds nothing meaningful.
+        directions = ("outgoing", "incoming") if self.snap.luo.frozen else ("incoming",)
+        for direction in directions:
+            with self.guard(f"serialized {direction} FLBs"):
+                self.snap.serialized_flbs[direction] = [
+                    SerializedFlb(
+                        _text(h.luo_flb_ser_name(x)),
+                        h.luo_flb_ser_data(x),
+                        h.luo_flb_ser_count(x),
+                    )
+                    for x in h.luo_for_each_serialized_flb(self.prog, direction)
+                ]
 
     def collect_holders(self) -> None:
         snap = self.snap
@@ -439,13 +507,30 @@ class _Collector:
         scan = scan_holders(self.prog, {f.file for f in files if f.file is not None})
         for where, message, address in scan.errors:
             self.error(where, message, address)
+        for where, address in scan.missing:
+            self.missing(where, address)
+        if scan.tasks_missing:
+            snap.holders_not_in_dump.append(f"{scan.tasks_missing} tasks")
+        snap.holders_not_in_dump += [kind for kind, why in scan.unscanned if why == NOT_IN_DUMP]
         for f in files:
             # luo_file->file is itself a reference: taken by preserve
             # (outgoing, fget() in luo_preserve_file()) or by retrieve.
             f.holders = list(scan.files.get(f.file or 0, [])) + [Holder("luo")]
+        if snap.target.kind == "live":
+            # A syscall holds a temporary fget() reference while it runs: on a
+            # live kernel, read an unexplained count once more, a moment later.
+            unexplained = [f for f in files if (f.refcount or 0) > len(f.holders)]
+            if unexplained:
+                time.sleep(LIVE_REREAD_DELAY)
+            for f in unexplained:
+                with self.guard(f"struct file {f.file:#x} read again", None, f.token):
+                    f.refcount_reread = h.luo_preserved_file_refcount(
+                        Object(self.prog, "struct file *", f.file)
+                    )
         for s in snap.sessions:
             s.holders = scan.sessions.get(s.address, [])
         snap.luo_device_holders = scan.luo_device
+        snap.holders_unscanned = scan.unscanned
         snap.holders_scanned = True
 
 

@@ -38,12 +38,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import drgn
-from drgn import FaultError, Object, Program, Type, TypeKind, cast
+from drgn import FaultError, IntegerLike, Object, Program, Type, TypeKind, cast, sizeof
 from drgn.helpers.common.prog import takes_program_or_default
 from drgn.helpers.linux.fs import d_path
 from drgn.helpers.linux.list import list_empty
 from drgn.helpers.linux.locking import RwsemLocked, mutex_owner, rwsem_locked
-from drgn.helpers.linux.mm import virt_to_phys
+from drgn.helpers.linux.mm import pfn_to_page, virt_to_phys
 from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.xarray import xa_for_each
 
@@ -62,6 +62,7 @@ __all__ = (
     "luo_block_set_nblocks",
     "luo_cmdline_param",
     "luo_count_per_block",
+    "luo_crashed_task",
     "luo_deserialize_status",
     "luo_device_in_use",
     "luo_enabled",
@@ -79,20 +80,29 @@ __all__ = (
     "luo_file_token",
     "luo_flb_compatible",
     "luo_flb_counts",
+    "luo_flb_data",
+    "luo_flb_incoming_status",
+    "luo_flb_obj",
+    "luo_flb_ser_count",
+    "luo_flb_ser_data",
+    "luo_flb_ser_name",
     "luo_for_each_file_handler",
     "luo_for_each_flb",
     "luo_for_each_pending_incoming_session",
     "luo_for_each_preserved_file",
+    "luo_for_each_serialized_flb",
     "luo_for_each_serialized_session",
     "luo_for_each_session",
     "luo_incoming_deserialized",
     "luo_incoming_present",
     "luo_kho_enabled",
+    "luo_kho_preserved",
     "luo_liveupdate_num",
     "luo_liveupdate_requested",
     "luo_log_messages",
     "luo_outgoing_freeze_state",
     "luo_outgoing_frozen",
+    "luo_panic_messages",
     "luo_preserved_file_ino",
     "luo_preserved_file_path",
     "luo_preserved_file_refcount",
@@ -214,6 +224,48 @@ def luo_log_messages(prog: Program) -> list[bytes]:
         for r in get_printk_records(prog)
         if r.text.startswith((b"luo: ", b"KHO: ")) or b"The incoming tree failed" in r.text
     ]
+
+
+@takes_program_or_default
+def luo_crashed_task(prog: Program) -> Object | None:
+    """
+    Get the task that crashed the kernel of a dump: the task on the CPU that
+    panicked, as the dump records it (a kdump's ``panic_cpu``).  None for a
+    live kernel and for a dump taken without a panic (a QEMU memory dump).
+
+    :return: ``struct task_struct *``, or None
+    """
+    if prog.flags & drgn.ProgramFlags.IS_LIVE:
+        return None
+    try:
+        return prog.crashed_thread().object
+    except (LookupError, ValueError, FaultError):
+        return None
+
+
+# What the kernel logs before a panic, naming its cause (lib/bug.c's
+# "WARNING:", an oops, a BUG()).
+_PANIC_CAUSES = (b"WARNING: ", b"BUG: ", b"Oops: ", b"kernel BUG at ")
+
+
+@takes_program_or_default
+def luo_panic_messages(prog: Program) -> tuple[bytes, bytes | None] | None:
+    """
+    Get why the kernel panicked, from its log buffer: its
+    ``Kernel panic - not syncing:`` message, and the warning, oops or BUG
+    logged before it (None when there is none).
+
+    :return: (panic message, cause), or None if the log has no panic
+    """
+    panic = None
+    cause = None
+    for r in get_printk_records(prog):
+        if r.text.startswith(b"Kernel panic - not syncing: "):
+            panic = r.text[len(b"Kernel panic - not syncing: ") :].strip()
+            break
+        if r.text.startswith(_PANIC_CAUSES):
+            cause = r.text.strip()
+    return None if panic is None else (panic, cause)
 
 
 def _kstrtobool(value: bytes) -> bool | None:
@@ -661,6 +713,39 @@ def luo_file_serialized_data(luo_file: Object) -> int:
     return int(luo_file.serialized_data.value_())
 
 
+# kernel/liveupdate/kexec_handover.c: 'KHOP', in page->private of the first
+# page of each range the previous kernel preserved (union kho_page_info:
+# unsigned int order, then unsigned int magic).
+_KHO_PAGE_MAGIC = 0x4B484F50
+
+
+@takes_program_or_default
+def luo_kho_preserved(prog: Program, phys: IntegerLike) -> bool | None:
+    """
+    Return whether ``phys`` starts memory the previous kernel preserved
+    through KHO and nothing has restored yet: ``deserialize_bitmap()`` marks
+    the first page of each preserved range with ``KHO_PAGE_MAGIC`` in
+    ``page->private``, which ``kho_restore_page()`` checks and clears.
+
+    :param phys: a physical address
+    :return: None when the program has no memory map to look in
+    """
+    try:
+        max_pfn = prog["max_pfn"].value_()
+        page_shift = prog["PAGE_SHIFT"].value_()
+    except LookupError:
+        return None
+    pfn = int(phys) >> page_shift
+    if not 0 <= pfn < max_pfn:
+        return False
+    private = pfn_to_page(prog, pfn).private.value_()
+    little = prog.platform is not None and bool(
+        prog.platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN
+    )
+    magic = (private >> 32) if little else (private & 0xFFFFFFFF)
+    return bool(magic == _KHO_PAGE_MAGIC)
+
+
 def luo_file_retrieve_status(luo_file: Object) -> int:
     """
     Get the retrieve state of an incoming file, the same on every layout: 0
@@ -1090,6 +1175,114 @@ def luo_flb_counts(flb: Object) -> tuple[int, int]:
         return int(c.value_())
 
     return count(private.outgoing), count(private.incoming)
+
+
+def _flb_state(flb: Object, direction: str) -> Object:
+    """``struct luo_flb_private_state`` of one direction of an FLB."""
+    if direction not in LUO_DIRECTIONS:
+        raise ValueError(f"direction must be one of {LUO_DIRECTIONS}, not {direction!r}")
+    return flb.member_("private").member_(direction)
+
+
+def luo_flb_data(flb: Object, direction: str) -> int:
+    """
+    Get the opaque handle of an FLB: what its ``.preserve()`` returned
+    (outgoing), or what the previous kernel handed over and ``.retrieve()``
+    was given (incoming).
+
+    :param flb: ``struct liveupdate_flb *``
+    :param direction: ``"outgoing"`` or ``"incoming"``
+    """
+    return int(_flb_state(flb, direction).data.value_())
+
+
+def luo_flb_obj(flb: Object, direction: str) -> Object:
+    """
+    Get the live object of an FLB, which ``liveupdate_flb_get_outgoing()``
+    and ``liveupdate_flb_get_incoming()`` hand out.
+
+    :param flb: ``struct liveupdate_flb *``
+    :param direction: ``"outgoing"`` or ``"incoming"``
+    :return: ``void *``
+    """
+    return _flb_state(flb, direction).obj.read_()
+
+
+def luo_flb_incoming_status(flb: Object) -> tuple[int, bool] | None:
+    """
+    Get where an FLB stands in this kernel's incoming lifecycle, as
+    ``luo_flb_retrieve_one()`` and ``liveupdate_flb_put_incoming()`` keep
+    it (7.2): the retrieve status (0 not attempted, 1 retrieved, a negative
+    errno for a failed ``.retrieve()``, returned again on every later call)
+    and whether ``.finish()`` ran.
+
+    :param flb: ``struct liveupdate_flb *``
+    :return: (retrieve_status, finished), or None on a layout without them
+    """
+    state = _flb_state(flb, "incoming")
+    try:
+        return int(state.retrieve_status.value_()), bool(state.finished.value_())
+    except AttributeError:
+        return None
+
+
+def luo_for_each_serialized_flb(prog: Program, direction: str) -> Iterator[Object]:
+    """
+    Iterate over the serialized FLB array of one direction (7.2): the page
+    at ``flbs_pa``, a ``struct luo_flb_header_ser`` then ``count`` entries.
+    Outgoing, ``luo_flb_serialize()`` writes one entry per FLB with users at
+    reboot (empty before); incoming, it is what the previous kernel handed
+    over, read by ``luo_flb_retrieve_one()``.
+
+    :param direction: ``"outgoing"`` or ``"incoming"``
+    :return: Iterator of ``struct luo_flb_ser *`` objects (none when the
+        direction is not active: no handover, or no FLB page).
+    :raises WalkError: if the header's count cannot fit its page
+    """
+    if direction not in LUO_DIRECTIONS:
+        raise ValueError(f"direction must be one of {LUO_DIRECTIONS}, not {direction!r}")
+    header = prog["luo_flb_global"].member_(direction)
+    if not header.active or not header.header_ser:
+        return
+    header_ser = header.header_ser
+    count = int(header_ser.count.value_())
+    entry_t = prog.type("struct luo_flb_ser")
+    # LUO_FLB_MAX: the entries that fit in the LUO_FLB_PGCNT (1) page.
+    limit = (prog["PAGE_SIZE"].value_() - sizeof(header_ser.type_.type)) // sizeof(entry_t)
+    if not 0 <= count <= limit:
+        raise WalkError(f"luo_flb_global.{direction}", header_ser.value_(), f"{count} FLB entries")
+    ser = header.ser
+    for i in range(count):
+        yield ser + i
+
+
+def luo_flb_ser_name(flb_ser: Object) -> bytes:
+    """
+    Get the compatible string a serialized FLB entry names.
+
+    :param flb_ser: ``struct luo_flb_ser *``
+    """
+    return bytes(flb_ser.name.string_())
+
+
+def luo_flb_ser_data(flb_ser: Object) -> int:
+    """
+    Get the opaque handle of a serialized FLB entry.
+
+    :param flb_ser: ``struct luo_flb_ser *``
+    """
+    return int(flb_ser.data.value_())
+
+
+def luo_flb_ser_count(flb_ser: Object) -> int:
+    """
+    Get the count a serialized FLB entry hands over: the number of files
+    depending on it at serialization (``refcount_read()`` of its outgoing
+    count), which the next kernel's ``luo_flb_retrieve_one()`` restores.
+
+    :param flb_ser: ``struct luo_flb_ser *``
+    """
+    return int(flb_ser.count.value_())
 
 
 # --- struct file ------------------------------------------------------------

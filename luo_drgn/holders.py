@@ -4,7 +4,7 @@ File Holders
 ------------
 
 The ``luo_drgn.holders`` module finds who holds each ``struct file``, in one
-pass over every task.
+pass over every task and every kernel object that can keep a file.
 
 Reference accounting must not scan the system once per preserved file: a
 hypervisor host may have tens of thousands of preserved files and a million
@@ -14,6 +14,27 @@ as one block of pointers (pointer size and byte order from
 however many threads share it, and returns a map from struct file address to
 its holders, restricted to the files asked for.
 
+Besides fd tables and mappings, a struct file is held by (as of 7.2):
+
+- a process's executable (``mm->exe_file``);
+- an SCM_RIGHTS message in flight: the ``struct scm_fp_list`` of each skb
+  queued on an AF_UNIX socket (``UNIXCB(skb).fp``); since 6.10 the unix
+  garbage collector tracks only sockets in flight, so the files are found in
+  the receive queues of every unix socket of every network namespace
+  (``net->unx.table``, where embryo sockets are hashed too);
+- an io_uring ring's registered (fixed) files (``ctx->file_table``);
+- a loop device's backing file (``lo->lo_backing_file``);
+- an iommufd IOAS mapping made with ``IOMMU_IOAS_MAP_FILE`` (the
+  ``iopt_pages`` of its areas hold the file).
+
+Each kind has a helper here; :func:`scan_holders` feeds them from the one
+task pass (rings and iommufd contexts are found in the fd tables).  A kind
+the target cannot show (not built in, not in its debug info, a walk that
+failed) is recorded in :attr:`HolderScan.unscanned`, so that an unexplained
+reference can be told from one that was not looked for.  Some holders are
+never scanned: io_uring and AIO requests in flight, and a syscall's
+temporary ``fget()`` (see :data:`NEVER_SCANNED`).
+
 It also finds the fds of LUO's own files (session files and
 ``/dev/liveupdate``), recognised by their ``file_operations``.
 """
@@ -21,20 +42,51 @@ It also finds the fds of LUO's own files (session files and
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-from drgn import FaultError, Object, PlatformFlags, Program
+from drgn import FaultError, Object, PlatformFlags, Program, cast, container_of
+from drgn.helpers.linux.idr import idr_for_each
 from drgn.helpers.linux.mm import for_each_vma
+from drgn.helpers.linux.net import for_each_net
 from drgn.helpers.linux.pid import for_each_task
+from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
+from drgn.helpers.linux.xarray import xa_for_each
 
 from .model import Holder
+from .walk import WalkError, not_in_dump
 
 __all__ = (
+    "NEVER_SCANNED",
+    "NOT_IN_DUMP",
     "HolderScan",
+    "io_ring_ctx_for_each_fixed_file",
+    "iommufd_ctx_for_each_mapped_file",
+    "loop_for_each_backing_file",
     "scan_holders",
+    "unix_for_each_sock",
+    "unix_sock_for_each_inflight_file",
 )
+
+# The reason given for a holder kind whose walk met a page the dump lacks.
+NOT_IN_DUMP = "not in the dump"
+
+# Holders no scan can enumerate from memory: each takes a reference for a
+# while only, or keeps it where no walk reaches (a request's own file).
+NEVER_SCANNED = (
+    "io_uring requests in flight",
+    "AIO requests in flight",
+    "a syscall's temporary fget()",
+)
+# net/unix/af_unix.h (since 6.0): UNIX_HASH_SIZE = 256 * 2 buckets per
+# namespace, unbound sockets in the first half, bound ones in the second.
+UNIX_HASH_SIZE = 512
+# A socket receive queue or an hlist bucket longer than this is garbage
+# (net.core.rmem_max bounds a queue far below it).
+MAX_QUEUE = 1 << 20
+# io_uring/filetable.h: the low bits of io_rsrc_node.file_ptr are flags.
+FFS_FLAGS = 0x3
 
 # An fd table larger than this is treated as garbage (the kernel's own
 # limit, sysctl fs.nr_open, is at most 2**30 but defaults to 2**20).
@@ -48,12 +100,17 @@ MAX_VMAS = 1 << 22
 class HolderScan:
     """Result of :func:`scan_holders`."""
 
-    # struct file address -> holders (fd slots and mappings)
+    # struct file address -> holders (fd slots, mappings, kernel objects)
     files: dict[int, list[Holder]] = field(default_factory=dict)
+    # Holder kinds this target could not show: (kind, why).
+    unscanned: list[tuple[str, str]] = field(default_factory=list)
     # struct luo_session address -> fds of its session file
     sessions: dict[int, list[Holder]] = field(default_factory=dict)
     luo_device: list[Holder] = field(default_factory=list)
     errors: list[tuple[str, str, int | None]] = field(default_factory=list)
+    # Reads the dump could not serve (a filtered kdump): (what, address).
+    missing: list[tuple[str, int | None]] = field(default_factory=list)
+    tasks_missing: int = 0  # tasks that could not be read for that reason
     f_ops: dict[int, int] = field(default_factory=dict)  # struct file -> f_op
     tasks: int = 0
     fds: int = 0
@@ -93,11 +150,53 @@ def _fops_address(prog: Program, name: str) -> int | None:
     return address
 
 
+@dataclass
+class _Fops:
+    """The ``file_operations`` that make a struct file worth a second look."""
+
+    session: int | None
+    device: int | None
+    socket: int | None
+    io_uring: int | None
+    iommufd: int | None
+
+    @classmethod
+    def of(cls, prog: Program) -> _Fops:
+        return cls(
+            _fops_address(prog, "luo_session_fops"),
+            _fops_address(prog, "luo_fops"),
+            _fops_address(prog, "socket_file_ops"),
+            _fops_address(prog, "io_uring_fops"),
+            _fops_address(prog, "iommufd_fops"),
+        )
+
+    def all(self) -> set[int]:
+        return {
+            a
+            for a in (self.session, self.device, self.socket, self.io_uring, self.iommufd)
+            if a is not None
+        }
+
+
+# (pid, comm, fd) of the first fd found for a struct file.
+_Owner = tuple[int, str, int]
+
+
+@dataclass
+class _Pass:
+    """What the task pass keeps for the kernel-object holders after it."""
+
+    sockets: dict[int, _Owner] = field(default_factory=dict)  # socket struct file
+    rings: dict[int, _Owner] = field(default_factory=dict)  # struct io_ring_ctx *
+    iommufds: dict[int, _Owner] = field(default_factory=dict)  # struct iommufd_ctx *
+
+
 def scan_holders(
     prog: Program, wanted: Iterable[int], progress: Callable[[int], None] | None = None
 ) -> HolderScan:
     """
-    Walk every task once and record who holds the struct files in ``wanted``.
+    Walk every task once, then the kernel objects that hold files, and
+    record who holds the struct files in ``wanted``.
 
     :param wanted: addresses of ``struct file`` objects to account for
     :param progress: called with the number of tasks seen, now and then
@@ -105,14 +204,13 @@ def scan_holders(
     wanted_set = set(wanted)
     scan = HolderScan()
     words = _Words.of(prog)
-    session_fops = _fops_address(prog, "luo_session_fops")
-    device_fops = _fops_address(prog, "luo_fops")
-    luo_fops = {a for a in (session_fops, device_fops) if a is not None}
+    fops = _Fops.of(prog)
     file_t = prog.type("struct file")
     f_op_offset = file_t.member("f_op").offset
     private_offset = file_t.member("private_data").offset
     seen_files_structs: set[int] = set()
     seen_mms: set[int] = set()
+    found = _Pass()
 
     def record(addr: int, holder: Holder) -> None:
         scan.files.setdefault(addr, []).append(holder)
@@ -132,7 +230,11 @@ def scan_holders(
                 files = task.files.value_()
                 mm = task.mm.value_()
             except FaultError as e:
-                scan.errors.append(("task", "cannot read a task", e.address))
+                if not_in_dump(e):
+                    scan.tasks_missing += 1
+                    scan.missing.append(("a task", e.address))
+                else:
+                    scan.errors.append(("task", "cannot read a task", e.address))
                 continue
             if files and files not in seen_files_structs:
                 seen_files_structs.add(files)
@@ -143,20 +245,296 @@ def scan_holders(
                     pid,
                     comm,
                     wanted_set,
-                    luo_fops,
-                    session_fops,
-                    device_fops,
+                    fops,
                     f_op_offset,
                     private_offset,
                     scan,
+                    found,
                     record,
                 )
             if mm and mm not in seen_mms:
                 seen_mms.add(mm)
-                _scan_mappings(task.mm, pid, comm, wanted_set, scan, record)
+                _scan_mm(task.mm, pid, comm, wanted_set, scan, record)
     except FaultError as e:
-        scan.errors.append(("tasks", "task list walk faulted", e.address))
+        if not_in_dump(e):
+            # The rest of the task list is out of reach: every task after it.
+            scan.missing.append(("the task list", e.address))
+            scan.unscanned.append(("the rest of the task list", NOT_IN_DUMP))
+        else:
+            scan.errors.append(("tasks", "task list walk faulted", e.address))
+    _scan_kernel_holders(prog, fops, found, wanted_set, scan, record)
     return scan
+
+
+def _scan_kernel_holders(
+    prog: Program,
+    fops: _Fops,
+    found: _Pass,
+    wanted: set[int],
+    scan: HolderScan,
+    record: Callable[[int, Holder], None],
+) -> None:
+    """The kernel objects that hold files, each walked once."""
+
+    def unscanned(kind: str, why: str) -> None:
+        scan.unscanned.append((kind, why))
+
+    def failed(kind: str, e: Exception) -> None:
+        if not_in_dump(e):
+            scan.unscanned.append((kind, NOT_IN_DUMP))
+            scan.missing.append((kind, getattr(e, "address", None)))
+        else:
+            scan.unscanned.append((kind, f"the walk failed: {e}"))
+
+    # SCM_RIGHTS messages in flight, on every unix socket's receive queue.
+    if fops.socket is None or _lacks(prog, "unix_dgram_ops"):
+        unscanned("SCM_RIGHTS messages in flight", "AF_UNIX is not built into this kernel")
+    elif _lacks_type(prog, "struct unix_skb_parms"):
+        unscanned("SCM_RIGHTS messages in flight", "struct unix_skb_parms is not in the debug info")
+    else:
+        sk_socket = prog.type("struct sock").member("sk_socket").offset
+        words = _Words.of(prog)
+        try:
+            for net in for_each_net(prog):
+                for sk in unix_for_each_sock(net):
+                    for file in unix_sock_for_each_inflight_file(sk):
+                        addr = file.value_()
+                        if addr not in wanted:
+                            continue
+                        pid, comm, fd = _owner_of_sock(prog, words, sk, sk_socket, found)
+                        record(addr, Holder("scm", pid, comm, fd, obj=sk.value_()))
+        except (FaultError, WalkError) as e:
+            failed("SCM_RIGHTS messages in flight", e)
+
+    # io_uring fixed files, of every ring an fd table holds.
+    if fops.io_uring is None:
+        unscanned("io_uring fixed files", "io_uring is not built into this kernel")
+    else:
+        for ctx_addr, (pid, comm, fd) in found.rings.items():
+            ctx = Object(prog, "struct io_ring_ctx *", ctx_addr)
+            try:
+                for slot, file in io_ring_ctx_for_each_fixed_file(ctx):
+                    if file.value_() in wanted:
+                        record(
+                            file.value_(),
+                            Holder("io_uring", pid, comm, fd, obj=ctx_addr, slot=slot),
+                        )
+            except (FaultError, WalkError) as e:
+                failed(f"io_uring fixed files of ring {ctx_addr:#x}", e)
+
+    # Loop devices' backing files.
+    if _lacks(prog, "loop_index_idr"):
+        unscanned("loop devices", "the loop driver is not built into this kernel")
+    else:
+        try:
+            for lo, file in loop_for_each_backing_file(prog):
+                if file.value_() in wanted:
+                    record(
+                        file.value_(),
+                        Holder("loop", obj=lo.value_(), device=f"loop{lo.lo_number.value_()}"),
+                    )
+        except (FaultError, WalkError) as e:
+            failed("loop devices", e)
+
+    # iommufd IOAS mappings of files, of every iommufd an fd table holds.
+    if fops.iommufd is None:
+        unscanned("iommufd IOAS mappings", "iommufd is not built into this kernel")
+    else:
+        for ictx_addr, (pid, comm, fd) in found.iommufds.items():
+            ictx = Object(prog, "struct iommufd_ctx *", ictx_addr)
+            try:
+                for ioas, file in iommufd_ctx_for_each_mapped_file(ictx):
+                    if file.value_() in wanted:
+                        record(
+                            file.value_(),
+                            Holder(
+                                "iommufd",
+                                pid,
+                                comm,
+                                fd,
+                                obj=ioas.value_(),
+                                ioas=ioas.obj.id.value_(),
+                            ),
+                        )
+            except (FaultError, WalkError) as e:
+                failed(f"iommufd IOAS mappings of {ictx_addr:#x}", e)
+
+
+def _lacks(prog: Program, name: str) -> bool:
+    try:
+        prog[name]
+    except LookupError:
+        return True
+    return False
+
+
+def _lacks_type(prog: Program, name: str) -> bool:
+    try:
+        prog.type(name)
+    except LookupError:
+        return True
+    return False
+
+
+def _owner_of_sock(
+    prog: Program, words: _Words, sk: Object, sk_socket: int, found: _Pass
+) -> tuple[int | None, str | None, int | None]:
+    """The fd through which a process holds socket ``sk``, where one does
+    (an embryo socket, or one itself in flight, has none)."""
+    socket = words.read(prog, sk.value_() + sk_socket)
+    if not socket:
+        return None, None, None
+    file = Object(prog, "struct socket *", socket).file.value_()
+    owner = found.sockets.get(file)
+    return owner if owner is not None else (None, None, None)
+
+
+def unix_for_each_sock(net: Object) -> Iterator[Object]:
+    """
+    Iterate over the AF_UNIX sockets of a network namespace: every socket,
+    bound or not, including embryo sockets not yet accepted
+    (``unix_create1()`` hashes each one into ``net->unx.table``).
+
+    :param net: ``struct net *``
+    :return: Iterator of ``struct sock *`` objects.
+    :raises WalkError: if a bucket's chain is impossibly long
+    """
+    prog = net.prog_
+    words = _Words.of(prog)
+    buckets = net.unx.table.buckets.value_()
+    if not buckets:
+        return
+    sock_t = prog.type("struct sock *")
+    node_offset = (
+        prog.type("struct sock").member("__sk_common").offset
+        + prog.type("struct sock_common").member("skc_node").offset
+    )
+    # One read for the bucket heads (struct hlist_head is one pointer).
+    raw = prog.read(buckets, UNIX_HASH_SIZE * words.size)
+    for (node,) in struct.iter_unpack(words.fmt, raw):
+        n = 0
+        while node:
+            n += 1
+            if n > MAX_QUEUE:
+                raise WalkError("unix socket hash", buckets, f"a chain longer than {MAX_QUEUE}")
+            yield Object(prog, sock_t, node - node_offset)
+            node = words.read(prog, node)  # hlist_node.next
+
+
+def unix_sock_for_each_inflight_file(sk: Object) -> Iterator[Object]:
+    """
+    Iterate over the files passed with SCM_RIGHTS in messages queued on a
+    unix socket and not yet received: each holds a reference in the
+    ``struct scm_fp_list`` of its skb (``UNIXCB(skb).fp``).
+
+    :param sk: ``struct sock *`` of an AF_UNIX socket
+    :return: Iterator of ``struct file *`` objects.
+    :raises WalkError: if the receive queue does not close
+    """
+    prog = sk.prog_
+    head = sk.sk_receive_queue.address_of_()
+    head_addr = head.value_()
+    skb = cast("struct sk_buff *", head.next)
+    parms_t = prog.type("struct unix_skb_parms *")
+    n = 0
+    while skb.value_() != head_addr:
+        n += 1
+        if n > MAX_QUEUE or not skb.value_():
+            raise WalkError("unix receive queue", head_addr, "the queue does not close")
+        fp = cast(parms_t, skb.cb.address_of_()).fp
+        if fp:
+            count = fp.count.value_()
+            if not 0 <= count <= len(fp.fp):
+                raise WalkError("SCM_RIGHTS list", fp.value_(), f"{count} files")
+            for i in range(count):
+                yield fp.fp[i]
+        skb = skb.next
+
+
+def io_ring_ctx_for_each_fixed_file(ctx: Object) -> Iterator[tuple[int, Object]]:
+    """
+    Iterate over the registered (fixed) files of an io_uring ring, as
+    ``io_slot_file()`` reads them (io_uring/filetable.h): the node pointer
+    of each slot, its ``file_ptr`` with the flag bits masked.
+
+    :param ctx: ``struct io_ring_ctx *``
+    :return: Iterator of (slot, ``struct file *``) tuples.
+    :raises WalkError: if the table's size is impossible
+    """
+    prog = ctx.prog_
+    words = _Words.of(prog)
+    data = ctx.file_table.data
+    nr = data.nr.value_()
+    if not 0 <= nr <= MAX_FDS:
+        raise WalkError("io_uring file table", ctx.value_(), f"{nr} slots")
+    if not nr:
+        return
+    file_ptr = prog.type("struct io_rsrc_node").member("file_ptr").offset
+    file_t = prog.type("struct file *")
+    # One read for the node pointers, one per used slot for its file.
+    raw = prog.read(data.nodes.value_(), nr * words.size)
+    for slot, (node,) in enumerate(struct.iter_unpack(words.fmt, raw)):
+        if node:
+            file = words.read(prog, node + file_ptr) & ~FFS_FLAGS
+            if file:
+                yield slot, Object(prog, file_t, file)
+
+
+def loop_for_each_backing_file(prog: Program) -> Iterator[tuple[Object, Object]]:
+    """
+    Iterate over the loop devices that have a backing file
+    (``lo->lo_backing_file``, set by ``loop_configure()``).
+
+    :return: Iterator of (``struct loop_device *``, ``struct file *``) tuples.
+    """
+    lo_t = prog.type("struct loop_device *")
+    for _, entry in idr_for_each(prog["loop_index_idr"].address_of_()):
+        lo = cast(lo_t, entry)
+        file = lo.lo_backing_file.read_()
+        if file:
+            yield lo, file
+
+
+def iommufd_ctx_for_each_mapped_file(ictx: Object) -> Iterator[tuple[Object, Object]]:
+    """
+    Iterate over the files mapped into the IOASes of an iommufd with
+    ``IOMMU_IOAS_MAP_FILE``: each ``struct iopt_pages`` of type
+    ``IOPT_ADDRESS_FILE`` holds one reference (``iopt_alloc_file_pages()``),
+    however many areas share it.
+
+    :param ictx: ``struct iommufd_ctx *``
+    :return: Iterator of (``struct iommufd_ioas *``, ``struct file *``) tuples.
+    """
+    prog = ictx.prog_
+    ioas_type = prog["IOMMUFD_OBJ_IOAS"].value_()
+    file_type = prog["IOPT_ADDRESS_FILE"].value_()
+    for _, entry in xa_for_each(ictx.objects.address_of_()):
+        # Reserved slots of objects being created hold XA_ZERO_ENTRY, which
+        # xa_for_each() skips; any other entry is an iommufd_object.
+        obj = cast("struct iommufd_object *", entry)
+        if obj.type.value_() != ioas_type:
+            continue
+        ioas = container_of(obj, "struct iommufd_ioas", "obj")
+        seen: set[int] = set()
+        for area in rbtree_inorder_for_each_entry(
+            "struct iopt_area", ioas.iopt.area_itree.rb_root.address_of_(), "node.rb"
+        ):
+            pages = area.pages.read_()
+            if not pages or pages.value_() in seen:
+                continue
+            seen.add(pages.value_())
+            if pages.type.value_() == file_type and pages.file:
+                yield ioas, pages.file.read_()
+
+
+def _fault(scan: HolderScan, where: str, message: str, e: FaultError) -> None:
+    """A fault in the task pass: an error, or memory the dump lacks (then
+    the holders it would have shown are unknown, which is not corruption)."""
+    if not_in_dump(e):
+        scan.missing.append((where, e.address))
+        scan.unscanned.append((where, NOT_IN_DUMP))
+    else:
+        scan.errors.append((where, message, e.address))
 
 
 def _scan_fd_table(
@@ -166,14 +544,14 @@ def _scan_fd_table(
     pid: int,
     comm: str,
     wanted: set[int],
-    luo_fops: set[int],
-    session_fops: int | None,
-    device_fops: int | None,
+    fops: _Fops,
     f_op_offset: int,
     private_offset: int,
     scan: HolderScan,
+    found: _Pass,
     record: Callable[[int, Holder], None],
 ) -> None:
+    special = fops.all()
     try:
         fdt = files.fdt
         max_fds = fdt.max_fds.value_()
@@ -184,7 +562,7 @@ def _scan_fd_table(
             return
         raw = prog.read(fdt.fd.value_(), max_fds * words.size)
     except FaultError as e:
-        scan.errors.append((f"fd table of pid {pid}", "cannot read the fd table", e.address))
+        _fault(scan, f"fd table of pid {pid}", "cannot read the fd table", e)
         return
     for fd, (addr,) in enumerate(struct.iter_unpack(words.fmt, raw)):
         if not addr:
@@ -192,26 +570,34 @@ def _scan_fd_table(
         scan.fds += 1
         if addr in wanted:
             record(addr, Holder("fd", pid=pid, comm=comm, fd=fd))
-        if not luo_fops:
+        if not special:
             continue
         try:
             f_op = scan.f_ops.get(addr)
             if f_op is None:
                 # One read per distinct struct file, however many fds share it.
                 f_op = scan.f_ops[addr] = words.read(prog, addr + f_op_offset)
-            if f_op not in luo_fops:
+            if f_op not in special:
                 continue
             holder = Holder("fd", pid=pid, comm=comm, fd=fd)
-            if f_op == device_fops:
+            if f_op == fops.device:
                 scan.luo_device.append(holder)
-            elif f_op == session_fops:
+            elif f_op == fops.session:
                 session = words.read(prog, addr + private_offset)
                 scan.sessions.setdefault(session, []).append(holder)
+            elif f_op == fops.socket:
+                found.sockets.setdefault(addr, (pid, comm, fd))
+            elif f_op == fops.io_uring:
+                ctx = words.read(prog, addr + private_offset)
+                found.rings.setdefault(ctx, (pid, comm, fd))
+            elif f_op == fops.iommufd:
+                ictx = words.read(prog, addr + private_offset)
+                found.iommufds.setdefault(ictx, (pid, comm, fd))
         except FaultError as e:
-            scan.errors.append((f"fd {fd} of pid {pid}", "cannot read struct file", e.address))
+            _fault(scan, f"fd {fd} of pid {pid}", "cannot read struct file", e)
 
 
-def _scan_mappings(
+def _scan_mm(
     mm: Object,
     pid: int,
     comm: str,
@@ -219,6 +605,13 @@ def _scan_mappings(
     scan: HolderScan,
     record: Callable[[int, Holder], None],
 ) -> None:
+    """The mappings of an address space, and its executable file."""
+    try:
+        exe = mm.exe_file.value_()
+        if exe and exe in wanted:
+            record(exe, Holder("exe", pid=pid, comm=comm))
+    except FaultError as e:
+        _fault(scan, f"executable of pid {pid}", "cannot read mm->exe_file", e)
     try:
         for n, vma in enumerate(for_each_vma(mm)):
             if n >= MAX_VMAS:
@@ -230,4 +623,4 @@ def _scan_mappings(
             if vm_file and vm_file in wanted:
                 record(vm_file, Holder("vma", pid=pid, comm=comm, vma=vma.vm_start.value_()))
     except FaultError as e:
-        scan.errors.append((f"mappings of pid {pid}", "cannot walk the VMAs", e.address))
+        _fault(scan, f"mappings of pid {pid}", "cannot walk the VMAs", e)

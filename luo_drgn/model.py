@@ -15,8 +15,14 @@ from dataclasses import dataclass, field
 class Holder:
     """Who holds a reference to a struct file.
 
-    ``kind`` is ``"fd"`` (an fd-table slot), ``"vma"`` (a mapping) or
-    ``"luo"`` (LUO's own reference, from preserve or retrieve).
+    ``kind`` is ``"fd"`` (an fd-table slot), ``"vma"`` (a mapping),
+    ``"luo"`` (LUO's own reference, from preserve or retrieve), or a kernel
+    object: ``"exe"`` (a process's executable), ``"scm"`` (an SCM_RIGHTS
+    message queued on a unix socket), ``"io_uring"`` (a ring's fixed file),
+    ``"loop"`` (a loop device's backing file), ``"iommufd"`` (an IOAS
+    mapping).  For a kernel object, ``pid``/``comm``/``fd`` name the fd
+    through which a process holds that object (the receiving socket, the
+    ring, the iommufd), where one does.
     """
 
     kind: str
@@ -24,6 +30,13 @@ class Holder:
     comm: str | None = None
     fd: int | None = None
     vma: int | None = None  # start address of the mapping
+    obj: int | None = None  # the holding kernel object (sock, ring, loop device, IOAS)
+    slot: int | None = None  # io_uring fixed-file slot
+    device: str | None = None  # loop device name
+    ioas: int | None = None  # iommufd object id of the IOAS
+
+
+KERNEL_HOLDER_KINDS = ("exe", "scm", "io_uring", "loop", "iommufd")
 
 
 @dataclass
@@ -48,6 +61,12 @@ class PreservedFile:
     serialized_data: int = 0
     frozen: bool | None = None  # serialized for the next kernel
     refcount: int | None = None  # -1: the struct file is dead; -2: saturated
+    # Incoming, not yet retrieved: whether serialized_data starts memory KHO
+    # preserved and nothing restored (None: not checked).
+    data_preserved: bool | None = None
+    # Live targets: the count read again when the first read had more
+    # references than holders (a syscall's temporary fget() goes away).
+    refcount_reread: int | None = None
     explained_refs: int | None = None
     holders: list[Holder] = field(default_factory=list)
     memfd: dict[str, int] | None = None
@@ -177,6 +196,22 @@ class Flb:
     outgoing_count: int
     incoming_count: int
     handlers: list[str] = field(default_factory=list)
+    # The opaque handles (.preserve()'s; the one handed over to .retrieve()).
+    outgoing_data: int | None = None
+    incoming_data: int | None = None
+    # 7.2's incoming lifecycle: 0 not retrieved, 1 retrieved, -errno; and
+    # whether .finish() ran.  None on layouts without them.
+    retrieve_status: int | None = None
+    finished: bool | None = None
+
+
+@dataclass
+class SerializedFlb:
+    """One entry of a serialized FLB array (``struct luo_flb_ser``)."""
+
+    name: str
+    data: int
+    count: int
 
 
 @dataclass
@@ -217,6 +252,19 @@ class Target:
     kernel_release: str | None
     debuginfo: list[str]
     layout: str | None = None
+    panic: Panic | None = None  # a dump of a kernel that panicked
+
+
+@dataclass
+class Panic:
+    """Why and where the kernel of a dump panicked: what a triager reads
+    first."""
+
+    reason: str  # the "Kernel panic - not syncing:" message
+    cause: str | None = None  # the warning, oops or BUG logged before it
+    pid: int | None = None  # the task on the CPU that panicked
+    comm: str | None = None
+    cpu: int | None = None
 
 
 @dataclass
@@ -264,9 +312,20 @@ class Snapshot:
     # luo_preserved_files (7.1+): index -> struct file *; None where absent.
     preserved_index: dict[int, int] | None = None
     flbs: list[Flb] = field(default_factory=list)
+    # The serialized FLB arrays (7.2): outgoing once frozen, incoming when
+    # a previous kernel handed one over; None when not read.
+    serialized_flbs: dict[str, list[SerializedFlb] | None] = field(default_factory=dict)
     luo_device_holders: list[Holder] = field(default_factory=list)
     # Whether the one-pass holder scan ran (``holders`` are meaningful).
     holders_scanned: bool = False
+    # Holder kinds that scan could not show on this target: (kind, why).
+    holders_unscanned: list[tuple[str, str]] = field(default_factory=list)
+    # What the dump does not have (pages a filtered kdump excluded): the
+    # objects that could not be read, which are not errors.
+    not_in_dump: list[WalkErrorRecord] = field(default_factory=list)
+    # What the holder scan missed for lack of memory ("14 tasks", a holder
+    # kind): an unexplained reference may be held there.
+    holders_not_in_dump: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     errors: list[WalkErrorRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

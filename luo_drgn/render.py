@@ -18,6 +18,7 @@ from tabulate import tabulate
 from . import __version__
 from .checks import errno_name, handover_accepted, preflight_findings
 from .diff import Diff
+from .holders import NEVER_SCANNED
 from .model import Holder, PreservedFile, Snapshot
 
 SCHEMA = "luo-inspect/1"
@@ -29,9 +30,12 @@ TOP_LEVEL = (
     "handlers",
     "sessions",
     "pending_incoming",
+    "holder_scan",
     "flbs",
+    "serialized_flbs",
     "findings",
     "errors",
+    "not_in_dump",
 )
 
 # What each command's JSON holds besides schema, tool and target.
@@ -39,13 +43,24 @@ PARTS: dict[str, tuple[str, ...]] = {
     "summary": ("luo", "findings"),
     "handlers": ("handlers",),
     "sessions": ("sessions",),
-    "files": ("sessions",),
-    "check": ("findings", "errors"),
+    "files": ("sessions", "holder_scan"),
+    "check": ("findings", "errors", "not_in_dump"),
     "report": TOP_LEVEL[3:],
     "preflight": ("luo", "preflight", "findings", "errors"),
 }
-ADDRESS_KEYS = {"address", "ops", "file", "serialized_data", "data", "vma"}
-TEXT_KEYS = ("message", "where", "notes")  # free text that may quote addresses
+ADDRESS_KEYS = {"address", "ops", "file", "serialized_data", "data", "vma", "object"}
+TEXT_KEYS = (
+    "message",
+    "where",
+    "notes",
+    "why",
+    "reason",
+    "cause",
+)  # free text that may quote addresses
+# File paths: a file's, the target's, the debug info's, the next kernel's.
+PATH_KEYS = {"path", "debuginfo", "next_kernel"}
+# Kept as they are: luo-inspect's own name and versions.
+KEPT_KEYS = {"tool", "schema"}
 TEXT_ONLY = "text_only"
 LIVE_WARNING = "live kernel: memory changed while it was read, so the data may be inconsistent"
 
@@ -59,7 +74,19 @@ def _holder(x: Holder) -> dict[str, Any]:
         return {"kind": "luo"}
     if x.kind == "vma":
         return {"pid": x.pid, "comm": x.comm, "vma": _hex(x.vma)}
-    return {"pid": x.pid, "comm": x.comm, "fd": x.fd}
+    if x.kind == "fd":
+        return {"pid": x.pid, "comm": x.comm, "fd": x.fd}
+    extra = {
+        k: v for k, v in (("slot", x.slot), ("device", x.device), ("ioas", x.ioas)) if v is not None
+    }
+    return {
+        "kind": x.kind,
+        "object": _hex(x.obj),
+        "pid": x.pid,
+        "comm": x.comm,
+        "fd": x.fd,
+        **extra,
+    }
 
 
 def _file(f: PreservedFile) -> dict[str, Any]:
@@ -114,6 +141,17 @@ def document(snap: Snapshot) -> dict[str, Any]:
             "kernel_release": t.kernel_release,
             "debuginfo": list(t.debuginfo),
             "layout": t.layout,
+            "panic": (
+                {
+                    "reason": t.panic.reason,
+                    "cause": t.panic.cause,
+                    "pid": t.panic.pid,
+                    "comm": t.panic.comm,
+                    "cpu": t.panic.cpu,
+                }
+                if t.panic is not None
+                else None
+            ),
         },
         "luo": {
             "state": luo.state,
@@ -174,6 +212,11 @@ def document(snap: Snapshot) -> dict[str, Any]:
             }
             for p in snap.pending_incoming
         ],
+        "holder_scan": {
+            "scanned": snap.holders_scanned,
+            "not_scanned": [{"kind": k, "why": why} for k, why in snap.holders_unscanned],
+            "never_scanned": list(NEVER_SCANNED),
+        },
         "flbs": [
             {
                 "address": _hex(x.address),
@@ -181,9 +224,21 @@ def document(snap: Snapshot) -> dict[str, Any]:
                 "outgoing_count": x.outgoing_count,
                 "incoming_count": x.incoming_count,
                 "handlers": list(x.handlers),
+                "outgoing_data": _hex(x.outgoing_data),
+                "incoming_data": _hex(x.incoming_data),
+                "retrieve_status": x.retrieve_status,
+                "finished": x.finished,
             }
             for x in snap.flbs
         ],
+        "serialized_flbs": {
+            direction: (
+                None
+                if entries is None
+                else [{"name": e.name, "data": _hex(e.data), "count": e.count} for e in entries]
+            )
+            for direction, entries in snap.serialized_flbs.items()
+        },
         "findings": [
             {
                 "code": f.code,
@@ -196,6 +251,7 @@ def document(snap: Snapshot) -> dict[str, Any]:
             for f in snap.findings
         ],
         "errors": [{"where": e.where, "message": e.message} for e in snap.errors],
+        "not_in_dump": [{"where": r.where, "address": _hex(r.address)} for r in snap.not_in_dump],
         # Shown by the text and Markdown reports only: the luo-inspect/1
         # schema has no place for them.
         TEXT_ONLY: {"notes": list(snap.notes)},
@@ -218,12 +274,23 @@ _HEX = re.compile(r"0x[0-9a-f]+")
 
 
 class Redactor:
-    """Stable placeholders for kernel addresses and process names, so a
-    report can be posted publicly without giving away the KASLR layout."""
+    """Stable placeholders for what a public report must not show: kernel
+    addresses (the KASLR layout) and every name a user chose (session names,
+    memfd names and file paths, process names, the dump's and debug info's
+    paths), wherever they appear, free text included.  The same value gets
+    the same placeholder throughout one report.  Tokens, counts, states,
+    errnos, the kernel release and handler compatibles are kept: a triager
+    needs them."""
+
+    # key -> (table, placeholder stem) of the values it holds.
+    NAME_KEYS = {"name": "session", "session": "session", "comm": "comm"}
 
     def __init__(self) -> None:
         self.addresses: dict[str, str] = {}
         self.comms: dict[str, str] = {}
+        self.names: dict[str, dict[str, str]] = {"session": {}, "comm": self.comms}
+        self.memfds: dict[str, str] = {}
+        self.paths: dict[str, str] = {}
 
     def address(self, value: str) -> str:
         return self.addresses.setdefault(value, f"<addr-{len(self.addresses) + 1}>")
@@ -231,11 +298,33 @@ class Redactor:
     def comm(self, value: str) -> str:
         return self.comms.setdefault(value, f"<comm-{len(self.comms) + 1}>")
 
+    def name(self, stem: str, value: str) -> str:
+        table = self.names[stem]
+        return table.setdefault(value, f"<{stem}-{len(table) + 1}>")
+
+    def path(self, value: str) -> str:
+        """A memfd keeps its shape (``/memfd:<memfd-1> (deleted)``): that it
+        is a memfd matters to a triager, its name does not."""
+        if m := _MEMFD_PATH.fullmatch(value):
+            memfd = self.memfds.setdefault(m.group(1), f"<memfd-{len(self.memfds) + 1}>")
+            return f"/memfd:{memfd}{m.group(2) or ''}"
+        return self.paths.setdefault(value, f"<path-{len(self.paths) + 1}>")
+
     def _collect(self, node: Any) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
+                if k in KEPT_KEYS:
+                    continue
                 if k in ADDRESS_KEYS and isinstance(v, str):
                     self.address(v)
+                elif k in self.NAME_KEYS and isinstance(v, str):
+                    self.name(self.NAME_KEYS[k], v)
+                elif k in PATH_KEYS and isinstance(v, str):
+                    self.path(v)
+                elif k in PATH_KEYS and isinstance(v, list):
+                    for x in v:
+                        if isinstance(x, str):
+                            self.path(x)
                 else:
                     self._collect(v)
         elif isinstance(node, list):
@@ -244,15 +333,17 @@ class Redactor:
 
     def _apply(self, node: Any, key: str = "") -> Any:
         if isinstance(node, dict):
-            return {k: self._apply(v, k) for k, v in node.items()}
+            return {k: v if k in KEPT_KEYS else self._apply(v, k) for k, v in node.items()}
         if isinstance(node, list):
             return [self._apply(v, key) for v in node]
         if not isinstance(node, str):
             return node
         if key in ADDRESS_KEYS:
             return self.address(node)
-        if key == "comm":
-            return self.comm(node)
+        if key in self.NAME_KEYS:
+            return self.name(self.NAME_KEYS[key], node)
+        if key in PATH_KEYS:
+            return self.path(node)
         if key in TEXT_KEYS:
             # Addresses quoted in messages; tokens and small numbers are
             # not addresses and stay.
@@ -260,8 +351,36 @@ class Redactor:
         return node
 
     def text(self, text: str) -> str:
-        """Redact the addresses already seen in free text (notes)."""
-        return _HEX.sub(lambda m: self.addresses.get(m.group(), m.group()), text)
+        """Redact, in free text (messages, notes, quoted kernel log lines),
+        the addresses and names already seen in the document."""
+        text = _HEX.sub(lambda m: self.addresses.get(m.group(), m.group()), text)
+        if self._names_re is not None:
+            text = self._names_re.sub(lambda m: self._placeholders[m.group()], text)
+        return text
+
+    _names_re: re.Pattern[str] | None = None
+    _placeholders: dict[str, str] = {}
+
+    def _compile_names(self) -> None:
+        """One pattern for every name seen, longest first, each matched as a
+        whole word (``vm-alpha`` is not redacted inside ``vm-alpha-2``)."""
+        placeholders: dict[str, str] = {}
+        for table in self.names.values():
+            placeholders.update(table)
+        for memfd, placeholder in self.memfds.items():
+            placeholders[memfd] = placeholder
+        for path in self.paths:
+            placeholders[path] = self.paths[path]
+        for path in list(placeholders):
+            if _MEMFD_PATH.fullmatch(path):
+                placeholders[path] = self.path(path)
+        names = sorted((n for n in placeholders if n), key=len, reverse=True)
+        self._placeholders = placeholders
+        self._names_re = (
+            re.compile("|".join(rf"(?<![\w.-]){re.escape(n)}(?![\w-])" for n in names))
+            if names
+            else None
+        )
 
     def redact(self, doc: dict[str, Any]) -> dict[str, Any]:
         self._collect(doc)
@@ -270,8 +389,12 @@ class Redactor:
             for m in _HEX.finditer(text):
                 if len(m.group()) >= 10:  # 32 bits and more: an address
                     self.address(m.group())
+        self._compile_names()
         redacted: dict[str, Any] = self._apply(doc)
         return redacted
+
+
+_MEMFD_PATH = re.compile(r"/memfd:(.*?)( \(deleted\))?")
 
 
 def _strings(node: Any, keys: tuple[str, ...]) -> list[str]:
@@ -300,13 +423,33 @@ def render_json(doc: dict[str, Any]) -> str:
 def _holders_text(holders: list[dict[str, Any]]) -> str:
     parts = []
     for x in holders:
-        if x.get("kind") == "luo":
+        kind = x.get("kind")
+        if kind == "luo":
             parts.append("LUO")
+        elif kind is not None:
+            parts.append(_kernel_holder_text(x))
         elif "fd" in x:
             parts.append(f"{x['pid']}/{x['comm']} fd {x['fd']}")
         else:
             parts.append(f"{x['pid']}/{x['comm']} map {x['vma']}")
     return ", ".join(parts) or "-"
+
+
+def _kernel_holder_text(x: dict[str, Any]) -> str:
+    """A kernel object holding a file, and the process fd behind it."""
+    via = f" ({x['pid']}/{x['comm']} fd {x['fd']})" if x.get("fd") is not None else ""
+    kind = x["kind"]
+    if kind == "scm":
+        return f"SCM_RIGHTS in flight on unix socket {x['object']}{via}"
+    if kind == "io_uring":
+        return f"io_uring fixed file {x.get('slot')}{via}"
+    if kind == "loop":
+        return f"{x.get('device')} backing file"
+    if kind == "iommufd":
+        return f"iommufd IOAS {x.get('ioas')}{via}"
+    if kind == "exe":
+        return f"{x['pid']}/{x['comm']} executable"
+    return f"{kind} {x.get('object')}"
 
 
 def _v(value: Any) -> str:
@@ -374,6 +517,12 @@ def _header(w: _Writer, doc: dict[str, Any]) -> None:
         ["layout", _v(t["layout"])],
         ["debug info", ", ".join(t["debuginfo"]) or "-"],
     ]
+    if panic := t.get("panic"):
+        who = f" in {panic['pid']}/{panic['comm']}" if panic.get("pid") is not None else ""
+        cpu = f" on CPU {panic['cpu']}" if panic.get("cpu") is not None else ""
+        rows.append(["panic", f"{panic['reason']}{who}{cpu}"])
+        if panic.get("cause"):
+            rows.append(["after", panic["cause"]])
     w.fields(rows)
     if t["kind"] == "live":
         w.line(("> " if w.md else "") + "warning: " + LIVE_WARNING)
@@ -410,6 +559,18 @@ def _luo(w: _Writer, doc: dict[str, Any]) -> None:
             ],
             ["/dev/liveupdate held by", _holders_text(luo["device"]["holders"]) or "-"],
         ]
+    scan = doc.get("holder_scan") or {}
+    if scan.get("scanned") and scan.get("not_scanned"):
+        # Grouped by reason: "io_uring fixed files, loop devices: not built in".
+        by_why: dict[str, list[str]] = {}
+        for x in scan["not_scanned"]:
+            by_why.setdefault(x["why"], []).append(x["kind"])
+        rows.append(
+            [
+                "file holders not scanned",
+                "; ".join(f"{', '.join(kinds)}: {why}" for why, kinds in by_why.items()),
+            ]
+        )
     w.fields(rows)
 
 
@@ -495,19 +656,53 @@ def _pending(w: _Writer, doc: dict[str, Any]) -> None:
 
 def _flbs(w: _Writer, doc: dict[str, Any]) -> None:
     w.heading("FLBs")
+    handed = {
+        direction: {e["name"]: e["count"] for e in entries}
+        for direction, entries in (doc.get("serialized_flbs") or {}).items()
+        if entries is not None
+    }
     w.table(
-        ["compatible", "outgoing", "incoming", "handlers", "address"],
+        [
+            "compatible",
+            "outgoing",
+            "serialized",
+            "incoming",
+            "handed over",
+            "retrieve",
+            "finished",
+            "handlers",
+            "address",
+        ],
         [
             [
                 x["compatible"],
                 x["outgoing_count"],
+                _v(handed["outgoing"].get(x["compatible"])) if "outgoing" in handed else "-",
                 x["incoming_count"],
+                _v(handed["incoming"].get(x["compatible"])) if "incoming" in handed else "-",
+                _flb_status(x.get("retrieve_status")),
+                _v(x.get("finished")),
                 ", ".join(x["handlers"]) or "-",
                 x["address"],
             ]
             for x in doc["flbs"]
         ],
     )
+    # Handed over for an FLB not registered here: its data waits unused.
+    known = {x["compatible"] for x in doc["flbs"]}
+    for name, count in (handed.get("incoming") or {}).items():
+        if name not in known:
+            w.line(f"handed over, not registered here: {name} (count {count})")
+
+
+def _flb_status(status: int | None) -> str:
+    if status is None:
+        return "-"
+    if status == 0:
+        return "not yet"
+    if status == 1:
+        return "retrieved"
+    return f"failed ({errno_name(status)})"
 
 
 def _findings(w: _Writer, doc: dict[str, Any]) -> None:

@@ -35,13 +35,83 @@ def _check_core_path(path: Path) -> None:
         raise TargetError(f"{path}: empty file, not a vmcore")
 
 
+# Files users attach that are not a vmcore yet: (magic, offset, what, do).
+_WRAPPED = (
+    (b"\xfd7zXZ\x00", 0, "an xz-compressed file", "decompress it first (xz -dk FILE)"),
+    (b"\x1f\x8b", 0, "a gzip-compressed file", "decompress it first (gzip -dk FILE)"),
+    (b"\x28\xb5\x2f\xfd", 0, "a zstd-compressed file", "decompress it first (zstd -d FILE)"),
+    (b"BZh", 0, "a bzip2-compressed file", "decompress it first (bzip2 -dk FILE)"),
+    (b"\x04\x22\x4d\x18", 0, "an lz4-compressed file", "decompress it first (lz4 -d FILE)"),
+    (b"ustar", 257, "a tar archive", "extract the vmcore from it first (tar -xf FILE)"),
+    (b"PK\x03\x04", 0, "a zip archive", "extract the vmcore from it first (unzip FILE)"),
+)
+_FLATTENED = b"makedumpfile\0"
+_KDUMP = (b"KDUMP   ", b"DISKDUMP")
+# struct new_utsname in a kdump header: six fields of 65 bytes after the
+# signature and the header version.
+_UTS_FIELD = 65
+
+
+def _head(path: Path, size: int = 8192) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
+
+
+def _kdump_header(head: bytes) -> bytes | None:
+    """The kdump-compressed header at the start of a file, or of the first
+    record of a flattened one (makedumpfile -F, QEMU's kdump formats)."""
+    if head.startswith(_KDUMP):
+        return head
+    if head.startswith(_FLATTENED):
+        # A 4096-byte flattened header, then records of (offset, size, data).
+        record = head[4096 + 16 :]
+        if record.startswith(_KDUMP):
+            return record
+    return None
+
+
+def _unreadable(path: Path, error: object) -> str:
+    """One line for a file drgn could not open: what it is, what to do."""
+    head = _head(path)
+    for magic, offset, what, todo in _WRAPPED:
+        if head[offset : offset + len(magic)] == magic:
+            return f"{path}: {what}, not a vmcore: {todo}"
+    header = _kdump_header(head)
+    if header is not None:
+        sysname = header[12 : 12 + _UTS_FIELD].split(b"\0", 1)[0]
+        if not sysname:
+            # QEMU's dump-guest-memory fills only utsname.machine, and
+            # libkdumpfile cannot tell the kernel from it.
+            return (
+                f"{path}: a kdump-compressed dump written by QEMU (dump-guest-memory "
+                "-z/-l/-s or a kdump-* format), which drgn cannot read: dump the guest "
+                "again in ELF format (dump-guest-memory without a format option)"
+            )
+        if head.startswith(_FLATTENED):
+            return (
+                f"{path}: a flattened kdump (makedumpfile -F) that drgn cannot read "
+                f"({error}): rebuild it with makedumpfile -R"
+            )
+        return f"{path}: a kdump-compressed dump that drgn (libkdumpfile) cannot read: {error}"
+    if head.startswith(b"\x7fELF"):
+        return f"{path}: an ELF file that is not a kernel vmcore: {error}"
+    return f"{path}: not a kernel vmcore (ELF or kdump): {error}"
+
+
 def _set_core(prog: Program, path: Path) -> None:
+    head = _head(path, 512)
+    for magic, offset, what, todo in _WRAPPED:
+        if head[offset : offset + len(magic)] == magic:
+            raise TargetError(f"{path}: {what}, not a vmcore: {todo}")
     try:
         prog.set_core_dump(str(path))
-    except (ValueError, drgn.BadDataError) as e:
-        raise TargetError(f"{path}: not a kernel vmcore (ELF or kdump): {e}") from None
     except OSError as e:
         raise TargetError(f"{path}: cannot open: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - libkdumpfile raises plain Exception
+        raise TargetError(_unreadable(path, e)) from None
     if not prog.flags & ProgramFlags.IS_LINUX_KERNEL:
         raise TargetError(f"{path}: a userspace core dump, not a kernel vmcore (no VMCOREINFO)")
 
@@ -63,16 +133,36 @@ def _set_live(prog: Program) -> None:
         raise TargetError(f"cannot open the running kernel: {e}") from None
 
 
+def _search_directories(prog: Program, directories: list[Path]) -> None:
+    """Search each directory as drgn searches /usr/lib/debug (``.build-id/``,
+    ``vmlinux``, ``boot/vmlinux-RELEASE``, ``lib/modules/RELEASE/vmlinux``),
+    and so its ``usr/lib/debug`` too: a distro debug package unpacked there
+    (``dpkg -x``, ``rpm2cpio | cpio -id``) is found as installed."""
+    extra = tuple(str(p) for d in directories for p in (d, d / "usr/lib/debug") if p.is_dir())
+    options = prog.debug_info_options
+    options.directories = extra + tuple(options.directories)
+    options.kernel_directories = extra + tuple(options.kernel_directories)
+
+
 def _load_debug_info(prog: Program, symbols: Sequence[str]) -> None:
-    for s in symbols:
+    files = [s for s in symbols if not Path(s).is_dir()]
+    directories = [Path(s) for s in symbols if Path(s).is_dir()]
+    for s in files:
         if not Path(s).is_file():
-            raise TargetError(f"{s}: no such debug info file")
+            raise TargetError(f"{s}: no such debug info file or directory")
+    _search_directories(prog, directories)
     try:
-        if symbols:
-            prog.load_debug_info(list(symbols))
+        if files:
+            prog.load_debug_info(files, default=bool(directories))
         else:
             prog.load_default_debug_info()
     except drgn.MissingDebugInfoError as e:
+        if directories and not files:
+            raise TargetError(
+                f"no debug info for this kernel in {', '.join(map(str, directories))} "
+                "(looked for .build-id/NN/REST.debug, vmlinux, boot/vmlinux-RELEASE and "
+                "lib/modules/RELEASE/vmlinux, there and under its usr/lib/debug)"
+            ) from None
         if symbols:
             raise TargetError(
                 f"the debug info given does not match this kernel ({e}); pass the "
@@ -91,8 +181,9 @@ def _load_debug_info(prog: Program, symbols: Sequence[str]) -> None:
     if symbols and kernel_debug is None:
         # drgn matches files by build ID and ignores one from another build.
         raise TargetError(
-            "the debug info given is not for this kernel (its build ID "
-            "differs); pass the vmlinux of the kernel that made the vmcore"
+            "the debug info given is not for this kernel (no file there has its "
+            "build ID); pass the vmlinux of the kernel that made the vmcore, or the "
+            "directory its debug package is unpacked in"
         )
 
 

@@ -28,9 +28,26 @@ from drgn.helpers import ValidationError
 __all__ = (
     "DEFAULT_LIMIT",
     "WalkError",
+    "not_in_dump",
     "validate_list_for_each_bounded",
     "validate_list_for_each_entry_bounded",
 )
+
+
+def not_in_dump(e: BaseException) -> bool:
+    """
+    Whether a read failed because the dump does not have that page: a
+    filtered kdump (``makedumpfile -d``) leaves out zero, cache, user and
+    free pages, and libkdumpfile reports those reads as "Excluded page".
+    Missing is not corrupt: such a fault says nothing about the kernel.
+
+    :param e: an exception from a read, or a :class:`WalkError` whose
+        ``__cause__`` is one
+    """
+    if isinstance(e, WalkError) and e.__cause__ is not None:
+        e = e.__cause__
+    return isinstance(e, FaultError) and "Excluded page" in str(e)
+
 
 # Generous enough for tens of thousands of preserved files per session, small
 # enough that a walk over garbage ends in well under a second.
