@@ -57,10 +57,27 @@ def _fixtures_of(run: scenarios.Run) -> tuple[str, ...]:
 
 FRESH_NAMES = tuple(name for run in FRESH_RUNS for name in _fixtures_of(scenarios.run_by_name(run)))
 
+# Runs on the `full` kernel (built into the cache, not committed: CI builds it
+# with `python -m vmcores build --kernel full --no-vmcores`), regenerated at
+# every test session like the fresh ones.  Their filtered kdump lacks memory
+# by design: it is tested on its own (tests/test_kdump.py), not with the
+# tests every fixture must pass.
+FULL_RUNS = ("holders", "flb", "flb-finished")
+
+
+def _full_fixtures(run: scenarios.Run) -> tuple[str, ...]:
+    if run.kdump:
+        return (run.name, *(run.name + suffix for suffix in scenarios.KDUMP_SUFFIXES))
+    return _fixtures_of(run)
+
+
+FULL_NAMES = tuple(name for run in FULL_RUNS for name in _full_fixtures(scenarios.run_by_name(run)))
+FILTERED = tuple(n for n in FULL_NAMES if n.endswith("-filtered"))
+
 
 @dataclass(frozen=True)
 class FixtureRef:
-    origin: str  # "committed" | "fresh"
+    origin: str  # "committed" | "fresh" | "full"
     name: str
 
     def __str__(self) -> str:
@@ -69,7 +86,8 @@ class FixtureRef:
 
 def all_refs() -> list[FixtureRef]:
     refs = [FixtureRef("committed", n) for n in examples.fixture_names(COMMITTED)]
-    return refs + [FixtureRef("fresh", n) for n in FRESH_NAMES]
+    refs += [FixtureRef("fresh", n) for n in FRESH_NAMES]
+    return refs + [FixtureRef("full", n) for n in FULL_NAMES if n not in FILTERED]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -95,32 +113,48 @@ def only(predicate):  # type: ignore[no-untyped-def]
 def require_qemu(what: str) -> None:
     """Skip loudly without QEMU; under CI, fail: QEMU is part of the set-up."""
     if shutil.which("qemu-system-x86_64") is None:
-        msg = f"QEMU is not installed, so {what} did NOT run (apt-get install qemu-system-x86)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        _skip_loudly(
+            f"QEMU is not installed, so {what} did NOT run (apt-get install qemu-system-x86)"
+        )
+
+
+def _skip_loudly(msg: str) -> None:
+    """A fixture set that cannot be made: skipped with the reason, except
+    under CI (``CI=true``), where that is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def _regenerate(runs: tuple[str, ...], name: str) -> Path:
+    """Run ``runs`` with QEMU into the cache directory ``name``."""
+    root = examples.cache_dir() / name
+    shutil.rmtree(root, ignore_errors=True)
+    args = ["vmcores", "vmcores", *runs, "--dest", str(root), "--no-compress"]
+    subprocess.run([sys.executable, "-m", *args], check=True, cwd=TOP)
+    return root
 
 
 @pytest.fixture(scope="session")
 def fresh_root() -> Path:
     require_qemu("the fixtures were not regenerated and the fresh/* tests")
-    root = examples.cache_dir() / "fresh"
-    shutil.rmtree(root, ignore_errors=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vmcores",
-            "vmcores",
-            *FRESH_RUNS,
-            "--dest",
-            str(root),
-            "--no-compress",
-        ],
-        check=True,
-        cwd=TOP,
-    )
-    return root
+    return _regenerate(FRESH_RUNS, "fresh")
+
+
+def full_kernel_built() -> bool:
+    return (examples.kernel_dir("full") / "vmlinux.debug.xz").is_file()
+
+
+@pytest.fixture(scope="session")
+def full_root() -> Path:
+    """The runs on the `full` kernel, regenerated into the cache."""
+    require_qemu("the full-kernel fixtures were not regenerated and the full/* tests")
+    if not full_kernel_built():
+        _skip_loudly(
+            "the `full` fixture kernel is not built, so the full/* tests did NOT run "
+            "(python -m vmcores build --kernel full --no-vmcores, ~10 min)"
+        )
+    return _regenerate(FULL_RUNS, "full")
 
 
 _examples: dict[FixtureRef, examples.Example] = {}
@@ -134,7 +168,7 @@ def example(fixture_ref: FixtureRef, request: pytest.FixtureRequest) -> examples
         root = (
             COMMITTED
             if fixture_ref.origin == "committed"
-            else request.getfixturevalue("fresh_root")
+            else request.getfixturevalue(f"{fixture_ref.origin}_root")
         )
         _examples[fixture_ref] = examples.load(fixture_ref.name, root)
     return _examples[fixture_ref]

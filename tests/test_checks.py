@@ -267,10 +267,18 @@ def test_unknown_handler() -> None:
 def test_flb_count() -> None:
     flb = Flb(0xF1B, "x-flb-v1", 2, 0, ["memfd-v2"])
     assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]), flbs=[flb])) == []
-    flb.outgoing_count = 3
+    # Below its files: luo_flb_file_unpreserve() would run .unpreserve()
+    # while a file still depends on it.
+    flb.outgoing_count = 1
     assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]), flbs=[flb])) == [
         ("flb-count-mismatch", "error", None, None)
     ]
+    # Above: references held through liveupdate_flb_get_outgoing(), a note.
+    flb.outgoing_count = 3
+    s = snap(session("a", [pfile(1), pfile(2, file=0x2000)]), flbs=[flb])
+    assert codes(s) == []
+    _, notes = run_checks(s)
+    assert any("1 outgoing reference(s) beyond its files" in n for n in notes)
 
 
 def test_luo_absent_and_disabled() -> None:

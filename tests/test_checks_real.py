@@ -292,6 +292,19 @@ def _errors_after(fixture: str, plant: Any) -> set[tuple[str, Any, Any]]:
             "x" * 64,
             "fills all 64 bytes with no NUL",
         ),
+        # An incoming file waiting to be retrieved whose serialized_data
+        # points at the kernel's own text (1 MiB physical), not at what KHO
+        # preserved (its next pages are preserved too: the memfd's folios).
+        (
+            "incoming",
+            lambda p: _plant(
+                p,
+                plain_files(session_named(p, "vm-beta", "incoming"))[0].serialized_data.address_,
+                struct.pack("<Q", 0x100000),
+            ),
+            "vm-beta",
+            "is not memory the previous kernel preserved",
+        ),
         # A file set's nblocks against its list and its count.
         (
             "outgoing",

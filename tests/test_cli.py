@@ -51,9 +51,20 @@ PARTS = {
     "summary": ["luo", "findings"],
     "handlers": ["handlers"],
     "sessions": ["sessions"],
-    "files": ["sessions"],
-    "check": ["findings", "errors"],
-    "report": ["luo", "handlers", "sessions", "pending_incoming", "flbs", "findings", "errors"],
+    "files": ["sessions", "holder_scan"],
+    "check": ["findings", "errors", "not_in_dump"],
+    "report": [
+        "luo",
+        "handlers",
+        "sessions",
+        "pending_incoming",
+        "holder_scan",
+        "flbs",
+        "serialized_flbs",
+        "findings",
+        "errors",
+        "not_in_dump",
+    ],
 }
 HEADINGS = {
     "summary": ["LUO"],
@@ -125,18 +136,7 @@ def test_report_json_of_every_fixture(name: str) -> None:
     code, out = run("--example", name, "--format", "json", "report")
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
-    assert list(doc) == [
-        "schema",
-        "tool",
-        "target",
-        "luo",
-        "handlers",
-        "sessions",
-        "pending_incoming",
-        "flbs",
-        "findings",
-        "errors",
-    ]
+    assert list(doc) == ["schema", "tool", "target", *PARTS["report"]]
     expected = examples.load(name).manifest["expected"]
     assert doc["luo"]["state"] == expected["luo_state"]
     errors = [f for f in doc["findings"] if f["severity"] == "error"]

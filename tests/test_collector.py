@@ -15,30 +15,49 @@ from luo_drgn import helpers as h
 from luo_drgn.collector import collect
 from luo_drgn.layout import luo_layout
 from luo_drgn.model import Holder, Snapshot, Target
+from vmcores import manifest as guest
 
 
 def holder_keys(holders: list[Holder]) -> list[tuple[Any, ...]]:
-    keys = []
+    keys: list[tuple[Any, ...]] = []
     for x in holders:
         if x.kind == "luo":
             keys.append(("luo",))
         elif x.kind == "fd":
             keys.append(("fd", x.pid, x.fd))
-        else:
+        elif x.kind == "vma":
             keys.append(("vma", x.pid, x.vma))
-    return sorted(keys)
+        elif x.kind == "loop":
+            keys.append(("loop", x.device))
+        elif x.kind == "io_uring":
+            keys.append(("io_uring", x.pid, x.fd, x.slot))
+        elif x.kind == "iommufd":
+            keys.append(("iommufd", x.pid, x.fd, x.ioas))
+        else:  # scm: the receiving socket's fd
+            keys.append((x.kind, x.pid, x.fd))
+    return sorted(keys, key=repr)
 
 
 def expected_holder_keys(holders: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    keys = []
+    """The manifest's holders (replayed from the guest log) as holder_keys()."""
+    keys: list[tuple[Any, ...]] = []
     for x in holders:
-        if x.get("kind") == "luo":
+        kind = x.get("kind")
+        if kind == "luo":
             keys.append(("luo",))
+        elif kind == "loop":
+            keys.append(("loop", f"loop{x['loop']}"))
+        elif kind == "io_uring":
+            keys.append(("io_uring", x["pid"], x["fd"], x["slot"]))
+        elif kind == "iommufd":
+            keys.append(("iommufd", x["pid"], x["fd"], x["ioas"]))
+        elif kind is not None:
+            keys.append((kind, x["pid"], x["fd"]))
         elif "fd" in x:
             keys.append(("fd", x["pid"], x["fd"]))
         else:
             keys.append(("vma", x["pid"], x["vma"]))
-    return sorted(keys)
+    return sorted(keys, key=repr)
 
 
 def listed(expected: dict[str, Any]) -> list[dict[str, Any]]:
@@ -85,9 +104,24 @@ def test_luo_state(snapshot: Snapshot, expected: dict[str, Any]) -> None:
     assert not snapshot.errors
 
 
+def handed_over_empty(manifest: dict[str, Any]) -> set[str]:
+    """Sessions the previous kernel handed over with no files, from the
+    guest log of the kernel before the live update."""
+    files: dict[str, int] = {}
+    for ev in guest.guest_events(manifest["guest_log"]):
+        if ev["op"] == "start" and ev["phase"] == 2:
+            break
+        if ev["op"] == "create_session" and ev["result"] == "OK":
+            files.setdefault(ev["session"], 0)
+        elif ev["op"] == "preserve" and ev["result"] == "OK":
+            files[ev["session"]] += 1
+    return {name for name, n in files.items() if n == 0}
+
+
 @only(has_sessions)
-def test_sessions(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+def test_sessions(snapshot: Snapshot, expected: dict[str, Any], manifest: dict[str, Any]) -> None:
     want = listed(expected)
+    empty = handed_over_empty(manifest)
     assert [(s.direction, s.name) for s in snapshot.sessions] == [
         (s["direction"], s["name"]) for s in want
     ]
@@ -96,9 +130,9 @@ def test_sessions(snapshot: Snapshot, expected: dict[str, Any]) -> None:
         assert got.file_count == w["file_count"] == len(got.files)
         if got.direction == "incoming":
             # An incoming session handed over with no files cannot be told
-            # finished from memory; all others can.
+            # finished from memory once retrieved; all others can.
             assert got.finished == (
-                w["finished"] if w["file_count"] or w["finished"] or not w["retrieved"] else None
+                None if w["retrieved"] and w["name"] in empty else w["finished"]
             )
         assert holder_keys(got.holders) == expected_holder_keys(w["holders"])
 
@@ -177,10 +211,42 @@ def test_preserved_index(snapshot: Snapshot, expected: dict[str, Any]) -> None:
 
 
 @only(has_sessions)
-def test_handlers(snapshot: Snapshot, prog: drgn.Program) -> None:
+def test_handlers(snapshot: Snapshot, prog: drgn.Program, expected: dict[str, Any]) -> None:
     assert [x.compatible for x in snapshot.handlers] == ["memfd-v2"]
     assert snapshot.handlers[0].address == prog["memfd_luo_handler"].address_
-    assert snapshot.flbs == []  # 7.2.13 registers no FLB in this config
+    # The `full` kernel's test module registers three FLBs on the memfd
+    # handler (its console says so); 7.2.13 itself registers none.
+    want = expected.get("flbs", [])
+    assert [
+        (
+            x.compatible,
+            x.handlers,
+            x.outgoing_count,
+            x.incoming_count,
+            x.retrieve_status,
+            x.finished,
+        )
+        for x in snapshot.flbs
+    ] == [
+        (
+            x["compatible"],
+            x["handlers"],
+            x["outgoing_count"],
+            x["incoming_count"],
+            x["retrieve_status"],
+            x["finished"],
+        )
+        for x in want
+    ]
+    # What luo_flb_serialize() wrote at the freeze, and what arrived.
+    if any("serialized_count" in x for x in want):
+        assert [(e.name, e.count) for e in snapshot.serialized_flbs["outgoing"] or []] == [
+            (x["compatible"], x["serialized_count"]) for x in want
+        ]
+    if any("handed_over_count" in x for x in want):
+        assert [(e.name, e.count) for e in snapshot.serialized_flbs["incoming"] or []] == [
+            (x["compatible"], x["handed_over_count"]) for x in want
+        ]
 
 
 @only(lambda name: name in ("outgoing", "disabled"))

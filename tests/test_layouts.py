@@ -156,11 +156,19 @@ def test_cycle_in_v6_files_list_is_reported() -> None:
 
 
 def test_flb_count_mismatch_on_7_0() -> None:
+    # Fewer users counted than files using the FLB is an error
+    # (luo_flb_file_preserve_one() counts each); more is not by itself:
+    # liveupdate_flb_get_outgoing() holds references too.
     k = populate("7.0")
     (flb,) = h.luo_for_each_flb(k.prog)
-    k.set(flb.value_(), "liveupdate_flb", "private.outgoing.count", 7)
+    users = h.luo_flb_counts(flb)[0]
+    k.set(flb.value_(), "liveupdate_flb", "private.outgoing.count", users - 1)
     snap = snapshot_of(k)
     assert [f.code for f in snap.findings if f.severity == "error"] == ["flb-count-mismatch"]
+    k.set(flb.value_(), "liveupdate_flb", "private.outgoing.count", users + 2)
+    snap = snapshot_of(k)
+    assert [f.code for f in snap.findings if f.severity == "error"] == []
+    assert any("2 outgoing reference(s) beyond its files" in n for n in snap.notes)
 
 
 def test_unexpected_mix_is_named() -> None:

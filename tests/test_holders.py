@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Kernel holders of a preserved file (issue: no false leaks).
+
+The ``holders`` run (kernel ``full``) preserves five memfds and then hands
+four of them to the kernel before closing their fds: an SCM_RIGHTS message
+never received, an io_uring fixed file, a loop device's backing file, an
+IOAS mapping.  The guest log says which holder each file has and the
+reference count it adds up to (``expected``); nothing here comes from
+luo-inspect's own output.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import only
+from drgn import Object, cast, container_of
+from drgn.helpers.linux.fs import fget
+from drgn.helpers.linux.idr import idr_find
+from drgn.helpers.linux.pid import find_task
+from drgn.helpers.linux.xarray import xa_load
+from test_collector import expected_holder_keys, holder_keys
+
+from luo_drgn import examples
+from luo_drgn.checks import inspect
+from luo_drgn.collector import collect
+from luo_drgn.holders import NEVER_SCANNED, scan_holders
+from luo_drgn.model import Holder, PreservedFile, Session, Snapshot, Target
+from luo_drgn.render import render
+
+SCHEMA = json.loads((Path(examples.__file__).parent / "luo-inspect-1.schema.json").read_text())
+KERNEL_KINDS = {"scm", "io_uring", "loop", "iommufd"}
+
+
+def is_holders(name: str) -> bool:
+    return name in ("holders", "holders-kdump")
+
+
+@only(is_holders)
+def test_every_reference_is_explained(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Each file's holders are the kinds the guest gave it, their count is
+    the refcount, and nothing is reported as a leak."""
+    (session,) = [s for s in snapshot.sessions if s.name == "vm-delta"]
+    (want,) = [s for s in expected["sessions"] if s["name"] == "vm-delta"]
+    kinds = set()
+    for f, w in zip(session.files, want["files"]):
+        assert f.token == w["token"]
+        assert holder_keys(f.holders) == expected_holder_keys(w["holders"])
+        assert f.refcount == f.explained_refs == w["refcount"]
+        kinds |= {x.kind for x in f.holders}
+    assert kinds >= KERNEL_KINDS
+    assert [f for f in snapshot.findings if f.severity in ("error", "warning")] == []
+    assert snapshot.holders_unscanned == []
+
+
+@only(is_holders)
+def test_kernel_holders_name_their_objects(snapshot: Snapshot, prog: Any) -> None:
+    """Each kernel holder names the object that holds the file, checked
+    with plain drgn from the fds the guest logged (socket 11, ring 12,
+    iommufd 13, all PID 1's) and loop device 0."""
+    holders = {x.kind: x for s in snapshot.sessions for f in s.files for x in f.holders}
+    init = find_task(prog, 1)
+    sock = Object(prog, "struct sock *", holders["scm"].obj)
+    assert sock.sk_socket.file == fget(init, 11)
+    assert holders["io_uring"].obj == fget(init, 12).private_data.value_()
+    assert holders["loop"].obj == idr_find(prog["loop_index_idr"].address_of_(), 0).value_()
+    ictx = cast("struct iommufd_ctx *", fget(init, 13).private_data)
+    ioas_obj = xa_load(ictx.objects.address_of_(), 1)
+    assert (
+        holders["iommufd"].obj
+        == container_of(
+            cast("struct iommufd_object *", ioas_obj), "struct iommufd_ioas", "obj"
+        ).value_()
+    )
+    assert holders["loop"].device == "loop0"
+    assert holders["iommufd"].ioas == 1
+
+
+@only(is_holders)
+def test_planted_extra_reference_is_still_a_leak(
+    example: examples.Example, expected: dict[str, Any]
+) -> None:
+    """One reference more on the file the SCM_RIGHTS message holds: the scan
+    explains the message's, not the planted one."""
+    prog = example.program()
+    target = Target("vmcore", str(example.core), None, [])
+    snap = collect(prog, target)
+    f = next(f for s in snap.sessions for f in s.files if f.token == 0x400)
+    assert f.file is not None
+    refcnt = Object(prog, "struct file *", f.file).f_ref.refcnt
+    old = prog.read(refcnt.address_, 8)
+    new = struct.pack("<q", struct.unpack("<q", old)[0] + 1)
+    examples.apply_writes(prog, [{"address": refcnt.address_, "phys": 0, "new": new.hex()}])
+    snap = inspect(collect(prog, target))
+    (leak,) = [x for x in snap.findings if x.code == "leaked-file-reference"]
+    assert (leak.severity, leak.token) == ("error", 0x400)
+    assert "3 references, 2 explained by SCM_RIGHTS messages in flight, LUO" in leak.message
+    # What was not looked at is said, so a leak can be told from a blind spot.
+    assert all(kind in leak.message for kind in NEVER_SCANNED)
+
+
+@only(is_holders)
+def test_reports_show_the_holder_kinds(snapshot: Snapshot) -> None:
+    text = render(snapshot, "files", "text")
+    assert "SCM_RIGHTS in flight on unix socket" in text
+    assert "io_uring fixed file 0 (1/init fd 12)" in text
+    assert "loop0 backing file" in text
+    assert "iommufd IOAS 1 (1/init fd 13)" in text
+    md = render(snapshot, "report", "markdown")
+    assert "loop0 backing file" in md
+    doc = json.loads(render(snapshot, "report", "json"))
+    jsonschema.validate(doc, SCHEMA)
+    kinds = {
+        x["kind"]
+        for s in doc["sessions"]
+        for f in s["files"]
+        for x in f["holders"]
+        if x.get("kind") not in (None, "luo")
+    }
+    assert kinds == KERNEL_KINDS
+    assert doc["holder_scan"] == {
+        "scanned": True,
+        "not_scanned": [],
+        "never_scanned": list(NEVER_SCANNED),
+    }
+
+
+@only(lambda name: name == "outgoing")
+def test_kinds_the_kernel_lacks_are_named(snapshot: Snapshot) -> None:
+    """The `luo` kernel has neither io_uring, loop nor iommufd built in:
+    the report says those were not scanned, and why."""
+    assert snapshot.holders_unscanned == [
+        ("io_uring fixed files", "io_uring is not built into this kernel"),
+        ("loop devices", "the loop driver is not built into this kernel"),
+        ("iommufd IOAS mappings", "iommufd is not built into this kernel"),
+    ]
+    assert (
+        "file holders not scanned:      io_uring fixed files: io_uring is not built into this "
+        "kernel; loop devices: the loop driver" in render(snapshot, "report", "text")
+    )
+
+
+@only(lambda name: name == "fault-leaked-reference")
+def test_leak_lists_what_was_not_scanned(snapshot: Snapshot) -> None:
+    (leak,) = [f for f in snapshot.findings if f.code == "leaked-file-reference"]
+    assert "not scanned: io_uring fixed files (io_uring is not built into this kernel)" in (
+        leak.message
+    )
+
+
+@only(lambda name: name == "outgoing")
+def test_holder_scan_without_kernel_objects(prog: Any) -> None:
+    """The scan of a kernel without the optional holders still finds every
+    fd and mapping, and finds no kernel holder."""
+    scan = scan_holders(prog, set())
+    assert scan.errors == [] and scan.missing == []
+    assert not any(x.kind in KERNEL_KINDS for hs in scan.files.values() for x in hs)
+
+
+def _snapshot(refcount: int, reread: int | None) -> Snapshot:
+    f = PreservedFile(0x10, 0x400, "memfd-v2", 0x20, True, 0x30, refcount=refcount)
+    f.holders = [Holder("fd", pid=1, comm="agent", fd=3), Holder("luo")]
+    f.refcount_reread = reread
+    s = Session(0x40, "vm-x", "outgoing", False, False, 1, files=[f])
+    snap = Snapshot(Target("live", "/proc/kcore", "7.2.13", []), sessions=[s])
+    snap.holders_scanned = True
+    return inspect(snap)
+
+
+@pytest.mark.parametrize(
+    ("reread", "code", "severity"),
+    [
+        (2, "transient-file-reference", "info"),  # gone when read again
+        (3, "leaked-file-reference", "error"),  # still there
+        (None, "leaked-file-reference", "error"),  # not read again (a vmcore)
+    ],
+)
+def test_a_reference_gone_on_reread_is_transient(
+    reread: int | None, code: str, severity: str
+) -> None:
+    """Live: a syscall's temporary fget() is gone a moment later; only a
+    reference that stays is a leak."""
+    snap = _snapshot(3, reread)
+    (finding,) = [f for f in snap.findings if f.token == 0x400]
+    assert (finding.code, finding.severity) == (code, severity)
+
+
+@only(lambda name: name == "outgoing")
+def test_a_vmcore_is_not_read_twice(snapshot: Snapshot) -> None:
+    assert all(f.refcount_reread is None for s in snapshot.sessions for f in s.files)
