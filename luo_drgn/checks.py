@@ -229,6 +229,16 @@ def check_invariants(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                         "state from memory nobody handed over",
                         f,
                     )
+        if s.direction == "incoming" and not s.retrieved and s.holders:
+            # luo_session_retrieve() makes an incoming session's file and
+            # marks it retrieved in one step; closing the file finishes and
+            # frees the session (luo_session_release()).
+            fds = ", ".join(f"{x.pid}/{x.comm} fd {x.fd}" for x in s.holders)
+            yield bad(
+                s,
+                f"not marked retrieved, yet its session file is open ({fds}): only "
+                "luo_session_retrieve() opens one, and it marks the session retrieved",
+            )
         if s.direction == "incoming" and not s.retrieved:
             for f in s.files:
                 if f.retrieve_status != 0:

@@ -305,6 +305,16 @@ def _errors_after(fixture: str, plant: Any) -> set[tuple[str, Any, Any]]:
             "vm-beta",
             "is not memory the previous kernel preserved",
         ),
+        # A retrieved incoming session whose flag is cleared while its
+        # session fd is still open.
+        (
+            "incoming",
+            lambda p: _plant(
+                p, session_named(p, "vm-alpha", "incoming").retrieved.address_, b"\x00"
+            ),
+            "vm-alpha",
+            "not marked retrieved, yet its session file is open (1/init fd",
+        ),
         # A file set's nblocks against its list and its count.
         (
             "outgoing",
