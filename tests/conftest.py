@@ -62,7 +62,7 @@ FRESH_NAMES = tuple(name for run in FRESH_RUNS for name in _fixtures_of(scenario
 # every test session like the fresh ones.  Their filtered kdump lacks memory
 # by design: it is tested on its own (tests/test_kdump.py), not with the
 # tests every fixture must pass.
-FULL_RUNS = ("holders", "flb", "flb-finished")
+FULL_RUNS = ("holders", "warn-panic", "flb", "flb-finished")
 
 
 def _full_fixtures(run: scenarios.Run) -> tuple[str, ...]:

@@ -73,7 +73,12 @@ def test_panic_header(dumps: dict[str, Any]) -> None:
         want = ex.manifest["expected"]["panic"]
         panic = snap.target.panic
         assert panic is not None
-        assert (panic.reason, panic.pid, panic.comm) == (want["reason"], want["pid"], want["comm"])
+        assert (panic.reason, panic.cause, panic.pid, panic.comm) == (
+            want["reason"],
+            want["cause"],
+            want["pid"],
+            want["comm"],
+        )
         text = render(snap, "summary", "text")
         assert f"panic:      {want['reason']} in {want['pid']}/{want['comm']} on CPU 0" in text
         doc = json.loads(render(snap, "summary", "json"))
@@ -196,3 +201,25 @@ def test_redacted_kdump_report(dumps: dict[str, Any]) -> None:
     text = render(snap, "report", "text", redact=True)
     assert re.search(r"panic:\s+sysrq triggered crash in 1/<comm-\d+>", text)
     assert not re.search(r"(?<![\w.-])(init|vm-delta|delta-scm)(?![\w-])", text)
+
+
+def test_panic_inside_luo(full_root: Path) -> None:
+    """A WARN_ON() in kernel/liveupdate/ with panic_on_warn (the real one in
+    luo_file_set_destroy(), reached by closing a session's fd, made to fire
+    over the gdbstub): the header names the warning, and the dump shows LUO
+    as the kernel left it, the closing session already off its list."""
+    ex, snap = _inspect(full_root, "warn-panic-kdump")
+    want = ex.manifest["expected"]
+    panic = snap.target.panic
+    assert panic is not None
+    assert (panic.reason, panic.cause, panic.pid, panic.comm) == (
+        want["panic"]["reason"],
+        want["panic"]["cause"],
+        want["panic"]["pid"],
+        want["panic"]["comm"],
+    )
+    assert "kernel/liveupdate/luo_file.c" in panic.cause and "luo_file_set_destroy" in panic.cause
+    assert [s.name for s in snap.sessions] == [s["name"] for s in want["sessions"]] == ["vm-zeta"]
+    assert [f for f in snap.findings if f.severity in ("error", "warning")] == []
+    text = render(snap, "summary", "text")
+    assert f"after:      {panic.cause}" in text

@@ -61,7 +61,17 @@ def guest_events(console: list[str]) -> list[dict[str, Any]]:
 
 # "liveupdate test:": LUO's test module (CONFIG_LIVEUPDATE_TEST), which logs
 # each callback of its FLBs.
-KERNEL_PREFIXES = ("luo:", "KHO:", "Command line:", "Kernel panic", "CPU: ", "liveupdate test:")
+# What names a panic's cause (lib/bug.c, the oops and BUG() reports).
+PANIC_CAUSES = ("WARNING: ", "BUG: ", "Oops: ", "kernel BUG at ")
+KERNEL_PREFIXES = (
+    "luo:",
+    "KHO:",
+    "Command line:",
+    "Kernel panic",
+    "CPU: ",
+    "liveupdate test:",
+    *PANIC_CAUSES,
+)
 # lib/tests/liveupdate.c: LIVEUPDATE_TEST_FLB_COMPATIBLE(i) for i < n.
 FLB_REGISTERED = re.compile(r"liveupdate test: Registered (\d+) FLBs with file handler: \[(.*)\]")
 DESERIALIZE_FAILED = re.compile(
@@ -222,6 +232,12 @@ class _Model:
     def op_sysrq_crash(self, ev: dict[str, Any]) -> None:
         pass
 
+    def op_close_session(self, ev: dict[str, Any]) -> None:
+        # luo_session_release(): unpreserve every file, take the session off
+        # its list, free it (the kernel removes it before it frees it).
+        self.proc(ev["pid"]).fds.pop(ev["fd"], None)
+        self.sessions.pop(ev["session"], None)
+
     # The capture kernel's driver: what it saved, nothing of LUO.
     def op_capture_save(self, ev: dict[str, Any]) -> None:
         pass
@@ -349,6 +365,11 @@ def expected_state(
     model = _Model()
     for ev in guest_events(console):
         model.apply(ev)
+    if kdump and after:
+        # What the driver did between the QEMU dump and the panic.
+        until = next((i for i, x in enumerate(after) if "Kernel panic" in x), len(after))
+        for ev in guest_events(after[:until]):
+            model.apply(ev)
     kfacts = kernel_facts(console[_last_boot(console) :])
     failed = kfacts["deserialize_failed"]
     if failed is not None:
@@ -487,18 +508,25 @@ def _flbs(model: _Model, kfacts: dict[str, Any], frozen: bool) -> list[dict[str,
 
 
 def panic_facts(console: list[str]) -> dict[str, Any] | None:
-    """Why the kernel panicked (its console's first panic message) and which
-    task made it panic (the driver logs itself before sysrq c)."""
-    facts: dict[str, Any] = {}
+    """Why the kernel panicked (its console's first panic message and the
+    warning, oops or BUG before it) and which task made it panic (the
+    driver logs itself, with its name, before the step that panics)."""
+    facts: dict[str, Any] = {"cause": None}
     for line in console:
+        if line.startswith(PANIC_CAUSES):
+            facts["cause"] = line.strip()
         if m := re.search(r"Kernel panic - not syncing: (.*)", line):
             facts["reason"] = m.group(1).strip()
             break
     for ev in guest_events(console):
-        if ev["op"] == "sysrq_crash" and "result" not in ev:
+        if ev["op"] in PANICKING_OPS and "result" not in ev:
             facts.update(pid=ev["pid"], comm=ev["comm"])
             break
-    return facts or None
+    return facts if "reason" in facts else None
+
+
+# Steps the driver logs just before the kernel panics in them.
+PANICKING_OPS = ("sysrq_crash", "close_session")
 
 
 def _luo_state(model: _Model, kfacts: dict[str, Any]) -> str:

@@ -154,8 +154,13 @@ class GdbStub:
     def pc(self) -> int:
         """The stopped vCPU's instruction pointer (x86-64: rip follows the 16
         general-purpose registers in the 'g' reply)."""
+        return self.register(16)
+
+    def register(self, n: int) -> int:
+        """Register ``n`` of the stopped vCPU in gdb's x86-64 order (rax,
+        rbx, rcx, rdx, rsi, rdi: the first argument is 5, ..., rip 16)."""
         regs = bytes.fromhex(self.command("g"))
-        return int.from_bytes(regs[16 * 8 : 17 * 8], "little")
+        return int.from_bytes(regs[n * 8 : (n + 1) * 8], "little")
 
     def detach(self) -> None:
         self.command("D")

@@ -64,6 +64,10 @@ class Run:
     # its /proc/vmcore as it is (``name``-kdump) and through makedumpfile
     # -c -d 31 (``name``-kdump-filtered).
     kdump: bool = False
+    # kdump runs: a WARN_ON() to force, as (function, struct, member): at the
+    # function's entry, its first argument's member is set to 1, where the
+    # kernel's own check then fires (with panic_on_warn, a panic).
+    force_warn: tuple[str, str, str] | None = None
 
 
 RUNS = [
@@ -244,6 +248,21 @@ KDUMP_RUNS = [
         "kdump kernel that saves /proc/vmcore as ELF and through makedumpfile -c -d 31",
     ),
 ]
+KDUMP_RUNS.append(
+    Run(
+        "warn-panic",
+        "warn",
+        kernel="full",
+        memory_mb=768,
+        cmdline_extra="crashkernel=160M kho_scratch=50% panic_on_warn=1",
+        kdump=True,
+        force_warn=("luo_file_set_destroy", "struct luo_file_set", "count"),
+        description="a panic inside LUO: closing vm-epsilon's fd frees the session, "
+        "luo_file_set_destroy() is made to find a file count left (written over the gdbstub "
+        "at its entry), its WARN_ON() panics with panic_on_warn, and the crash kernel saves "
+        "/proc/vmcore",
+    )
+)
 RUNS += KDUMP_RUNS
 KDUMP_SUFFIXES = {"-kdump": "vmcore.elf", "-kdump-filtered": "vmcore.kdump"}
 # Kept beside the QEMU dump of a kdump run's state.
@@ -537,7 +556,7 @@ def capture_kdump(
     kernel saved.  Returns the dumps by fixture, the console up to the
     QEMU dump and after it, and how they were made."""
     out.mkdir(parents=True, exist_ok=True)
-    bzimage, _debug, release = kernel_files(run.kernel)
+    bzimage, debug, release = kernel_files(run.kernel)
     driver = build_driver(paths.cache_dir() / "guest")
     initrd = build_initramfs(driver, bzimage, out, dumper=True)
     cmdline = luo_cmdline(run.scenario, extra=run.cmdline_extra)
@@ -561,6 +580,8 @@ def capture_kdump(
             # read: what luo-inspect says of it is tested.
             guest.dump(out / QEMU_KDUMP, fmt="kdump-zlib")
             before = list(guest.console)
+            if run.force_warn is not None:
+                _force_warn(gdb, debug, dumps[run.name], run.force_warn, timeout)
             gdb.detach()
             # The driver panics the kernel; the crash kernel saves the dump
             # and its PID 1 exits, which ends QEMU (-no-reboot).
@@ -577,6 +598,25 @@ def capture_kdump(
         dumps[run.name + suffix] = saved[name]
     disk.unlink()
     return dumps, before, console[len(before) :], _made(run, release, cmdline, started)
+
+
+def _force_warn(
+    gdb: Any, debug: Path, vmcore: Path, warn: tuple[str, str, str], timeout: float
+) -> None:
+    """At ``function``'s entry, set ``member`` of the struct its first
+    argument points to to 1: a state its own WARN_ON() rejects (the member's
+    offset read with plain drgn from the dump just taken)."""
+    function, struct_name, member = warn
+    types = drgn.Program()
+    types.set_core_dump(str(vmcore))
+    types.load_debug_info([str(debug)])
+    field = types.type(struct_name).member(member)
+    _run_to(gdb, debug, function, timeout)
+    address = gdb.register(5) + field.offset  # rdi
+    value = (1).to_bytes(drgn.sizeof(field.type), "little")
+    gdb.write(address, value)
+    if gdb.read(address, len(value)) != value:
+        raise GuestError(f"{function}: the write at {address:#x} did not stick")
 
 
 def read_capture_disk(disk: Path, out: Path) -> dict[str, Path]:

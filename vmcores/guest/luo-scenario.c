@@ -12,7 +12,7 @@
  *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo|
  *                crowded|doomed|journey|journey-drop (initramfs) or
  *                live-crowded|live-doomed|flb|flb-finished (kernel `full`)|
- *                holders (kernel `full`; panics
+ *                holders|warn (kernel `full`; panic
  *                into the capture kernel)|capture (PID 1 of that kernel)
  *                (initramfs fixtures) or live|churn (live mode, started by
  *                an init script on the host's root over 9p)
@@ -795,6 +795,28 @@ int main(void)
 	if (!strcmp(scenario, "churn")) {
 		ready(scenario);
 		churn(luo_fd);
+	}
+	if (!strcmp(scenario, "warn")) {
+		/*
+		 * warn: closing vm-epsilon's fd frees the session; the runner
+		 * makes luo_file_set_destroy() find a count left, and its
+		 * WARN_ON() panics (panic_on_warn) into the crash kernel.
+		 */
+		int epsilon = create_session(luo_fd, "vm-epsilon");
+		int zeta = create_session(luo_fd, "vm-zeta");
+		char comm[17] = "";
+
+		preserve(epsilon, "vm-epsilon", make_memfd("epsilon-0", 4096, 16), 0x500);
+		preserve(zeta, "vm-zeta", make_memfd("zeta-0", 2 * 4096, 17), 0x600);
+		load_crash_kernel();
+		ready(scenario);
+		sleep(3);
+		prctl(PR_GET_NAME, comm);
+		/* Logged first: the kernel panics inside this close. */
+		emit("{\"op\":\"close_session\",\"pid\":%d,\"comm\":\"%s\",\"fd\":%d,\"session\":\"vm-epsilon\"}",
+		     getpid(), comm, epsilon);
+		close(epsilon);
+		hang();
 	}
 	if (!strcmp(scenario, "holders")) {
 		build_holders(luo_fd);
