@@ -742,27 +742,40 @@ def check_flbs(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for flb in snap.flbs:
         # luo_flb_file_preserve_one(): one outgoing count per preserved file,
         # and one per liveupdate_flb_get_outgoing() not yet put back.
-        users = _flb_users(snap, flb, "outgoing")
-        if flb.outgoing_count < users:
-            yield Finding(
-                "flb-count-mismatch",
-                ERROR,
-                f"FLB {flb.compatible!r} counts {flb.outgoing_count} outgoing users, "
-                f"{users} preserved files use it: unpreserving them would run its "
-                ".unpreserve() while files still depend on it",
-                None,
-                None,
-                flb.address,
-            )
-        elif flb.outgoing_count > users:
-            notes.append(
-                f"FLB {flb.compatible!r}: {flb.outgoing_count - users} outgoing "
-                "reference(s) beyond its files, held through liveupdate_flb_get_outgoing()"
-            )
+        yield from _flb_count(
+            flb,
+            "outgoing",
+            flb.outgoing_count,
+            _flb_users(snap, flb, "outgoing"),
+            "preserved files use it: unpreserving them would run its .unpreserve() "
+            "while files still depend on it",
+            notes,
+        )
         if flb.retrieve_status is None:
             continue
         yield from _check_flb_incoming(snap, flb, notes)
     yield from _check_flb_serialization(snap)
+
+
+def _flb_count(
+    flb: Flb, direction: str, count: int, users: int, consequence: str, notes: Notes
+) -> Iterator[Finding]:
+    """Fewer users counted than files depending on the FLB is an error; more
+    are references held through liveupdate_flb_get_outgoing()/_incoming()."""
+    if count < users:
+        yield Finding(
+            "flb-count-mismatch",
+            ERROR,
+            f"FLB {flb.compatible!r} counts {count} {direction} users, {users} {consequence}",
+            None,
+            None,
+            flb.address,
+        )
+    elif count > users:
+        notes.append(
+            f"FLB {flb.compatible!r}: {count - users} {direction} reference(s) beyond its "
+            f"files, held through liveupdate_flb_get_{direction}()"
+        )
 
 
 def _check_flb_incoming(snap: Snapshot, flb: Flb, notes: Notes) -> Iterator[Finding]:
@@ -791,23 +804,14 @@ def _check_flb_incoming(snap: Snapshot, flb: Flb, notes: Notes) -> Iterator[Find
         )
     if flb.retrieve_status == 1 and not flb.finished:
         # Restored with the handed-over count, one put per file finished.
-        users = _flb_users(snap, flb, "incoming")
-        if flb.incoming_count < users:
-            yield Finding(
-                "flb-count-mismatch",
-                ERROR,
-                f"FLB {flb.compatible!r} counts {flb.incoming_count} incoming users, "
-                f"{users} unfinished incoming files use it: it would be finished while "
-                "files still depend on it",
-                None,
-                None,
-                flb.address,
-            )
-        elif flb.incoming_count > users:
-            notes.append(
-                f"FLB {flb.compatible!r}: {flb.incoming_count - users} incoming "
-                "reference(s) beyond its files, held through liveupdate_flb_get_incoming()"
-            )
+        yield from _flb_count(
+            flb,
+            "incoming",
+            flb.incoming_count,
+            _flb_users(snap, flb, "incoming"),
+            "unfinished incoming files use it: it would be finished while files still depend on it",
+            notes,
+        )
 
 
 def _check_flb_serialization(snap: Snapshot) -> Iterator[Finding]:
