@@ -464,7 +464,6 @@ class _Collector:
 
     def collect_flbs(self) -> None:
         flbs, _ = self.drain(h.luo_for_each_flb(self.prog), "luo_flb_global.list")
-        status: tuple[int, bool] | None = None
         users: dict[int, list[str]] = {}
         for fh in self.handler_objects:
             for flb in h.luo_file_handler_for_each_flb(fh):
@@ -485,8 +484,8 @@ class _Collector:
                     status[1] if status else None,
                 )
             )
-        if status is None and flbs:
-            return  # a layout before 7.2: no serialized FLB array to read
+        if not luo_layout(self.prog).block_sets:
+            return  # before 7.2: no serialized FLB arrays to read
         # luo_flb_serialize() writes the outgoing array at reboot, after the
         # sessions' freeze: before that it holds nothing meaningful.
         directions = ("outgoing", "incoming") if self.snap.luo.frozen else ("incoming",)

@@ -171,6 +171,16 @@ def test_flb_count_mismatch_on_7_0() -> None:
     assert any("2 outgoing reference(s) beyond its files" in n for n in snap.notes)
 
 
+def test_no_flb_registered_before_7_2() -> None:
+    """A 7.0 kernel whose FLB list is empty has no serialized FLB arrays to
+    read (7.2's): nothing is reported, no walk error either."""
+    k = populate("7.0")
+    k.list_init(k.addr_of(k.glob("luo_flb_global"), "luo_flb_global", "list"))
+    snap = snapshot_of(k)
+    assert snap.flbs == [] and snap.serialized_flbs == {}
+    assert snap.errors == []
+
+
 def test_unexpected_mix_is_named() -> None:
     # A 7.0-like kernel whose FLB support was configured out.
     k = Kernel("7.0")
