@@ -142,7 +142,8 @@ class _Words:
         return int.from_bytes(prog.read(address, self.size), self.order)
 
 
-def _fops_address(prog: Program, name: str) -> int | None:
+def _address_of(prog: Program, name: str) -> int | None:
+    """The address of a kernel variable, None where this kernel lacks it."""
     try:
         address: int | None = prog[name].address_
     except LookupError:
@@ -163,11 +164,11 @@ class _Fops:
     @classmethod
     def of(cls, prog: Program) -> _Fops:
         return cls(
-            _fops_address(prog, "luo_session_fops"),
-            _fops_address(prog, "luo_fops"),
-            _fops_address(prog, "socket_file_ops"),
-            _fops_address(prog, "io_uring_fops"),
-            _fops_address(prog, "iommufd_fops"),
+            _address_of(prog, "luo_session_fops"),
+            _address_of(prog, "luo_fops"),
+            _address_of(prog, "socket_file_ops"),
+            _address_of(prog, "io_uring_fops"),
+            _address_of(prog, "iommufd_fops"),
         )
 
     def all(self) -> set[int]:
@@ -262,12 +263,13 @@ def scan_holders(
             scan.unscanned.append(("the rest of the task list", NOT_IN_DUMP))
         else:
             scan.errors.append(("tasks", "task list walk faulted", e.address))
-    _scan_kernel_holders(prog, fops, found, wanted_set, scan, record)
+    _scan_kernel_holders(prog, words, fops, found, wanted_set, scan, record)
     return scan
 
 
 def _scan_kernel_holders(
     prog: Program,
+    words: _Words,
     fops: _Fops,
     found: _Pass,
     wanted: set[int],
@@ -287,13 +289,12 @@ def _scan_kernel_holders(
             scan.unscanned.append((kind, f"the walk failed: {e}"))
 
     # SCM_RIGHTS messages in flight, on every unix socket's receive queue.
-    if fops.socket is None or _lacks(prog, "unix_dgram_ops"):
+    if fops.socket is None or _address_of(prog, "unix_dgram_ops") is None:
         unscanned("SCM_RIGHTS messages in flight", "AF_UNIX is not built into this kernel")
     elif _lacks_type(prog, "struct unix_skb_parms"):
         unscanned("SCM_RIGHTS messages in flight", "struct unix_skb_parms is not in the debug info")
     else:
         sk_socket = prog.type("struct sock").member("sk_socket").offset
-        words = _Words.of(prog)
         try:
             for net in for_each_net(prog):
                 for sk in unix_for_each_sock(net):
@@ -323,7 +324,7 @@ def _scan_kernel_holders(
                 failed(f"io_uring fixed files of ring {ctx_addr:#x}", e)
 
     # Loop devices' backing files.
-    if _lacks(prog, "loop_index_idr"):
+    if _address_of(prog, "loop_index_idr") is None:
         unscanned("loop devices", "the loop driver is not built into this kernel")
     else:
         try:
@@ -358,14 +359,6 @@ def _scan_kernel_holders(
                         )
             except (FaultError, WalkError) as e:
                 failed(f"iommufd IOAS mappings of {ictx_addr:#x}", e)
-
-
-def _lacks(prog: Program, name: str) -> bool:
-    try:
-        prog[name]
-    except LookupError:
-        return True
-    return False
 
 
 def _lacks_type(prog: Program, name: str) -> bool:

@@ -74,11 +74,9 @@ def _kdump_header(head: bytes) -> bytes | None:
 
 
 def _unreadable(path: Path, error: object) -> str:
-    """One line for a file drgn could not open: what it is, what to do."""
+    """One line for a file drgn could not open: what it is, what to do
+    (compressed and archived files are refused before drgn tries them)."""
     head = _head(path)
-    for magic, offset, what, todo in _WRAPPED:
-        if head[offset : offset + len(magic)] == magic:
-            return f"{path}: {what}, not a vmcore: {todo}"
     header = _kdump_header(head)
     if header is not None:
         sysname = header[12 : 12 + _UTS_FIELD].split(b"\0", 1)[0]

@@ -68,7 +68,6 @@ KERNEL_PREFIXES = (
     "KHO:",
     "Command line:",
     "Kernel panic",
-    "CPU: ",
     "liveupdate test:",
     *PANIC_CAUSES,
 )
