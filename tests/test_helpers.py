@@ -389,6 +389,73 @@ def test_luo_for_each_flb(prog: drgn.Program, expected: dict[str, Any]) -> None:
     assert got == plain
 
 
+# lib/tests/liveupdate.c: each test FLB's .preserve() returns this base plus
+# its index as the data handle, its .retrieve() makes that handle the object.
+TEST_FLB_MAGIC_BASE = 0xFEEDF00DCAFEBEE0
+
+
+@only(lambda name: name.startswith("flb"))
+def test_luo_flb_state_helpers(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Handles, objects and the incoming lifecycle of the test FLBs, against
+    what the test module's code sets and its console says."""
+    for i, (flb, want) in enumerate(zip(h.luo_for_each_flb(prog), expected["flbs"])):
+        magic = TEST_FLB_MAGIC_BASE + i
+        # luo_flb_file_preserve_one() keeps .preserve()'s handle while the
+        # FLB has users; liveupdate_flb_put_outgoing() clears it at 0.
+        assert h.luo_flb_data(flb, "outgoing") == (magic if want["outgoing_count"] else 0)
+        assert h.luo_flb_obj(flb, "outgoing").value_() == 0  # the test sets none
+        assert h.luo_flb_incoming_status(flb) == (want["retrieve_status"], want["finished"])
+        # luo_flb_retrieve_one() takes the handed-over handle; .finish() ends
+        # with data and obj cleared (liveupdate_flb_put_incoming()).
+        live = want["retrieve_status"] == 1 and not want["finished"]
+        assert h.luo_flb_data(flb, "incoming") == (magic if live else 0)
+        assert h.luo_flb_obj(flb, "incoming").value_() == (magic if live else 0)
+
+
+@only(lambda name: name.startswith("flb"))
+@pytest.mark.parametrize("direction", ["outgoing", "incoming"])
+def test_luo_for_each_serialized_flb(
+    prog: drgn.Program, expected: dict[str, Any], direction: str
+) -> None:
+    """The FLB array, against plain drgn reads of luo_flb_global's header."""
+    header = prog["luo_flb_global"].member_(direction)
+    got = list(h.luo_for_each_serialized_flb(prog, direction))
+    if not header.active:
+        assert got == []
+        return
+    count = header.header_ser.count.value_()
+    assert [x.value_() for x in got] == [(header.ser + i).value_() for i in range(count)]
+    key = "serialized_count" if direction == "outgoing" else "handed_over_count"
+    if any(key in x for x in expected["flbs"]):
+        assert [
+            (h.luo_flb_ser_name(x).decode(), h.luo_flb_ser_count(x), h.luo_flb_ser_data(x))
+            for x in got
+        ] == [
+            (w["compatible"], w[key], TEST_FLB_MAGIC_BASE + i)
+            for i, w in enumerate(expected["flbs"])
+        ]
+
+
+@only(lambda name: name in ("incoming", "flb-incoming"))
+def test_luo_kho_preserved(prog: drgn.Program) -> None:
+    """An unretrieved file's state is on a page KHO marked ('KHOP' in the
+    upper half of page->private, read here with plain drgn); a retrieve
+    clears the mark (kho_restore_page())."""
+    from drgn.helpers.linux.mm import phys_to_page
+
+    seen = set()
+    for f in all_luo_files(prog):
+        pa = f.serialized_data.value_()
+        if not pa:
+            continue
+        marked = phys_to_page(prog, pa).private.value_() >> 32 == 0x4B484F50
+        assert h.luo_kho_preserved(prog, pa) is marked
+        assert marked is (f.retrieve_status.value_() == 0)
+        seen.add(marked)
+    assert seen == {True, False}
+    assert h.luo_kho_preserved(prog, 0x100000) is False  # kernel text
+
+
 def test_luo_flb_compatible_and_counts() -> None:
     """No real fixture kernel registers an FLB yet: the helpers are checked
     on the synthetic 7.0 and 7.1 layouts, which differ in the count's type."""
