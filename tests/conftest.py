@@ -84,10 +84,31 @@ class FixtureRef:
         return f"{self.origin}/{self.name}"
 
 
+# Set by tests/test_mutations.py for the pytest it runs in a copied tree: the
+# copy shares this tree's cache, and regenerating a run there would delete the
+# outer session's fixtures under it (and take longer than the copy's timeout).
+COMMITTED_ONLY = bool(os.environ.get("LUO_DRGN_COMMITTED_ONLY"))
+
+
 def all_refs() -> list[FixtureRef]:
     refs = [FixtureRef("committed", n) for n in examples.fixture_names(COMMITTED)]
     refs += [FixtureRef("fresh", n) for n in FRESH_NAMES]
     return refs + [FixtureRef("full", n) for n in FULL_NAMES if n not in FILTERED]
+
+
+def _regenerated(item: pytest.Item) -> bool:
+    """Whether ``item`` needs a run regenerated at this session."""
+    names = getattr(item, "fixturenames", ())
+    callspec = getattr(item, "callspec", None)
+    ref = callspec.params.get("fixture_ref") if callspec else None
+    return "fresh_root" in names or "full_root" in names or (ref and ref.origin != "committed")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if COMMITTED_ONLY:
+        dropped = [item for item in items if _regenerated(item)]
+        items[:] = [item for item in items if not _regenerated(item)]
+        config.hook.pytest_deselected(items=dropped)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
