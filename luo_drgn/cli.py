@@ -25,7 +25,7 @@ from .collector import collect
 from .diff import diff
 from .model import Snapshot, Target
 from .nextkernel import NextKernelError, read_next_kernel
-from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, render, render_diff
+from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, prints_paths, render, render_diff
 from .saved import SavedReportError, load_report
 from .target import TargetError, open_target
 
@@ -66,10 +66,10 @@ class State:
             self.prog, self.target = open_target(self.core, self.symbols, quiet=not self.verbose)
         return self.prog, self.target
 
-    def inspect(self) -> Snapshot:
+    def inspect(self, command: str = "report") -> Snapshot:
         if self.snapshot is None:
             prog, target = self.open()
-            snap = collect(prog, target, progress=_progress())
+            snap = collect(prog, target, progress=_progress(), paths=prints_paths(command))
             snap.next_cmdline = self.next_cmdline
             if self.next_kernel is not None:
                 snap.next_kernel = read_next_kernel(self.next_kernel, self.next_kernel_debug)
@@ -125,7 +125,7 @@ def _merge(state: State, fmt: str | None, output: str | None, redact: bool | Non
 
 
 def _emit(state: State, command: str, session: str | None = None) -> Snapshot:
-    snap = state.inspect()
+    snap = state.inspect(command)
     to_terminal = state.output is None and sys.stdout.isatty()
 
     def style(text: str, severity: str) -> str:

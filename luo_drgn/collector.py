@@ -50,9 +50,12 @@ Progress = Optional[Callable[[str], None]]
 
 
 class _Collector:
-    def __init__(self, prog: Program, target: Target, progress: Progress, accounting: bool) -> None:
+    def __init__(
+        self, prog: Program, target: Target, progress: Progress, accounting: bool, paths: bool
+    ) -> None:
         self.prog = prog
         self.accounting = accounting
+        self.paths = paths
         self.handler_objects: list[Object] = []  # struct liveupdate_file_handler *
         self.session_objects: dict[int, Object] = {}  # address -> struct luo_session *
         self.snap = Snapshot(target=target)
@@ -302,53 +305,61 @@ class _Collector:
         with self.guard(f"mutex of {direction} session {name!r}", name):
             owner = h.luo_session_mutex_owner(s)
             session.mutex_owner = (owner[0], _text(owner[1])) if owner else None
+        # One read a luo_file (h._luo_session_file_rows(): what the public
+        # helpers read member by member), for hosts with tens of thousands.
         files, session.files_complete = self.drain(
-            h.luo_session_for_each_file(s), f"files of {direction} session {name!r}", name
+            h._luo_session_file_rows(s), f"files of {direction} session {name!r}", name
         )
         for f in files:
-            with self.guard(f"luo_file at {f.value_():#x} in session {name!r}", name):
+            with self.guard(f"luo_file at {f.address:#x} in session {name!r}", name):
                 session.files.append(self.collect_file(f, name, registered, direction))
         if direction == "incoming":
             session.finished = h.luo_session_finished(s)
         return session
 
     def collect_file(
-        self, f: Object, session: str, registered: dict[int, str], direction: str
+        self, f: h._LuoFileRow, session: str, registered: dict[int, str], direction: str
     ) -> PreservedFile:
-        fh = h.luo_file_handler(f).value_()
-        file = h.luo_file_struct_file(f)
+        prog = self.prog
         pf = PreservedFile(
-            address=f.value_(),
-            token=h.luo_file_token(f),
-            handler=registered.get(fh),
-            handler_address=fh,
-            handler_registered=fh in registered,
-            file=file.value_() or None,
-            retrieve_status=h.luo_file_retrieve_status(f),
-            serialized_data=h.luo_file_serialized_data(f),
+            address=f.address,
+            token=f.token,
+            handler=registered.get(f.fh),
+            handler_address=f.fh,
+            handler_registered=f.fh in registered,
+            file=f.file or None,
+            retrieve_status=f.retrieve_status,
+            serialized_data=f.serialized_data,
         )
-        owner = h.luo_file_mutex_owner(f)
-        pf.mutex_owner = (owner[0], _text(owner[1])) if owner else None
+        if f.mutex_locked:
+            owner = h.luo_file_mutex_owner(Object(prog, "struct luo_file *", f.address))
+            pf.mutex_owner = (owner[0], _text(owner[1])) if owner else None
         if direction == "incoming" and pf.retrieve_status == 0 and pf.serialized_data:
             # The handler's state still waits in preserved memory until a
             # retrieve restores (and frees) it.
             with self.guard(f"preserved memory of {session!r} token {pf.token:#x}"):
-                pf.data_preserved = h.luo_kho_preserved(self.prog, pf.serialized_data)
+                pf.data_preserved = h.luo_kho_preserved(prog, pf.serialized_data)
         if pf.file is not None:
             where = f"struct file {pf.file:#x} of {session!r} token {pf.token:#x}"
             with self.guard(where, session, pf.token):
-                pf.refcount = h.luo_preserved_file_refcount(file)
-                pf.inode = h.luo_preserved_file_ino(file)
-                pf.size = h.luo_preserved_file_size(file)
-            if pf.refcount is not None:
                 try:
-                    pf.path = _text(h.luo_preserved_file_path(file))
+                    pf.refcount, pf.inode, pf.size = h._preserved_file_row(prog, pf.file)
+                except FaultError:
+                    # Member by member, as far as they can be read.
+                    file = Object(prog, "struct file *", pf.file)
+                    pf.refcount = h.luo_preserved_file_refcount(file)
+                    pf.inode = h.luo_preserved_file_ino(file)
+                    pf.size = h.luo_preserved_file_size(file)
+            if pf.refcount is not None and self.paths:
+                try:
+                    file = Object(prog, "struct file *", pf.file)
+                    pf.path = _text(h._preserved_file_path(file))
                 except Exception as e:  # noqa: BLE001 - a path is cosmetic
                     self.snap.notes.append(f"no path for {where}: {e}")
         if pf.handler and pf.handler.startswith("memfd") and pf.retrieve_status == 0:
             # After a retrieve the memfd handler frees its serialized state.
             with self.guard(f"memfd state of {session!r} token {pf.token:#x}", session, pf.token):
-                pf.memfd = _scalars(h.memfd_luo_serialized_state(f))
+                pf.memfd = h._memfd_luo_ser_scalars(f, prog)
         return pf
 
     def collect_serialized(self, sessions_it: Iterator[Object]) -> list[SerializedSession]:
@@ -562,7 +573,11 @@ def _scalars(value: Object | None) -> dict[str, int] | None:
 
 
 def collect(
-    prog: Program, target: Target, progress: Progress = None, accounting: bool = True
+    prog: Program,
+    target: Target,
+    progress: Progress = None,
+    accounting: bool = True,
+    paths: bool = True,
 ) -> Snapshot:
     """
     Read everything luo-drgn knows about from ``prog`` into a snapshot.
@@ -571,6 +586,7 @@ def collect(
     :param progress: called with a short label as each phase starts
     :param accounting: whether to find who holds each file (one pass over
         every task's fds and mappings)
+    :param paths: whether to read each file's path (only reports print them)
     """
     # Live memory changes while it is read: a list that moved under the walk
     # shows up as a walk error, so a live target is read again, a bounded
@@ -579,7 +595,7 @@ def collect(
     reads = 0
     while True:
         reads += 1
-        snap = _Collector(prog, target, progress, accounting).run()
+        snap = _Collector(prog, target, progress, accounting, paths).run()
         if not snap.errors or reads == attempts:
             break
     if reads > 1:

@@ -35,20 +35,26 @@ raises :class:`~luo_drgn.walk.WalkError` (a
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import drgn
-from drgn import FaultError, IntegerLike, Object, Program, Type, TypeKind, cast, sizeof
+from drgn import FaultError, IntegerLike, Object, Program, Type, TypeKind, sizeof
 from drgn.helpers.common.prog import takes_program_or_default
 from drgn.helpers.linux.fs import d_path
 from drgn.helpers.linux.list import list_empty
 from drgn.helpers.linux.locking import RwsemLocked, mutex_owner, rwsem_locked
 from drgn.helpers.linux.mm import pfn_to_page, virt_to_phys
 from drgn.helpers.linux.printk import get_printk_records
-from drgn.helpers.linux.xarray import xa_for_each
 
 from .layout import luo_layout
-from .walk import WalkError, validate_list_for_each_entry_bounded
+from .walk import (
+    WalkError,
+    list_for_each_entry_block,
+    validate_list_for_each_entry_bounded,
+    xa_for_each_block,
+)
 
 __all__ = (
     "LUO_DIRECTIONS",
@@ -1121,13 +1127,16 @@ def luo_for_each_preserved_file(prog: Program) -> Iterator[tuple[int, Object]]:
         walk back into itself)
     :return: Iterator of (index, ``struct file *``) tuples.
     """
-    xa = prog["luo_preserved_files"].address_of_()
-    for n, (index, entry) in enumerate(xa_for_each(xa)):
-        if n >= _MAX_SERIALIZED_ENTRIES:
-            raise WalkError(
-                "luo_preserved_files", xa.value_(), f"more than {_MAX_SERIALIZED_ENTRIES} entries"
-            )
-        yield index, cast("struct file *", entry)
+    # Keyed by inode numbers, the tree is sparse and deep: each node is read
+    # whole (xa_for_each() reads it slot by slot, ~80 reads an entry here).
+    file_type = prog.type("struct file *")
+    for index, entry in xa_for_each_block(
+        prog,
+        prog["luo_preserved_files"].address_of_().value_(),
+        "luo_preserved_files",
+        _MAX_SERIALIZED_ENTRIES,
+    ):
+        yield index, Object(prog, file_type, entry)
 
 
 # --- FLBs (6.19.y/7.0 and later) --------------------------------------------
@@ -1303,11 +1312,15 @@ def luo_preserved_file_refcount(file: Object) -> int:
     # count, then the saturation zone, then from FILE_REF_RELEASED the dead
     # zone, FILE_REF_NOREF (no reference) at the top.
     if luo_layout(file.prog_).file_ref:
-        raw = int(file.f_ref.refcnt.counter.value_()) & 0xFFFFFFFFFFFFFFFF
-        if raw < _FILE_REF_SATURATION_ZONE:
-            return raw + 1
-        return -2 if raw < _FILE_REF_RELEASED else -1
+        return _file_ref_count(int(file.f_ref.refcnt.counter.value_()))
     return int(file.f_count.counter.value_())
+
+
+def _file_ref_count(raw: int) -> int:
+    raw &= 0xFFFFFFFFFFFFFFFF
+    if raw < _FILE_REF_SATURATION_ZONE:
+        return raw + 1
+    return -2 if raw < _FILE_REF_RELEASED else -1
 
 
 def luo_preserved_file_ino(file: Object) -> int:
@@ -1370,3 +1383,180 @@ def memfd_luo_serialized_state(luo_file: Object) -> Object | None:
     except LookupError:
         return None
     return luo_read_ser(prog, t, pa)
+
+
+# --- block reads for luo-drgn's collector ------------------------------------
+#
+# Not part of the helper API: the collector reads tens of thousands of
+# luo_files and struct files, and drgn's member-by-member reads (one read,
+# one Object, per member) would cost it several times a plain walk.  These
+# read each structure in one read and unpack the members it uses, with the
+# same meaning as the public helpers above, which stay the reference.
+
+_FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}
+
+
+class _Fields:
+    """Chosen members of a structure: where they are, how to unpack them.
+    One read covers the span from the first member used to the last."""
+
+    def __init__(self, prog: Program, type: str, members: tuple[str, ...]) -> None:
+        ref = Object(prog, type, address=0)  # a reference: nothing is read
+        fields: list[tuple[struct.Struct, int, bool]] = []
+        for path in members:
+            member = ref
+            for part in path.split("."):
+                member = member.member_(part)
+            kind = member.type_.unaliased_kind()
+            size = sizeof(member.type_)
+            if member.bit_field_size_ is not None or size not in _FORMATS:
+                raise NotImplementedError(f"{type}.{path} cannot be unpacked")
+            base = member.type_.unaliased()
+            if kind == TypeKind.ENUM and base.type is not None:
+                base = base.type
+            signed = kind in (TypeKind.INT, TypeKind.ENUM) and bool(base.is_signed)
+            fmt = _FORMATS[size] if signed else _FORMATS[size].upper()
+            assert member.address_ is not None
+            fields.append((struct.Struct("<" + fmt), member.address_, kind == TypeKind.BOOL))
+        self.start = min(at for _, at, _ in fields)
+        self.size = max(at + s.size for s, at, _ in fields) - self.start
+        self.fields = [(s, at - self.start, is_bool) for s, at, is_bool in fields]
+
+    def read(self, prog: Program, address: int, physical: bool = False) -> list[Any]:
+        """Read the members of the structure at ``address``."""
+        return self._unpack(prog.read(address + self.start, self.size, physical), 0)
+
+    def unpack(self, raw: bytes) -> list[Any]:
+        """Unpack the members from the bytes of a whole structure."""
+        return self._unpack(raw, self.start)
+
+    def _unpack(self, raw: bytes, base: int) -> list[Any]:
+        return [
+            bool(s.unpack_from(raw, base + off)[0])
+            if is_bool
+            else s.unpack_from(raw, base + off)[0]
+            for s, off, is_bool in self.fields
+        ]
+
+
+def _fields(prog: Program, type: str, *members: str) -> _Fields:
+    key = ("luo_drgn_fields", type, members)
+    try:
+        fields: _Fields = prog.cache[key]
+    except KeyError:
+        fields = prog.cache[key] = _Fields(prog, type, members)
+    return fields
+
+
+class _LuoFileRow(NamedTuple):
+    """A ``struct luo_file``, as the helpers above read it."""
+
+    address: int
+    fh: int  # luo_file_handler()
+    file: int  # luo_file_struct_file()
+    token: int  # luo_file_token()
+    retrieve_status: int  # luo_file_retrieve_status()
+    serialized_data: int  # luo_file_serialized_data()
+    mutex_locked: bool  # luo_file_mutex_owner() is not None
+
+
+# include/linux/mutex.h: the owner word's low bits are flags (MUTEX_FLAGS).
+_MUTEX_FLAGS = 0x07
+
+
+def _luo_session_file_rows(session: Object) -> Iterator[_LuoFileRow]:
+    """luo_session_for_each_file(), each luo_file read in one read."""
+    prog = session.prog_
+    status = luo_layout(prog).retrieve_field or "retrieve_status"
+    fields = _fields(
+        prog,
+        "struct luo_file",
+        "fh",
+        "file",
+        "token",
+        status,
+        "serialized_data",
+        "mutex.owner.counter",
+    )
+    what = f"files of session {luo_session_name(session)!r}"
+    head = _files_head(session).value_()
+    for address, raw in list_for_each_entry_block(prog, "struct luo_file", head, "list", what):
+        fh, file, token, retrieve, data, owner = fields.unpack(raw)
+        if status == "retrieve_status":
+            retrieve = 1 if retrieve > 0 else retrieve
+        else:
+            retrieve = 1 if retrieve else 0
+        yield _LuoFileRow(address, fh, file, token, retrieve, data, bool(owner & ~_MUTEX_FLAGS))
+
+
+class _FileRow(NamedTuple):
+    """A ``struct file`` and its inode, as the helpers above read them."""
+
+    refcount: int  # luo_preserved_file_refcount()
+    ino: int  # luo_preserved_file_ino()
+    size: int  # luo_preserved_file_size()
+
+
+def _preserved_file_row(prog: Program, file: int) -> _FileRow:
+    count = "f_ref.refcnt.counter" if luo_layout(prog).file_ref else "f_count.counter"
+    raw_count, inode = _fields(prog, "struct file", count, "f_inode").read(prog, file)
+    ino, size = _fields(prog, "struct inode", "i_ino", "i_size").read(prog, inode)
+    refcount = _file_ref_count(raw_count) if luo_layout(prog).file_ref else raw_count
+    return _FileRow(refcount, ino, size)
+
+
+def _preserved_file_path(file: Object) -> bytes:
+    """luo_preserved_file_path(), without d_path() for a memfd: a pseudo
+    file (``alloc_file_pseudo()``: its dentry is its own parent) on
+    ``shm_mnt``, for which d_path() names the filesystem and the helper the
+    dentry."""
+    prog = file.prog_
+    try:
+        shm_mnt = prog.cache["luo_drgn_shm_mnt"]
+    except KeyError:
+        try:
+            shm_mnt = prog["shm_mnt"].value_()
+        except (KeyError, LookupError, FaultError):
+            shm_mnt = None
+        prog.cache["luo_drgn_shm_mnt"] = shm_mnt
+    mnt, dentry, inode = _fields(
+        prog, "struct file", "f_path.mnt", "f_path.dentry", "f_inode"
+    ).read(prog, file.value_())
+    if shm_mnt is None or mnt != shm_mnt:
+        return luo_preserved_file_path(file)
+    parent, length, name = _fields(
+        prog, "struct dentry", "d_parent", "d_name.len", "d_name.name"
+    ).read(prog, dentry)
+    if parent != dentry:
+        return luo_preserved_file_path(file)
+    (nlink,) = _fields(prog, "struct inode", "i_nlink").read(prog, inode)
+    path = b"/" + bytes(prog.read(name, length))
+    return path + b" (deleted)" if nlink == 0 else path
+
+
+def _memfd_luo_ser_scalars(luo_file: _LuoFileRow, prog: Program) -> dict[str, Any] | None:
+    """The integer members of memfd_luo_serialized_state(), by name, read
+    in one physical read."""
+    if not luo_file.serialized_data:
+        return None
+    try:
+        names = prog.cache["luo_drgn_memfd_ser_members"]
+    except KeyError:
+        try:
+            t = prog.type("struct memfd_luo_ser")
+        except LookupError:
+            names = None
+        else:
+            names = tuple(
+                m.name
+                for m in t.members or ()
+                if m.name is not None
+                and m.type.unaliased_kind() in (TypeKind.INT, TypeKind.BOOL, TypeKind.ENUM)
+            )
+        prog.cache["luo_drgn_memfd_ser_members"] = names
+    if names is None:
+        return None
+    values = _fields(prog, "struct memfd_luo_ser", *names).read(
+        prog, luo_file.serialized_data, physical=True
+    )
+    return dict(zip(names, values, strict=True))
