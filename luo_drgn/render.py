@@ -128,8 +128,18 @@ def _preflight(snap: Snapshot) -> dict[str, Any]:
     }
 
 
-def document(snap: Snapshot) -> dict[str, Any]:
-    """The full ``luo-inspect/1`` document of a snapshot."""
+def prints_paths(command: str) -> bool:
+    """Whether ``command``'s output shows the files' paths (which the
+    collector then reads)."""
+    return "sessions" in PARTS.get(command, TOP_LEVEL)
+
+
+def document(snap: Snapshot, sessions: bool = True) -> dict[str, Any]:
+    """The full ``luo-inspect/1`` document of a snapshot.
+
+    :param sessions: whether to fill in the sessions and their files (the
+        bulk of it), or leave them empty for a command that does not show them
+    """
     luo = snap.luo
     t = snap.target
     return {
@@ -201,7 +211,7 @@ def document(snap: Snapshot) -> dict[str, Any]:
                 ),
                 "files": [_file(f) for f in s.files],
             }
-            for s in snap.sessions
+            for s in (snap.sessions if sessions else ())
         ],
         "pending_incoming": [
             {
@@ -416,8 +426,27 @@ def _strings(node: Any, keys: tuple[str, ...]) -> list[str]:
 # -- text and Markdown ---------------------------------------------------------
 
 
+# Containers this deep (a session's file, a finding's fields...) are written
+# on one line: json.dumps() with an indent runs its pure-Python encoder, five
+# times slower than everything else a 10,000-file report does.
+_JSON_ONE_LINE_DEPTH = 4
+
+
+def _json(value: Any, depth: int = 0) -> str:
+    """``value`` as json.dumps(indent=2) writes it, down to
+    ``_JSON_ONE_LINE_DEPTH``; deeper containers on one line (C encoder)."""
+    if depth >= _JSON_ONE_LINE_DEPTH or not value or not isinstance(value, (dict, list)):
+        return json.dumps(value)
+    pad, end = "  " * (depth + 1), "  " * depth
+    if isinstance(value, dict):
+        items = [f"{pad}{json.dumps(k)}: {_json(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + end + "}"
+    items = [pad + _json(v, depth + 1) for v in value]
+    return "[\n" + ",\n".join(items) + "\n" + end + "]"
+
+
 def render_json(doc: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in doc.items() if k != TEXT_ONLY}, indent=2) + "\n"
+    return _json({k: v for k, v in doc.items() if k != TEXT_ONLY}) + "\n"
 
 
 def _holders_text(holders: list[dict[str, Any]]) -> str:
@@ -831,7 +860,7 @@ def render(
     :param session: with ``files`` and ``sessions``, only this session
     :param style: colours a severity in text output (a terminal)
     """
-    doc = document(snap)
+    doc = document(snap, sessions="sessions" in PARTS[command])
     if command == "preflight":
         doc["preflight"] = _preflight(snap)
         deciding = {id(f) for f in preflight_findings(snap)}
