@@ -5,6 +5,9 @@ python -m vmcores build [--kernel-src PATH]   kernels, then every fixture
 python -m vmcores vmcores [RUN ...] [--dest DIR]
                                              fixtures only, from the
                                              committed kernels
+python -m vmcores scale [--files N] [--kernel K] [--dest DIR]
+                                             the benchmark's scale core,
+                                             made on demand, not committed
 """
 
 from __future__ import annotations
@@ -63,7 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave the vmcores uncompressed (for a quick check, not to commit)",
     )
+    sc = sub.add_parser("scale", help="make the benchmark's scale core (not committed)")
+    sc.add_argument("--files", type=int, default=10_000, help="preserved memfds (default 10000)")
+    sc.add_argument("--kernel", choices=list(kernel.KERNELS), default="full")
+    sc.add_argument("--dest", type=Path, default=paths.cache_dir() / "scale")
     args = parser.parse_args(argv)
+
+    if args.cmd == "scale":
+        run = scenarios.scale_run(args.files, args.kernel)
+        with tempfile.TemporaryDirectory(prefix="luo-scale-", dir=paths.cache_dir()) as work:
+            print(scenarios.generate_scale(run, args.dest, Path(work)))
+        return 0
 
     if args.cmd == "build":
         kernel.build_all(args.kernel_src, args.jobs, args.kernel)

@@ -273,6 +273,49 @@ QEMU_KDUMP = "qemu-kdump-zlib"
 WHOLE_FAULTS = {"fault-duplicate-token", "fault-leaked-reference"}
 
 
+# The benchmark's scale scenario (tests/bench_scale.py): generated on demand,
+# never committed (a 100,000-file dump is 3 GB), in runs of 25 memfds a
+# session as on a hypervisor host, the agent forked into 9 processes.
+SCALE_FILES_PER_SESSION = 25
+SCALE_PROCS = 9
+
+
+def scale_run(files: int, kernel: str = "full") -> Run:
+    """The scale run with ``files`` preserved memfds (rounded up to whole
+    sessions).  Each preserved one-page memfd pins about 14 KiB of guest
+    memory (its folio, its serialized header, its folio array and the
+    kernel's objects): 1 GiB holds 10,000, 3 GiB 100,000."""
+    sessions = -(-files // SCALE_FILES_PER_SESSION)
+    shape = f"{sessions},{SCALE_FILES_PER_SESSION},{SCALE_PROCS}"
+    return Run(
+        f"scale-{sessions * SCALE_FILES_PER_SESSION}",
+        "scale",
+        kernel=kernel,
+        memory_mb=max(1024, min(3072, files * 30 // 1000)),
+        cmdline_extra=f"luo_scale={shape}",
+        description=f"{sessions} sessions of {SCALE_FILES_PER_SESSION} one-page memfds, "
+        f"every fd open in {SCALE_PROCS} processes",
+    )
+
+
+def generate_scale(run: Run, dest: Path, work: Path) -> Path:
+    """Boot the scale guest, dump it at @@LUO-READY into ``dest/run.name``
+    (uncompressed) and return that directory.  Its manifest records the
+    guest's own summary line, which the benchmark checks its counts against."""
+    cap = capture(run, work / run.name, timeout=600.0 + run.memory_mb / 4)
+    write_fixture(
+        dest / run.name,
+        run.name,
+        run.description,
+        cap.made,
+        cap.console,
+        {},
+        cap.vmcore,
+        compress=False,
+    )
+    return dest / run.name
+
+
 def run_by_name(name: str) -> Run:
     for r in RUNS:
         if r.name == name:

@@ -15,9 +15,11 @@
  *                holders|warn (kernel `full`; panic
  *                into the capture kernel)|capture (PID 1 of that kernel)
  *                (initramfs fixtures) or live|churn (live mode, started by
- *                an init script on the host's root over 9p)
+ *                an init script on the host's root over 9p)|
+ *                scale (many sessions and fds, for the benchmark)
  *   luo_phase=1 (before the kexec) or 2 (after it)
  *   luo_kernel=PATH: the kernel to kexec into, without an initrd (live)
+ *   luo_scale=SESSIONS,FILES,PROCS: the shape of scenario scale
  *
  * When the state to capture is reached the driver prints "@@LUO-READY name"
  * and sleeps; the runner dumps guest memory then.
@@ -41,6 +43,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -697,6 +700,52 @@ static void on_usr1(int sig)
 	go_on = 1;
 }
 
+/*
+ * scale: the shape of a hypervisor host (tests/bench_scale.py): SESSIONS
+ * sessions of FILES one-page memfds each, every fd kept open, and the agent
+ * forked into PROCS processes in all, each with its own copy of the fd
+ * table (PROCS x (SESSIONS x (FILES + 1)) open fds).  Logged as one summary
+ * line, not a line per file: 100,000 lines would take minutes on the
+ * emulated serial port.
+ */
+static void build_scale(int luo_fd, const char *spec)
+{
+	struct rlimit nofile = { 1 << 20, 1 << 20 };
+	int sessions = 400, per_session = 25, procs = 9;
+	long preserved = 0, failed = 0;
+	char name[64];
+
+	if (spec)
+		sscanf(spec, "%d,%d,%d", &sessions, &per_session, &procs);
+	if (setrlimit(RLIMIT_NOFILE, &nofile))
+		perror("setrlimit");
+	for (int s = 0; s < sessions; s++) {
+		int session = -1;
+
+		snprintf(name, sizeof(name), "vm-%05d", s);
+		if (luo_create_session(luo_fd, name, &session)) {
+			failed++;
+			continue;
+		}
+		for (int f = 0; f < per_session; f++) {
+			int fd;
+
+			snprintf(name, sizeof(name), "vm-%05d-mem%02d", s, f);
+			fd = memfd_create(name, 0);
+			if (fd < 0 || ftruncate(fd, 4096) ||
+			    luo_preserve_fd(session, fd, 0x1000 + f))
+				failed++;
+			else
+				preserved++;
+		}
+	}
+	emit("{\"op\":\"scale\",\"pid\":%d,\"sessions\":%d,\"per_session\":%d,"
+	     "\"preserved\":%ld,\"failed\":%ld,\"procs\":%d}",
+	     getpid(), sessions, per_session, preserved, failed, procs);
+	for (int p = 1; p < procs; p++)
+		fork_holder();
+}
+
 /* Wait until the inspector ran (the init script sends SIGUSR1). */
 static void wait_for_go(void)
 {
@@ -816,6 +865,11 @@ int main(void)
 		emit("{\"op\":\"close_session\",\"pid\":%d,\"comm\":\"%s\",\"fd\":%d,\"session\":\"vm-epsilon\"}",
 		     getpid(), comm, epsilon);
 		close(epsilon);
+		hang();
+	}
+	if (!strcmp(scenario, "scale")) {
+		build_scale(luo_fd, getenv("luo_scale"));
+		ready(scenario);
 		hang();
 	}
 	if (!strcmp(scenario, "holders")) {
