@@ -1495,14 +1495,15 @@ class _FileRow(NamedTuple):
     refcount: int  # luo_preserved_file_refcount()
     ino: int  # luo_preserved_file_ino()
     size: int  # luo_preserved_file_size()
+    f_op: int  # file->f_op, which the holder scan would read again
 
 
 def _preserved_file_row(prog: Program, file: int) -> _FileRow:
     count = "f_ref.refcnt.counter" if luo_layout(prog).file_ref else "f_count.counter"
-    raw_count, inode = _fields(prog, "struct file", count, "f_inode").read(prog, file)
+    raw_count, inode, f_op = _fields(prog, "struct file", count, "f_inode", "f_op").read(prog, file)
     ino, size = _fields(prog, "struct inode", "i_ino", "i_size").read(prog, inode)
     refcount = _file_ref_count(raw_count) if luo_layout(prog).file_ref else raw_count
-    return _FileRow(refcount, ino, size)
+    return _FileRow(refcount, ino, size, f_op)
 
 
 def _preserved_file_path(file: Object) -> bytes:

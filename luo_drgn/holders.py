@@ -54,7 +54,7 @@ from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
 from drgn.helpers.linux.xarray import xa_for_each
 
-from .model import Holder
+from .model import Holder, HolderList
 from .walk import WalkError, not_in_dump
 
 __all__ = (
@@ -101,7 +101,7 @@ class HolderScan:
     """Result of :func:`scan_holders`."""
 
     # struct file address -> holders (fd slots, mappings, kernel objects)
-    files: dict[int, list[Holder]] = field(default_factory=dict)
+    files: dict[int, HolderList] = field(default_factory=dict)
     # Holder kinds this target could not show: (kind, why).
     unscanned: list[tuple[str, str]] = field(default_factory=list)
     # struct luo_session address -> fds of its session file
@@ -193,7 +193,10 @@ class _Pass:
 
 
 def scan_holders(
-    prog: Program, wanted: Iterable[int], progress: Callable[[int], None] | None = None
+    prog: Program,
+    wanted: Iterable[int],
+    progress: Callable[[int], None] | None = None,
+    f_ops: dict[int, int] | None = None,
 ) -> HolderScan:
     """
     Walk every task once, then the kernel objects that hold files, and
@@ -201,9 +204,11 @@ def scan_holders(
 
     :param wanted: addresses of ``struct file`` objects to account for
     :param progress: called with the number of tasks seen, now and then
+    :param f_ops: ``f_op`` of struct files already read (the caller read the
+        wanted ones whole): not read again; the scan adds the others to it
     """
     wanted_set = set(wanted)
-    scan = HolderScan()
+    scan = HolderScan(f_ops=f_ops if f_ops is not None else {})
     words = _Words.of(prog)
     fops = _Fops.of(prog)
     file_t = prog.type("struct file")
@@ -214,7 +219,10 @@ def scan_holders(
     found = _Pass()
 
     def record(addr: int, holder: Holder) -> None:
-        scan.files.setdefault(addr, []).append(holder)
+        holders = scan.files.get(addr)
+        if holders is None:
+            holders = scan.files[addr] = HolderList()
+        holders.append(holder)
 
     try:
         tasks = for_each_task(prog)
@@ -557,19 +565,24 @@ def _scan_fd_table(
     except FaultError as e:
         _fault(scan, f"fd table of pid {pid}", "cannot read the fd table", e)
         return
+    held, f_ops = scan.files, scan.f_ops  # the hot loop: a million slots on a host
+    fds = 0
     for fd, (addr,) in enumerate(struct.iter_unpack(words.fmt, raw)):
         if not addr:
             continue
-        scan.fds += 1
+        fds += 1
         if addr in wanted:
-            record(addr, Holder("fd", pid=pid, comm=comm, fd=fd))
+            holders = held.get(addr)
+            if holders is None:
+                holders = held[addr] = HolderList()
+            holders.add_fd(pid, comm, fd)
         if not special:
             continue
         try:
-            f_op = scan.f_ops.get(addr)
+            f_op = f_ops.get(addr)
             if f_op is None:
                 # One read per distinct struct file, however many fds share it.
-                f_op = scan.f_ops[addr] = words.read(prog, addr + f_op_offset)
+                f_op = f_ops[addr] = words.read(prog, addr + f_op_offset)
             if f_op not in special:
                 continue
             holder = Holder("fd", pid=pid, comm=comm, fd=fd)
@@ -588,6 +601,7 @@ def _scan_fd_table(
                 found.iommufds.setdefault(ictx, (pid, comm, fd))
         except FaultError as e:
             _fault(scan, f"fd {fd} of pid {pid}", "cannot read struct file", e)
+    scan.fds += fds
 
 
 def _scan_mm(

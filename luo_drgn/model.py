@@ -8,10 +8,31 @@ renderers format them); absent values are None.
 
 from __future__ import annotations
 
+import gc
+from array import array
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import overload
 
 
-@dataclass
+@contextmanager
+def paused_gc() -> Generator[None, None, None]:
+    """Pause Python's cyclic garbage collector while a snapshot is built or
+    rendered: it holds no cycles, and on a host with a million fds the
+    collector's full passes over every object made up a third of a run."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# slots: a host's snapshot holds a Holder per fd (a million on a large one)
+# and a PreservedFile per preserved file.
+@dataclass(slots=True)
 class Holder:
     """Who holds a reference to a struct file.
 
@@ -38,6 +59,86 @@ class Holder:
 
 KERNEL_HOLDER_KINDS = ("exe", "scm", "io_uring", "loop", "iommufd")
 
+# Process names of fd holders, each stored once (see HolderList).
+_COMM_IDS: dict[str, int] = {}
+_COMMS: list[str] = []
+
+
+class HolderList(Sequence[Holder]):
+    """The holders of one struct file, in the order they were found, stored
+    compactly: a host has a holder per open fd (a million on a large one),
+    so fd holders are kept as three 32-bit integers (pid, process name, fd)
+    in one array and made into :class:`Holder` objects only as they are
+    read.  Compares equal to a list of the same holders."""
+
+    __slots__ = ("_fds", "_others")
+
+    def __init__(self, holders: Iterable[Holder] = ()) -> None:
+        self._fds = array("i")  # pid, process name (an index in _COMMS), fd
+        # The other holders, each with its position among all of them.
+        self._others: list[tuple[int, Holder]] | None = None
+        for holder in holders:
+            self.append(holder)
+
+    def add_fd(self, pid: int, comm: str, fd: int) -> None:
+        """Append ``Holder("fd", pid, comm, fd)``."""
+        cid = _COMM_IDS.get(comm)
+        if cid is None:
+            cid = _COMM_IDS[comm] = len(_COMMS)
+            _COMMS.append(comm)
+        if 0 <= pid < 1 << 31 and 0 <= fd < 1 << 31:
+            self._fds.extend((pid, cid, fd))
+        else:  # a value a corrupted dump can hold, that 32 bits cannot
+            self._add_other(Holder("fd", pid, comm, fd))
+
+    def append(self, holder: Holder) -> None:
+        if (
+            holder.kind == "fd"
+            and holder.pid is not None
+            and holder.comm is not None
+            and holder.fd is not None
+            and holder == Holder("fd", holder.pid, holder.comm, holder.fd)
+        ):
+            self.add_fd(holder.pid, holder.comm, holder.fd)
+        else:
+            self._add_other(holder)
+
+    def _add_other(self, holder: Holder) -> None:
+        if self._others is None:
+            self._others = []
+        self._others.append((len(self), holder))
+
+    def __len__(self) -> int:
+        return len(self._fds) // 3 + (len(self._others) if self._others else 0)
+
+    def __iter__(self) -> Iterator[Holder]:
+        fds, others = self._fds, self._others or []
+        i = j = 0
+        for position in range(len(self)):
+            if j < len(others) and others[j][0] == position:
+                yield others[j][1]
+                j += 1
+            else:
+                yield Holder("fd", fds[i], _COMMS[fds[i + 1]], fds[i + 2])
+                i += 3
+
+    @overload
+    def __getitem__(self, index: int) -> Holder: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Holder]: ...
+
+    def __getitem__(self, index: int | slice) -> Holder | list[Holder]:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (HolderList, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"HolderList({list(self)!r})"
+
 
 @dataclass
 class Handler:
@@ -46,7 +147,7 @@ class Handler:
     ops: int | None
 
 
-@dataclass
+@dataclass(slots=True)
 class PreservedFile:
     address: int  # struct luo_file *
     token: int
@@ -68,7 +169,7 @@ class PreservedFile:
     # references than holders (a syscall's temporary fget() goes away).
     refcount_reread: int | None = None
     explained_refs: int | None = None
-    holders: list[Holder] = field(default_factory=list)
+    holders: Sequence[Holder] = field(default_factory=list)  # a HolderList, when scanned
     memfd: dict[str, int] | None = None
     # Who holds its mutex (pid, comm), None when free.
     mutex_owner: tuple[int, str] | None = None
@@ -100,7 +201,7 @@ class Session:
     block_set: BlockSetState | None = None  # its file set's blocks (7.2)
 
 
-@dataclass
+@dataclass(slots=True)
 class SerializedFile:
     token: int
     handler: str | None  # None: a handler this kernel does not know (predicted)

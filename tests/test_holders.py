@@ -193,3 +193,31 @@ def test_a_reference_gone_on_reread_is_transient(
 @only(lambda name: name == "outgoing")
 def test_a_vmcore_is_not_read_twice(snapshot: Snapshot) -> None:
     assert all(f.refcount_reread is None for s in snapshot.sessions for f in s.files)
+
+
+def test_holder_list_keeps_every_holder_in_order() -> None:
+    """HolderList stores fd holders as integers; what it gives back must be
+    the holders appended, in order, whatever their kinds."""
+    from luo_drgn.model import HolderList
+
+    holders = [
+        Holder("fd", pid=1, comm="init", fd=3),
+        Holder("vma", pid=1, comm="init", vma=0x7F0000000000),
+        Holder("fd", pid=35, comm="agent", fd=104_000),
+        # Values 32 bits cannot hold (a corrupted dump): kept as they are.
+        Holder("fd", pid=1 << 40, comm="init", fd=7),
+        Holder("fd", pid=2, comm="init", fd=-1),
+        Holder("io_uring", pid=35, comm="agent", fd=9, obj=0xFFFF888000001000, slot=2),
+        Holder("luo"),
+    ]
+    stored = HolderList()
+    for holder in holders:
+        stored.append(holder)
+    assert len(stored) == len(holders)
+    assert list(stored) == holders and stored == holders and holders == list(stored)
+    assert stored[2] == holders[2] and stored[-1] == Holder("luo")
+    assert stored[1:3] == holders[1:3]
+    assert HolderList(holders) == stored and stored != holders[:-1]
+    direct = HolderList()
+    direct.add_fd(1, "init", 3)
+    assert direct == [Holder("fd", pid=1, comm="init", fd=3)]
