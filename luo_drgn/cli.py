@@ -25,7 +25,14 @@ from .collector import collect
 from .diff import diff
 from .model import Snapshot, Target
 from .nextkernel import NextKernelError, read_next_kernel
-from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, prints_paths, render, render_diff
+from .render import (
+    COMMANDS,
+    FORMATS,
+    PREFLIGHT_HELP,
+    prints_paths,
+    render_chunks,
+    render_diff,
+)
 from .saved import SavedReportError, load_report
 from .target import TargetError, open_target
 
@@ -80,6 +87,9 @@ class State:
 
 
 def _progress() -> Callable[[str], None] | None:
+    """Where each phase (and every PROGRESS_EVERY sessions) is announced: on
+    stderr, and only when it is a terminal, so that JSON on stdout and logs
+    of scripted runs stay clean."""
     if not sys.stderr.isatty():
         return None
     return lambda label: click.echo(f"\rluo-inspect: reading {label}...\033[K", err=True, nl=False)
@@ -131,11 +141,18 @@ def _emit(state: State, command: str, session: str | None = None) -> Snapshot:
     def style(text: str, severity: str) -> str:
         return click.style(text, fg=SEVERITY_COLORS.get(severity)) if to_terminal else text
 
-    text = render(snap, command, state.fmt, redact=state.redact, session=session, style=style)
+    chunks = render_chunks(
+        snap, command, state.fmt, redact=state.redact, session=session, style=style
+    )
     if state.output is not None:
-        Path(state.output).write_text(text)
+        with open(state.output, "w") as out:
+            out.writelines(chunks)
+    elif state.fmt == "json":
+        # Written as it is made: a host's report is tens of megabytes.
+        sys.stdout.writelines(chunks)
+        sys.stdout.flush()
     else:
-        click.echo(text, nl=False, color=to_terminal)
+        click.echo("".join(chunks), nl=False, color=to_terminal)
     return snap
 
 

@@ -28,6 +28,7 @@ from .model import (
     HandoverChain,
     HandoverSession,
     Holder,
+    HolderList,
     LuoState,
     Panic,
     PreservedFile,
@@ -38,6 +39,7 @@ from .model import (
     Snapshot,
     Target,
     WalkErrorRecord,
+    paused_gc,
 )
 from .nextkernel import ser_layouts
 from .walk import WalkError, not_in_dump
@@ -46,6 +48,8 @@ T = TypeVar("T")
 LIVE_ATTEMPTS = 3
 # Seconds to wait before reading an unexplained reference count again.
 LIVE_REREAD_DELAY = 0.2
+# A host with many sessions: say how far the walk got every this many.
+PROGRESS_EVERY = 100
 Progress = Optional[Callable[[str], None]]
 
 
@@ -56,10 +60,18 @@ class _Collector:
         self.prog = prog
         self.accounting = accounting
         self.paths = paths
+        self.f_ops: dict[int, int] = {}  # struct file -> f_op, read with the file
+        self._ints: dict[int, int] = {}
+        self._memfds: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
         self.handler_objects: list[Object] = []  # struct liveupdate_file_handler *
         self.session_objects: dict[int, Object] = {}  # address -> struct luo_session *
         self.snap = Snapshot(target=target)
         self.progress = progress or (lambda msg: None)
+
+    def same(self, value: int) -> int:
+        """One int object for a value many files share (a handler, a token,
+        an f_op): a host's snapshot has a hundred thousand of each."""
+        return self._ints.setdefault(value, value)
 
     # -- error plumbing ---------------------------------------------------
 
@@ -277,7 +289,9 @@ class _Collector:
             h.luo_for_each_session(prog, direction), f"{direction} sessions"
         )
         registered = {x.address: x.compatible for x in snap.handlers}
-        for s in sessions:
+        for i, s in enumerate(sessions):
+            if i % PROGRESS_EVERY == 0 and len(sessions) > PROGRESS_EVERY:
+                self.progress(f"{direction} sessions ({i}/{len(sessions)})")
             self.session_objects[s.value_()] = s
             with self.guard(f"{direction} session at {s.value_():#x}"):
                 snap.sessions.append(self.collect_session(s, direction, registered))
@@ -321,12 +335,13 @@ class _Collector:
         self, f: h._LuoFileRow, session: str, registered: dict[int, str], direction: str
     ) -> PreservedFile:
         prog = self.prog
+        fh = self.same(f.fh)
         pf = PreservedFile(
             address=f.address,
-            token=f.token,
-            handler=registered.get(f.fh),
-            handler_address=f.fh,
-            handler_registered=f.fh in registered,
+            token=self.same(f.token),
+            handler=registered.get(fh),
+            handler_address=fh,
+            handler_registered=fh in registered,
             file=f.file or None,
             retrieve_status=f.retrieve_status,
             serialized_data=f.serialized_data,
@@ -343,7 +358,9 @@ class _Collector:
             where = f"struct file {pf.file:#x} of {session!r} token {pf.token:#x}"
             with self.guard(where, session, pf.token):
                 try:
-                    pf.refcount, pf.inode, pf.size = h._preserved_file_row(prog, pf.file)
+                    row = h._preserved_file_row(prog, pf.file)
+                    pf.refcount, pf.inode, pf.size = row.refcount, row.ino, self.same(row.size)
+                    self.f_ops[pf.file] = self.same(row.f_op)
                 except FaultError:
                     # Member by member, as far as they can be read.
                     file = Object(prog, "struct file *", pf.file)
@@ -359,7 +376,11 @@ class _Collector:
         if pf.handler and pf.handler.startswith("memfd") and pf.retrieve_status == 0:
             # After a retrieve the memfd handler frees its serialized state.
             with self.guard(f"memfd state of {session!r} token {pf.token:#x}", session, pf.token):
-                pf.memfd = h._memfd_luo_ser_scalars(f, prog)
+                memfd = h._memfd_luo_ser_scalars(f, prog)
+                if memfd is not None:
+                    # Read-only, and alike across a host's memfds: shared.
+                    memfd = self._memfds.setdefault(tuple(memfd.items()), memfd)
+                pf.memfd = memfd
         return pf
 
     def collect_serialized(self, sessions_it: Iterator[Object]) -> list[SerializedSession]:
@@ -514,7 +535,9 @@ class _Collector:
     def collect_holders(self) -> None:
         snap = self.snap
         files = [f for s in snap.sessions for f in s.files if f.file is not None]
-        scan = scan_holders(self.prog, {f.file for f in files if f.file is not None})
+        scan = scan_holders(
+            self.prog, {f.file for f in files if f.file is not None}, f_ops=self.f_ops
+        )
         for where, message, address in scan.errors:
             self.error(where, message, address)
         for where, address in scan.missing:
@@ -522,10 +545,17 @@ class _Collector:
         if scan.tasks_missing:
             snap.holders_not_in_dump.append(f"{scan.tasks_missing} tasks")
         snap.holders_not_in_dump += [kind for kind, why in scan.unscanned if why == NOT_IN_DUMP]
+        luo = Holder("luo")  # one object for every file: holders are not changed
+        taken: set[int] = set()
         for f in files:
             # luo_file->file is itself a reference: taken by preserve
             # (outgoing, fget() in luo_preserve_file()) or by retrieve.
-            f.holders = list(scan.files.get(f.file or 0, [])) + [Holder("luo")]
+            holders = scan.files.get(f.file or 0) or HolderList()
+            if f.file in taken:  # two luo_files on one struct file: their own lists
+                holders = HolderList(holders[:-1])
+            taken.add(f.file or 0)
+            holders.append(luo)
+            f.holders = holders
         if snap.target.kind == "live":
             # A syscall holds a temporary fget() reference while it runs: on a
             # live kernel, read an unexplained count once more, a moment later.
@@ -595,7 +625,8 @@ def collect(
     reads = 0
     while True:
         reads += 1
-        snap = _Collector(prog, target, progress, accounting, paths).run()
+        with paused_gc():
+            snap = _Collector(prog, target, progress, accounting, paths).run()
         if not snap.errors or reads == attempts:
             break
     if reads > 1:

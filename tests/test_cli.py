@@ -203,6 +203,64 @@ def test_exit_codes() -> None:
     assert run("--example", "nonexistent", "check")[0] == 2
 
 
+def _run_with_stderr(stderr_is_terminal: bool, *args: str) -> tuple[str, str]:
+    """luo-inspect as a process, stdout a pipe, stderr a terminal (a pty) or
+    a pipe: (stdout, stderr)."""
+    import pty
+
+    master, slave = pty.openpty() if stderr_is_terminal else os.pipe()  # (read, write)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "luo_drgn", *args],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        cwd=TOP,
+        text=True,
+    )
+    os.close(slave)
+    out, _ = proc.communicate(timeout=120)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the pty's other end is closed
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    return out, err.decode()
+
+
+def test_progress_only_on_a_terminal() -> None:
+    core, debug = example_paths("outgoing")
+    out, err = _run_with_stderr(True, "-c", core, "-s", debug, "--format", "json", "report")
+    # The phases, on stderr, each line overwriting the last, then erased.
+    assert "luo-inspect: reading sessions..." in err
+    assert "luo-inspect: reading file references..." in err
+    assert err.endswith("\r\x1b[K")
+    assert json.loads(out)["sessions"]  # stdout holds the JSON alone
+    out, err = _run_with_stderr(False, "-c", core, "-s", debug, "--format", "json", "report")
+    assert err == "" and json.loads(out)["sessions"]
+
+
+def test_progress_counts_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    from luo_drgn import collector
+    from luo_drgn.model import Target
+
+    ex = examples.load("outgoing")
+    labels: list[str] = []
+    monkeypatch.setattr(collector, "PROGRESS_EVERY", 2)
+    collector.collect(ex.program(), Target("vmcore", "outgoing", None, []), labels.append)
+    # outgoing: vm-alpha, vm-beta, vm-gamma, empty.
+    assert labels == [
+        "handlers",
+        "sessions",
+        "outgoing sessions (0/4)",
+        "outgoing sessions (2/4)",
+        "file references",
+    ]
+
+
 def test_whole_fault_vmcore_as_a_user_has_it() -> None:
     core, debug = example_paths("fault-leaked-reference")
     code, out = run("-c", core, "-s", debug, "check", "--format", "json")
@@ -597,3 +655,30 @@ def test_preflight_next_kernel_without_debug_info(monkeypatch: pytest.MonkeyPatc
         line.startswith("luo-inspect: ")
         and "pass its debug vmlinux with --next-kernel-debug" in line
     )
+
+
+def test_json_is_indented_then_one_line_deep() -> None:
+    """The JSON writer (made session by session for large hosts) writes what
+    json.dumps(indent=2) wrote down to depth 4 (a session's file), and each
+    deeper container on one line."""
+    from luo_drgn.render import _json_chunks, _Lazy
+
+    doc = {"a": [], "b": {}, "c": _Lazy([], str), "d": [{"e": [{"f": {"g": [1, 2]}}]}], "s": "é"}
+    text = "".join(_json_chunks(doc))
+    assert text == (
+        "{\n"
+        '  "a": [],\n'
+        '  "b": {},\n'
+        '  "c": [],\n'
+        '  "d": [\n'
+        "    {\n"
+        '      "e": [\n'
+        '        {"f": {"g": [1, 2]}}\n'
+        "      ]\n"
+        "    }\n"
+        "  ],\n"
+        '  "s": "\\u00e9"\n'
+        "}"
+    )
+    shallow = {"x": [1, {"y": None}], "z": "w"}
+    assert "".join(_json_chunks(shallow)) == json.dumps(shallow, indent=2)
