@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable, overload
 
 import drgn
 from tabulate import tabulate
@@ -19,7 +20,7 @@ from . import __version__
 from .checks import errno_name, handover_accepted, preflight_findings
 from .diff import Diff
 from .holders import NEVER_SCANNED
-from .model import Holder, PreservedFile, Snapshot
+from .model import Holder, PreservedFile, Session, Snapshot, paused_gc
 
 SCHEMA = "luo-inspect/1"
 TOP_LEVEL = (
@@ -111,6 +112,48 @@ def _file(f: PreservedFile) -> dict[str, Any]:
     }
 
 
+def _session(s: Session) -> dict[str, Any]:
+    return {
+        "address": _hex(s.address),
+        "name": s.name,
+        "direction": s.direction,
+        "retrieved": s.retrieved,
+        "finished": s.finished,
+        "file_count": s.file_count,
+        "holders": [_holder(x) for x in s.holders],
+        "mutex_owner": (
+            {"pid": s.mutex_owner[0], "comm": s.mutex_owner[1]} if s.mutex_owner else None
+        ),
+        "files": [_file(f) for f in s.files],
+    }
+
+
+class _Lazy(Sequence[Any]):
+    """A list of the document whose items are made as they are read: a
+    host's report has a million holders, and JSON written session by session
+    never holds all their dicts at once."""
+
+    def __init__(self, items: Sequence[Any], make: Callable[[Any], Any]) -> None:
+        self.items, self.make = items, make
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return map(self.make, self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self.make(x) for x in self.items[index]]
+        return self.make(self.items[index])
+
+
 def tool_info() -> dict[str, str]:
     return {"name": "luo-inspect", "version": __version__, "drgn": drgn.__version__}
 
@@ -134,11 +177,13 @@ def prints_paths(command: str) -> bool:
     return "sessions" in PARTS.get(command, TOP_LEVEL)
 
 
-def document(snap: Snapshot, sessions: bool = True) -> dict[str, Any]:
+def document(snap: Snapshot, sessions: bool = True, lazy: bool = False) -> dict[str, Any]:
     """The full ``luo-inspect/1`` document of a snapshot.
 
     :param sessions: whether to fill in the sessions and their files (the
         bulk of it), or leave them empty for a command that does not show them
+    :param lazy: make each session's part only as it is read (for JSON
+        written once)
     """
     luo = snap.luo
     t = snap.target
@@ -197,22 +242,11 @@ def document(snap: Snapshot, sessions: bool = True) -> dict[str, Any]:
             {"address": _hex(x.address), "compatible": x.compatible, "ops": _hex(x.ops)}
             for x in snap.handlers
         ],
-        "sessions": [
-            {
-                "address": _hex(s.address),
-                "name": s.name,
-                "direction": s.direction,
-                "retrieved": s.retrieved,
-                "finished": s.finished,
-                "file_count": s.file_count,
-                "holders": [_holder(x) for x in s.holders],
-                "mutex_owner": (
-                    {"pid": s.mutex_owner[0], "comm": s.mutex_owner[1]} if s.mutex_owner else None
-                ),
-                "files": [_file(f) for f in s.files],
-            }
-            for s in (snap.sessions if sessions else ())
-        ],
+        "sessions": (
+            _Lazy(snap.sessions, _session) if lazy else [_session(s) for s in snap.sessions]
+        )
+        if sessions
+        else [],
         "pending_incoming": [
             {
                 "name": p.name,
@@ -432,21 +466,29 @@ def _strings(node: Any, keys: tuple[str, ...]) -> list[str]:
 _JSON_ONE_LINE_DEPTH = 4
 
 
-def _json(value: Any, depth: int = 0) -> str:
+def _json_chunks(value: Any, depth: int = 0) -> Iterator[str]:
     """``value`` as json.dumps(indent=2) writes it, down to
     ``_JSON_ONE_LINE_DEPTH``; deeper containers on one line (C encoder)."""
-    if depth >= _JSON_ONE_LINE_DEPTH or not value or not isinstance(value, (dict, list)):
-        return json.dumps(value)
+    if isinstance(value, _Lazy) and not value:
+        value = []
+    if depth >= _JSON_ONE_LINE_DEPTH or not value or not isinstance(value, (dict, list, _Lazy)):
+        yield json.dumps(value)
+        return
     pad, end = "  " * (depth + 1), "  " * depth
     if isinstance(value, dict):
-        items = [f"{pad}{json.dumps(k)}: {_json(v, depth + 1)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + end + "}"
-    items = [pad + _json(v, depth + 1) for v in value]
-    return "[\n" + ",\n".join(items) + "\n" + end + "]"
-
-
-def render_json(doc: dict[str, Any]) -> str:
-    return _json({k: v for k, v in doc.items() if k != TEXT_ONLY}) + "\n"
+        opening, separator = "{\n", ",\n"
+        for k, v in value.items():
+            yield f"{opening}{pad}{json.dumps(k)}: "
+            opening = separator
+            yield from _json_chunks(v, depth + 1)
+        yield f"\n{end}}}"
+        return
+    opening = "[\n"
+    for v in value:
+        yield opening + pad
+        opening = ",\n"
+        yield from _json_chunks(v, depth + 1)
+    yield f"\n{end}]"
 
 
 def _holders_text(holders: list[dict[str, Any]]) -> str:
@@ -860,22 +902,44 @@ def render(
     :param session: with ``files`` and ``sessions``, only this session
     :param style: colours a severity in text output (a terminal)
     """
-    doc = document(snap, sessions="sessions" in PARTS[command])
-    if command == "preflight":
-        doc["preflight"] = _preflight(snap)
-        deciding = {id(f) for f in preflight_findings(snap)}
-        doc["findings"] = [d for f, d in zip(snap.findings, doc["findings"]) if id(f) in deciding]
-    if redact:
-        doc = Redactor().redact(doc)
-    part = select(doc, command, session)
-    if fmt == "json":
-        return render_json(part)
-    return render_text(
-        part,
-        command,
-        markdown=fmt == "markdown",
-        style=style if fmt == "text" else (lambda text, severity: text),
-    )
+    return "".join(render_chunks(snap, command, fmt, redact=redact, session=session, style=style))
+
+
+def render_chunks(
+    snap: Snapshot,
+    command: str,
+    fmt: str = "text",
+    *,
+    redact: bool = False,
+    session: str | None = None,
+    style: Callable[[str, str], str] = lambda text, severity: text,
+) -> Iterator[str]:
+    """:func:`render`'s output in pieces, to be written as they come: a
+    host's JSON report is tens of megabytes, made session by session."""
+    with paused_gc():
+        # JSON written once is made session by session; what is read twice
+        # (the redactor, the text writers) gets lists.
+        lazy = fmt == "json" and not redact
+        doc = document(snap, sessions="sessions" in PARTS[command], lazy=lazy)
+        if command == "preflight":
+            doc["preflight"] = _preflight(snap)
+            deciding = {id(f) for f in preflight_findings(snap)}
+            doc["findings"] = [
+                d for f, d in zip(snap.findings, doc["findings"]) if id(f) in deciding
+            ]
+        if redact:
+            doc = Redactor().redact(doc)
+        part = select(doc, command, session)
+        if fmt == "json":
+            yield from _json_chunks({k: v for k, v in part.items() if k != TEXT_ONLY})
+            yield "\n"
+            return
+        yield render_text(
+            part,
+            command,
+            markdown=fmt == "markdown",
+            style=style if fmt == "text" else (lambda text, severity: text),
+        )
 
 
 # -- the diff across a kexec ---------------------------------------------------------
