@@ -71,6 +71,8 @@ if [ "$luo_scenario" = churn ]; then
     exit 0
 fi
 inspect phase$phase
+# scale: the benchmark (tests/bench_scale.py --live) ran as the inspector.
+[ "$luo_scenario" = scale ] && exit 0
 if [ "$phase" = 1 ]; then
     if [ "$luo_scenario" = live ]; then
         # %luo and the helpers in drgn attached to the live kernel.
@@ -139,16 +141,22 @@ def run(
     inspect_timeout: int = 300,
     memory_mb: int = 1024,
     command: str = "report",
+    cmdline_extra: str = "",
+    command_line: str | None = None,
 ) -> LiveRun:
     """Boot a live-mode guest for ``scenario`` (``live``, ``churn``,
-    ``live-crowded`` or ``live-doomed``) and run ``luo-inspect COMMAND`` in
-    it before and after its live update."""
+    ``live-crowded``, ``live-doomed`` or ``scale``) and run ``luo-inspect
+    COMMAND`` in it before and after its live update.
+
+    :param cmdline_extra: added to the kernel command line (``luo_scale=``)
+    :param command_line: run instead of luo-inspect (the scale benchmark)
+    """
     bzimage, debug, _ = kernel_files("luo")
     work = paths.cache_dir() / "live"
     work.mkdir(parents=True, exist_ok=True)
     driver = build_driver(paths.cache_dir() / "guest")
     inspector = shutil.which("luo-inspect") or f"{sys.executable} -m luo_drgn"
-    inspect = f"{inspector} -s {shlex.quote(str(debug))} --format json {command}"
+    inspect = command_line or f"{inspector} -s {shlex.quote(str(debug))} --format json {command}"
     probe = work / "drgn-probe.py"
     probe.write_text(PROBE)
     drgn = shutil.which("drgn") or f"{sys.executable} -m drgn"
@@ -176,6 +184,7 @@ def run(
                 "ro",
                 f"init={init}",
                 f"luo_kernel={bzimage}",
+                *([cmdline_extra] if cmdline_extra else []),
             ]
         ),
     )
