@@ -370,6 +370,60 @@ def test_luo_for_each_preserved_file(prog: drgn.Program) -> None:
         assert index == file.f_inode.value_()
 
 
+@only(has_sessions)
+def test_xa_for_each_block_is_drgns_walk(prog: drgn.Program) -> None:
+    from drgn.helpers.linux.xarray import xa_for_each
+
+    from luo_drgn.walk import xa_for_each_block
+
+    xa = prog["luo_preserved_files"].address_of_()
+    plain = [(i, e.value_()) for i, e in xa_for_each(xa)]
+    assert list(xa_for_each_block(prog, xa.value_(), "index")) == plain
+
+
+# -- the collector's block readers against the public helpers ----------------------
+
+
+@only(has_sessions)
+def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
+    """The collector reads each luo_file, struct file and inode in one read
+    (helpers._luo_session_file_rows() and the rest); what it unpacks must be
+    what the public helpers, the reference, read member by member."""
+    from drgn import Object
+
+    from luo_drgn.collector import _scalars
+
+    for direction in h.LUO_DIRECTIONS:
+        for session in h.luo_for_each_session(prog, direction):
+            rows = list(h._luo_session_file_rows(session))
+            files = list(h.luo_session_for_each_file(session))
+            assert [r.address for r in rows] == [f.value_() for f in files]
+            for row, f in zip(rows, files):
+                assert row == (
+                    f.value_(),
+                    h.luo_file_handler(f).value_(),
+                    h.luo_file_struct_file(f).value_(),
+                    h.luo_file_token(f),
+                    h.luo_file_retrieve_status(f),
+                    h.luo_file_serialized_data(f),
+                    h.luo_file_mutex_owner(f) is not None,
+                )
+                if row.serialized_data and row.retrieve_status == 0:
+                    assert h._memfd_luo_ser_scalars(row, prog) == _scalars(
+                        h.memfd_luo_serialized_state(f)
+                    )
+                if not row.file:
+                    continue
+                file = Object(prog, "struct file *", row.file)
+                assert h._preserved_file_row(prog, row.file) == (
+                    h.luo_preserved_file_refcount(file),
+                    h.luo_preserved_file_ino(file),
+                    h.luo_preserved_file_size(file),
+                    file.f_op.value_(),
+                )
+                assert h._preserved_file_path(file) == h.luo_preserved_file_path(file)
+
+
 # -- FLBs -----------------------------------------------------------------------------
 
 

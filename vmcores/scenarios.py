@@ -280,7 +280,7 @@ SCALE_FILES_PER_SESSION = 25
 SCALE_PROCS = 9
 
 
-def scale_run(files: int, kernel: str = "full") -> Run:
+def scale_run(files: int, kernel: str = "full", memory_mb: int | None = None) -> Run:
     """The scale run with ``files`` preserved memfds (rounded up to whole
     sessions).  Each preserved one-page memfd pins about 14 KiB of guest
     memory (its folio, its serialized header, its folio array and the
@@ -291,7 +291,7 @@ def scale_run(files: int, kernel: str = "full") -> Run:
         f"scale-{sessions * SCALE_FILES_PER_SESSION}",
         "scale",
         kernel=kernel,
-        memory_mb=max(1024, min(3072, files * 30 // 1000)),
+        memory_mb=memory_mb or max(1024, min(3072, files * 30 // 1000)),
         cmdline_extra=f"luo_scale={shape}",
         description=f"{sessions} sessions of {SCALE_FILES_PER_SESSION} one-page memfds, "
         f"every fd open in {SCALE_PROCS} processes",
