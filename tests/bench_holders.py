@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drgn.helpers.linux.fs import for_each_file  # noqa: E402
-from drgn.helpers.linux.pid import find_task, for_each_task  # noqa: E402
+from drgn.helpers.linux.pid import find_task  # noqa: E402
 
 from luo_drgn import examples  # noqa: E402
 from luo_drgn.helpers import luo_for_each_preserved_file  # noqa: E402
 from luo_drgn.holders import scan_holders  # noqa: E402
+from tests.scale_floor import walk_fd_tables  # noqa: E402
 
 FD_ARRAY = 0xFFFFC90100000000  # unused vmalloc addresses in the fixture
 FILES = 0xFFFFC90200000000
@@ -60,14 +60,9 @@ def build(n_fds: int, n_files: int, fixture: str):  # type: ignore[no-untyped-de
 
 
 def plain_walk(prog) -> int:  # type: ignore[no-untyped-def]
-    """The floor: plain drgn over every distinct fd table, slot by slot."""
-    seen, n = set(), 0
-    for task in for_each_task(prog):
-        files = task.files.value_()
-        if files and files not in seen:
-            seen.add(files)
-            n += sum(1 for _ in for_each_file(task))
-    return n
+    """The floor: plain drgn over every distinct fd table, slot by slot (the
+    scale benchmark's floor walk)."""
+    return walk_fd_tables(prog)[1]
 
 
 def timed(fn) -> float:  # type: ignore[no-untyped-def]

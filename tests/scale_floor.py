@@ -25,6 +25,17 @@ from drgn.helpers.linux.list import list_for_each_entry
 from drgn.helpers.linux.pid import for_each_task
 
 
+def walk_fd_tables(prog: drgn.Program) -> tuple[int, int]:
+    """Every distinct fd table once, slot by slot: (tables, open fds)."""
+    tables, fds = set(), 0
+    for task in for_each_task(prog):
+        table = task.files.value_()
+        if table and table not in tables:
+            tables.add(table)
+            fds += sum(1 for _ in for_each_file(task))
+    return len(tables), fds
+
+
 def main(argv: list[str]) -> int:
     prog = drgn.Program()
     if argv[0] == "/proc/kcore":
@@ -45,20 +56,14 @@ def main(argv: list[str]) -> int:
                 # 7.2's file_ref_t stores the count minus one.
                 references += luo_file.file.f_ref.refcnt.counter.value_() + 1
 
-    tables, fds = set(), 0
-    for task in for_each_task(prog):
-        table = task.files.value_()
-        if table and table not in tables:
-            tables.add(table)
-            fds += sum(1 for _ in for_each_file(task))
-
+    tables, fds = walk_fd_tables(prog)
     print(
         json.dumps(
             {
                 "sessions": sessions,
                 "files": files,
                 "references": references,
-                "fd_tables": len(tables),
+                "fd_tables": tables,
                 "fds": fds,
             }
         )
