@@ -13,7 +13,7 @@ import time
 from collections.abc import Generator, Iterator
 from typing import Callable, Optional, TypeVar
 
-from drgn import FaultError, Object, Program, TypeKind
+from drgn import FaultError, Object, Program
 from drgn.helpers.linux.sched import task_cpu
 
 from . import helpers as h
@@ -356,6 +356,8 @@ class _Collector:
                 pf.data_preserved = h.luo_kho_preserved(prog, pf.serialized_data)
         if pf.file is not None:
             where = f"struct file {pf.file:#x} of {session!r} token {pf.token:#x}"
+            file = Object(prog, "struct file *", pf.file)
+            row = None
             with self.guard(where, session, pf.token):
                 try:
                     row = h._preserved_file_row(prog, pf.file)
@@ -363,20 +365,18 @@ class _Collector:
                     self.f_ops[pf.file] = self.same(row.f_op)
                 except FaultError:
                     # Member by member, as far as they can be read.
-                    file = Object(prog, "struct file *", pf.file)
                     pf.refcount = h.luo_preserved_file_refcount(file)
                     pf.inode = h.luo_preserved_file_ino(file)
                     pf.size = h.luo_preserved_file_size(file)
             if pf.refcount is not None and self.paths:
                 try:
-                    file = Object(prog, "struct file *", pf.file)
-                    pf.path = _text(h._preserved_file_path(file))
+                    pf.path = _text(h._preserved_file_path(file, row))
                 except Exception as e:  # noqa: BLE001 - a path is cosmetic
                     self.snap.notes.append(f"no path for {where}: {e}")
         if pf.handler and pf.handler.startswith("memfd") and pf.retrieve_status == 0:
             # After a retrieve the memfd handler frees its serialized state.
             with self.guard(f"memfd state of {session!r} token {pf.token:#x}", session, pf.token):
-                memfd = h._memfd_luo_ser_scalars(f, prog)
+                memfd = h._memfd_luo_ser_scalars(prog, f.serialized_data)
                 if memfd is not None:
                     # Read-only, and alike across a host's memfds: shared.
                     memfd = self._memfds.setdefault(tuple(memfd.items()), memfd)
@@ -586,20 +586,6 @@ def _serialized_file(file_ser: Object) -> SerializedFile:
 def _text(raw: bytes) -> str:
     """A kernel string for display: undecodable bytes replaced, not fatal."""
     return raw.decode(errors="replace")
-
-
-def _scalars(value: Object | None) -> dict[str, int] | None:
-    """The integer members of a structure value, by name (nested ones skipped)."""
-    if value is None:
-        return None
-    out = {}
-    for member in value.type_.members or ():
-        if member.name is None:
-            continue
-        m = value.member_(member.name)
-        if m.type_.unaliased_kind() in (TypeKind.INT, TypeKind.BOOL, TypeKind.ENUM):
-            out[member.name] = m.value_()
-    return out
 
 
 def collect(

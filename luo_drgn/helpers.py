@@ -1496,21 +1496,32 @@ class _FileRow(NamedTuple):
     ino: int  # luo_preserved_file_ino()
     size: int  # luo_preserved_file_size()
     f_op: int  # file->f_op, which the holder scan would read again
+    # What _preserved_file_path() needs, in the same read.
+    inode: int  # file->f_inode
+    mnt: int  # file->f_path.mnt
+    dentry: int  # file->f_path.dentry
 
 
 def _preserved_file_row(prog: Program, file: int) -> _FileRow:
-    count = "f_ref.refcnt.counter" if luo_layout(prog).file_ref else "f_count.counter"
-    raw_count, inode, f_op = _fields(prog, "struct file", count, "f_inode", "f_op").read(prog, file)
+    file_ref = luo_layout(prog).file_ref
+    count = "f_ref.refcnt.counter" if file_ref else "f_count.counter"
+    raw_count, inode, f_op, mnt, dentry = _fields(
+        prog, "struct file", count, "f_inode", "f_op", "f_path.mnt", "f_path.dentry"
+    ).read(prog, file)
     ino, size = _fields(prog, "struct inode", "i_ino", "i_size").read(prog, inode)
-    refcount = _file_ref_count(raw_count) if luo_layout(prog).file_ref else raw_count
-    return _FileRow(refcount, ino, size, f_op)
+    refcount = _file_ref_count(raw_count) if file_ref else raw_count
+    return _FileRow(refcount, ino, size, f_op, inode, mnt, dentry)
 
 
-def _preserved_file_path(file: Object) -> bytes:
+def _preserved_file_path(file: Object, row: _FileRow | None) -> bytes:
     """luo_preserved_file_path(), without d_path() for a memfd: a pseudo
     file (``alloc_file_pseudo()``: its dentry is its own parent) on
     ``shm_mnt``, for which d_path() names the filesystem and the helper the
-    dentry."""
+    dentry.
+
+    :param row: the file's row, already read (None: it could not be, and the
+        public helper reads what it can)
+    """
     prog = file.prog_
     try:
         shm_mnt = prog.cache["luo_drgn_shm_mnt"]
@@ -1520,25 +1531,26 @@ def _preserved_file_path(file: Object) -> bytes:
         except (KeyError, LookupError, FaultError):
             shm_mnt = None
         prog.cache["luo_drgn_shm_mnt"] = shm_mnt
-    mnt, dentry, inode = _fields(
-        prog, "struct file", "f_path.mnt", "f_path.dentry", "f_inode"
-    ).read(prog, file.value_())
-    if shm_mnt is None or mnt != shm_mnt:
+    if row is None or shm_mnt is None or row.mnt != shm_mnt:
         return luo_preserved_file_path(file)
     parent, length, name = _fields(
         prog, "struct dentry", "d_parent", "d_name.len", "d_name.name"
-    ).read(prog, dentry)
-    if parent != dentry:
+    ).read(prog, row.dentry)
+    if parent != row.dentry:
         return luo_preserved_file_path(file)
-    (nlink,) = _fields(prog, "struct inode", "i_nlink").read(prog, inode)
+    (nlink,) = _fields(prog, "struct inode", "i_nlink").read(prog, row.inode)
     path = b"/" + bytes(prog.read(name, length))
     return path + b" (deleted)" if nlink == 0 else path
 
 
-def _memfd_luo_ser_scalars(luo_file: _LuoFileRow, prog: Program) -> dict[str, Any] | None:
+def _memfd_luo_ser_scalars(prog: Program, serialized_data: int) -> dict[str, Any] | None:
     """The integer members of memfd_luo_serialized_state(), by name, read
-    in one physical read."""
-    if not luo_file.serialized_data:
+    in one physical read.
+
+    :param serialized_data: the luo_file's (the physical address of its
+        ``struct memfd_luo_ser``)
+    """
+    if not serialized_data:
         return None
     try:
         names = prog.cache["luo_drgn_memfd_ser_members"]
@@ -1558,6 +1570,6 @@ def _memfd_luo_ser_scalars(luo_file: _LuoFileRow, prog: Program) -> dict[str, An
     if names is None:
         return None
     values = _fields(prog, "struct memfd_luo_ser", *names).read(
-        prog, luo_file.serialized_data, physical=True
+        prog, serialized_data, physical=True
     )
     return dict(zip(names, values, strict=True))

@@ -389,9 +389,7 @@ def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
     """The collector reads each luo_file, struct file and inode in one read
     (helpers._luo_session_file_rows() and the rest); what it unpacks must be
     what the public helpers, the reference, read member by member."""
-    from drgn import Object
-
-    from luo_drgn.collector import _scalars
+    from drgn import Object, TypeKind
 
     for direction in h.LUO_DIRECTIONS:
         for session in h.luo_for_each_session(prog, direction):
@@ -409,19 +407,30 @@ def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
                     h.luo_file_mutex_owner(f) is not None,
                 )
                 if row.serialized_data and row.retrieve_status == 0:
-                    assert h._memfd_luo_ser_scalars(row, prog) == _scalars(
-                        h.memfd_luo_serialized_state(f)
-                    )
+                    state = h.memfd_luo_serialized_state(f)
+                    assert state is not None
+                    assert h._memfd_luo_ser_scalars(prog, row.serialized_data) == {
+                        m.name: state.member_(m.name).value_()
+                        for m in state.type_.members or ()
+                        if m.name is not None
+                        and m.type.unaliased_kind() in (TypeKind.INT, TypeKind.BOOL, TypeKind.ENUM)
+                    }
                 if not row.file:
                     continue
                 file = Object(prog, "struct file *", row.file)
-                assert h._preserved_file_row(prog, row.file) == (
+                file_row = h._preserved_file_row(prog, row.file)
+                assert file_row == (
                     h.luo_preserved_file_refcount(file),
                     h.luo_preserved_file_ino(file),
                     h.luo_preserved_file_size(file),
                     file.f_op.value_(),
+                    file.f_inode.value_(),
+                    file.f_path.mnt.value_(),
+                    file.f_path.dentry.value_(),
                 )
-                assert h._preserved_file_path(file) == h.luo_preserved_file_path(file)
+                path = h.luo_preserved_file_path(file)
+                assert h._preserved_file_path(file, file_row) == path
+                assert h._preserved_file_path(file, None) == path
 
 
 # -- FLBs -----------------------------------------------------------------------------
