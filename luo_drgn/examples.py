@@ -15,10 +15,9 @@ import hashlib
 import json
 import lzma
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from drgn import Program
 
@@ -49,10 +48,48 @@ def decompressed(xz_path: Path) -> Path:
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        with lzma.open(xz_path) as fin, open(tmp, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
+        with lzma.open(xz_path) as fin:
+            copy_sparse(fin, tmp)
         os.replace(tmp, out)
     return out
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+_BLOCK = 4096  # the file system's block: the unit a hole is made of
+_ZERO_BLOCK = bytes(_BLOCK)
+
+
+def copy_sparse(source: _Readable, dest: Path, size: int | None = None) -> int:
+    """
+    Copy ``source`` (to its end, or ``size`` bytes) into a new file ``dest``,
+    leaving a hole for every 4 KiB block of zeroes; return the bytes copied.
+
+    A vmcore of a small guest is about 90% zero pages: written whole, the
+    test-suite's cores take some 10 GiB of disk, written sparse under 1 GiB.
+    """
+    copied = 0
+    with open(dest, "wb") as out:
+        while size is None or copied < size:
+            want = 1 << 20 if size is None else min(1 << 20, size - copied)
+            chunk = source.read(want)
+            if not chunk:
+                break
+            view = memoryview(chunk)
+            start = 0  # of the run of data not yet written
+            for at in range(0, len(chunk), _BLOCK):
+                if view[at : at + _BLOCK] == _ZERO_BLOCK[: len(view[at : at + _BLOCK])]:
+                    if start < at:
+                        out.write(view[start:at])
+                    out.seek(copied + at + _BLOCK)
+                    start = at + _BLOCK
+            if start < len(chunk):
+                out.write(view[start:])
+            copied += len(chunk)
+        out.truncate(copied)  # a trailing hole still counts in the length
+    return copied
 
 
 def kernel_dir(name: str) -> Path:

@@ -200,3 +200,40 @@ def test_incoming_ground_truth(expected: dict[str, Any]) -> None:
     assert by_name["vm-gamma"]["finished"] and by_name["vm-gamma"]["file_count"] == 0
     assert [f["retrieve_status"] for f in by_name["vm-alpha"]["files"]] == [1, 1, 0]
     assert not by_name["vm-beta"]["retrieved"]
+
+
+def test_copy_sparse_keeps_every_byte(tmp_path: Any) -> None:
+    import io
+
+    block = 4096
+    data = (
+        bytes(block)  # a hole first
+        + b"\x01" * 10
+        + bytes(3 * block - 10)  # data ending inside a block, then holes
+        + b"x" * (block + 7)  # data across a block boundary
+        + bytes(2 * block + 100)  # a trailing hole that is not whole blocks
+    )
+    out = tmp_path / "copy"
+    assert examples.copy_sparse(io.BytesIO(data), out) == len(data)
+    assert out.read_bytes() == data
+    cut = tmp_path / "cut"
+    assert examples.copy_sparse(io.BytesIO(data), cut, size=block + 5) == block + 5
+    assert cut.read_bytes() == data[: block + 5]
+
+
+def test_decompressed_core_is_the_core_with_holes(tmp_path: Any, monkeypatch: Any) -> None:
+    """The cache's copy of a committed core is byte for byte what xz holds,
+    and takes a fraction of its length on disk (the suite's disk budget)."""
+    import hashlib
+    import lzma
+    import os
+
+    monkeypatch.setenv("LUO_DRGN_CACHE", str(tmp_path))  # a copy of its own
+    xz = examples.DATA / "fixtures" / "frozen" / "vmcore.xz"
+    copy = examples.decompressed(xz)
+    with lzma.open(xz) as f:
+        want = hashlib.file_digest(f, "sha256").hexdigest()  # type: ignore[arg-type]
+    with open(copy, "rb") as f:
+        assert hashlib.file_digest(f, "sha256").hexdigest() == want
+    st = os.stat(copy)
+    assert st.st_blocks * 512 < st.st_size // 4

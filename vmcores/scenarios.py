@@ -22,7 +22,7 @@ from typing import Any, Callable
 import drgn
 
 from luo_drgn import examples
-from luo_drgn.examples import decompressed
+from luo_drgn.examples import copy_sparse, decompressed
 
 from . import elfnote, faults, initramfs, manifest, paths
 from .qemu import Guest, GuestError, luo_cmdline
@@ -676,14 +676,8 @@ def read_capture_disk(disk: Path, out: Path) -> dict[str, Path]:
                 break
             size = int.from_bytes(header[72:80], "little")
             path = out / name
-            with open(path, "wb") as dest:
-                left = size
-                while left:
-                    chunk = f.read(min(left, 1 << 22))
-                    if not chunk:
-                        raise GuestError(f"{disk}: {name} is cut short")
-                    dest.write(chunk)
-                    left -= len(chunk)
+            if copy_sparse(f, path, size) < size:
+                raise GuestError(f"{disk}: {name} is cut short")
             f.seek((512 - size % 512) % 512, 1)
             saved[name] = path
     return saved
@@ -839,7 +833,10 @@ def write_fixture(
             xz(vmcore, dest / stored, preset=3)
         else:
             stored = "vmcore"
-            shutil.move(vmcore, dest / stored)
+            # QEMU writes every page; most are zero (a copy with holes).
+            with open(vmcore, "rb") as fin:
+                copy_sparse(fin, dest / stored)
+            vmcore.unlink()
     doc = {
         "name": name,
         "description": description,
