@@ -104,6 +104,14 @@ def _regenerated(item: pytest.Item) -> bool:
     return "fresh_root" in names or "full_root" in names or (ref and ref.origin != "committed")
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    # The regenerated cores go to the cache: a disk that fills up shows as an
+    # error in every fixture test, and this line, at the top, says why.
+    cache = examples.cache_dir()
+    free = shutil.disk_usage(cache).free
+    return f"fixture cache: {cache} ({free / (1 << 30):.1f} GiB free)"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if COMMITTED_ONLY:
         dropped = [item for item in items if _regenerated(item)]
