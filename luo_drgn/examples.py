@@ -80,7 +80,8 @@ def copy_sparse(source: _Readable, dest: Path, size: int | None = None) -> int:
             view = memoryview(chunk)
             start = 0  # of the run of data not yet written
             for at in range(0, len(chunk), _BLOCK):
-                if view[at : at + _BLOCK] == _ZERO_BLOCK[: len(view[at : at + _BLOCK])]:
+                block = view[at : at + _BLOCK]
+                if block == _ZERO_BLOCK[: len(block)]:
                     if start < at:
                         out.write(view[start:at])
                     out.seek(copied + at + _BLOCK)
