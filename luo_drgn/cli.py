@@ -12,78 +12,35 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import click
-from drgn import Program
 
-from . import examples
-from .checks import handover_accepted, has_errors, inspect
-from .collector import collect
-from .diff import diff
-from .model import Snapshot, Target
-from .nextkernel import NextKernelError, read_next_kernel
-from .render import (
+from . import engine, examples
+from .engine import INSPECT_ERRORS, Source
+from .request import (
     COMMANDS,
+    DIFF_HELP,
     FORMATS,
     PREFLIGHT_HELP,
-    prints_paths,
-    render_chunks,
-    render_diff,
+    SESSION_COMMANDS,
+    Request,
+    RequestError,
 )
-from .saved import SavedReportError, load_report
-from .target import TargetError, open_target
 
 SEVERITY_COLORS = {"error": "red", "warning": "yellow", "info": "blue"}
 
 
 @dataclass
 class State:
-    """Options and the target of one invocation."""
+    """The target and output options of one invocation."""
 
-    prog: Program | None = None
-    target: Target | None = None
-    core: str | None = None
-    symbols: Sequence[str] = ()
-    example: str | None = None
+    source: Source = field(default_factory=Source)
     fmt: str = "text"
     output: str | None = None
     redact: bool = False
     verbose: bool = False
-    # preflight: what is known of the kernel the handover goes to
-    next_cmdline: str | None = None
-    next_kernel: str | None = None
-    next_kernel_debug: Sequence[str] = ()
-    snapshot: Snapshot | None = None
-
-    def open(self) -> tuple[Program, Target]:
-        if self.prog is not None and self.target is not None:
-            return self.prog, self.target
-        if self.example is not None:
-            if self.core or self.symbols:
-                raise click.UsageError("--example opens a bundled vmcore: drop -c/-s")
-            ex = examples.load(self.example)
-            self.prog, self.target = open_target(str(ex.core), [str(p) for p in ex.debug])
-            examples.apply_writes(self.prog, ex.writes)
-            self.target.path = f"example {self.example}: {ex.sources[0]}"
-            self.target.debuginfo = ex.sources[1:]
-        else:
-            self.prog, self.target = open_target(self.core, self.symbols, quiet=not self.verbose)
-        return self.prog, self.target
-
-    def inspect(self, command: str = "report") -> Snapshot:
-        if self.snapshot is None:
-            prog, target = self.open()
-            snap = collect(prog, target, progress=_progress(), paths=prints_paths(command))
-            snap.next_cmdline = self.next_cmdline
-            if self.next_kernel is not None:
-                snap.next_kernel = read_next_kernel(self.next_kernel, self.next_kernel_debug)
-                snap.notes.extend(snap.next_kernel.notes)
-            self.snapshot = inspect(snap)
-            _progress_done()
-        return self.snapshot
 
 
 def _progress() -> Callable[[str], None] | None:
@@ -134,26 +91,32 @@ def _merge(state: State, fmt: str | None, output: str | None, redact: bool | Non
         state.redact = True
 
 
-def _emit(state: State, command: str, session: str | None = None) -> Snapshot:
-    snap = state.inspect(command)
+def _emit(state: State, request: Request) -> int:
+    """Run ``request`` through the engine, write its output, return its
+    exit status."""
+    request.fmt, request.redact = state.fmt, state.redact
     to_terminal = state.output is None and sys.stdout.isatty()
 
     def style(text: str, severity: str) -> str:
         return click.style(text, fg=SEVERITY_COLORS.get(severity)) if to_terminal else text
 
-    chunks = render_chunks(
-        snap, command, state.fmt, redact=state.redact, session=session, style=style
-    )
+    state.source.verbose = state.verbose
+    try:
+        outcome = engine.run(
+            request, state.source, progress=_progress(), done=_progress_done, style=style
+        )
+    except RequestError as e:
+        raise click.UsageError(str(e)) from None
     if state.output is not None:
         with open(state.output, "w") as out:
-            out.writelines(chunks)
+            out.writelines(outcome.chunks)
     elif state.fmt == "json":
         # Written as it is made: a host's report is tens of megabytes.
-        sys.stdout.writelines(chunks)
+        sys.stdout.writelines(outcome.chunks)
         sys.stdout.flush()
     else:
-        click.echo("".join(chunks), nl=False, color=to_terminal)
-    return snap
+        click.echo("".join(outcome.chunks), nl=False, color=to_terminal)
+    return outcome.status
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -197,22 +160,18 @@ def cli(
     be inspected.
     """
     state: State = ctx.ensure_object(State)
-    state.core, state.symbols, state.example = core, symbols, example
+    state.source = Source(core=core, symbols=symbols, example=example)
     state.verbose = state.verbose or verbose
     _merge(state, fmt, output, redact)
     if ctx.invoked_subcommand is None:
-        return _emit(state, "summary")
+        return _emit(state, Request("summary"))
     return None
-
-
-@cli.result_callback()
-def _result(result: Any, **kwargs: Any) -> Any:
-    return result
 
 
 def _report_command(name: str, help: str) -> None:
     """Register a command that inspects the target and prints section
-    ``name``; it takes the output options (and files, --session)."""
+    ``name``; it takes the output options (and, files and sessions,
+    --session)."""
 
     def run_command(
         state: State,
@@ -220,13 +179,13 @@ def _report_command(name: str, help: str) -> None:
         output: str | None,
         redact: bool | None,
         session: str | None = None,
-    ) -> Snapshot:
+    ) -> int:
         _merge(state, fmt, output, redact)
-        return _emit(state, name, session)
+        return _emit(state, Request(name, session=session))
 
     fn = output_options(click.pass_obj(run_command))
-    if name == "files":
-        fn = click.option("--session", metavar="NAME", help="only this session's files")(fn)
+    if name in SESSION_COMMANDS:
+        fn = click.option("--session", metavar="NAME", help="only this session")(fn)
     cli.command(name=name, help=help)(fn)
 
 
@@ -266,25 +225,18 @@ def _preflight(
     next_kernel_debug: tuple[str, ...],
 ) -> int:
     _merge(state, fmt, output, redact)
-    state.next_cmdline = next_cmdline
-    state.next_kernel, state.next_kernel_debug = next_kernel, next_kernel_debug
-    snap = _emit(state, "preflight")
-    return 0 if handover_accepted(snap) else 1
+    return _emit(
+        state,
+        Request(
+            "preflight",
+            next_cmdline=next_cmdline,
+            next_kernel=next_kernel,
+            next_kernel_debug=next_kernel_debug,
+        ),
+    )
 
 
-def open_side(spec: str, symbols: Sequence[str], verbose: bool) -> Snapshot:
-    """One side of a diff: a saved JSON report, "live" (the running
-    kernel), "example:NAME" (a bundled fixture) or a vmcore."""
-    if spec.endswith(".json"):
-        return load_report(spec)
-    if spec.startswith("example:"):
-        state = State(example=spec.split(":", 1)[1], verbose=verbose)
-    else:
-        state = State(core=None if spec == "live" else spec, symbols=symbols, verbose=verbose)
-    return state.inspect()
-
-
-@cli.command(name="diff")
+@cli.command(name="diff", help=DIFF_HELP)
 @click.argument("before")
 @click.argument("after")
 @click.option(
@@ -305,26 +257,20 @@ def _diff(
     output: str | None,
     redact: bool | None,
 ) -> int:
-    """Across a kexec: what BEFORE handed over and what AFTER (the kernel the
-    live update booted) made of it, per session and token. Each side is a
-    vmcore, "live" (the running kernel), a saved 'luo-inspect --format json
-    report', or example:NAME. Exit 0 nothing lost, 1 something lost or
-    failed, 2 cannot inspect."""
     _merge(state, fmt, output, redact)
-    if state.core or state.example:
+    if state.source.core or state.source.example:
         raise click.UsageError("diff takes BEFORE and AFTER instead of -c/--example")
-    if state.redact:
-        raise click.UsageError("--redact does not apply to diff")
-    d = diff(
-        open_side(before, before_symbols or state.symbols, state.verbose),
-        open_side(after, after_symbols or state.symbols, state.verbose),
+    symbols = state.source.symbols
+    return _emit(
+        state,
+        Request(
+            "diff",
+            before=before,
+            after=after,
+            before_symbols=before_symbols or symbols,
+            after_symbols=after_symbols or symbols,
+        ),
     )
-    text = render_diff(d, state.fmt)
-    if state.output is not None:
-        Path(state.output).write_text(text)
-    else:
-        click.echo(text, nl=False)
-    return 1 if d.lost else 0
 
 
 @cli.command(name="shell")
@@ -336,11 +282,11 @@ def _shell(state: State) -> None:
 
     from . import helpers
 
-    prog, target = state.open()
+    prog, target = state.source.open()
 
     def add_globals(g: dict[str, Any]) -> dict[str, Any]:
         g.update({name: getattr(helpers, name) for name in helpers.__all__})
-        g["luo_snapshot"] = lambda: inspect(collect(prog, target))
+        g["luo_snapshot"] = lambda: engine.inspect_target(prog, target, Request("report"))
         return g
 
     drgn.cli.run_interactive(
@@ -353,12 +299,8 @@ def _shell(state: State) -> None:
 
 
 def exit_status(result: Any) -> int:
-    """0 no error finding, 1 error findings (or the int of --help)."""
-    if isinstance(result, int):
-        return result
-    if isinstance(result, Snapshot):
-        return 1 if has_errors(result) else 0
-    return 0
+    """A command's exit status (see :mod:`luo_drgn.engine`); 0 for --help."""
+    return result if isinstance(result, int) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -373,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except click.exceptions.Abort:
         return 2
-    except (TargetError, examples.ExampleError, NextKernelError, SavedReportError) as e:
+    except INSPECT_ERRORS as e:
         click.echo(f"luo-inspect: {e}", err=True)
         return 2
     except Exception as e:  # noqa: BLE001

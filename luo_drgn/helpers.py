@@ -1572,4 +1572,5 @@ def _memfd_luo_ser_scalars(prog: Program, serialized_data: int) -> dict[str, Any
     values = _fields(prog, "struct memfd_luo_ser", *names).read(
         prog, serialized_data, physical=True
     )
-    return dict(zip(names, values, strict=True))
+    # One value per name: _Fields.read() unpacks the members it was given.
+    return dict(zip(names, values))

@@ -9,11 +9,12 @@ renderers format them); absent values are None.
 from __future__ import annotations
 
 import gc
+import sys
 from array import array
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import overload
+from typing import Any, overload
 
 
 @contextmanager
@@ -31,8 +32,12 @@ def paused_gc() -> Generator[None, None, None]:
 
 
 # slots: a host's snapshot holds a Holder per fd (a million on a large one)
-# and a PreservedFile per preserved file.
-@dataclass(slots=True)
+# and a PreservedFile per preserved file.  dataclass() takes slots= from
+# Python 3.10 on; on 3.9 (RHEL 9's) these classes keep a __dict__.
+SLOTS: dict[str, Any] = {"slots": True} if sys.version_info >= (3, 10) else {}
+
+
+@dataclass(**SLOTS)
 class Holder:
     """Who holds a reference to a struct file.
 
@@ -147,7 +152,7 @@ class Handler:
     ops: int | None
 
 
-@dataclass(slots=True)
+@dataclass(**SLOTS)
 class PreservedFile:
     address: int  # struct luo_file *
     token: int
@@ -201,7 +206,7 @@ class Session:
     block_set: BlockSetState | None = None  # its file set's blocks (7.2)
 
 
-@dataclass(slots=True)
+@dataclass(**SLOTS)
 class SerializedFile:
     token: int
     handler: str | None  # None: a handler this kernel does not know (predicted)

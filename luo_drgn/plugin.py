@@ -4,16 +4,21 @@
 Registered through the ``drgn.plugins`` entry point: drgn imports this module
 the first time it sets a program, and the decorator registers the command.
 ``%luo`` takes luo-inspect's commands and output options, parsed by drgn's
-own argparse-based command machinery, and inspects the session's program.
-Output goes to stdout, so drgn's redirections work (``%luo report --format
-markdown > report.md``, ``%luo check | grep error``).  The command returns
-the snapshot, so ``_`` holds it afterwards.
+own argparse-based command machinery, and runs them through the same engine
+(:mod:`luo_drgn.engine`).  Output goes to stdout, so drgn's redirections work
+(``%luo report --format markdown > report.md``, ``%luo check | grep error``).
+The command returns the snapshot (or diff), so ``_`` holds it afterwards.
+
+Every drgn start imports this module, whether or not ``%luo`` is typed: it
+imports only drgn's command machinery and :mod:`luo_drgn.request`, and the
+engine at the first ``%luo``.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+import sys
+from typing import TYPE_CHECKING, Any, Callable
 
 from drgn import Program
 from drgn.commands import (
@@ -25,58 +30,17 @@ from drgn.commands import (
 )
 from drgn.commands.linux import linux_kernel_command as _linux_kernel_command
 
-from .checks import inspect
-from .collector import collect
-from .diff import Diff, diff
-from .model import Snapshot
-from .nextkernel import NextKernelError, read_next_kernel
-from .render import COMMANDS, FORMATS, PREFLIGHT_HELP, render, render_diff
-from .saved import SavedReportError, load_report
-from .target import target_of
+from .request import ALL_COMMANDS, COMMANDS, FORMATS, PREFLIGHT_HELP, Request, RequestError
 
-# The helper calls behind each command, for --drgn (drgn's convention: show
-# how to do the same with drgn's API).
-_DRGN_CODE = {
-    "handlers": """\
-from luo_drgn.helpers import luo_file_handler_compatible, luo_for_each_file_handler
+if TYPE_CHECKING:
+    from .diff import Diff
+    from .model import Snapshot
 
-for fh in luo_for_each_file_handler(prog):
-    print(hex(fh), luo_file_handler_compatible(fh).decode())
-""",
-    "sessions": """\
-from luo_drgn.helpers import (
-    LUO_DIRECTIONS, luo_for_each_session, luo_session_file_count, luo_session_name,
-    luo_session_retrieved,
-)
+__all__ = ("drgn_prog_set", "exit_status")
 
-for direction in LUO_DIRECTIONS:
-    for s in luo_for_each_session(prog, direction):
-        print(direction, luo_session_name(s).decode(), luo_session_retrieved(s),
-              luo_session_file_count(s))
-""",
-    "files": """\
-from luo_drgn.helpers import (
-    LUO_DIRECTIONS, luo_file_retrieve_status, luo_file_struct_file, luo_file_token,
-    luo_for_each_session, luo_session_for_each_file, luo_session_name,
-)
-
-for direction in LUO_DIRECTIONS:
-    for s in luo_for_each_session(prog, direction):
-        for f in luo_session_for_each_file(s):
-            print(luo_session_name(s).decode(), hex(luo_file_token(f)),
-                  luo_file_retrieve_status(f), luo_file_struct_file(f))
-""",
-}
-_DRGN_SNAPSHOT = """\
-from luo_drgn.checks import inspect
-from luo_drgn.collector import collect
-from luo_drgn.target import target_of
-
-snapshot = inspect(collect(prog, target_of(prog)))
-for finding in snapshot.findings:
-    print(finding.severity, finding.code, finding.message)
-"""
-
+# Where the last %luo leaves its exit status, for commands/luo.py (a drgn
+# command returns its value into _, which stays the snapshot).
+_EXIT_STATUS = "luo_drgn_exit_status"
 
 # drgn declares linux_kernel_command through copy_func_signature, which
 # mypy cannot see through; it has command()'s signature.
@@ -98,7 +62,7 @@ linux_kernel_command: Callable[..., CommandFuncDecorator] = _linux_kernel_comman
             "command",
             nargs="?",
             default="summary",
-            choices=(*COMMANDS, "preflight", "diff", "help"),
+            choices=(*ALL_COMMANDS, "help"),
             help="what to show (default: summary)",
         ),
         argument("--format", choices=FORMATS, default="text", help="output format (default: text)"),
@@ -141,39 +105,45 @@ def _cmd_luo(
     parser: argparse.ArgumentParser,
     **kwargs: Any,
 ) -> Snapshot | Diff | None:
+    prog.cache[_EXIT_STATUS] = 0
     if args.command == "help":
         print(parser.format_help(), end="")
         return None
-    if args.session is not None and args.command not in ("files", "sessions"):
-        raise CommandArgumentError(f"{name}: --session goes with files or sessions")
+    request = Request(
+        args.command,
+        args.format,
+        session=args.session,
+        redact=args.redact,
+        next_cmdline=args.next_cmdline,
+        next_kernel=args.next_kernel,
+        next_kernel_debug=args.next_kernel_debug,
+        before=args.before,
+    )
+    try:
+        request.check()
+    except RequestError as e:
+        raise CommandArgumentError(f"{name}: {e}") from None
     if args.drgn:
-        print(_DRGN_CODE.get(args.command, _DRGN_SNAPSHOT), end="")
+        from .drgn_code import drgn_code
+
+        print(drgn_code(request, prog), end="")
         return None
-    if args.command == "diff":
-        if args.before is None:
-            raise CommandArgumentError(f"{name}: diff needs --before REPORT")
-        try:
-            before = load_report(args.before)
-        except SavedReportError as e:
-            raise CommandError(f"{name}: {e}") from None
-        result = diff(before, inspect(collect(prog, target_of(prog))))
-        print(render_diff(result, args.format), end="")
-        return result
-    if args.before is not None:
-        raise CommandArgumentError(f"{name}: --before goes with diff")
-    if args.command != "preflight" and (args.next_cmdline or args.next_kernel):
-        raise CommandArgumentError(f"{name}: --next-cmdline and --next-kernel go with preflight")
-    snap = collect(prog, target_of(prog))
-    snap.next_cmdline = args.next_cmdline
-    if args.next_kernel is not None:
-        try:
-            snap.next_kernel = read_next_kernel(args.next_kernel, args.next_kernel_debug)
-        except NextKernelError as e:
-            raise CommandError(f"{name}: {e}") from None
-        snap.notes.extend(snap.next_kernel.notes)
-    inspect(snap)
-    print(render(snap, args.command, args.format, redact=args.redact, session=args.session), end="")
-    return snap
+    from . import engine
+
+    try:
+        outcome = engine.run(request, engine.Source(prog=prog))
+        for chunk in outcome.chunks:
+            sys.stdout.write(chunk)
+    except engine.INSPECT_ERRORS as e:
+        raise CommandError(f"{name}: {e}") from None
+    prog.cache[_EXIT_STATUS] = outcome.status
+    return outcome.value
+
+
+def exit_status(prog: Program) -> int:
+    """The exit status of the last ``%luo`` on ``prog``, as luo-inspect's
+    (0 for help and --drgn)."""
+    return int(prog.cache.get(_EXIT_STATUS, 0))
 
 
 def drgn_prog_set(prog: Program) -> None:

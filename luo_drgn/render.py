@@ -869,23 +869,6 @@ def render_text(
     return w.text()
 
 
-# What each command shows, for the help of every front-end.
-COMMANDS: dict[str, str] = {
-    "summary": "LUO state and what is wrong, in a few lines (the default).",
-    "handlers": "Registered file handlers.",
-    "sessions": "Outgoing and incoming sessions.",
-    "files": "Preserved files, with who holds each one.",
-    "check": "Run the checks: findings, walk errors, notes.",
-    "report": "Everything, for a bug report.",
-}
-FORMATS = ("text", "json", "markdown")
-PREFLIGHT_HELP = (
-    "Will the next kernel accept the handover? Replays its restore path on what "
-    "is (or will be) handed over: exit 0 yes, 1 no (the findings say why), "
-    "2 cannot inspect. Meant to gate kexec -e."
-)
-
-
 def render(
     snap: Snapshot,
     command: str,

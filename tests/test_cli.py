@@ -466,22 +466,44 @@ def test_plugin_output_follows_drgn_redirection(
     assert [f.code for f in snap.findings if f.severity == "error"] == ["duplicate-token"]
 
 
-@pytest.mark.parametrize("command", ["handlers", "sessions", "files", "check"])
+DRGN_CODE_CASES = {
+    "handlers": ("memfd-v2", None),
+    "sessions": ("outgoing vm-beta", None),
+    "files": ("vm-beta 0x100", None),
+    "files --session vm-alpha": ("outgoing vm-alpha 0x", "vm-beta"),
+    "sessions --session vm-gamma": ("outgoing vm-gamma", "vm-alpha"),
+    "check": ("error duplicate-token", None),
+    "preflight": ("refused", "accepted"),
+    # early_liveupdate_param(): the next kernel keeps LUO off.
+    "preflight --next-cmdline liveupdate=off": ("next-kernel-no-luo", "accepted"),
+}
+
+
+@pytest.mark.parametrize("command", list(DRGN_CODE_CASES))
 def test_plugin_drgn_code_runs(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """--drgn prints helper code (drgn's convention); that code runs on the
-    same program and finds what the command reports."""
+    """--drgn prints helper code built for the arguments given (drgn's
+    convention); that code runs on the same program and finds what the
+    command reports, narrowed as the options say."""
     prog = examples.load("fault-duplicate-token").program()
     assert luo(prog, f"luo {command} --drgn") is None
     code = capsys.readouterr().out
     exec(compile(code, f"<luo {command} --drgn>", "exec"), {"prog": prog})
     out = capsys.readouterr().out
-    want = {
-        "handlers": "memfd-v2",
-        "sessions": "outgoing vm-beta",
-        "files": "vm-beta 0x100",
-        "check": "error duplicate-token",
-    }[command]
+    want, unwanted = DRGN_CODE_CASES[command]
     assert want in out
+    assert unwanted is None or unwanted not in out
+
+
+def test_plugin_drgn_code_for_diff(capsys: pytest.CaptureFixture[str]) -> None:
+    prog = examples.load("journey-after").program()
+    saved = examples.DATA / "fixtures" / "journey-after" / "before.json"
+    assert luo(prog, f"luo diff --before {saved} --drgn") is None
+    code = capsys.readouterr().out
+    assert repr(str(saved)) in code
+    exec(compile(code, "<luo diff --drgn>", "exec"), {"prog": prog})
+    out = capsys.readouterr().out
+    # The guest's retrieve of vm-alpha's 0x101 failed (EOPNOTSUPP).
+    assert "vm-alpha 257 retrieve-failed" in out and out.endswith("lost\n")
 
 
 def test_python_dash_m_and_help() -> None:
@@ -682,3 +704,16 @@ def test_json_is_indented_then_one_line_deep() -> None:
     )
     shallow = {"x": [1, {"y": None}], "z": "w"}
     assert "".join(_json_chunks(shallow)) == json.dumps(shallow, indent=2)
+
+
+def test_plugin_import_is_light() -> None:
+    """Every drgn start imports the plugin: it must not bring in the tool
+    (the engine, collector, renderers and tabulate cost ~150 ms), only what
+    builds %luo's parser.  tests/bench_import.py times it."""
+    probe = (
+        "import sys, luo_drgn.plugin\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('luo_drgn', 'tabulate', 'click'))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["luo_drgn", "luo_drgn.plugin", "luo_drgn.request"], proc.stderr

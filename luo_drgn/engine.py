@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The one engine behind luo-inspect, ``%luo`` and ``commands/luo.py``.
+
+A door parses its arguments into a :class:`~luo_drgn.request.Request` and
+hands it here with the target (a program it opened, or where to open one);
+:func:`run` inspects it once and returns what to print and the exit status,
+the same for every door:
+
+- the report commands: 0 no error finding, 1 error findings;
+- ``preflight``: 0 the next kernel will accept the handover, 1 it will not;
+- ``diff``: 0 nothing lost, 1 something lost or failed;
+- 2 (raised as an error, each door prints it as one line): the target
+  cannot be inspected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from drgn import Program
+
+from . import examples
+from .checks import handover_accepted, has_errors, inspect
+from .collector import collect
+from .diff import Diff, diff
+from .model import Snapshot, Target
+from .nextkernel import NextKernelError, read_next_kernel
+from .render import prints_paths, render_chunks, render_diff
+from .request import Request, RequestError
+from .saved import SavedReportError, load_report
+from .target import TargetError, open_target, target_of
+
+__all__ = (
+    "INSPECT_ERRORS",
+    "Outcome",
+    "Source",
+    "exit_status",
+    "open_side",
+    "run",
+)
+
+# What makes a target impossible to inspect (exit 2, one line).
+INSPECT_ERRORS = (
+    TargetError,
+    examples.ExampleError,
+    NextKernelError,
+    SavedReportError,
+    RequestError,
+)
+
+Progress = Optional[Callable[[str], None]]
+Style = Callable[[str, str], str]
+
+
+def _plain(text: str, severity: str) -> str:
+    return text
+
+
+@dataclass
+class Source:
+    """Where the target is: a program a door already has (drgn's), or a
+    vmcore (``core``), the running kernel (neither), or a bundled example."""
+
+    prog: Program | None = None
+    core: str | None = None
+    symbols: Sequence[str] = ()
+    example: str | None = None
+    verbose: bool = False
+
+    def open(self) -> tuple[Program, Target]:
+        if self.prog is not None:
+            return self.prog, target_of(self.prog)
+        if self.example is not None:
+            if self.core or self.symbols:
+                raise RequestError("--example opens a bundled vmcore: drop -c/-s")
+            ex = examples.load(self.example)
+            prog, target = open_target(str(ex.core), [str(p) for p in ex.debug])
+            examples.apply_writes(prog, ex.writes)
+            target.path = f"example {self.example}: {ex.sources[0]}"
+            target.debuginfo = ex.sources[1:]
+            return prog, target
+        return open_target(self.core, self.symbols, quiet=not self.verbose)
+
+
+@dataclass
+class Outcome:
+    """What a request gives: the output, in pieces to be written as they
+    come (a host's JSON report is tens of megabytes), its exit status, and
+    the snapshot or diff it came from (``%luo`` returns it into ``_``)."""
+
+    chunks: Iterator[str]
+    status: int
+    value: Snapshot | Diff
+
+
+def inspect_target(
+    prog: Program, target: Target, request: Request, progress: Progress = None
+) -> Snapshot:
+    """Collect ``prog`` once, add what the request knows of the next
+    kernel, and run the checks."""
+    snap = collect(prog, target, progress=progress, paths=prints_paths(request.command))
+    snap.next_cmdline = request.next_cmdline
+    if request.next_kernel is not None:
+        snap.next_kernel = read_next_kernel(request.next_kernel, request.next_kernel_debug)
+        snap.notes.extend(snap.next_kernel.notes)
+    return inspect(snap)
+
+
+def open_side(
+    spec: str, symbols: Sequence[str] = (), verbose: bool = False, progress: Progress = None
+) -> Snapshot:
+    """One side of a diff: a saved JSON report, ``live`` (the running
+    kernel), ``example:NAME`` (a bundled fixture) or a vmcore."""
+    if spec.endswith(".json"):
+        return load_report(spec)
+    if spec.startswith("example:"):
+        source = Source(example=spec.split(":", 1)[1], verbose=verbose)
+    else:
+        source = Source(core=None if spec == "live" else spec, symbols=symbols, verbose=verbose)
+    prog, target = source.open()
+    return inspect_target(prog, target, Request("report"), progress)
+
+
+def exit_status(request: Request, value: Snapshot | Diff) -> int:
+    """The exit status of a request's result (see the module's text)."""
+    if isinstance(value, Diff):
+        return 1 if value.lost else 0
+    if request.command == "preflight":
+        return 0 if handover_accepted(value) else 1
+    return 1 if has_errors(value) else 0
+
+
+def run(
+    request: Request,
+    source: Source,
+    *,
+    progress: Progress = None,
+    done: Callable[[], None] | None = None,
+    style: Style = _plain,
+) -> Outcome:
+    """
+    Run one request on a target.
+
+    :param progress: called with a short label as each phase of the
+        collection starts
+    :param done: called once the target is read, before any output
+    :param style: colours a severity in text output (a terminal)
+    :raises: one of :data:`INSPECT_ERRORS` when the target cannot be
+        inspected or the options do not go together
+    """
+    request.check()
+    value: Snapshot | Diff
+    if request.command == "diff":
+        assert request.before is not None  # checked
+        before = open_side(request.before, request.before_symbols, source.verbose, progress)
+        if request.after is not None:
+            after = open_side(request.after, request.after_symbols, source.verbose, progress)
+        else:
+            prog, target = source.open()
+            after = inspect_target(prog, target, Request("report"), progress)
+        if done is not None:
+            done()
+        value = diff(before, after)
+        chunks: Iterator[str] = iter((render_diff(value, request.fmt),))
+    else:
+        prog, target = source.open()
+        value = inspect_target(prog, target, request, progress)
+        if done is not None:
+            done()
+        chunks = render_chunks(
+            value,
+            request.command,
+            request.fmt,
+            redact=request.redact,
+            session=request.session,
+            style=style,
+        )
+    return Outcome(chunks, exit_status(request, value), value)
