@@ -13,10 +13,14 @@ import time
 from collections.abc import Generator, Iterator
 from typing import Callable, Optional, TypeVar
 
-from drgn import FaultError, Object, Program
+from drgn import FaultError, Object, Program, ProgramFlags
+from drgn.helpers.linux.panic import panic_message, panic_task
+from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.sched import task_cpu
 
+from . import blockread
 from . import helpers as h
+from .helpers.bounded import WalkError, not_in_dump
 from .holders import NOT_IN_DUMP, scan_holders
 from .layout import luo_layout
 from .model import (
@@ -42,7 +46,6 @@ from .model import (
     paused_gc,
 )
 from .nextkernel import ser_layouts
-from .walk import WalkError, not_in_dump
 
 T = TypeVar("T")
 LIVE_ATTEMPTS = 3
@@ -145,13 +148,15 @@ class _Collector:
         # error says why the state is a guess.
         snap.luo = LuoState("enabled", "luo_global could not be read")
         with self.guard("luo_global"):
-            if not h.luo_enabled(prog):
+            luo_global = prog["luo_global"]
+            liveupdate_num = int(luo_global.liveupdate_num.value_())
+            if not luo_global.enabled.value_():
                 snap.luo = LuoState(
-                    "disabled", self.disabled_reason(), liveupdate_num=h.luo_liveupdate_num(prog)
+                    "disabled", self.disabled_reason(), liveupdate_num=liveupdate_num
                 )
                 self.read_kernel_log()
                 return snap
-            snap.luo = LuoState("enabled", liveupdate_num=h.luo_liveupdate_num(prog))
+            snap.luo = LuoState("enabled", liveupdate_num=liveupdate_num)
             snap.luo.device_in_use = h.luo_device_in_use(prog)
         self.progress("handlers")
         with self.guard("luo_file_handler_list"):
@@ -198,7 +203,15 @@ class _Collector:
         if layout.preserved_xarray:
             with self.guard("luo_preserved_files"):
                 snap.preserved_index = {
-                    i: f.value_() for i, f in h.luo_for_each_preserved_file(prog)
+                    # Keyed by inode numbers, the tree is sparse and deep: each
+                    # node read whole (xa_for_each() reads ~80 times an entry).
+                    index: entry
+                    for index, entry in blockread.xa_for_each_block(
+                        prog,
+                        prog["luo_preserved_files"].address_of_().value_(),
+                        "luo_preserved_files",
+                        MAX_PRESERVED_FILES,
+                    )
                 }
         else:
             snap.notes.append(
@@ -219,10 +232,10 @@ class _Collector:
     def panic(self) -> Panic | None:
         """The panic a kdump was taken at: its message and task (the log is
         read only when the dump names a CPU that panicked)."""
-        task = h.luo_crashed_task(self.prog)
+        task = _crashed_task(self.prog)
         if task is None:
             return None
-        messages = h.luo_panic_messages(self.prog)
+        messages = _panic_messages(self.prog)
         panic = Panic(
             _text(messages[0]) if messages else "unknown: no panic message in the log buffer",
             _text(messages[1]) if messages and messages[1] else None,
@@ -269,15 +282,17 @@ class _Collector:
         )
 
     def collect_handlers(self) -> None:
-        handlers, _ = self.drain(h.luo_for_each_file_handler(self.prog), "luo_file_handler_list")
+        handlers, _ = self.drain(
+            h.validate_luo_for_each_file_handler(self.prog), "luo_file_handler_list"
+        )
         self.handler_objects = handlers
         for fh in handlers:
             with self.guard(f"file handler at {fh.value_():#x}"):
                 self.snap.handlers.append(
                     Handler(
                         fh.value_(),
-                        _text(h.luo_file_handler_compatible(fh)),
-                        h.luo_file_handler_ops(fh).value_(),
+                        _text(fh.compatible.string_()),
+                        fh.ops.value_(),
                     )
                 )
 
@@ -286,7 +301,7 @@ class _Collector:
         d = getattr(snap.luo, direction)
         d.session_count = h.luo_session_header_count(prog, direction)
         sessions, d.sessions_complete = self.drain(
-            h.luo_for_each_session(prog, direction), f"{direction} sessions"
+            h.validate_luo_for_each_session(prog, direction), f"{direction} sessions"
         )
         registered = {x.address: x.compatible for x in snap.handlers}
         for i, s in enumerate(sessions):
@@ -297,32 +312,32 @@ class _Collector:
                 snap.sessions.append(self.collect_session(s, direction, registered))
 
     def collect_session(self, s: Object, direction: str, registered: dict[int, str]) -> Session:
-        name = _text(h.luo_session_name(s))
+        name = _text(s.name.string_())
         session = Session(
             s.value_(),
             name,
             direction,
-            h.luo_session_retrieved(s),
+            bool(s.retrieved.value_()),
             None,
             h.luo_session_file_count(s),
         )
         session.name_terminated = h.luo_session_name_terminated(s)
         if luo_layout(self.prog).block_sets:
             with self.guard(f"block set of {direction} session {name!r}", name):
-                bs = h.luo_session_file_block_set(s)
+                bs = s.file_set.block_set.address_of_()
                 blocks, _ = self.drain(
-                    h.luo_block_set_for_each_block(bs), f"blocks of session {name!r}", name
+                    h.validate_luo_block_set_for_each_block(bs), f"blocks of session {name!r}", name
                 )
                 session.block_set = BlockSetState(
-                    h.luo_block_set_nblocks(bs), len(blocks), h.luo_block_set_count_per_block(bs)
+                    int(bs.nblocks.value_()), len(blocks), int(bs.count_per_block.value_())
                 )
         with self.guard(f"mutex of {direction} session {name!r}", name):
             owner = h.luo_session_mutex_owner(s)
             session.mutex_owner = (owner[0], _text(owner[1])) if owner else None
-        # One read a luo_file (h._luo_session_file_rows(): what the public
-        # helpers read member by member), for hosts with tens of thousands.
+        # One read a luo_file (blockread: what the helpers read member by
+        # member), for hosts with tens of thousands.
         files, session.files_complete = self.drain(
-            h._luo_session_file_rows(s), f"files of {direction} session {name!r}", name
+            blockread.luo_session_file_rows(s), f"files of {direction} session {name!r}", name
         )
         for f in files:
             with self.guard(f"luo_file at {f.address:#x} in session {name!r}", name):
@@ -332,7 +347,7 @@ class _Collector:
         return session
 
     def collect_file(
-        self, f: h._LuoFileRow, session: str, registered: dict[int, str], direction: str
+        self, f: blockread.LuoFileRow, session: str, registered: dict[int, str], direction: str
     ) -> PreservedFile:
         prog = self.prog
         fh = self.same(f.fh)
@@ -360,23 +375,23 @@ class _Collector:
             row = None
             with self.guard(where, session, pf.token):
                 try:
-                    row = h._preserved_file_row(prog, pf.file)
+                    row = blockread.preserved_file_row(prog, pf.file)
                     pf.refcount, pf.inode, pf.size = row.refcount, row.ino, self.same(row.size)
                     self.f_ops[pf.file] = self.same(row.f_op)
                 except FaultError:
                     # Member by member, as far as they can be read.
                     pf.refcount = h.luo_preserved_file_refcount(file)
-                    pf.inode = h.luo_preserved_file_ino(file)
-                    pf.size = h.luo_preserved_file_size(file)
+                    pf.inode = int(file.f_inode.i_ino.value_())
+                    pf.size = int(file.f_inode.i_size.value_())
             if pf.refcount is not None and self.paths:
                 try:
-                    pf.path = _text(h._preserved_file_path(file, row))
+                    pf.path = _text(blockread.preserved_file_path(file, row))
                 except Exception as e:  # noqa: BLE001 - a path is cosmetic
                     self.snap.notes.append(f"no path for {where}: {e}")
         if pf.handler and pf.handler.startswith("memfd") and pf.retrieve_status == 0:
             # After a retrieve the memfd handler frees its serialized state.
             with self.guard(f"memfd state of {session!r} token {pf.token:#x}", session, pf.token):
-                memfd = h._memfd_luo_ser_scalars(prog, f.serialized_data)
+                memfd = blockread.memfd_luo_ser_scalars(prog, f.serialized_data)
                 if memfd is not None:
                     # Read-only, and alike across a host's memfds: shared.
                     memfd = self._memfds.setdefault(tuple(memfd.items()), memfd)
@@ -387,7 +402,7 @@ class _Collector:
         out = []
         sessions, _ = self.drain(sessions_it, "serialized sessions")
         for ser in sessions:
-            name = _text(h.luo_session_ser_name(ser))
+            name = _text(ser.name.string_())
             _, count = h.luo_session_ser_file_set(ser)
             entries, _ = self.drain(
                 h.luo_session_ser_for_each_file(ser), f"serialized files of {name!r}"
@@ -399,21 +414,21 @@ class _Collector:
 
     def collect_handover_out(self) -> Handover | None:
         prog, snap = self.prog, self.snap
-        luo_ser = h.luo_ser_out(prog)
+        luo_ser = prog["luo_global"].luo_ser_out
         if not luo_ser:
             return None
         outgoing = [s for s in snap.sessions if s.direction == "outgoing"]
         listed = [s.name for s in outgoing]
-        compatible = _text(h.luo_ser_compatible(luo_ser))
+        compatible = _text(luo_ser.compatible.string_())
         if snap.luo.frozen:
-            sessions_pa = h.luo_ser_sessions_pa(luo_ser)
+            sessions_pa = int(luo_ser.sessions_pa.value_())
             chain, sessions = self.read_handover(sessions_pa, uncounted=True)
             return Handover("outgoing", "frozen", compatible, sessions_pa, chain, sessions, listed)
         return self.predict_freeze(compatible, outgoing, listed)
 
     def collect_handover_in(self) -> Handover:
         bs = h.luo_session_block_set(self.prog, "incoming")
-        head_pa = h.luo_block_set_head_pa(bs)
+        head_pa = int(bs.head_pa.value_())
         chain, sessions = self.read_handover(head_pa, uncounted=False)
         return Handover("incoming", "pending", None, head_pa, chain, sessions)
 
@@ -434,7 +449,8 @@ class _Collector:
                     entries += h.luo_block_entries(prog, entry_type, pa, block.count)
                 if uncounted and block.count < cpb:
                     rest = h.luo_block_entries(prog, entry_type, pa, cpb)[max(block.count, 0) :]
-                    block.uncounted = [_text(n) for n in map(h.luo_session_ser_name, rest) if n]
+                    names = (bytes(e.name.string_()) for e in rest)
+                    block.uncounted = [_text(n) for n in names if n]
         except WalkError as e:
             chain.fault, chain.fault_address = e.reason, e.address
         return chain, entries
@@ -448,7 +464,7 @@ class _Collector:
         sessions = []
         for ser in entries:
             files_pa, count = h.luo_session_ser_file_set(ser)
-            session = HandoverSession(_text(h.luo_session_ser_name(ser)), files_pa, count)
+            session = HandoverSession(_text(ser.name.string_()), files_pa, count)
             if files_pa:
                 session.chain, files = self.read_chain(files_pa, "struct luo_file_ser")
                 session.files = [_serialized_file(e) for e in files]
@@ -473,7 +489,7 @@ class _Collector:
                 # nothing is predicted from it.
                 sessions.append(HandoverSession(s.name, 0, 0))
                 continue
-            fbs = h.luo_session_file_block_set(obj)
+            fbs = obj.file_set.block_set.address_of_()
             # luo_file_freeze() writes one entry per file on the list, then
             # file_set->count as the count the next kernel checks them by.
             fchain = self.predict_chain(fbs, len(s.files))
@@ -485,8 +501,8 @@ class _Collector:
         )
 
     def predict_chain(self, block_set: Object, count: int) -> HandoverChain:
-        cpb = h.luo_block_set_count_per_block(block_set)
-        pas = [h.luo_block_ser_pa(b) for b in h.luo_block_set_for_each_block(block_set)]
+        cpb = int(block_set.count_per_block.value_())
+        pas = [h.luo_block_ser_pa(b) for b in h.validate_luo_block_set_for_each_block(block_set)]
         chain = HandoverChain(pas[0] if pas else 0, cpb)
         for i, pa in enumerate(pas):
             # kho_block_set_it_reserve_entry() fills block after block.
@@ -495,23 +511,25 @@ class _Collector:
         return chain
 
     def collect_flbs(self) -> None:
-        flbs, _ = self.drain(h.luo_for_each_flb(self.prog), "luo_flb_global.list")
+        flbs, _ = self.drain(h.validate_luo_for_each_flb(self.prog), "luo_flb_global.list")
         users: dict[int, list[str]] = {}
         for fh in self.handler_objects:
-            for flb in h.luo_file_handler_for_each_flb(fh):
-                users.setdefault(flb.value_(), []).append(_text(h.luo_file_handler_compatible(fh)))
+            for flb in h.validate_luo_file_handler_for_each_flb(fh):
+                users.setdefault(flb.value_(), []).append(_text(fh.compatible.string_()))
         for flb in flbs:
             out, inc = h.luo_flb_counts(flb)
             status = h.luo_flb_incoming_status(flb)
+            # flb->private: a member marked __private, named so in the debug info.
+            private = flb.member_("private")
             self.snap.flbs.append(
                 Flb(
                     flb.value_(),
-                    _text(h.luo_flb_compatible(flb)),
+                    _text(flb.compatible.string_()),
                     out,
                     inc,
                     users.get(flb.value_(), []),
-                    h.luo_flb_data(flb, "outgoing"),
-                    h.luo_flb_data(flb, "incoming"),
+                    int(private.outgoing.data.value_()),
+                    int(private.incoming.data.value_()),
                     status[0] if status else None,
                     status[1] if status else None,
                 )
@@ -525,9 +543,9 @@ class _Collector:
             with self.guard(f"serialized {direction} FLBs"):
                 self.snap.serialized_flbs[direction] = [
                     SerializedFlb(
-                        _text(h.luo_flb_ser_name(x)),
-                        h.luo_flb_ser_data(x),
-                        h.luo_flb_ser_count(x),
+                        _text(x.name.string_()),
+                        int(x.data.value_()),
+                        int(x.count.value_()),
                     )
                     for x in h.luo_for_each_serialized_flb(self.prog, direction)
                 ]
@@ -577,10 +595,47 @@ class _Collector:
 def _serialized_file(file_ser: Object) -> SerializedFile:
     """A ``struct luo_file_ser`` as plain data."""
     return SerializedFile(
-        h.luo_file_ser_token(file_ser),
-        _text(h.luo_file_ser_compatible(file_ser)),
-        h.luo_file_ser_data(file_ser),
+        int(file_ser.token.value_()),
+        _text(file_ser.compatible.string_()),
+        int(file_ser.data.value_()),
     )
+
+
+# Far above any real count of preserved files, low enough that a corrupted
+# luo_preserved_files tree cannot keep the walk busy.
+MAX_PRESERVED_FILES = 1 << 20
+# What the kernel logs before a panic, naming its cause (lib/bug.c's
+# "WARNING:", an oops, a BUG()).
+_PANIC_CAUSES = (b"WARNING: ", b"BUG: ", b"Oops: ", b"kernel BUG at ")
+_PANIC = b"Kernel panic - not syncing: "
+
+
+def _crashed_task(prog: Program) -> Object | None:
+    """drgn's panic_task(), None for a live kernel and for a dump taken
+    without a panic (a QEMU memory dump)."""
+    if prog.flags & ProgramFlags.IS_LIVE:
+        return None
+    try:
+        task = panic_task(prog)
+    except (LookupError, FaultError):
+        return None
+    return task if task else None
+
+
+def _panic_messages(prog: Program) -> tuple[bytes, bytes | None] | None:
+    """The panic's message (drgn's panic_message(), without its prefix),
+    and the warning, oops or BUG logged before it, which names its cause;
+    None when the log has no "Kernel panic" (an oops alone is not one)."""
+    message = panic_message(prog)
+    if message is None or not message.startswith(_PANIC):
+        return None
+    cause = None
+    for r in get_printk_records(prog):
+        if r.text.startswith(_PANIC):
+            break
+        if r.text.startswith(_PANIC_CAUSES):
+            cause = r.text.strip()
+    return message[len(_PANIC) :].strip(), cause
 
 
 def _text(raw: bytes) -> str:

@@ -22,8 +22,7 @@ def _directions(code: DrgnCodeBuilder, request: Request) -> None:
     code.add_from_import("luo_drgn.helpers", "LUO_DIRECTIONS", "luo_for_each_session")
     code.append("for direction in LUO_DIRECTIONS:\n")
     code.append("    for session in luo_for_each_session(prog, direction):\n")
-    code.add_from_import("luo_drgn.helpers", "luo_session_name")
-    code.append("        name = luo_session_name(session).decode(errors='replace')\n")
+    code.append("        name = session.name.string_().decode(errors='replace')\n")
     if request.session is not None:
         code.append(f"        if name != {request.session!r}:\n            continue\n")
 
@@ -51,34 +50,27 @@ def drgn_code(request: Request, prog: Program) -> str:
     code = DrgnCodeBuilder(prog)
     command = request.command
     if command == "handlers":
-        code.add_from_import(
-            "luo_drgn.helpers", "luo_file_handler_compatible", "luo_for_each_file_handler"
-        )
+        code.add_from_import("luo_drgn.helpers", "luo_for_each_file_handler")
         code.append(
             "for handler in luo_for_each_file_handler(prog):\n"
-            "    print(hex(handler), luo_file_handler_compatible(handler).decode())\n"
+            "    print(hex(handler), handler.compatible.string_().decode())\n"
         )
     elif command == "sessions":
         _directions(code, request)
-        code.add_from_import("luo_drgn.helpers", "luo_session_file_count", "luo_session_retrieved")
+        code.add_from_import("luo_drgn.helpers", "luo_session_file_count")
         code.append(
-            "        print(direction, name, luo_session_retrieved(session),\n"
+            "        print(direction, name, bool(session.retrieved),\n"
             "              luo_session_file_count(session))\n"
         )
     elif command == "files":
         _directions(code, request)
         code.add_from_import(
-            "luo_drgn.helpers",
-            "luo_file_retrieve_status",
-            "luo_file_struct_file",
-            "luo_file_token",
-            "luo_session_for_each_file",
+            "luo_drgn.helpers", "luo_file_retrieve_status", "luo_session_for_each_file"
         )
         code.append(
             "        for luo_file in luo_session_for_each_file(session):\n"
-            "            print(direction, name, hex(luo_file_token(luo_file)),\n"
-            "                  luo_file_retrieve_status(luo_file),\n"
-            "                  luo_file_struct_file(luo_file))\n"
+            "            print(direction, name, hex(luo_file.token),\n"
+            "                  luo_file_retrieve_status(luo_file), hex(luo_file.file))\n"
         )
     elif command == "diff":
         _snapshot(code, request)

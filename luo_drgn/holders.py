@@ -27,7 +27,8 @@ Besides fd tables and mappings, a struct file is held by (as of 7.2):
 - an iommufd IOAS mapping made with ``IOMMU_IOAS_MAP_FILE`` (the
   ``iopt_pages`` of its areas hold the file).
 
-Each kind has a helper here; :func:`scan_holders` feeds them from the one
+Each kind has a helper in :mod:`luo_drgn.helpers.file_holders`;
+:func:`scan_holders` feeds them from the one
 task pass (rings and iommufd contexts are found in the fd tables).  A kind
 the target cannot show (not built in, not in its debug info, a walk that
 failed) is recorded in :attr:`HolderScan.unscanned`, so that an unexplained
@@ -42,31 +43,32 @@ It also finds the fds of LUO's own files (session files and
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable
 
-from drgn import FaultError, Object, PlatformFlags, Program, cast, container_of
-from drgn.helpers.linux.idr import idr_for_each
+from drgn import FaultError, Object, Program
 from drgn.helpers.linux.mm import for_each_vma
 from drgn.helpers.linux.net import for_each_net
 from drgn.helpers.linux.pid import for_each_task
-from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
-from drgn.helpers.linux.xarray import xa_for_each
 
+from .helpers._words import Words
+from .helpers.bounded import WalkError, not_in_dump
+from .helpers.file_holders import (
+    MAX_FDS,
+    io_ring_ctx_for_each_fixed_file,
+    iommufd_ctx_for_each_mapped_file,
+    loop_for_each_backing_file,
+    unix_for_each_sock,
+    unix_sock_for_each_inflight_file,
+)
 from .model import Holder, HolderList
-from .walk import WalkError, not_in_dump
 
 __all__ = (
     "NEVER_SCANNED",
     "NOT_IN_DUMP",
     "HolderScan",
-    "io_ring_ctx_for_each_fixed_file",
-    "iommufd_ctx_for_each_mapped_file",
-    "loop_for_each_backing_file",
     "scan_holders",
-    "unix_for_each_sock",
-    "unix_sock_for_each_inflight_file",
 )
 
 # The reason given for a holder kind whose walk met a page the dump lacks.
@@ -79,18 +81,6 @@ NEVER_SCANNED = (
     "AIO requests in flight",
     "a syscall's temporary fget()",
 )
-# net/unix/af_unix.h (since 6.0): UNIX_HASH_SIZE = 256 * 2 buckets per
-# namespace, unbound sockets in the first half, bound ones in the second.
-UNIX_HASH_SIZE = 512
-# A socket receive queue or an hlist bucket longer than this is garbage
-# (net.core.rmem_max bounds a queue far below it).
-MAX_QUEUE = 1 << 20
-# io_uring/filetable.h: the low bits of io_rsrc_node.file_ptr are flags.
-FFS_FLAGS = 0x3
-
-# An fd table larger than this is treated as garbage (the kernel's own
-# limit, sysctl fs.nr_open, is at most 2**30 but defaults to 2**20).
-MAX_FDS = 1 << 24
 MAX_TASKS = 1 << 22  # pid_max can be at most 2**22
 # vm.max_map_count defaults to 65530; far above that, the tree is garbage.
 MAX_VMAS = 1 << 22
@@ -114,32 +104,6 @@ class HolderScan:
     f_ops: dict[int, int] = field(default_factory=dict)  # struct file -> f_op
     tasks: int = 0
     fds: int = 0
-
-
-@dataclass(frozen=True)
-class _Words:
-    """How this target stores a pointer: size and byte order, from
-    ``prog.platform``."""
-
-    size: int
-    order: Literal["little", "big"]
-    fmt: str  # struct format of one pointer
-
-    @classmethod
-    def of(cls, prog: Program) -> _Words:
-        platform = prog.platform
-        if platform is None:
-            raise ValueError("the program has no platform")
-        size = 8 if platform.flags & PlatformFlags.IS_64_BIT else 4
-        little = bool(platform.flags & PlatformFlags.IS_LITTLE_ENDIAN)
-        return cls(
-            size,
-            "little" if little else "big",
-            ("<" if little else ">") + ("Q" if size == 8 else "I"),
-        )
-
-    def read(self, prog: Program, address: int) -> int:
-        return int.from_bytes(prog.read(address, self.size), self.order)
 
 
 def _address_of(prog: Program, name: str) -> int | None:
@@ -209,7 +173,7 @@ def scan_holders(
     """
     wanted_set = set(wanted)
     scan = HolderScan(f_ops=f_ops if f_ops is not None else {})
-    words = _Words.of(prog)
+    words = Words.cached(prog)
     fops = _Fops.of(prog)
     file_t = prog.type("struct file")
     f_op_offset = file_t.member("f_op").offset
@@ -277,7 +241,7 @@ def scan_holders(
 
 def _scan_kernel_holders(
     prog: Program,
-    words: _Words,
+    words: Words,
     fops: _Fops,
     found: _Pass,
     wanted: set[int],
@@ -378,7 +342,7 @@ def _lacks_type(prog: Program, name: str) -> bool:
 
 
 def _owner_of_sock(
-    prog: Program, words: _Words, sk: Object, sk_socket: int, found: _Pass
+    prog: Program, words: Words, sk: Object, sk_socket: int, found: _Pass
 ) -> tuple[int | None, str | None, int | None]:
     """The fd through which a process holds socket ``sk``, where one does
     (an embryo socket, or one itself in flight, has none)."""
@@ -388,144 +352,6 @@ def _owner_of_sock(
     file = Object(prog, "struct socket *", socket).file.value_()
     owner = found.sockets.get(file)
     return owner if owner is not None else (None, None, None)
-
-
-def unix_for_each_sock(net: Object) -> Iterator[Object]:
-    """
-    Iterate over the AF_UNIX sockets of a network namespace: every socket,
-    bound or not, including embryo sockets not yet accepted
-    (``unix_create1()`` hashes each one into ``net->unx.table``).
-
-    :param net: ``struct net *``
-    :return: Iterator of ``struct sock *`` objects.
-    :raises WalkError: if a bucket's chain is impossibly long
-    """
-    prog = net.prog_
-    words = _Words.of(prog)
-    buckets = net.unx.table.buckets.value_()
-    if not buckets:
-        return
-    sock_t = prog.type("struct sock *")
-    node_offset = (
-        prog.type("struct sock").member("__sk_common").offset
-        + prog.type("struct sock_common").member("skc_node").offset
-    )
-    # One read for the bucket heads (struct hlist_head is one pointer).
-    raw = prog.read(buckets, UNIX_HASH_SIZE * words.size)
-    for (node,) in struct.iter_unpack(words.fmt, raw):
-        n = 0
-        while node:
-            n += 1
-            if n > MAX_QUEUE:
-                raise WalkError("unix socket hash", buckets, f"a chain longer than {MAX_QUEUE}")
-            yield Object(prog, sock_t, node - node_offset)
-            node = words.read(prog, node)  # hlist_node.next
-
-
-def unix_sock_for_each_inflight_file(sk: Object) -> Iterator[Object]:
-    """
-    Iterate over the files passed with SCM_RIGHTS in messages queued on a
-    unix socket and not yet received: each holds a reference in the
-    ``struct scm_fp_list`` of its skb (``UNIXCB(skb).fp``).
-
-    :param sk: ``struct sock *`` of an AF_UNIX socket
-    :return: Iterator of ``struct file *`` objects.
-    :raises WalkError: if the receive queue does not close
-    """
-    prog = sk.prog_
-    head = sk.sk_receive_queue.address_of_()
-    head_addr = head.value_()
-    skb = cast("struct sk_buff *", head.next)
-    parms_t = prog.type("struct unix_skb_parms *")
-    n = 0
-    while skb.value_() != head_addr:
-        n += 1
-        if n > MAX_QUEUE or not skb.value_():
-            raise WalkError("unix receive queue", head_addr, "the queue does not close")
-        fp = cast(parms_t, skb.cb.address_of_()).fp
-        if fp:
-            count = fp.count.value_()
-            if not 0 <= count <= len(fp.fp):
-                raise WalkError("SCM_RIGHTS list", fp.value_(), f"{count} files")
-            for i in range(count):
-                yield fp.fp[i]
-        skb = skb.next
-
-
-def io_ring_ctx_for_each_fixed_file(ctx: Object) -> Iterator[tuple[int, Object]]:
-    """
-    Iterate over the registered (fixed) files of an io_uring ring, as
-    ``io_slot_file()`` reads them (io_uring/filetable.h): the node pointer
-    of each slot, its ``file_ptr`` with the flag bits masked.
-
-    :param ctx: ``struct io_ring_ctx *``
-    :return: Iterator of (slot, ``struct file *``) tuples.
-    :raises WalkError: if the table's size is impossible
-    """
-    prog = ctx.prog_
-    words = _Words.of(prog)
-    data = ctx.file_table.data
-    nr = data.nr.value_()
-    if not 0 <= nr <= MAX_FDS:
-        raise WalkError("io_uring file table", ctx.value_(), f"{nr} slots")
-    if not nr:
-        return
-    file_ptr = prog.type("struct io_rsrc_node").member("file_ptr").offset
-    file_t = prog.type("struct file *")
-    # One read for the node pointers, one per used slot for its file.
-    raw = prog.read(data.nodes.value_(), nr * words.size)
-    for slot, (node,) in enumerate(struct.iter_unpack(words.fmt, raw)):
-        if node:
-            file = words.read(prog, node + file_ptr) & ~FFS_FLAGS
-            if file:
-                yield slot, Object(prog, file_t, file)
-
-
-def loop_for_each_backing_file(prog: Program) -> Iterator[tuple[Object, Object]]:
-    """
-    Iterate over the loop devices that have a backing file
-    (``lo->lo_backing_file``, set by ``loop_configure()``).
-
-    :return: Iterator of (``struct loop_device *``, ``struct file *``) tuples.
-    """
-    lo_t = prog.type("struct loop_device *")
-    for _, entry in idr_for_each(prog["loop_index_idr"].address_of_()):
-        lo = cast(lo_t, entry)
-        file = lo.lo_backing_file.read_()
-        if file:
-            yield lo, file
-
-
-def iommufd_ctx_for_each_mapped_file(ictx: Object) -> Iterator[tuple[Object, Object]]:
-    """
-    Iterate over the files mapped into the IOASes of an iommufd with
-    ``IOMMU_IOAS_MAP_FILE``: each ``struct iopt_pages`` of type
-    ``IOPT_ADDRESS_FILE`` holds one reference (``iopt_alloc_file_pages()``),
-    however many areas share it.
-
-    :param ictx: ``struct iommufd_ctx *``
-    :return: Iterator of (``struct iommufd_ioas *``, ``struct file *``) tuples.
-    """
-    prog = ictx.prog_
-    ioas_type = prog["IOMMUFD_OBJ_IOAS"].value_()
-    file_type = prog["IOPT_ADDRESS_FILE"].value_()
-    for _, entry in xa_for_each(ictx.objects.address_of_()):
-        # Reserved slots of objects being created hold XA_ZERO_ENTRY, which
-        # xa_for_each() skips; any other entry is an iommufd_object.
-        obj = cast("struct iommufd_object *", entry)
-        if obj.type.value_() != ioas_type:
-            continue
-        ioas = container_of(obj, "struct iommufd_ioas", "obj")
-        seen: set[int] = set()
-        for area in rbtree_inorder_for_each_entry(
-            "struct iopt_area", ioas.iopt.area_itree.rb_root.address_of_(), "node.rb"
-        ):
-            pages = area.pages.read_()
-            if not pages or pages.value_() in seen:
-                continue
-            seen.add(pages.value_())
-            if pages.type.value_() == file_type and pages.file:
-                yield ioas, pages.file.read_()
 
 
 def _fault(scan: HolderScan, where: str, message: str, e: FaultError) -> None:
@@ -540,7 +366,7 @@ def _fault(scan: HolderScan, where: str, message: str, e: FaultError) -> None:
 
 def _scan_fd_table(
     prog: Program,
-    words: _Words,
+    words: Words,
     files: Object,
     pid: int,
     comm: str,

@@ -8,9 +8,10 @@ from its types and symbols.
 
 LUO changed shape several times between the v6 patch series (November 2025)
 and 7.2, and 6.19.y stable kernels took a ``struct luo_file`` change in a
-backport, so the version string says nothing reliable.  As drgn's own
-helpers do, this module probes members and symbols once per program and
-caches the answer in ``prog.cache``.
+backport, so the version string says nothing reliable.  It names the
+layout for reports from the drgn layer's probes
+(:mod:`luo_drgn.helpers.liveupdate`), each made once per program and cached
+in ``prog.cache``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from drgn import Program, Type
+from drgn import Program
 from drgn.helpers.common.prog import takes_program_or_default
+
+from .helpers import liveupdate as lu
 
 __all__ = (
     "GENERATIONS",
@@ -66,25 +69,6 @@ class Layout:
         return str(self.generation)
 
 
-def _type(prog: Program, name: str) -> Type | None:
-    try:
-        return prog.type(name)
-    except LookupError:
-        return None
-
-
-def _has_symbol(prog: Program, name: str) -> bool:
-    try:
-        prog[name]
-        return True
-    except LookupError:
-        return False
-
-
-def _has_member(t: Type | None, member: str) -> bool:
-    return t is not None and t.has_member(member)
-
-
 # What each generation has: the kernel sources of each (the v6 series as
 # posted, 6.19.0, the 6.19.y backport, 7.0, 7.1 and 7.2), member by member.
 _EXPECTED = {
@@ -127,38 +111,26 @@ _EXPECTED = {
 
 
 def _probe(prog: Program) -> Layout:
-    session_t = _type(prog, "struct luo_session")
-    if session_t is None and not _has_symbol(prog, "luo_session_global"):
-        return Layout(present=False)
-    file_t = _type(prog, "struct luo_file")
-    file_set_t = _type(prog, "struct luo_file_set")
+    # The drgn layer's probes: one copy of each fact, each citing the
+    # release that changed it.
+    if not lu._has_symbol(prog, "luo_session_global"):
+        try:
+            prog.type("struct luo_session")
+        except LookupError:
+            return Layout(present=False)
     features = dict(
-        # Since 6.19.0 a session's files hang on session->file_set (struct
-        # luo_file_set); the v6 series (Nov 2025) had session->files_list.
-        file_set=_has_member(session_t, "file_set"),
-        # The 6.19.y stable backport and 7.0 turned "bool retrieved" into
-        # "int retrieve_status", which also keeps a failed retrieve's errno.
-        retrieve_field=(
-            "retrieve_status"
-            if _has_member(file_t, "retrieve_status")
-            else "retrieved"
-            if _has_member(file_t, "retrieved")
-            else None
-        ),
-        # 7.2 replaced the contiguous serialization arrays (and the FDT) with
-        # linked KHO block sets.
-        block_sets=_has_member(file_set_t, "block_set"),
-        # 7.1 indexes preserved files in the luo_preserved_files xarray.
-        preserved_xarray=_has_symbol(prog, "luo_preserved_files"),
-        # File-Lifecycle-Bound objects arrived with the 6.19.y backport / 7.0.
-        flb=_has_symbol(prog, "luo_flb_global"),
+        file_set=lu._has_file_set(prog),
+        retrieve_field=lu._retrieve_field(prog),
+        block_sets=lu._has_block_sets(prog),
+        preserved_xarray=lu._has_preserved_xarray(prog),
+        flb=lu._has_flbs(prog),
     )
     generation, differences = _nearest(features)
     return Layout(
         present=True,
         generation=generation,
-        serialize_rwsem=_has_symbol(prog, "luo_session_serialize_rwsem"),
-        file_ref=_has_member(_type(prog, "struct file"), "f_ref"),
+        serialize_rwsem=lu._has_serialize_rwsem(prog),
+        file_ref=lu._has_file_ref(prog),
         differences=differences,
         **features,  # type: ignore[arg-type]
     )

@@ -515,7 +515,7 @@ def test_python_dash_m_and_help() -> None:
 
 def test_shell_has_the_helpers() -> None:
     script = (
-        'print("SESSIONS", [luo_session_name(s).decode() for s in luo_for_each_session(prog)])\n'
+        'print("SESSIONS", [s.name.string_().decode() for s in luo_for_each_session(prog)])\n'
         'print("FINDINGS", [f.code for f in luo_snapshot().findings])\n'
     )
     proc = subprocess.run(

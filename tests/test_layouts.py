@@ -54,7 +54,7 @@ def test_layout_probe_is_cached(kernel: Kernel) -> None:
 def test_sessions_and_files(kernel: Kernel, layout: str) -> None:
     for direction, state in (("outgoing", OUTGOING), ("incoming", INCOMING)):
         sessions = list(h.luo_for_each_session(kernel.prog, direction))
-        assert [h.luo_session_name(s).decode() for s in sessions] == list(state)
+        assert [bytes(s.name.string_()).decode() for s in sessions] == list(state)
         assert h.luo_session_header_count(kernel.prog, direction) == len(state)
         for s, files in zip(sessions, state.values()):
             got = list(h.luo_session_for_each_file(s))
@@ -80,7 +80,7 @@ def test_serialized(kernel: Kernel) -> None:
 
 def test_handlers(kernel: Kernel) -> None:
     assert [
-        h.luo_file_handler_compatible(x).decode() for x in h.luo_for_each_file_handler(kernel.prog)
+        bytes(x.compatible.string_()).decode() for x in h.luo_for_each_file_handler(kernel.prog)
     ] == [MEMFD]
 
 
@@ -212,9 +212,9 @@ def test_pending_incoming(layout: str) -> None:
     k = populate(layout, pending=True)
     assert h.luo_incoming_deserialized(k.prog) is False
     pending = list(h.luo_for_each_pending_incoming_session(k.prog))
-    assert [h.luo_session_ser_name(p).decode() for p in pending] == list(INCOMING)
+    assert [bytes(p.name.string_()).decode() for p in pending] == list(INCOMING)
     for p, files in zip(pending, INCOMING.values()):
-        assert [h.luo_file_ser_token(e) for e in h.luo_session_ser_for_each_file(p)] == [
+        assert [e.token.value_() for e in h.luo_session_ser_for_each_file(p)] == [
             x.token for x in files
         ]
     snap = snapshot_of(k)

@@ -42,7 +42,7 @@ MUTATIONS = (
     ),
     Mutation(
         "an empty retrieved session always reported finished",
-        "luo_drgn/helpers.py",
+        "luo_drgn/helpers/liveupdate.py",
         "            # Handed over with no files: nothing was restored to destroy.\n"
         "            return None\n",
         "            return True\n",
@@ -50,7 +50,7 @@ MUTATIONS = (
     ),
     Mutation(
         "cycle detection deleted from the list walk",
-        "luo_drgn/walk.py",
+        "luo_drgn/helpers/bounded.py",
         '        if addr in seen:\n            raise WalkError(what, addr, "cycle (a node is '
         'reached twice)")\n',
         "",

@@ -40,7 +40,7 @@ def snapshot(prog: drgn.Program) -> Snapshot:
 
 
 def alpha(prog: drgn.Program) -> drgn.Object:
-    return next(s for s in h.luo_for_each_session(prog) if h.luo_session_name(s) == b"vm-alpha")
+    return next(s for s in h.luo_for_each_session(prog) if bytes(s.name.string_()) == b"vm-alpha")
 
 
 def test_unreadable_luo_global() -> None:

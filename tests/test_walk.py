@@ -11,7 +11,7 @@ import drgn
 import pytest
 
 from luo_drgn import examples
-from luo_drgn.walk import (
+from luo_drgn.helpers.bounded import (
     WalkError,
     validate_list_for_each_bounded,
     validate_list_for_each_entry_bounded,

@@ -27,13 +27,13 @@ from .scenarios import build_driver, kernel_files
 # Run by drgn in the guest: %luo through the plugin entry point, and a helper.
 PROBE = """import json
 from drgn.commands import run_command
-from luo_drgn.helpers import luo_for_each_session, luo_session_name
+from luo_drgn.helpers import luo_for_each_session
 
 snap = run_command(prog, "luo sessions --format json > /dev/null")
 print("@@DRGN-LUO " + json.dumps({
     "kind": snap.target.kind,
     "sessions": [[s.direction, s.name, [f.token for f in s.files]] for s in snap.sessions]}))
-names = [luo_session_name(s).decode() for s in luo_for_each_session(prog)]
+names = [s.name.string_().decode() for s in luo_for_each_session(prog)]
 print("@@DRGN-HELPERS " + json.dumps(names))
 """
 

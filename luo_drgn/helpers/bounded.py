@@ -3,8 +3,9 @@
 Bounded List Validation
 -----------------------
 
-The ``luo_drgn.walk`` module provides list validators for memory that may be
-corrupted, in the form of drgn's :func:`drgn.helpers.linux.list.validate_list_for_each`.
+The ``luo_drgn.helpers.bounded`` module provides list validators for memory
+that may be corrupted, in the form of drgn's
+:func:`drgn.helpers.linux.list.validate_list_for_each`.
 
 drgn's validator is the model, but a post-mortem inspector needs three things
 it does not give: it may yield a node twice before Brent's algorithm notices a
@@ -16,27 +17,21 @@ so a cycle is reported the moment a node comes round again, check every
 :class:`WalkError`, a :class:`drgn.helpers.ValidationError`, after yielding
 everything that was read safely.  A fault is raised as a :class:`WalkError`
 too, with the :class:`drgn.FaultError` chained as its ``__cause__``.
-
-Hot walks over tens of thousands of entries also come in a block form, for
-luo-drgn's own collector: :func:`list_for_each_entry_block` reads each entry
-whole, in one read, with the same checks, and :func:`xa_for_each_block`
-reads each XArray node's slots in one read, where drgn's
-:func:`~drgn.helpers.linux.xarray.xa_for_each` reads them one by one.  They
-yield addresses and bytes, not objects, and are not part of the helper API.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator
 
-from drgn import FaultError, Object, Program, Type, container_of, offsetof, sizeof
+from drgn import FaultError, Object, Type, container_of
 from drgn.helpers import ValidationError
 
 __all__ = (
     "DEFAULT_LIMIT",
     "WalkError",
+    "fault_error",
     "not_in_dump",
+    "validate_list_addresses",
     "validate_list_for_each_bounded",
     "validate_list_for_each_entry_bounded",
 )
@@ -78,28 +73,38 @@ class WalkError(ValidationError):
         self.reason = reason
 
 
-def _fault(what: str, reason: str, e: FaultError) -> WalkError:
+def fault_error(what: str, reason: str, e: FaultError) -> WalkError:
+    """A :class:`WalkError` for a fault, the fault chained as its cause."""
     err = WalkError(what, e.address, reason)
     err.__cause__ = e
     return err
 
 
-def _walk_list(
+def validate_list_addresses(
     head_addr: int,
     read_head: Callable[[], tuple[int, int]],
     read_node: Callable[[int], tuple[int, int]],
     what: str,
-    limit: int,
+    limit: int = DEFAULT_LIMIT,
 ) -> Iterator[int]:
-    """The checks of :func:`validate_list_for_each_bounded` over any reader:
-    ``read_head()`` gives the head's (next, prev), ``read_node(addr)`` a
-    node's, each read where the walk needs it."""
+    """
+    Iterate over the node addresses of a list with the checks of
+    :func:`validate_list_for_each_bounded`, over any reader: a caller that
+    reads each entry whole in one read hands its own readers.
+
+    :param head_addr: address of the ``struct list_head``
+    :param read_head: gives the head's (next, prev)
+    :param read_node: gives the (next, prev) of the node at an address
+    :param what: what the list is, for the error message
+    :raises WalkError: see :func:`validate_list_for_each_bounded`
+    :return: Iterator of ``struct list_head`` addresses.
+    """
     seen: set[int] = set()
     prev_addr = head_addr
     try:
         addr = read_head()[0]
     except FaultError as e:
-        raise _fault(what, "cannot read list head", e) from e
+        raise fault_error(what, "cannot read list head", e) from e
     while True:
         if addr == head_addr:
             # Back at the head: its prev must be the last node, as drgn's
@@ -107,7 +112,7 @@ def _walk_list(
             try:
                 last = read_head()[1]
             except FaultError as e:
-                raise _fault(what, "cannot read list head", e) from e
+                raise fault_error(what, "cannot read list head", e) from e
             if last != prev_addr:
                 raise WalkError(
                     what,
@@ -125,7 +130,7 @@ def _walk_list(
         try:
             nxt, back = read_node(addr)
         except FaultError as e:
-            raise _fault(what, "fault reading a list node", e) from e
+            raise fault_error(what, "fault reading a list node", e) from e
         if back != prev_addr:
             raise WalkError(
                 what, addr, f"prev pointer {back:#x} does not point back to {prev_addr:#x}"
@@ -159,7 +164,7 @@ def validate_list_for_each_bounded(
     def read(node: Object) -> tuple[int, int]:
         return node.next.value_(), node.prev.value_()
 
-    for addr in _walk_list(
+    for addr in validate_list_addresses(
         head.value_(),
         lambda: read(head),
         lambda addr: read(Object(head.prog_, node_type, addr)),
@@ -190,113 +195,3 @@ def validate_list_for_each_entry_bounded(
     entry_type = head.prog_.type(type) if isinstance(type, str) else type
     for node in validate_list_for_each_bounded(head, what or str(member), limit):
         yield container_of(node, entry_type, member)
-
-
-_U64 = struct.Struct("<Q")
-
-
-def list_for_each_entry_block(
-    prog: Program,
-    type: str | Type,
-    head: int,
-    member: str,
-    what: str,
-    limit: int = DEFAULT_LIMIT,
-) -> Iterator[tuple[int, bytes]]:
-    """
-    Iterate over the entries of a list as
-    :func:`validate_list_for_each_entry_bounded` does, with the same checks,
-    reading each entry whole in one read.
-
-    :param head: address of the ``struct list_head``
-    :raises WalkError: see :func:`validate_list_for_each_bounded`
-    :return: Iterator of (entry address, the entry's bytes) tuples.
-    """
-    entry_type = prog.type(type) if isinstance(type, str) else type
-    size, offset = sizeof(entry_type), offsetof(entry_type, member)
-    blocks: dict[int, bytes] = {}
-
-    def read_head() -> tuple[int, int]:
-        raw = prog.read(head, 16)
-        return _U64.unpack_from(raw, 0)[0], _U64.unpack_from(raw, 8)[0]
-
-    def read_node(addr: int) -> tuple[int, int]:
-        raw = blocks[addr] = prog.read(addr - offset, size)
-        return _U64.unpack_from(raw, offset)[0], _U64.unpack_from(raw, offset + 8)[0]
-
-    for addr in _walk_list(head, read_head, read_node, what, limit):
-        yield addr - offset, blocks.pop(addr)
-
-
-# include/linux/xarray.h: an internal entry has its low two bits 10; node
-# pointers are internal entries above 4096, sibling entries below 256.
-_XA_ZERO_ENTRY = (257 << 2) | 2
-_XA_CHUNK_SHIFT_MAX = 64
-
-
-def _xa_is_node(entry: int) -> bool:
-    return (entry & 3) == 2 and entry > 4096
-
-
-def xa_for_each_block(
-    prog: Program, xa: int, what: str, limit: int = DEFAULT_LIMIT
-) -> Iterator[tuple[int, int]]:
-    """
-    Iterate over the entries of an XArray as
-    :func:`drgn.helpers.linux.xarray.xa_for_each` does (in index order, zero
-    entries skipped), reading each node in one read, and bounded: a corrupted
-    tree (a node reached twice, a shift that does not descend, more than
-    ``limit`` entries) raises :class:`WalkError`.
-
-    :param xa: address of the ``struct xarray``
-    :return: Iterator of (index, entry value) tuples.
-    """
-    node_type = prog.type("struct xa_node")
-    shift_at, slots_at = offsetof(node_type, "shift"), offsetof(node_type, "slots")
-    slots = struct.Struct(f"<{node_type.member('slots').type.length}Q")
-    try:
-        head = _U64.unpack(prog.read(xa + offsetof(prog.type("struct xarray"), "xa_head"), 8))[0]
-    except FaultError as e:
-        raise _fault(what, "cannot read the xarray head", e) from e
-    if not _xa_is_node(head):
-        if head and head != _XA_ZERO_ENTRY:
-            yield 0, head
-        return
-    seen: set[int] = set()
-    count = 0
-
-    def read_node(
-        entry: int, base: int, parent_shift: int
-    ) -> tuple[int, int, Iterator[tuple[int, int]]]:
-        node = entry - 2
-        if node in seen:
-            raise WalkError(what, node, "cycle (a node is reached twice)")
-        seen.add(node)
-        try:
-            raw = prog.read(node, slots_at + slots.size)
-        except FaultError as e:
-            raise _fault(what, "fault reading an xarray node", e) from e
-        shift = raw[shift_at]
-        if shift >= parent_shift:
-            raise WalkError(what, node, f"node shift {shift} does not descend")
-        return base, shift, iter(enumerate(slots.unpack_from(raw, slots_at)))
-
-    # Depth first, slot by slot: (first index, shift, the slots left).
-    stack = [read_node(head, 0, _XA_CHUNK_SHIFT_MAX + 1)]
-    while stack:
-        base, shift, rest = stack[-1]
-        for i, entry in rest:
-            if not entry or entry == _XA_ZERO_ENTRY:
-                continue
-            index = base + (i << shift)
-            if _xa_is_node(entry):
-                stack.append(read_node(entry, index, shift))
-                break
-            if (entry & 3) == 2 and entry < 256:
-                continue  # a sibling: its entry was yielded at the first slot
-            count += 1
-            if count > limit:
-                raise WalkError(what, xa, f"more than {limit} entries")
-            yield index, entry
-        else:
-            stack.pop()
