@@ -8,45 +8,15 @@ the structure), it says so in the returned notes instead of guessing.
 
 from __future__ import annotations
 
-import errno
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Callable
 
 from . import restore
+from .findings import CODES, ERROR, INCOMING_CODES, SEVERITIES, errno_name, finding
 from .holders import NEVER_SCANNED
 from .model import Finding, Flb, PreservedFile, Session, Snapshot
-
-ERROR, WARNING, INFO = "error", "warning", "info"
-SEVERITIES = (ERROR, WARNING, INFO)
-
-CODES = (
-    "duplicate-token",
-    "duplicate-session-name",
-    "file-count-mismatch",
-    "session-count-mismatch",
-    "leaked-file-reference",
-    "missing-file-reference",
-    "retrieve-inconsistent",
-    "retrieve-failed",
-    "not-retrieved",
-    "serialization-mismatch",
-    "preserved-index-mismatch",
-    "unknown-handler",
-    "flb-count-mismatch",
-    "finished-still-held",
-    "luo-disabled",
-    "luo-absent",
-    "corrupt-structure",
-    "restore-failed",
-    "deserialize-failed",
-    "freeze-in-progress",
-    "freeze-failed",
-    "retrieve-in-progress",
-    "transient-file-reference",
-    "not-in-dump",
-    *restore.CODES,
-)
 
 Notes = list[str]
 Check = Callable[[Snapshot, Notes], Iterable[Finding]]
@@ -57,15 +27,6 @@ def _where(s: Session, f: PreservedFile | None = None) -> str:
     if f is not None:
         text += f" token {f.token:#x} (luo_file {f.address:#x})"
     return text
-
-
-# Where Python's errno names differ from the kernel's (both 95 on Linux).
-_KERNEL_ERRNO_NAMES = {errno.EOPNOTSUPP: "EOPNOTSUPP"}
-
-
-def errno_name(status: int) -> str:
-    """The kernel's name for a negative errno."""
-    return _KERNEL_ERRNO_NAMES.get(-status) or errno.errorcode.get(-status, f"errno {-status}")
 
 
 # luo_core.c, liveupdate_early_init(): luo_restore_fail(), a panic.
@@ -95,9 +56,8 @@ def _restore_failure(snap: Snapshot) -> Finding | None:
         return None
     said = [m for m in log if m.startswith("luo: ") and "Retrieved live update" not in m]
     cause = next((why for text, why in _RESTORE_CAUSES if any(text in m for m in said)), None)
-    return Finding(
+    return finding(
         "restore-failed",
-        ERROR,
         "the LUO restore failed at boot in this kernel and it panicked: "
         "liveupdate_early_init() -> luo_early_startup() rejected the handover of live update "
         f"{snap.luo.liveupdate_num}"
@@ -114,9 +74,9 @@ def check_luo_state(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     if (failed := _restore_failure(snap)) is not None:
         yield failed
     if snap.luo.state == "absent":
-        yield Finding("luo-absent", INFO, f"LUO is not in this kernel: {snap.luo.reason}")
+        yield finding("luo-absent", f"LUO is not in this kernel: {snap.luo.reason}")
     elif snap.luo.state == "disabled":
-        yield Finding("luo-disabled", INFO, f"LUO is disabled: {snap.luo.reason}")
+        yield finding("luo-disabled", f"LUO is disabled: {snap.luo.reason}")
 
 
 def check_deserialize_failed(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
@@ -137,15 +97,14 @@ def check_deserialize_failed(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             + (", which stays listed with its files freed" if emptied else ", never created")
             + "; the sessions after it were freed with the rest of the handover."
         )
-    yield Finding(
+    yield finding(
         "deserialize-failed",
-        ERROR,
         f"deserialization of the incoming sessions failed with {errno_name(err)} "
         "(luo_session_deserialize() keeps it in saved_err): every open of /dev/liveupdate "
         "returns EIO for the rest of this boot, so nothing handed over can be retrieved. "
         f"Sessions it created: {', '.join(map(repr, listed)) or 'none'}.{where}"
         + (" The kernel said: " + "; ".join(f'"{m}"' for m in said) + "." if said else ""),
-        stopped,
+        session=stopped,
     )
 
 
@@ -157,22 +116,20 @@ def check_freeze(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         # The entry being frozen is reserved (counted) but not named yet.
         done = outgoing[: luo.freeze_written]
         current = outgoing[luo.freeze_written] if luo.freeze_written < len(outgoing) else None
-        yield Finding(
+        yield finding(
             "freeze-in-progress",
-            INFO,
             "the dump was taken inside the freeze (luo_session_serialize() holds "
             f"luo_session_serialize_rwsem for write): {luo.freeze_written} of "
             f"{len(outgoing)} sessions written"
             + (f" ({', '.join(map(repr, done))})" if done else "")
             + (f", {current!r} being frozen" if current else "")
             + "; the serialized data is not compared with memory until the freeze ends",
-            current,
+            session=current,
         )
     elif luo.freeze == "rolled-back":
         said = [m for m in luo.kernel_log if "Freeze failed" in m]
-        yield Finding(
+        yield finding(
             "freeze-failed",
-            WARNING,
             "a freeze failed and was rolled back (luo_session_serialize()'s err_undo: "
             f"{luo.freeze_reserved} entries reserved, their names cleared, the lock "
             "released): the kexec was refused and the sessions stay outgoing."
@@ -184,13 +141,12 @@ def check_invariants(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     """What the kernel's code guarantees of every session and file."""
 
     def bad(s: Session, what: str, f: PreservedFile | None = None) -> Finding:
-        return Finding(
+        return finding(
             "corrupt-structure",
-            ERROR,
             f"{_where(s, f)}: {what}",
-            s.name,
-            f.token if f else None,
-            f.address if f else s.address,
+            session=s.name,
+            token=f.token if f else None,
+            address=f.address if f else s.address,
         )
 
     for s in snap.sessions:
@@ -279,13 +235,12 @@ def check_duplicate_tokens(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         for token, files in by_token.items():
             if len(files) > 1:
                 addrs = ", ".join(f"{f.address:#x}" for f in files)
-                yield Finding(
+                yield finding(
                     "duplicate-token",
-                    ERROR,
                     f"{_where(s)}: token {token:#x} is used by {len(files)} luo_files ({addrs})",
-                    s.name,
-                    token,
-                    files[1].address,
+                    session=s.name,
+                    token=token,
+                    address=files[1].address,
                 )
 
 
@@ -294,14 +249,13 @@ def check_duplicate_session_names(snap: Snapshot, notes: Notes) -> Iterator[Find
     for s in snap.sessions:
         key = (s.direction, s.name)
         if key in seen:
-            yield Finding(
+            yield finding(
                 "duplicate-session-name",
-                ERROR,
                 f"two {s.direction} sessions are named {s.name!r} "
                 f"({seen[key].address:#x}, {s.address:#x})",
-                s.name,
-                None,
-                s.address,
+                session=s.name,
+                token=None,
+                address=s.address,
             )
         seen[key] = s
 
@@ -315,9 +269,8 @@ def check_counts(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         if not d.sessions_complete:
             notes.append(f"{direction} session count not checked: the list walk stopped early")
         elif d.session_count != listed:
-            yield Finding(
+            yield finding(
                 "session-count-mismatch",
-                ERROR,
                 f"the {direction} session header counts {d.session_count} sessions, "
                 f"its list has {listed}",
             )
@@ -325,14 +278,13 @@ def check_counts(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         if not s.files_complete:
             notes.append(f"file count of {_where(s)} not checked: the list walk stopped early")
         elif s.file_count != len(s.files):
-            yield Finding(
+            yield finding(
                 "file-count-mismatch",
-                ERROR,
                 f"{_where(s)}: file set count is {s.file_count}, its list has "
                 f"{len(s.files)} luo_files",
-                s.name,
-                None,
-                s.address,
+                session=s.name,
+                token=None,
+                address=s.address,
             )
 
 
@@ -342,25 +294,23 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             if f.file is None or f.refcount is None or f.explained_refs is None:
                 continue
             if f.refcount == -2:
-                yield Finding(
+                yield finding(
                     "corrupt-structure",
-                    ERROR,
                     f"{_where(s, f)}: struct file {f.file:#x}'s reference count is in "
                     "file_ref's saturation zone: it is pinned and never freed, and its "
                     "references cannot be accounted",
-                    s.name,
-                    f.token,
-                    f.file,
+                    session=s.name,
+                    token=f.token,
+                    address=f.file,
                 )
             elif f.refcount < 0:
-                yield Finding(
+                yield finding(
                     "corrupt-structure",
-                    ERROR,
                     f"{_where(s, f)}: struct file {f.file:#x} is released (dead) but "
                     "LUO still points to it",
-                    s.name,
-                    f.token,
-                    f.file,
+                    session=s.name,
+                    token=f.token,
+                    address=f.file,
                 )
             elif (
                 f.refcount > f.explained_refs
@@ -368,53 +318,49 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                 and 0 <= f.refcount_reread <= f.explained_refs
             ):
                 # Live: gone when read again, a syscall's temporary fget().
-                yield Finding(
+                yield finding(
                     "transient-file-reference",
-                    INFO,
                     f"{_where(s, f)}: struct file {f.file:#x} had {f.refcount} "
                     f"references and {f.explained_refs} holders, then "
                     f"{f.refcount_reread} when read again: a temporary reference "
                     "(a system call using the file), not a leak",
-                    s.name,
-                    f.token,
-                    f.file,
+                    session=s.name,
+                    token=f.token,
+                    address=f.file,
                 )
             elif f.refcount > f.explained_refs and snap.holders_not_in_dump:
                 # The holders the dump lacks may account for it: no verdict.
-                yield Finding(
+                yield finding(
                     "not-in-dump",
-                    INFO,
                     f"cannot verify {_where(s, f)}: struct file {f.file:#x} has "
                     f"{f.refcount} references, {f.explained_refs} explained by "
                     f"{_explained_by(f)}; the others may be held by what the dump lacks: "
                     + ", ".join(snap.holders_not_in_dump),
-                    s.name,
-                    f.token,
-                    f.file,
+                    session=s.name,
+                    token=f.token,
+                    address=f.file,
                 )
             elif f.refcount > f.explained_refs:
                 extra = f.refcount - f.explained_refs
-                yield Finding(
+                yield finding(
                     "leaked-file-reference",
-                    ERROR,
                     f"{_where(s, f)}: struct file {f.file:#x} has {f.refcount} "
                     f"references, {f.explained_refs} explained by "
                     f"{_explained_by(f)}: {extra} unexplained; "
                     f"not scanned: {_unscanned(snap)}",
-                    s.name,
-                    f.token,
-                    f.file,
+                    session=s.name,
+                    token=f.token,
+                    address=f.file,
                 )
             elif f.refcount < f.explained_refs:
-                yield Finding(
+                yield finding(
                     "missing-file-reference",
-                    ERROR,
                     f"{_where(s, f)}: struct file {f.file:#x} has {f.refcount} "
                     f"references but {f.explained_refs} holders: "
                     "an underflow, use-after-free risk",
-                    s.name,
-                    f.token,
-                    f.file,
+                    session=s.name,
+                    token=f.token,
+                    address=f.file,
                 )
 
 
@@ -423,81 +369,73 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         if s.direction == "outgoing":
             for f in s.files:
                 if f.file is None:
-                    yield Finding(
+                    yield finding(
                         "corrupt-structure",
-                        ERROR,
                         f"{_where(s, f)}: an outgoing luo_file with no struct file",
-                        s.name,
-                        f.token,
-                        f.address,
+                        session=s.name,
+                        token=f.token,
+                        address=f.address,
                     )
             continue
         if not s.retrieved:
-            yield Finding(
+            yield finding(
                 "not-retrieved",
-                INFO,
                 f"{_where(s)} ({len(s.files)} files) has not been retrieved",
-                s.name,
-                None,
-                s.address,
+                session=s.name,
+                token=None,
+                address=s.address,
             )
         for f in s.files:
             if f.retrieve_status > 0 and f.file is None:
-                yield Finding(
+                yield finding(
                     "retrieve-inconsistent",
-                    ERROR,
                     f"{_where(s, f)}: retrieved but has no struct file",
-                    s.name,
-                    f.token,
-                    f.address,
+                    session=s.name,
+                    token=f.token,
+                    address=f.address,
                 )
             elif retrieving(s, f):
                 owner = f.mutex_owner or (0, "?")
-                yield Finding(
+                yield finding(
                     "retrieve-in-progress",
-                    INFO,
                     f"{_where(s, f)}: a retrieve is in progress (luo_retrieve_file() holds "
                     f"the luo_file's mutex, {owner[0]}/{owner[1]}, between setting file and "
                     "retrieve_status): not an inconsistency; on a live target, read again",
-                    s.name,
-                    f.token,
-                    f.address,
+                    session=s.name,
+                    token=f.token,
+                    address=f.address,
                 )
             elif f.retrieve_status <= 0 and f.file is not None:
-                yield Finding(
+                yield finding(
                     "retrieve-inconsistent",
-                    ERROR,
                     f"{_where(s, f)}: never retrieved but points to struct file {f.file:#x}",
-                    s.name,
-                    f.token,
-                    f.address,
+                    session=s.name,
+                    token=f.token,
+                    address=f.address,
                 )
             if f.retrieve_status < 0:
-                yield Finding(
+                yield finding(
                     "retrieve-failed",
-                    WARNING,
                     f"{_where(s, f)}: retrieve failed with "
                     f"{errno_name(f.retrieve_status)} (kept: later retrieves fail too)",
-                    s.name,
-                    f.token,
-                    f.address,
+                    session=s.name,
+                    token=f.token,
+                    address=f.address,
                 )
             elif f.retrieve_status == 0 and s.retrieved and f.file is None:
-                yield Finding(
+                yield finding(
                     "not-retrieved",
-                    INFO,
                     f"{_where(s, f)} has not been retrieved",
-                    s.name,
-                    f.token,
-                    f.address,
+                    session=s.name,
+                    token=f.token,
+                    address=f.address,
                 )
     for p in snap.pending_incoming:
-        yield Finding(
+        yield finding(
             "not-retrieved",
-            INFO,
             f"incoming session {p.name!r} ({len(p.files)} files) is still in KHO "
             "memory: /dev/liveupdate was not opened since the live update",
-            p.name,
+            session=p.name,
         )
 
 
@@ -507,14 +445,13 @@ def check_finished(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for s in snap.sessions:
         if s.finished and (s.files or s.file_count):
             n = max(len(s.files), s.file_count)
-            yield Finding(
+            yield finding(
                 "finished-still-held",
-                WARNING,
                 f"{_where(s)} is finished (luo_file_finish() destroyed its block set) but still "
                 f"holds {n} luo_file(s): they were never finished nor freed",
-                s.name,
-                None,
-                s.address,
+                session=s.name,
+                token=None,
+                address=s.address,
             )
 
 
@@ -582,15 +519,14 @@ def check_not_in_dump(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     tasks = sum(1 for r in snap.not_in_dump if r.where == "a task")
     others = list(dict.fromkeys(r.where for r in snap.not_in_dump if r.where != "a task"))
     what = ([f"{tasks} tasks"] if tasks else []) + others
-    yield Finding(
+    yield finding(
         "not-in-dump",
-        INFO,
         f"the dump lacks {len(snap.not_in_dump)} objects' memory (pages its filter "
         f"excluded, e.g. makedumpfile -d): {'; '.join(what)}; nothing that depends on "
         "them is verified",
-        None,
-        None,
-        None,
+        session=None,
+        token=None,
+        address=None,
     )
 
 
@@ -609,34 +545,31 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for s in live:
         entry = ser.pop(s.name, None)
         if entry is None:
-            yield Finding(
+            yield finding(
                 "serialization-mismatch",
-                ERROR,
                 f"{_where(s)} is not in the serialized session entries",
-                s.name,
-                None,
-                s.address,
+                session=s.name,
+                token=None,
+                address=s.address,
             )
             continue
         if entry.file_count != len(entry.files):
-            yield Finding(
+            yield finding(
                 "serialization-mismatch",
-                ERROR,
                 f"{_where(s)}: its serialized entry claims {entry.file_count} "
                 f"files, {len(entry.files)} were written",
-                s.name,
+                session=s.name,
             )
         written = {f.token: f for f in entry.files}
         for f in s.files:
             w = written.pop(f.token, None)
             if w is None:
-                yield Finding(
+                yield finding(
                     "serialization-mismatch",
-                    ERROR,
                     f"{_where(s, f)} was not serialized",
-                    s.name,
-                    f.token,
-                    f.address,
+                    session=s.name,
+                    token=f.token,
+                    address=f.address,
                 )
                 continue
             diffs = []
@@ -645,28 +578,25 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             if w.data != f.serialized_data:
                 diffs.append(f"data {w.data:#x} written, {f.serialized_data:#x} in memory")
             if diffs:
-                yield Finding(
+                yield finding(
                     "serialization-mismatch",
-                    ERROR,
                     f"{_where(s, f)}: " + "; ".join(diffs),
-                    s.name,
-                    f.token,
-                    f.address,
+                    session=s.name,
+                    token=f.token,
+                    address=f.address,
                 )
         for token in written:
-            yield Finding(
+            yield finding(
                 "serialization-mismatch",
-                ERROR,
                 f"{_where(s)}: token {token:#x} was serialized but is not in memory",
-                s.name,
-                token,
+                session=s.name,
+                token=token,
             )
     for name in ser:
-        yield Finding(
+        yield finding(
             "serialization-mismatch",
-            ERROR,
             f"session {name!r} was serialized but is not an outgoing session",
-            name,
+            session=name,
         )
 
 
@@ -690,23 +620,21 @@ def check_preserved_index(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     }
     indexed = set(snap.preserved_index.values())
     for addr in sorted(indexed - set(in_lists)):
-        yield Finding(
+        yield finding(
             "preserved-index-mismatch",
-            ERROR,
             f"luo_preserved_files holds struct file {addr:#x}, which no luo_file points to",
-            None,
-            None,
-            addr,
+            session=None,
+            token=None,
+            address=addr,
         )
     for addr in sorted(set(in_lists) - indexed):
         s, f = in_lists[addr]
-        yield Finding(
+        yield finding(
             "preserved-index-mismatch",
-            ERROR,
             f"{_where(s, f)}: struct file {addr:#x} is missing from luo_preserved_files",
-            s.name,
-            f.token,
-            addr,
+            session=s.name,
+            token=f.token,
+            address=addr,
         )
 
 
@@ -714,14 +642,13 @@ def check_handlers(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for s in snap.sessions:
         for f in s.files:
             if not f.handler_registered:
-                yield Finding(
+                yield finding(
                     "unknown-handler",
-                    ERROR,
                     f"{_where(s, f)}: handler {f.handler_address:#x} is not on "
                     "luo_file_handler_list",
-                    s.name,
-                    f.token,
-                    f.handler_address,
+                    session=s.name,
+                    token=f.token,
+                    address=f.handler_address,
                 )
 
 
@@ -763,13 +690,12 @@ def _flb_count(
     """Fewer users counted than files depending on the FLB is an error; more
     are references held through liveupdate_flb_get_outgoing()/_incoming()."""
     if count < users:
-        yield Finding(
+        yield finding(
             "flb-count-mismatch",
-            ERROR,
             f"FLB {flb.compatible!r} counts {count} {direction} users, {users} {consequence}",
-            None,
-            None,
-            flb.address,
+            session=None,
+            token=None,
+            address=flb.address,
         )
     elif count > users:
         notes.append(
@@ -782,25 +708,23 @@ def _check_flb_incoming(snap: Snapshot, flb: Flb, notes: Notes) -> Iterator[Find
     # liveupdate_flb_put_incoming(): finished is set when the count reaches
     # 0, after .finish(); luo_flb_retrieve_one() keeps a failure for good.
     if flb.finished and flb.incoming_count:
-        yield Finding(
+        yield finding(
             "corrupt-structure",
-            ERROR,
             f"FLB {flb.compatible!r} is finished yet counts {flb.incoming_count} incoming "
             "users: liveupdate_flb_put_incoming() finishes it only at 0",
-            None,
-            None,
-            flb.address,
+            session=None,
+            token=None,
+            address=flb.address,
         )
     if flb.retrieve_status is not None and flb.retrieve_status < 0:
-        yield Finding(
+        yield finding(
             "retrieve-failed",
-            WARNING,
             f"FLB {flb.compatible!r}: its .retrieve() failed with "
             f"{errno_name(flb.retrieve_status)}; luo_flb_retrieve_one() returns that to "
             "every liveupdate_flb_get_incoming(), so what its files need is not restored",
-            None,
-            None,
-            flb.address,
+            session=None,
+            token=None,
+            address=flb.address,
         )
     if flb.retrieve_status == 1 and not flb.finished:
         # Restored with the handed-over count, one put per file finished.
@@ -836,13 +760,19 @@ def _check_flb_serialization(snap: Snapshot) -> Iterator[Finding]:
                 f"is serialized with handle {got[name][0]:#x} and count {got[name][1]}, "
                 f"memory has {want[name][0]:#x} and {want[name][1]}"
             )
-        yield Finding("serialization-mismatch", ERROR, f"FLB {name!r} {what}", None, None, None)
+        yield finding(
+            "serialization-mismatch", f"FLB {name!r} {what}", session=None, token=None, address=None
+        )
 
 
 def check_walk_errors(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for e in snap.errors:
-        yield Finding(
-            "corrupt-structure", ERROR, f"{e.where}: {e.message}", e.session, e.token, e.address
+        yield finding(
+            "corrupt-structure",
+            f"{e.where}: {e.message}",
+            session=e.session,
+            token=e.token,
+            address=e.address,
         )
 
 
@@ -877,21 +807,9 @@ def run_checks(snap: Snapshot) -> tuple[list[Finding], Notes]:
 
 # What bears on the next kernel's reception of the handover: the restore
 # model's verdicts, and errors in the outgoing state it is made from.
-# (Incoming-side findings, such as a file never retrieved, do not.)
-# Findings about this kernel's incoming side: what was handed to it is not
-# handed on, so they do not decide the next handover.
-INCOMING_CODES = frozenset(
-    (
-        "retrieve-inconsistent",
-        "retrieve-failed",
-        "not-retrieved",
-        "finished-still-held",
-        "deserialize-will-fail",
-        "deserialize-drops",
-        "deserialize-failed",
-        "retrieve-in-progress",
-    )
-)
+# Findings about this kernel's incoming side (the registry's "incoming"
+# codes): what was handed to this kernel is not handed on, so they do not
+# decide the next handover.
 PREFLIGHT_CODES = frozenset(CODES) - INCOMING_CODES
 
 
@@ -914,6 +832,20 @@ def preflight_findings(snap: Snapshot) -> list[Finding]:
     ]
 
 
+@dataclass
+class Preflight:
+    """Preflight's verdict: whether the next kernel will accept the
+    handover, and the findings that decide it."""
+
+    accepted: bool
+    findings: list[Finding]
+
+
+def preflight(snap: Snapshot) -> Preflight:
+    """The verdict of ``preflight`` on an inspected snapshot."""
+    return Preflight(handover_accepted(snap), preflight_findings(snap))
+
+
 def handover_accepted(snap: Snapshot) -> bool:
     """Whether the next kernel will accept the handover (preflight's exit 0)."""
     return snap.luo.state == "enabled" and not preflight_findings(snap)
@@ -922,24 +854,3 @@ def handover_accepted(snap: Snapshot) -> bool:
 def has_errors(snap: Snapshot) -> bool:
     """Whether any finding is an error (luo-inspect's exit status 1)."""
     return any(f.severity == ERROR for f in snap.findings)
-
-
-def derive(snap: Snapshot) -> None:
-    """Fill in what follows from the collected facts: each outgoing file's
-    ``frozen`` and, once holders were scanned, ``explained_refs``."""
-    frozen = frozen_files(snap)
-    for s in snap.sessions:
-        for f in s.files:
-            if s.direction == "outgoing":
-                f.frozen = frozen[f.address]
-            if snap.holders_scanned and f.file is not None:
-                f.explained_refs = explained_refs(s, f)
-
-
-def inspect(snap: Snapshot) -> Snapshot:
-    """Derive what follows from the snapshot, fill ``snap.findings`` and
-    extend ``snap.notes``; return ``snap``."""
-    derive(snap)
-    snap.findings, notes = run_checks(snap)
-    snap.notes.extend(notes)
-    return snap

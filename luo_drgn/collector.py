@@ -13,7 +13,8 @@ import time
 from collections.abc import Generator, Iterator
 from typing import Callable, Optional, TypeVar
 
-from drgn import FaultError, Object, Program, ProgramFlags
+from drgn import FaultError, Object, ObjectAbsentError, OutOfBoundsError, Program, ProgramFlags
+from drgn.helpers import ValidationError
 from drgn.helpers.linux.panic import panic_message, panic_task
 from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.sched import task_cpu
@@ -67,7 +68,6 @@ class _Collector:
         self._ints: dict[int, int] = {}
         self._memfds: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
         self.handler_objects: list[Object] = []  # struct liveupdate_file_handler *
-        self.session_objects: dict[int, Object] = {}  # address -> struct luo_session *
         self.snap = Snapshot(target=target)
         self.progress = progress or (lambda msg: None)
 
@@ -106,7 +106,10 @@ class _Collector:
     def guard(
         self, where: str, session: str | None = None, token: int | None = None
     ) -> Generator[None, None, None]:
-        """Turn whatever bad memory throws at us into an error entry."""
+        """Turn what bad memory throws at us into an error entry: a fault, a
+        walk that stopped, a value drgn cannot use.  Anything else is a bug
+        in luo-drgn, not a fact about the kernel: it propagates (the doors
+        report an internal error, exit 2), never a corrupt-structure."""
         try:
             yield
         except (WalkError, FaultError) as e:
@@ -117,7 +120,7 @@ class _Collector:
                 self.error(where, e.reason, e.address, session, token)
             else:
                 self.error(where, f"memory fault: {e.message}", e.address, session, token)
-        except Exception as e:  # noqa: BLE001 - never a traceback on a bad core
+        except (ValidationError, ObjectAbsentError, OutOfBoundsError) as e:
             self.error(where, f"{type(e).__name__}: {e}", None, session, token)
 
     def drain(
@@ -307,7 +310,6 @@ class _Collector:
         for i, s in enumerate(sessions):
             if i % PROGRESS_EVERY == 0 and len(sessions) > PROGRESS_EVERY:
                 self.progress(f"{direction} sessions ({i}/{len(sessions)})")
-            self.session_objects[s.value_()] = s
             with self.guard(f"{direction} session at {s.value_():#x}"):
                 snap.sessions.append(self.collect_session(s, direction, registered))
 
@@ -324,12 +326,11 @@ class _Collector:
         session.name_terminated = h.luo_session_name_terminated(s)
         if luo_layout(self.prog).block_sets:
             with self.guard(f"block set of {direction} session {name!r}", name):
-                bs = s.file_set.block_set.address_of_()
-                blocks, _ = self.drain(
-                    h.validate_luo_block_set_for_each_block(bs), f"blocks of session {name!r}", name
-                )
-                session.block_set = BlockSetState(
-                    int(bs.nblocks.value_()), len(blocks), int(bs.count_per_block.value_())
+                session.block_set = self.block_set_state(
+                    s.file_set.block_set.address_of_(),
+                    f"blocks of session {name!r}",
+                    name,
+                    pas=direction == "outgoing",
                 )
         with self.guard(f"mutex of {direction} session {name!r}", name):
             owner = h.luo_session_mutex_owner(s)
@@ -345,6 +346,22 @@ class _Collector:
         if direction == "incoming":
             session.finished = h.luo_session_finished(s)
         return session
+
+    def block_set_state(
+        self, bs: Object, where: str, session: str | None, pas: bool
+    ) -> BlockSetState:
+        """A ``struct kho_block_set *``: its counts, its listed blocks, and
+        (``pas``) where each block's header is."""
+        blocks, complete = self.drain(h.validate_luo_block_set_for_each_block(bs), where, session)
+        state = BlockSetState(
+            int(bs.nblocks.value_()),
+            len(blocks),
+            int(bs.count_per_block.value_()),
+            complete=complete,
+        )
+        if pas:
+            state.block_pas = [h.luo_block_ser_pa(b) for b in blocks]
+        return state
 
     def collect_file(
         self, f: blockread.LuoFileRow, session: str, registered: dict[int, str], direction: str
@@ -424,7 +441,13 @@ class _Collector:
             sessions_pa = int(luo_ser.sessions_pa.value_())
             chain, sessions = self.read_handover(sessions_pa, uncounted=True)
             return Handover("outgoing", "frozen", compatible, sessions_pa, chain, sessions, listed)
-        return self.predict_freeze(compatible, outgoing, listed)
+        # Not frozen yet: what the freeze will write is predicted from these
+        # by the analysis (luo_drgn.restore.predict_freeze()).
+        snap.luo_ser_compatible = compatible
+        snap.session_block_set = self.block_set_state(
+            h.luo_session_block_set(prog, "outgoing"), "outgoing handover", None, pas=True
+        )
+        return None
 
     def collect_handover_in(self) -> Handover:
         bs = h.luo_session_block_set(self.prog, "incoming")
@@ -470,45 +493,6 @@ class _Collector:
                 session.files = [_serialized_file(e) for e in files]
             sessions.append(session)
         return chain, sessions
-
-    def predict_freeze(
-        self, compatible: str, outgoing: list[Session], listed: list[str]
-    ) -> Handover:
-        """What luo_session_serialize() will write: each session and each
-        of its files in the next free slot of its block set's blocks, in
-        list order; sessions_pa stays 0 when there is no session."""
-        prog = self.prog
-        bs = h.luo_session_block_set(prog, "outgoing")
-        chain = self.predict_chain(bs, len(outgoing))
-        sessions = []
-        for s in outgoing:
-            obj = self.session_objects[s.address]
-            if not s.file_count or not s.files_complete:
-                # luo_file_freeze() leaves an empty file set unwritten.  A
-                # list that could not be walked is a walk error already:
-                # nothing is predicted from it.
-                sessions.append(HandoverSession(s.name, 0, 0))
-                continue
-            fbs = obj.file_set.block_set.address_of_()
-            # luo_file_freeze() writes one entry per file on the list, then
-            # file_set->count as the count the next kernel checks them by.
-            fchain = self.predict_chain(fbs, len(s.files))
-            files = [SerializedFile(f.token, f.handler, f.serialized_data) for f in s.files]
-            sessions.append(HandoverSession(s.name, fchain.head_pa, s.file_count, files, fchain))
-        head = chain.head_pa if outgoing else 0
-        return Handover(
-            "outgoing", "predicted", compatible, head, chain if outgoing else None, sessions, listed
-        )
-
-    def predict_chain(self, block_set: Object, count: int) -> HandoverChain:
-        cpb = int(block_set.count_per_block.value_())
-        pas = [h.luo_block_ser_pa(b) for b in h.validate_luo_block_set_for_each_block(block_set)]
-        chain = HandoverChain(pas[0] if pas else 0, cpb)
-        for i, pa in enumerate(pas):
-            # kho_block_set_it_reserve_entry() fills block after block.
-            filled = min(cpb, max(0, count - i * cpb))
-            chain.blocks.append(HandoverBlock(pa, filled, pas[i + 1] if i + 1 < len(pas) else 0))
-        return chain
 
     def collect_flbs(self) -> None:
         flbs, _ = self.drain(h.validate_luo_for_each_flb(self.prog), "luo_flb_global.list")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .checks import errno_name
+from .findings import errno_name
 from .model import Finding, PreservedFile, Session, Snapshot
 
 __all__ = ("LOSSES", "Diff", "DiffRow", "diff")

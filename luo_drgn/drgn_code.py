@@ -30,7 +30,7 @@ def _directions(code: DrgnCodeBuilder, request: Request) -> None:
 def _snapshot(code: DrgnCodeBuilder, request: Request) -> None:
     """``snapshot``: the target collected and checked, as the engine does."""
     code.add_from_import("luo_drgn.collector", "collect")
-    code.add_from_import("luo_drgn.checks", "inspect")
+    code.add_from_import("luo_drgn.analysis", "inspect")
     code.add_from_import("luo_drgn.target", "target_of")
     code.append("snapshot = collect(prog, target_of(prog))\n")
     if request.next_cmdline is not None:

@@ -22,14 +22,14 @@ from typing import Callable, Optional
 from drgn import Program
 
 from . import examples
-from .checks import handover_accepted, has_errors, inspect
+from .analysis import inspect
+from .checks import handover_accepted, has_errors, preflight
 from .collector import collect
 from .diff import Diff, diff
 from .model import Snapshot, Target
 from .nextkernel import NextKernelError, read_next_kernel
-from .render import prints_paths, render_chunks, render_diff
+from .report import SavedReportError, load_report, prints_paths, render_chunks, render_diff
 from .request import Request, RequestError
-from .saved import SavedReportError, load_report
 from .target import TargetError, open_target, target_of
 
 __all__ = (
@@ -176,5 +176,6 @@ def run(
             redact=request.redact,
             session=request.session,
             style=style,
+            preflight=preflight(value) if request.command == "preflight" else None,
         )
     return Outcome(chunks, exit_status(request, value), value)

@@ -187,6 +187,10 @@ class BlockSetState:
     nblocks: int  # what it counts
     listed: int  # blocks on its list
     count_per_block: int
+    # Outgoing, not frozen yet: the physical address of each listed block's
+    # header, where the freeze will write (luo_drgn.restore.predict_freeze).
+    block_pas: list[int] = field(default_factory=list)
+    complete: bool = True  # False when the walk of its list stopped early
 
 
 @dataclass
@@ -408,6 +412,10 @@ class Snapshot:
     # /dev/liveupdate (incoming, pending) will read it (7.2).
     handover_out: Handover | None = None
     handover_in: Handover | None = None
+    # 7.2, outgoing, not frozen yet: what the freeze will start from (the
+    # predicted handover_out is made of them by the analysis, not read).
+    luo_ser_compatible: str | None = None  # luo_ser's ABI string
+    session_block_set: BlockSetState | None = None  # the outgoing sessions' blocks
     # What is known of the kernel the handover goes to (preflight's options):
     # its command line and what its image says.  None: not given (the same
     # kernel is assumed where it must be).

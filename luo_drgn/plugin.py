@@ -136,6 +136,8 @@ def _cmd_luo(
             sys.stdout.write(chunk)
     except engine.INSPECT_ERRORS as e:
         raise CommandError(f"{name}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a bug in luo-drgn: one line, as luo-inspect's exit 2
+        raise CommandError(f"{name}: internal error: {type(e).__name__}: {e}") from e
     prog.cache[_EXIT_STATUS] = outcome.status
     return outcome.value
 

@@ -25,32 +25,27 @@ import errno
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .model import Finding, Handover, HandoverChain, HandoverSession, Snapshot
+from .findings import errno_name, finding
+from .helpers.kho import LUO_KHO_MAX_BLOCKS
+from .model import (
+    BlockSetState,
+    Finding,
+    Handover,
+    HandoverBlock,
+    HandoverChain,
+    HandoverSession,
+    SerializedFile,
+    Snapshot,
+)
 
 __all__ = (
-    "CODES",
+    "predict_freeze",
     "Arrival",
     "check_handover",
     "deserialize",
     "restore_chain",
 )
 
-ERROR = "error"
-
-CODES = (
-    "next-kernel-panic",
-    "next-kernel-abi",
-    "next-kernel-eio",
-    "next-kernel-drops",
-    "next-kernel-no-luo",
-    "kexec-will-fail",
-    "deserialize-will-fail",
-    "deserialize-drops",
-    "retrieve-will-fail",
-)
-
-# kernel/liveupdate/kho_block.c
-KHO_MAX_BLOCKS = 10000
 # include/linux/kho/abi/memfd.h: F_SEAL_SEAL | SHRINK | GROW | WRITE |
 # FUTURE_WRITE | EXEC, the seals memfd_luo_retrieve() accepts.
 MEMFD_LUO_ALL_SEALS = 0x3F
@@ -58,16 +53,12 @@ MEMFD_LUO_ALL_SEALS = 0x3F
 PANIC = "The incoming tree failed to initialize properly [-22], disabling live update"
 
 
-def _errname(err: int) -> str:
-    return errno.errorcode.get(err, str(err))
-
-
 def restore_chain(chain: HandoverChain, what: str) -> str | None:
     """
     Why ``kho_block_set_restore()`` will reject a chain, or None.
 
     It first runs ``kho_block_set_is_cyclic()`` (Floyd's algorithm, at most
-    ``KHO_MAX_BLOCKS`` blocks: "Block set is corrupted"), then adds each
+    ``LUO_KHO_MAX_BLOCKS`` blocks: "Block set is corrupted"), then adds each
     block, refusing one whose count is 0 or above ``count_per_block``
     ("Block contains invalid entry count").  Either way it returns -EINVAL.
     """
@@ -76,7 +67,7 @@ def restore_chain(chain: HandoverChain, what: str) -> str | None:
         where = f" at {chain.fault_address:#x}" if chain.fault_address is not None else ""
         if "cycle" in chain.fault or "more than" in chain.fault:
             return (
-                f"{what} comes back on itself or runs past {KHO_MAX_BLOCKS} blocks "
+                f"{what} comes back on itself or runs past {LUO_KHO_MAX_BLOCKS} blocks "
                 f"({chain.fault}{where}): kho_block_set_is_cyclic() refuses it "
                 '("luo: Block set is corrupted")'
             )
@@ -222,9 +213,8 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     if handover.source == "predicted" and handover.chain is not None:
         capacity = len(handover.chain.blocks) * handover.chain.count_per_block
         if capacity < n:
-            yield Finding(
+            yield finding(
                 "kexec-will-fail",
-                ERROR,
                 f"the kexec will be refused: luo_session_serialize() has {capacity} session "
                 f"slots for {n} sessions and fails with ENOSPC; nothing is handed over",
             )
@@ -232,16 +222,15 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     # memfd_luo_freeze(): WARN_ON_ONCE(!args->serialized_data), -EINVAL; the
     # freeze rolls back and reboot() fails: there is no next kernel.
     refused = [
-        Finding(
+        finding(
             "kexec-will-fail",
-            ERROR,
             f"the kexec will be refused: memfd_luo_freeze() refuses session {s.name!r} "
             f"token {f.token:#x}, which has no serialized state (serialized_data 0), so "
             "luo_session_serialize() rolls back and reboot() returns EINVAL "
             f'("luo: Freeze failed for token[{f.token:#x}] handler[{f.handler}] err[-22]")',
-            s.name,
-            f.token,
-            f.address,
+            session=s.name,
+            token=f.token,
+            address=f.address,
         )
         for s in snap.sessions
         if s.direction == "outgoing"
@@ -253,9 +242,8 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
         return
     cmdline = snap.next_cmdline
     if cmdline is not None and "liveupdate=on" not in cmdline.split():
-        yield Finding(
+        yield finding(
             "next-kernel-no-luo",
-            ERROR,
             "the next kernel's command line has no liveupdate=on: LUO stays off there "
             "(luo_early_startup() never reads the handover) and every preserved file is lost",
         )
@@ -263,9 +251,8 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
         return  # no session: luo_session_serialize() leaves sessions_pa at 0
     nk = snap.next_kernel
     if nk is not None and not nk.has_luo:
-        yield Finding(
+        yield finding(
             "next-kernel-no-luo",
-            ERROR,
             f"the next kernel ({nk.path}) is built without CONFIG_LIVEUPDATE: it never reads "
             f"the handover, and all {n} sessions are lost",
         )
@@ -273,9 +260,8 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     # luo_early_startup(): the ABI string first.
     expected = nk.abi if nk is not None else None
     if expected is not None and handover.compatible != expected:
-        yield Finding(
+        yield finding(
             "next-kernel-panic",
-            ERROR,
             f"the next kernel will panic at boot: luo_early_startup() expects LUO ABI "
             f'{expected!r}, this kernel writes {handover.compatible!r} ("luo: LUO state is '
             f'incompatible with \'{expected}\'"); liveupdate_early_init() panics ("{PANIC}"). '
@@ -287,9 +273,8 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
         for name, theirs in nk.layouts.items():
             ours = snap.ser_layouts.get(name)
             if ours is not None and theirs is not None and ours != theirs:
-                yield Finding(
+                yield finding(
                     "next-kernel-abi",
-                    ERROR,
                     f"the next kernel ({nk.path}) lays out {name} differently (size "
                     f"{theirs[0]}, here {ours[0]}) under the same LUO ABI string "
                     f"{handover.compatible!r}: it would misread what this kernel writes",
@@ -297,15 +282,14 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     # luo_session_setup_incoming() -> kho_block_set_restore().
     why = restore_chain(handover.chain, "the session chain")
     if why is not None:
-        yield Finding(
+        yield finding(
             "next-kernel-panic",
-            ERROR,
             f"{when}the next kernel will panic at boot: {why}; luo_early_startup() fails and "
             f'liveupdate_early_init() panics ("{PANIC}"). All {n} sessions are lost.'
             + _leaked_block_hint(handover.chain, n),
-            None,
-            None,
-            handover.chain.head_pa,
+            session=None,
+            token=None,
+            address=handover.chain.head_pa,
         )
         return
     # kho_block_set_it_read_entry() reads `count` entries of each block and
@@ -313,16 +297,15 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     for i, names in _uncounted(handover):
         block = handover.chain.blocks[i]
         for name in names:
-            yield Finding(
+            yield finding(
                 "next-kernel-drops",
-                ERROR,
                 f"{when}the next kernel will silently skip session {name!r}: block {i + 1} at "
                 f"{block.pa:#x} has an entry count of {block.count}, so "
                 f"kho_block_set_it_read_entry() never reads the {len(names)} written past it "
                 f"({', '.join(map(repr, names))}), and no total of sessions is checked",
-                name,
-                None,
-                block.pa,
+                session=name,
+                token=None,
+                address=block.pa,
             )
     handlers = nk.handlers if nk is not None and nk.handlers is not None else None
     if handlers is None:
@@ -344,19 +327,18 @@ def _arrival_findings(
         kept = ", ".join(map(repr, arrival.arrived)) or "none"
         lost = ", ".join(map(repr, arrival.lost)) or "none"
         # A session whose files failed was inserted first: it stays, empty.
-        yield Finding(
+        yield finding(
             failed_code,
-            ERROR,
-            f"{prefix}: luo_session_deserialize() stops at {why} (-{_errname(err)}, "
+            f"{prefix}: luo_session_deserialize() stops at {why} (-{errno_name(-err)}, "
             f'"{message}"); it keeps that error and every open of /dev/liveupdate returns '
             f"EIO for the rest of the boot, so no session can be retrieved. "
             f"Sessions it leaves listed: {kept}; never deserialized: {lost}.",
-            session,
-            token,
+            session=session,
+            token=token,
         )
     for session, what in arrival.dropped:
-        yield Finding(
-            drop_code, ERROR, f"{prefix.split(':')[0]}: session {session!r} loses {what}", session
+        yield finding(
+            drop_code, f"{prefix.split(':')[0]}: session {session!r} loses {what}", session=session
         )
 
 
@@ -382,17 +364,66 @@ def _memfd_retrieves(snap: Snapshot) -> Iterator[Finding]:
                 continue
             seals = f.memfd.get("seals", 0)
             if seals & ~MEMFD_LUO_ALL_SEALS:
-                yield Finding(
+                yield finding(
                     "retrieve-will-fail",
-                    ERROR,
                     f"in {where}, retrieving token {f.token:#x} of session {s.name!r} will "
                     f"fail with EOPNOTSUPP: its serialized memfd state has seals {seals:#x}, "
                     f"and memfd_luo_retrieve() accepts only {MEMFD_LUO_ALL_SEALS:#x}; the "
                     "file's contents are lost, the session's other files are not",
-                    s.name,
-                    f.token,
-                    f.serialized_data,
+                    session=s.name,
+                    token=f.token,
+                    address=f.serialized_data,
                 )
+
+
+def _predict_chain(block_set: BlockSetState, count: int) -> HandoverChain:
+    """A block set's chain once ``count`` entries are written in it:
+    ``kho_block_set_it_reserve_entry()`` fills block after block."""
+    pas = block_set.block_pas
+    chain = HandoverChain(pas[0] if pas else 0, block_set.count_per_block)
+    for i, pa in enumerate(pas):
+        filled = min(block_set.count_per_block, max(0, count - i * block_set.count_per_block))
+        chain.blocks.append(HandoverBlock(pa, filled, pas[i + 1] if i + 1 < len(pas) else 0))
+    return chain
+
+
+def predict_freeze(snap: Snapshot) -> Handover | None:
+    """
+    What ``luo_session_serialize()`` will write when LUO freezes (7.2, not
+    frozen yet): each session and each of its files in the next free slot
+    of its block set's blocks, in list order; ``sessions_pa`` stays 0 when
+    there is no session.  None when the snapshot cannot tell (no luo_ser,
+    or a block list the collector could not walk: a walk error says so).
+    """
+    bs = snap.session_block_set
+    if snap.luo_ser_compatible is None or bs is None or not bs.complete:
+        return None
+    outgoing = [s for s in snap.sessions if s.direction == "outgoing"]
+    chain = _predict_chain(bs, len(outgoing))
+    sessions = []
+    for s in outgoing:
+        if not s.file_count or not s.files_complete:
+            # luo_file_freeze() leaves an empty file set unwritten.  A list
+            # that could not be walked is a walk error already: nothing is
+            # predicted from it.
+            sessions.append(HandoverSession(s.name, 0, 0))
+            continue
+        if s.block_set is None or not s.block_set.complete:
+            return None
+        # luo_file_freeze() writes one entry per file on the list, then
+        # file_set->count as the count the next kernel checks them by.
+        fchain = _predict_chain(s.block_set, len(s.files))
+        files = [SerializedFile(f.token, f.handler, f.serialized_data) for f in s.files]
+        sessions.append(HandoverSession(s.name, fchain.head_pa, s.file_count, files, fchain))
+    return Handover(
+        "outgoing",
+        "predicted",
+        snap.luo_ser_compatible,
+        chain.head_pa if outgoing else 0,
+        chain if outgoing else None,
+        sessions,
+        [s.name for s in outgoing],
+    )
 
 
 def check_handover(snap: Snapshot, notes: list[str]) -> Iterator[Finding]:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from luo_drgn import examples
-from luo_drgn.checks import inspect
+from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
 from luo_drgn.model import Snapshot, Target
 

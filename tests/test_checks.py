@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from luo_drgn.checks import CODES, inspect, run_checks
+from luo_drgn.analysis import inspect
+from luo_drgn.checks import CODES, run_checks
 from luo_drgn.model import (
     Flb,
     Holder,

@@ -15,7 +15,6 @@ from test_helpers import session_named
 from test_vmcores import files as plain_files
 from test_vmcores import is_fault, is_healthy
 
-from luo_drgn import restore
 from luo_drgn.checks import handover_accepted, preflight_findings, retrieving
 from luo_drgn.model import Snapshot
 
@@ -127,11 +126,25 @@ def observed_reaction(expected: dict[str, Any]) -> set[tuple[str, str | None]]:
     return lost | failed
 
 
+# The verdicts of the next kernel's restore path (luo_drgn.restore).
+RESTORE_MODEL_CODES = (
+    "next-kernel-panic",
+    "next-kernel-abi",
+    "next-kernel-eio",
+    "next-kernel-drops",
+    "next-kernel-no-luo",
+    "kexec-will-fail",
+    "deserialize-will-fail",
+    "deserialize-drops",
+    "retrieve-will-fail",
+)
+
+
 @only(handed_over)
 def test_verdict_follows_the_next_kernel(snapshot: Snapshot, expected: dict[str, Any]) -> None:
     reaction = observed_reaction(expected)
     decisive = {
-        (f.code, f.session) for f in preflight_findings(snapshot) if f.code in restore.CODES
+        (f.code, f.session) for f in preflight_findings(snapshot) if f.code in RESTORE_MODEL_CODES
     }
     # The log shows a panic or EIO, and the sessions the driver asked for.
     nk = expected["next_kernel"]
@@ -213,7 +226,7 @@ def test_finished_still_held_on_real_memory() -> None:
     import struct
 
     from luo_drgn import examples
-    from luo_drgn.checks import inspect
+    from luo_drgn.analysis import inspect
     from luo_drgn.collector import collect
     from luo_drgn.model import Target
 
@@ -241,7 +254,7 @@ def _plant(prog: Any, address: int, data: bytes) -> None:
 
 def _errors_after(fixture: str, plant: Any) -> set[tuple[str, Any, Any]]:
     from luo_drgn import examples
-    from luo_drgn.checks import inspect
+    from luo_drgn.analysis import inspect
     from luo_drgn.collector import collect
     from luo_drgn.model import Target
 

@@ -683,7 +683,8 @@ def test_json_is_indented_then_one_line_deep() -> None:
     """The JSON writer (made session by session for large hosts) writes what
     json.dumps(indent=2) wrote down to depth 4 (a session's file), and each
     deeper container on one line."""
-    from luo_drgn.render import _json_chunks, _Lazy
+    from luo_drgn.report.document import _Lazy
+    from luo_drgn.report.jsonstream import _json_chunks
 
     doc = {"a": [], "b": {}, "c": _Lazy([], str), "d": [{"e": [{"f": {"g": [1, 2]}}]}], "s": "é"}
     text = "".join(_json_chunks(doc))

@@ -15,7 +15,7 @@ import pytest
 from test_cli import luo, run
 
 from luo_drgn import examples
-from luo_drgn.checks import inspect
+from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
 from luo_drgn.diff import diff
 from luo_drgn.model import (
@@ -28,7 +28,7 @@ from luo_drgn.model import (
     Snapshot,
     Target,
 )
-from luo_drgn.saved import SavedReportError, load_report
+from luo_drgn.report.saved import SavedReportError, load_report
 
 DIFF_SCHEMA = json.loads(
     resources.files("luo_drgn").joinpath("luo-inspect-diff-1.schema.json").read_text()

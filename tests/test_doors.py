@@ -174,3 +174,23 @@ def test_usage_errors_exit_2_in_every_door(
     assert via_luo_inspect(tmp_path, ex, *args)[0] == 2
     assert via_plugin(program("incoming"), capsys, *args)[0] == 2
     assert via_script(ex, *args)[0] == 2
+
+
+def test_a_bug_in_the_tool_is_an_internal_error_not_a_finding(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Would catch: the collector's guard swallowing a bug in luo-drgn as a
+    corrupt-structure finding about the kernel (exit 1): it is exit 2, one
+    line, in luo-inspect and %luo."""
+    from luo_drgn import blockread
+
+    def broken(session: Any) -> Any:
+        raise TypeError("a bug planted by the test")
+
+    monkeypatch.setattr(blockread, "luo_session_file_rows", broken)
+    assert main(["--example", "incoming", "check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("luo-inspect: internal error: TypeError: a bug planted by the test")
+    assert "corrupt-structure" not in err and "Traceback" not in err
+    with pytest.raises(CommandError, match="luo: internal error: TypeError: a bug planted"):
+        run_command(program("incoming"), "luo check", globals={})

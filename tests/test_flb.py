@@ -24,10 +24,10 @@ import pytest
 from drgn import Object
 
 from luo_drgn import examples
-from luo_drgn.checks import inspect
+from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
 from luo_drgn.model import Snapshot, Target
-from luo_drgn.render import render
+from luo_drgn.report import render
 
 
 def _inspect(root: Path, name: str, writes: dict[str, tuple[str, int]]) -> Snapshot:

@@ -27,11 +27,11 @@ from drgn.helpers.linux.xarray import xa_load
 from test_collector import expected_holder_keys, holder_keys
 
 from luo_drgn import examples
-from luo_drgn.checks import inspect
+from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
 from luo_drgn.holders import NEVER_SCANNED, scan_holders
 from luo_drgn.model import Holder, PreservedFile, Session, Snapshot, Target
-from luo_drgn.render import render
+from luo_drgn.report import render
 
 SCHEMA = json.loads((Path(examples.__file__).parent / "luo-inspect-1.schema.json").read_text())
 KERNEL_KINDS = {"scm", "io_uring", "loop", "iommufd"}

@@ -23,10 +23,10 @@ import pytest
 from test_collector import expected_holder_keys, holder_keys
 
 from luo_drgn import examples
-from luo_drgn.checks import inspect
+from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
 from luo_drgn.model import Snapshot, Target
-from luo_drgn.render import render
+from luo_drgn.report import render
 from vmcores.scenarios import QEMU_KDUMP
 
 TOP = Path(__file__).resolve().parent.parent

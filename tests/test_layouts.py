@@ -9,7 +9,7 @@ import pytest
 from synthetic import FLB_NAME, INCOMING, LAYOUTS, MEMFD, OUTGOING, TASKS, Kernel, populate
 
 from luo_drgn import helpers as h
-from luo_drgn.checks import inspect
+from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
 from luo_drgn.layout import luo_layout
 from luo_drgn.model import Snapshot, Target

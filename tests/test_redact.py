@@ -15,7 +15,7 @@ from typing import Any
 from conftest import only
 
 from luo_drgn.model import Snapshot
-from luo_drgn.render import render
+from luo_drgn.report import render
 from vmcores import manifest as guest
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from luo_drgn.checks import handover_accepted, inspect, preflight_findings
+from luo_drgn.analysis import inspect
+from luo_drgn.checks import handover_accepted, preflight_findings
 from luo_drgn.model import (
     Finding,
     Handler,

@@ -15,7 +15,7 @@ from drgn.helpers.linux.pid import find_task
 
 from luo_drgn import examples
 from luo_drgn import helpers as h
-from luo_drgn.checks import inspect
+from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
 from luo_drgn.model import Snapshot, Target
 

@@ -908,10 +908,10 @@ def generate_handover(
 def _save_report(run: Run, dest_root: Path) -> None:
     """luo-inspect's JSON report of one state, saved beside another fixture
     as an operator saves it before kexec -e (the diff's "before")."""
-    from luo_drgn.checks import inspect
+    from luo_drgn.analysis import inspect
     from luo_drgn.collector import collect
     from luo_drgn.model import Target
-    from luo_drgn.render import render
+    from luo_drgn.report import render
 
     assert run.saves is not None
     source, into = run.saves

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .model import (
+from ..model import (
     Finding,
     Holder,
     LuoState,

@@ -1,0 +1,312 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The finding codes: one table, from which the code lists, the JSON
+schema's enum and the README's table of findings are made (tests hold the
+schema and the README equal to it; ``python -m luo_drgn.findings`` prints
+the README's table).
+
+Each code has one severity, says which side of a live update it is about,
+and what it means.  ``direction`` is ``"incoming"`` for a finding about what
+the previous kernel handed this one: what was handed to this kernel is not
+handed on, so it does not decide the next handover (preflight leaves it
+out); ``"any"`` otherwise.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+from .model import Finding
+
+__all__ = (
+    "CODES",
+    "ERROR",
+    "INCOMING_CODES",
+    "INFO",
+    "REGISTRY",
+    "SEVERITIES",
+    "WARNING",
+    "Code",
+    "errno_name",
+    "finding",
+    "readme_table",
+)
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+SEVERITIES = (ERROR, WARNING, INFO)
+
+
+@dataclass(frozen=True)
+class Code:
+    """A finding code: its severity, its side, its one-line meaning
+    (Markdown, as the README shows it)."""
+
+    code: str
+    severity: str
+    direction: str  # "incoming" | "any"
+    meaning: str
+
+
+REGISTRY: tuple[Code, ...] = (
+    Code(
+        "duplicate-token",
+        ERROR,
+        "any",
+        "two luo_files with one token in one session (across sessions is legal)",
+    ),
+    Code(
+        "duplicate-session-name",
+        ERROR,
+        "any",
+        "two sessions with one name in one direction",
+    ),
+    Code(
+        "file-count-mismatch",
+        ERROR,
+        "any",
+        "a count disagrees with its list",
+    ),
+    Code(
+        "session-count-mismatch",
+        ERROR,
+        "any",
+        "a count disagrees with its list",
+    ),
+    Code(
+        "leaked-file-reference",
+        ERROR,
+        "any",
+        "a struct file has more references than its holders explain (fds, mappings, executables, "
+        "kernel objects, LUO); the message lists the holder kinds that were not scanned",
+    ),
+    Code(
+        "transient-file-reference",
+        INFO,
+        "any",
+        "live: a reference beyond the holders that was gone when the count was read again a moment"
+        " later (a system call using the file), not a leak",
+    ),
+    Code(
+        "not-in-dump",
+        INFO,
+        "any",
+        "a filtered dump lacks pages (`makedumpfile -d`): said once, naming what could not be "
+        "read; a verdict that needs that memory (a possible leak when tasks are missing) becomes "
+        '"cannot verify", never an error',
+    ),
+    Code(
+        "missing-file-reference",
+        ERROR,
+        "any",
+        "fewer references than holders: underflow, use-after-free risk",
+    ),
+    Code(
+        "retrieve-inconsistent",
+        ERROR,
+        "incoming",
+        "retrieved without a file, or a file without a retrieve",
+    ),
+    Code(
+        "retrieve-failed",
+        WARNING,
+        "incoming",
+        "a failed retrieve kept its errno",
+    ),
+    Code(
+        "retrieve-in-progress",
+        INFO,
+        "incoming",
+        "a dump inside `luo_retrieve_file()` (file set, `retrieve_status` not yet, the luo_file's "
+        "mutex held): not an inconsistency; its reference and index entry are in flight",
+    ),
+    Code(
+        "not-retrieved",
+        INFO,
+        "incoming",
+        "incoming sessions and files still waiting",
+    ),
+    Code(
+        "serialization-mismatch",
+        ERROR,
+        "any",
+        "frozen: the serialized entries disagree with memory",
+    ),
+    Code(
+        "preserved-index-mismatch",
+        ERROR,
+        "any",
+        "`luo_preserved_files` (7.1+) and the lists disagree",
+    ),
+    Code(
+        "unknown-handler",
+        ERROR,
+        "any",
+        "a luo_file's handler is not registered",
+    ),
+    Code(
+        "flb-count-mismatch",
+        ERROR,
+        "any",
+        "an FLB counts fewer users than the files that depend on it (outgoing: preserved files of "
+        "its handlers; incoming, once retrieved: files not yet finished): its `.unpreserve()` or "
+        "`.finish()` would run while files still need it. A count above them is not an error: "
+        "`liveupdate_flb_get_outgoing()`/`_get_incoming()` hold references (a note says how many)."
+        " An FLB whose `.retrieve()` failed is `retrieve-failed`; frozen, the serialized FLB array"
+        " is compared with memory (`serialization-mismatch`)",
+    ),
+    Code(
+        "finished-still-held",
+        WARNING,
+        "incoming",
+        "a finished session still holds files",
+    ),
+    Code(
+        "luo-disabled",
+        INFO,
+        "any",
+        "with the reason",
+    ),
+    Code(
+        "luo-absent",
+        INFO,
+        "any",
+        "with the reason",
+    ),
+    Code(
+        "corrupt-structure",
+        ERROR,
+        "any",
+        "a cycle, a fault, an impossible value, with its address",
+    ),
+    Code(
+        "next-kernel-panic",
+        ERROR,
+        "any",
+        "the next kernel will panic at boot: `luo_early_startup()` refuses the ABI string, or "
+        "`kho_block_set_restore()` the session chain (a cycle, more than 10000 blocks, a block "
+        "count of 0 or above what a block holds)",
+    ),
+    Code(
+        "next-kernel-eio",
+        ERROR,
+        "any",
+        "the next kernel's `luo_session_deserialize()` will stop (a duplicate session name, a bad "
+        "file chain, a file handler it lacks, a file count that disagrees) and every open of "
+        "`/dev/liveupdate` returns EIO for the rest of the boot",
+    ),
+    Code(
+        "next-kernel-drops",
+        ERROR,
+        "any",
+        "data the next kernel will skip silently: entries past a block's count, a file set with a "
+        "count but no blocks",
+    ),
+    Code(
+        "next-kernel-no-luo",
+        ERROR,
+        "any",
+        "the next kernel has no LUO, or its command line lacks `liveupdate=on`",
+    ),
+    Code(
+        "next-kernel-abi",
+        ERROR,
+        "any",
+        "`--next-kernel` lays out a serialized structure differently under the same ABI string",
+    ),
+    Code(
+        "kexec-will-fail",
+        ERROR,
+        "any",
+        "the freeze will fail, so the kexec is refused: fewer session slots than sessions "
+        "(ENOSPC), or a memfd with no serialized state (`memfd_luo_freeze()`, EINVAL)",
+    ),
+    Code(
+        "deserialize-will-fail",
+        ERROR,
+        "incoming",
+        "the same, for data handed to this kernel and not yet deserialized: at the first open of "
+        "`/dev/liveupdate`",
+    ),
+    Code(
+        "deserialize-drops",
+        ERROR,
+        "incoming",
+        "the same, for data handed to this kernel and not yet deserialized: at the first open of "
+        "`/dev/liveupdate`",
+    ),
+    Code(
+        "retrieve-will-fail",
+        ERROR,
+        "any",
+        "a preserved memfd whose serialized state `memfd_luo_retrieve()` will refuse (seals it "
+        "does not know): that file's retrieve fails with EOPNOTSUPP, the others are not affected",
+    ),
+    Code(
+        "freeze-in-progress",
+        INFO,
+        "any",
+        "the dump was taken inside the freeze (`luo_session_serialize()` holds its lock, "
+        "`sessions_pa` not set yet): how many sessions are written and which is being frozen; the "
+        "serialized data is not compared until the freeze ends",
+    ),
+    Code(
+        "freeze-failed",
+        WARNING,
+        "any",
+        "a freeze failed and was rolled back (`err_undo`: entries reserved, names cleared, lock "
+        "released): the kexec was refused; the kernel's message",
+    ),
+    Code(
+        "deserialize-failed",
+        ERROR,
+        "incoming",
+        "this kernel's deserialization failed (the errno `luo_session_deserialize()` keeps in "
+        "`saved_err`): every open of `/dev/liveupdate` returns EIO for the rest of the boot; where"
+        " it stopped and the kernel's messages",
+    ),
+    Code(
+        "restore-failed",
+        ERROR,
+        "any",
+        "this kernel's LUO restore failed at boot and it panicked: the kernel's own messages, "
+        "quoted from its log buffer",
+    ),
+)
+_BY_CODE = {c.code: c for c in REGISTRY}
+CODES = tuple(_BY_CODE)
+INCOMING_CODES = frozenset(c.code for c in REGISTRY if c.direction == "incoming")
+
+
+# Where Python's errno names differ from the kernel's (both 95 on Linux).
+_KERNEL_ERRNO_NAMES = {errno.EOPNOTSUPP: "EOPNOTSUPP"}
+
+
+def errno_name(status: int) -> str:
+    """The kernel's name for a negative errno (the one table of them)."""
+    return _KERNEL_ERRNO_NAMES.get(-status) or errno.errorcode.get(-status, f"errno {-status}")
+
+
+def finding(
+    code: str,
+    message: str,
+    *,
+    session: str | None = None,
+    token: int | None = None,
+    address: int | None = None,
+) -> Finding:
+    """A finding of a registered code, with the code's severity.
+
+    :raises KeyError: for a code the registry does not have
+    """
+    return Finding(code, _BY_CODE[code].severity, message, session, token, address)
+
+
+def readme_table() -> str:
+    """The README's table of findings."""
+    lines = ["| code | severity | meaning |", "|---|---|---|"]
+    lines += [f"| `{c.code}` | {c.severity} | {c.meaning} |" for c in REGISTRY]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(readme_table(), end="")

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""One command's output for a snapshot, in the format asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Callable
+
+from ..checks import Preflight
+from ..model import Snapshot, paused_gc
+from .document import PARTS, TEXT_ONLY, _preflight, document, select
+from .jsonstream import _json_chunks
+from .redact import Redactor
+from .text import render_text
+
+
+def render(
+    snap: Snapshot,
+    command: str,
+    fmt: str = "text",
+    *,
+    redact: bool = False,
+    session: str | None = None,
+    style: Callable[[str, str], str] = lambda text, severity: text,
+    preflight: Preflight | None = None,
+) -> str:
+    """
+    One command's output for a snapshot: the part of the document that
+    ``command`` shows, redacted if asked, in ``fmt`` (text, json or markdown).
+
+    :param session: with ``files`` and ``sessions``, only this session
+    :param style: colours a severity in text output (a terminal)
+    """
+    return "".join(
+        render_chunks(
+            snap, command, fmt, redact=redact, session=session, style=style, preflight=preflight
+        )
+    )
+
+
+def render_chunks(
+    snap: Snapshot,
+    command: str,
+    fmt: str = "text",
+    *,
+    redact: bool = False,
+    session: str | None = None,
+    style: Callable[[str, str], str] = lambda text, severity: text,
+    preflight: Preflight | None = None,
+) -> Iterator[str]:
+    """:func:`render`'s output in pieces, to be written as they come: a
+    host's JSON report is tens of megabytes, made session by session.
+
+    :param preflight: with ``preflight``, the verdict and the findings that
+        decide it (:func:`luo_drgn.checks.preflight`: rendering decides
+        nothing)
+    """
+    if command == "preflight" and preflight is None:
+        raise ValueError("the preflight command renders a verdict: pass preflight=")
+    with paused_gc():
+        # JSON written once is made session by session; what is read twice
+        # (the redactor, the text writers) gets lists.
+        lazy = fmt == "json" and not redact
+        doc = document(snap, sessions="sessions" in PARTS[command], lazy=lazy)
+        if preflight is not None and command == "preflight":
+            doc["preflight"] = _preflight(snap, preflight.accepted)
+            deciding = {id(f) for f in preflight.findings}
+            doc["findings"] = [
+                d for f, d in zip(snap.findings, doc["findings"]) if id(f) in deciding
+            ]
+        if redact:
+            doc = Redactor().redact(doc)
+        part = select(doc, command, session)
+        if fmt == "json":
+            yield from _json_chunks({k: v for k, v in part.items() if k != TEXT_ONLY})
+            yield "\n"
+            return
+        yield render_text(
+            part,
+            command,
+            markdown=fmt == "markdown",
+            style=style if fmt == "text" else (lambda text, severity: text),
+        )
