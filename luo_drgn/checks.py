@@ -4,6 +4,14 @@
 Each check looks at one kind of trouble and returns findings with a stable
 ``code``.  Where a check cannot run (a walk stopped early, a layout without
 the structure), it says so in the returned notes instead of guessing.
+Checks never change the snapshot (:mod:`luo_drgn.analysis` derives what
+they read); codes and severities come from :mod:`luo_drgn.findings`.
+
+Longer than most modules (some 850 lines): each check sits beside the kernel
+code it mirrors, cited, with the reasoning for its verdict, and they share
+the helpers that tell which references and files are expected; split up,
+those would be imported back and forth.  The restore path's verdicts are
+:mod:`luo_drgn.restore`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,13 @@
 
 The collector never raises because of bad memory: a fault, a broken list or
 an impossible value becomes an entry in ``snapshot.errors`` saying where it
-happened, and the rest of the snapshot is still filled.
+happened, and the rest of the snapshot is still filled.  A bug in luo-drgn
+is not bad memory: it propagates (see :meth:`_Collector.guard`).
+
+Somewhat over 600 lines: one reader of every LUO structure, in the order of
+one pass over memory, with the error plumbing each read needs; the pieces
+that are not LUO's own are elsewhere (:mod:`luo_drgn.blockread`,
+:mod:`luo_drgn.holders`, :mod:`luo_drgn.nextkernel`).
 """
 
 from __future__ import annotations

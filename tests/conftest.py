@@ -29,6 +29,7 @@ from luo_drgn.model import Snapshot, Target
 TOP = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TOP))
 
+from tests.support.fixtures import require_qemu, skip_loudly  # noqa: E402
 from vmcores import scenarios  # noqa: E402
 
 COMMITTED = examples.DATA / "fixtures"
@@ -60,7 +61,7 @@ FRESH_NAMES = tuple(name for run in FRESH_RUNS for name in _fixtures_of(scenario
 # Runs on the `full` kernel (built into the cache, not committed: CI builds it
 # with `python -m vmcores build --kernel full --no-vmcores`), regenerated at
 # every test session like the fresh ones.  Their filtered kdump lacks memory
-# by design: it is tested on its own (tests/test_kdump.py), not with the
+# by design: it is tested on its own (tests/real/test_kdump.py), not with the
 # tests every fixture must pass.
 FULL_RUNS = ("holders", "warn-panic", "flb", "flb-finished")
 
@@ -84,7 +85,7 @@ class FixtureRef:
         return f"{self.origin}/{self.name}"
 
 
-# Set by tests/test_mutations.py for the pytest it runs in a copied tree: the
+# Set by tests/real/test_mutations.py for the pytest it runs in a copied tree: the
 # copy shares this tree's cache, and regenerating a run there would delete the
 # outer session's fixtures under it (and take longer than the copy's timeout).
 COMMITTED_ONLY = bool(os.environ.get("LUO_DRGN_COMMITTED_ONLY"))
@@ -128,33 +129,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("fixture_ref", refs, ids=str)
 
 
-def only(predicate):  # type: ignore[no-untyped-def]
-    """Decorator: run a ``fixture_ref`` test only on fixtures whose name
-    satisfies ``predicate``."""
-
-    def deco(fn):  # type: ignore[no-untyped-def]
-        fn.fixture_filter = predicate
-        return fn
-
-    return deco
-
-
-def require_qemu(what: str) -> None:
-    """Skip loudly without QEMU; under CI, fail: QEMU is part of the set-up."""
-    if shutil.which("qemu-system-x86_64") is None:
-        _skip_loudly(
-            f"QEMU is not installed, so {what} did NOT run (apt-get install qemu-system-x86)"
-        )
-
-
-def _skip_loudly(msg: str) -> None:
-    """A fixture set that cannot be made: skipped with the reason, except
-    under CI (``CI=true``), where that is a failure."""
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
 def _regenerate(runs: tuple[str, ...], name: str) -> Path:
     """Run ``runs`` with QEMU into the cache directory ``name``."""
     root = examples.cache_dir() / name
@@ -179,7 +153,7 @@ def full_root() -> Path:
     """The runs on the `full` kernel, regenerated into the cache."""
     require_qemu("the full-kernel fixtures were not regenerated and the full/* tests")
     if not full_kernel_built():
-        _skip_loudly(
+        skip_loudly(
             "the `full` fixture kernel is not built, so the full/* tests did NOT run "
             "(python -m vmcores build --kernel full --no-vmcores, ~10 min)"
         )

@@ -12,6 +12,7 @@ guest over the gdbstub.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,6 +64,64 @@ def _u64(v: int) -> bytes:
     return struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
 
 
+Make = Callable[[Path, Path], tuple[list[Write], list[Finding]]]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault, registered once with :func:`fault`: what makes it, what the
+    fixture is, and where it is written.
+
+    ``when`` is ``"ready"`` (written into the guest of run ``base`` once its
+    scenario is ready, each fault dumped in turn), ``"machine_kexec"``
+    (written into the frozen state at machine_kexec; the kexec goes on and
+    the real next kernel reacts: a handover run of its own) or
+    ``"pre-freeze"`` (written before the freeze; not a fixture of its own).
+    ``whole``: the fixture's dump is committed whole, not as its base plus
+    the recorded writes (the CLI is then tested on a plain file).
+    """
+
+    name: str
+    make: Make
+    description: str
+    base: str
+    when: str = "ready"
+    whole: bool = False
+
+
+FAULTS: dict[str, Fault] = {}
+
+
+def fault(
+    name: str, description: str, *, base: str, when: str = "ready", whole: bool = False
+) -> Callable[[Make], Make]:
+    """Register the decorated function as fault ``name``: the runs, the
+    fixture's manifest and the tests all take it from here."""
+
+    def register(make: Make) -> Make:
+        assert name not in FAULTS, name
+        FAULTS[name] = Fault(name, make, description, base, when, whole)
+        return make
+
+    return register
+
+
+def state_faults(base: str) -> tuple[str, ...]:
+    """The faults written into run ``base``'s guest once it is ready."""
+    return tuple(f.name for f in FAULTS.values() if f.base == base and f.when == "ready")
+
+
+def kexec_faults() -> tuple[Fault, ...]:
+    """The faults written at machine_kexec, each a handover run of its own."""
+    return tuple(f for f in FAULTS.values() if f.when == "machine_kexec")
+
+
+@fault(
+    "fault-duplicate-token",
+    "outgoing, with two luo_files of vm-alpha sharing token 0x100",
+    base="outgoing",
+    whole=True,
+)
 def duplicate_token(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     f = _file(_session(prog, "vm-alpha"), 0x101)
@@ -72,6 +131,12 @@ def duplicate_token(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findin
     ]
 
 
+@fault(
+    "fault-leaked-reference",
+    "outgoing, with one reference too many on vm-beta 0x200's file",
+    base="outgoing",
+    whole=True,
+)
 def leaked_reference(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     f = _file(_session(prog, "vm-beta"), 0x200)
@@ -88,6 +153,11 @@ def leaked_reference(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findi
     ]
 
 
+@fault(
+    "fault-file-count",
+    "outgoing, with vm-alpha's file_set.count one above its list",
+    base="outgoing",
+)
 def file_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     count = _session(prog, "vm-alpha").file_set.count
@@ -102,6 +172,11 @@ def file_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     ]
 
 
+@fault(
+    "fault-cyclic-list",
+    "outgoing, with vm-alpha's files list looping back past its head",
+    base="outgoing",
+)
 def cyclic_list(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     s = _session(prog, "vm-alpha")
@@ -119,6 +194,11 @@ def cyclic_list(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     ]
 
 
+@fault(
+    "fault-bad-file-pointer",
+    "outgoing, with vm-beta 0x100's file pointer unmapped",
+    base="outgoing",
+)
 def bad_file_pointer(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     f = _file(_session(prog, "vm-beta"), 0x100)
@@ -133,6 +213,11 @@ def bad_file_pointer(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findi
     ]
 
 
+@fault(
+    "fault-unknown-handler",
+    "outgoing, with vm-alpha 0x102's handler not a registered one",
+    base="outgoing",
+)
 def unknown_handler(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     f = _file(_session(prog, "vm-alpha"), 0x102)
@@ -144,6 +229,11 @@ def unknown_handler(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findin
     ]
 
 
+@fault(
+    "fault-negative-retrieve",
+    "incoming, with vm-alpha 0x102's retrieve_status -EIO",
+    base="incoming",
+)
 def negative_retrieve(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     f = _file(_session(prog, "vm-alpha", "incoming"), 0x102)
@@ -162,27 +252,6 @@ def negative_retrieve(vmcore: Path, debug: Path) -> tuple[list[Write], list[Find
             "errno": "EIO",
         }
     ]
-
-
-FAULTS: dict[str, Callable[[Path, Path], tuple[list[Write], list[Finding]]]] = {
-    "fault-duplicate-token": duplicate_token,
-    "fault-leaked-reference": leaked_reference,
-    "fault-file-count": file_count,
-    "fault-cyclic-list": cyclic_list,
-    "fault-bad-file-pointer": bad_file_pointer,
-    "fault-unknown-handler": unknown_handler,
-    "fault-negative-retrieve": negative_retrieve,
-}
-
-DESCRIPTIONS = {
-    "fault-duplicate-token": "outgoing, with two luo_files of vm-alpha sharing token 0x100",
-    "fault-leaked-reference": "outgoing, with one reference too many on vm-beta 0x200's file",
-    "fault-file-count": "outgoing, with vm-alpha's file_set.count one above its list",
-    "fault-cyclic-list": "outgoing, with vm-alpha's files list looping back past its head",
-    "fault-bad-file-pointer": "outgoing, with vm-beta 0x100's file pointer unmapped",
-    "fault-unknown-handler": "outgoing, with vm-alpha 0x102's handler not a registered one",
-    "fault-negative-retrieve": "incoming, with vm-alpha 0x102's retrieve_status -EIO",
-}
 
 
 # -- faults in the serialized data, at machine_kexec --------------------------
@@ -244,6 +313,12 @@ def _reaction(code: str, session: str | None) -> Finding:
     return {"code": code, "severity": "error", "session": session, "token": None}
 
 
+@fault(
+    "fault-ser-file-block-count",
+    "frozen, vm-alpha's serialized file block count set to 0",
+    base="frozen",
+    when="machine_kexec",
+)
 def ser_file_block_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     count = _ser_file_block(prog, "vm-alpha").count
@@ -258,6 +333,12 @@ def ser_file_block_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[F
     ]
 
 
+@fault(
+    "fault-ser-file-count",
+    "frozen, vm-beta's serialized file count one above its entries",
+    base="frozen",
+    when="machine_kexec",
+)
 def ser_file_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     count = _ser_sessions(prog)["vm-beta"].file_set_ser.count
@@ -266,6 +347,12 @@ def ser_file_count(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding
     return [w], [_reaction("next-kernel-eio", "vm-beta"), _mismatch("vm-beta")]
 
 
+@fault(
+    "fault-ser-unknown-handler",
+    "frozen, vm-gamma 0x300 serialized under compatible memfd-v9",
+    base="frozen",
+    when="machine_kexec",
+)
 def ser_unknown_handler(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     compatible = _ser_file(prog, "vm-gamma", 0).compatible
@@ -279,6 +366,12 @@ def ser_unknown_handler(vmcore: Path, debug: Path) -> tuple[list[Write], list[Fi
     ]
 
 
+@fault(
+    "fault-ser-session-drop",
+    "frozen, the session block's count lowered from 4 to 2",
+    base="frozen",
+    when="machine_kexec",
+)
 def ser_session_drop(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     base = prog["page_offset_base"].value_()
@@ -296,6 +389,12 @@ def ser_session_drop(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findi
     ]
 
 
+@fault(
+    "fault-ser-session-cycle",
+    "frozen, the session block's next pointing at itself",
+    base="frozen",
+    when="machine_kexec",
+)
 def ser_session_cycle(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     pa = _ser_session_block(prog)
@@ -312,6 +411,12 @@ def ser_session_cycle(vmcore: Path, debug: Path) -> tuple[list[Write], list[Find
     ]
 
 
+@fault(
+    "fault-ser-memfd-seals",
+    "frozen, vm-alpha 0x101's serialized memfd state with seal 0x40",
+    base="frozen",
+    when="machine_kexec",
+)
 def ser_memfd_seals(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     f = _file(_session(prog, "vm-alpha"), 0x101)
@@ -331,6 +436,12 @@ def ser_memfd_seals(vmcore: Path, debug: Path) -> tuple[list[Write], list[Findin
     ]
 
 
+@fault(
+    "pre-freeze-serialized-data",
+    "before the freeze, vm-beta 0x200's serialized_data zeroed: the freeze fails",
+    base="frozen",
+    when="pre-freeze",
+)
 def pre_freeze_serialized_data(vmcore: Path, debug: Path) -> tuple[list[Write], list[Finding]]:
     prog = _open(vmcore, debug)
     f = _file(_session(prog, "vm-beta"), 0x200)
@@ -338,27 +449,3 @@ def pre_freeze_serialized_data(vmcore: Path, debug: Path) -> tuple[list[Write], 
     # memfd_luo_freeze(): WARN_ON_ONCE(!args->serialized_data), -EINVAL;
     # luo_session_serialize() rolls back and the kexec is refused.
     return [w], []
-
-
-SER_FAULTS: dict[str, Callable[[Path, Path], tuple[list[Write], list[Finding]]]] = {
-    "fault-ser-file-block-count": ser_file_block_count,
-    "fault-ser-file-count": ser_file_count,
-    "fault-ser-unknown-handler": ser_unknown_handler,
-    "fault-ser-session-drop": ser_session_drop,
-    "fault-ser-session-cycle": ser_session_cycle,
-    "fault-ser-memfd-seals": ser_memfd_seals,
-}
-FAULTS.update(SER_FAULTS)
-# Written before the freeze (not a fixture of its own: freeze-failed is the
-# real state after it).
-PRE_FREEZE = {"pre-freeze-serialized-data": pre_freeze_serialized_data}
-
-SER_DESCRIPTIONS = {
-    "fault-ser-file-block-count": "frozen, vm-alpha's serialized file block count set to 0",
-    "fault-ser-file-count": "frozen, vm-beta's serialized file count one above its entries",
-    "fault-ser-unknown-handler": "frozen, vm-gamma 0x300 serialized under compatible memfd-v9",
-    "fault-ser-session-drop": "frozen, the session block's count lowered from 4 to 2",
-    "fault-ser-session-cycle": "frozen, the session block's next pointing at itself",
-    "fault-ser-memfd-seals": "frozen, vm-alpha 0x101's serialized memfd state with seal 0x40",
-}
-DESCRIPTIONS.update(SER_DESCRIPTIONS)

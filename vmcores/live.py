@@ -71,7 +71,7 @@ if [ "$luo_scenario" = churn ]; then
     exit 0
 fi
 inspect phase$phase
-# scale: the benchmark (tests/bench_scale.py --live) ran as the inspector.
+# scale: the benchmark (tests/bench/bench_scale.py --live) ran as the inspector.
 [ "$luo_scenario" = scale ] && exit 0
 if [ "$phase" = 1 ]; then
     if [ "$luo_scenario" = live ]; then

@@ -6,6 +6,11 @@ state.  Fault-injected fixtures are made in the same run, from that base
 state: the guest is stopped over the gdbstub, the writes are made in guest
 memory (and read back), the dump is taken when the fixture is kept whole,
 and the old bytes are written back before the next fault.
+
+Close to a thousand lines: every run of the fixture set is declared here,
+beside the machinery that captures each kind (a dump when ready, a stop in
+machine_kexec, a panic, a kdump) and writes its manifest; the guest's
+scenarios are vmcores/guest/luo-scenario.c, the faults vmcores/faults.py.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ class Run:
     # "panic".  After the last stop the run goes on until the next kernel
     # panics or its driver is ready, and what it did is recorded.
     stops: tuple[tuple[str, str], ...] = ()
-    # A serialized-data fault (faults.SER_FAULTS) written at machine_kexec,
+    # A serialized-data fault (faults.kexec_faults()) written at machine_kexec,
     # computed from a dump of that moment, before the kexec goes on.  A stop
     # "next-ready" dumps the next kernel once its driver is ready; a stop
     # whose fixture is "" dumps nothing kept.
@@ -74,14 +79,7 @@ RUNS = [
     Run(
         "outgoing",
         "outgoing",
-        faults=(
-            "fault-duplicate-token",
-            "fault-leaked-reference",
-            "fault-file-count",
-            "fault-cyclic-list",
-            "fault-bad-file-pointer",
-            "fault-unknown-handler",
-        ),
+        faults=faults.state_faults("outgoing"),
         description="sessions preserved, before any kexec",
     ),
     Run(
@@ -93,7 +91,7 @@ RUNS = [
     Run(
         "incoming",
         "incoming",
-        faults=("fault-negative-retrieve",),
+        faults=faults.state_faults("incoming"),
         description="after a live update: some sessions and files retrieved, one finished",
     ),
     Run(
@@ -135,13 +133,13 @@ HANDOVER_RUNS = [
     ),
     *(
         Run(
-            name,
-            "frozen",
-            stops=((name, "machine_kexec"),),
-            ser_fault=name,
-            description=desc,
+            f.name,
+            f.base,
+            stops=((f.name, "machine_kexec"),),
+            ser_fault=f.name,
+            description=f.description,
         )
-        for name, desc in faults.SER_DESCRIPTIONS.items()
+        for f in faults.kexec_faults()
     ),
 ]
 HANDOVER_RUNS.append(
@@ -268,12 +266,19 @@ KDUMP_SUFFIXES = {"-kdump": "vmcore.elf", "-kdump-filtered": "vmcore.kdump"}
 # Kept beside the QEMU dump of a kdump run's state.
 QEMU_KDUMP = "qemu-kdump-zlib"
 
+
+def _description(fixture: str, run: Run) -> str:
+    """A fixture's description: its fault's, or its run's."""
+    fault = faults.FAULTS.get(fixture)
+    return fault.description if fault is not None else run.description
+
+
 # Faults whose vmcore is committed whole, so the CLI is tested on a plain
 # file; the others are stored as their base plus the recorded writes.
-WHOLE_FAULTS = {"fault-duplicate-token", "fault-leaked-reference"}
+WHOLE_FAULTS = {f.name for f in faults.FAULTS.values() if f.whole}
 
 
-# The benchmark's scale scenario (tests/bench_scale.py): generated on demand,
+# The benchmark's scale scenario (tests/bench/bench_scale.py): generated on demand,
 # never committed (a 100,000-file dump is 3 GB), in runs of 25 memfds a
 # session as on a hypervisor host, the agent forked into 9 processes.
 SCALE_FILES_PER_SESSION = 25
@@ -730,7 +735,7 @@ def _run_to(gdb: Any, debug: Path, symbol: str, timeout: float, step_over: bool 
 
 
 def _write_ser_fault(gdb: Any, name: str, vmcore: Path, debug: Path) -> dict[str, Any]:
-    writes, findings = {**faults.SER_FAULTS, **faults.PRE_FREEZE}[name](vmcore, debug)
+    writes, findings = faults.FAULTS[name].make(vmcore, debug)
     for w in writes:
         gdb.write(w["address"], bytes.fromhex(w["new"]))
         if gdb.read(w["address"], len(w["new"]) // 2).hex() != w["new"]:
@@ -790,7 +795,7 @@ def _capture_in(
     guest.dump(vmcore)
     records, whole = {}, {}
     for name in run.faults:
-        writes, findings = faults.FAULTS[name](vmcore, debug)
+        writes, findings = faults.FAULTS[name].make(vmcore, debug)
         for w in writes:
             gdb.write(w["address"], bytes.fromhex(w["new"]))
             if gdb.read(w["address"], len(w["new"]) // 2).hex() != w["new"]:
@@ -877,7 +882,7 @@ def generate_handover(
             base = "frozen"
             frozen = decompressed(paths.FIXTURES / "frozen" / "vmcore.xz")
             kdebug = decompressed(paths.kernel_dir(run.kernel) / "vmlinux.debug.xz")
-            writes, findings = faults.FAULTS[st.fixture](frozen, kdebug)
+            writes, findings = faults.FAULTS[st.fixture].make(frozen, kdebug)
             expected = manifest.with_fault(
                 expected,
                 {
@@ -891,7 +896,7 @@ def generate_handover(
         write_fixture(
             dest_root / st.fixture,
             st.fixture,
-            faults.DESCRIPTIONS.get(st.fixture, run.description),
+            _description(st.fixture, run),
             made_here,
             st.console,
             expected,
@@ -958,7 +963,7 @@ def generate(
             write_fixture(
                 dest_root / fname,
                 fname,
-                faults.DESCRIPTIONS[fname],
+                faults.FAULTS[fname].description,
                 cap.made,
                 cap.console,
                 manifest.with_fault(expected, record),

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The floor of tests/bench_scale.py: the plain drgn walk any LUO inspector
+"""The floor of tests/bench/bench_scale.py: the plain drgn walk any LUO inspector
 pays, kept as written by a drgn user with no knowledge of luo-drgn.
 
 It opens the target, walks every session and every luo_file with
@@ -8,7 +8,7 @@ walks each distinct fd table once with ``for_each_file``.  It stays this
 plain walk: whatever luo-inspect's ``check`` adds (holder kinds, next-kernel
 checks, invariants) must fit inside the benchmark's ratio to it.
 
-    python tests/scale_floor.py CORE|/proc/kcore DEBUG_INFO...
+    python tests/support/scale_floor.py CORE|/proc/kcore DEBUG_INFO...
 
 Prints one JSON line with what it counted (the benchmark compares it with
 what luo-inspect reports).

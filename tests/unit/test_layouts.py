@@ -6,13 +6,22 @@ state in :mod:`synthetic` (its ground truth)."""
 from __future__ import annotations
 
 import pytest
-from synthetic import FLB_NAME, INCOMING, LAYOUTS, MEMFD, OUTGOING, TASKS, Kernel, populate
 
 from luo_drgn import helpers as h
 from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
 from luo_drgn.layout import luo_layout
 from luo_drgn.model import Snapshot, Target
+from tests.support.synthetic import (
+    FLB_NAME,
+    INCOMING,
+    LAYOUTS,
+    MEMFD,
+    OUTGOING,
+    TASKS,
+    Kernel,
+    populate,
+)
 
 ALL = sorted(LAYOUTS)
 INT_STATUS = {"7.0", "7.1"}  # layouts that can keep a failed retrieve's errno

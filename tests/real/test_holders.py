@@ -18,13 +18,11 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import only
 from drgn import Object, cast, container_of
 from drgn.helpers.linux.fs import fget
 from drgn.helpers.linux.idr import idr_find
 from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.xarray import xa_load
-from test_collector import expected_holder_keys, holder_keys
 
 from luo_drgn import examples
 from luo_drgn.analysis import inspect
@@ -32,6 +30,8 @@ from luo_drgn.collector import collect
 from luo_drgn.holders import NEVER_SCANNED, scan_holders
 from luo_drgn.model import Holder, PreservedFile, Session, Snapshot, Target
 from luo_drgn.report import render
+from tests.support.fixtures import only
+from tests.support.plain import expected_holder_keys, holder_keys
 
 SCHEMA = json.loads((Path(examples.__file__).parent / "luo-inspect-1.schema.json").read_text())
 KERNEL_KINDS = {"scm", "io_uring", "loop", "iommufd"}

@@ -8,7 +8,7 @@ time): it times ``import drgn`` and ``import drgn, luo_drgn.plugin``, each
 in a fresh interpreter, interleaved over N rounds, and prints the medians
 and their difference.
 
-    python tests/bench_import.py [--rounds 5]
+    python tests/bench/bench_import.py [--rounds 5]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-TOP = Path(__file__).resolve().parent.parent
+TOP = Path(__file__).resolve().parents[2]
 PROBE = """
 import time
 t = time.perf_counter()

@@ -10,13 +10,12 @@ import struct
 from typing import Any
 
 import pytest
-from conftest import only
-from test_helpers import session_named
-from test_vmcores import files as plain_files
-from test_vmcores import is_fault, is_healthy
 
 from luo_drgn.checks import handover_accepted, preflight_findings, retrieving
 from luo_drgn.model import Snapshot
+from tests.support.fixtures import only
+from tests.support.plain import files as plain_files
+from tests.support.plain import is_fault, is_healthy, session_named
 
 
 def serious(snapshot: Snapshot) -> set[tuple[str, str, Any, Any]]:

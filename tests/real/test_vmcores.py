@@ -9,53 +9,12 @@ from typing import Any
 
 import drgn
 import pytest
-from conftest import only
-from drgn.helpers.linux.list import list_for_each_entry
 
 from luo_drgn import examples
+from tests.support.fixtures import only
+from tests.support.plain import expected_sessions, files, has_sessions, is_fault, sessions
 from vmcores import faults, manifest
 from vmcores.scenarios import WHOLE_FAULTS
-
-
-def is_fault(name: str) -> bool:
-    return name.startswith("fault-")
-
-
-def has_sessions(name: str) -> bool:
-    """Fixtures of an enabled LUO, not corrupted by a planted fault (the
-    fault-* ones, and journey-drop-before, dumped after its fault)."""
-    return not is_fault(name) and name not in (
-        "disabled",
-        "no-luo",
-        "doomed-panic",
-        "journey-drop-before",
-        "freeze-failed",
-        # Caught inside a retrieve: the log shows it only once it returned.
-        "retrieving",
-    )
-
-
-def is_healthy(name: str) -> bool:
-    """Fixtures whose state is sound: no fault, no doomed handover."""
-    return has_sessions(name) and not name.startswith(
-        ("doomed", "deserialize-failed", "journey-drop", "journey-after")
-    )
-
-
-def sessions(prog: drgn.Program, direction: str) -> list[drgn.Object]:
-    head = prog["luo_session_global"].member_(direction).list.address_of_()
-    return list(list_for_each_entry("struct luo_session", head, "list"))
-
-
-def files(session: drgn.Object) -> list[drgn.Object]:
-    head = session.file_set.files_list.address_of_()
-    return list(list_for_each_entry("struct luo_file", head, "list"))
-
-
-def expected_sessions(expected: dict[str, Any], direction: str) -> list[dict[str, Any]]:
-    if direction == "incoming" and not expected["deserialized"]:
-        return []  # still in KHO memory: nothing on the list yet
-    return [s for s in expected["sessions"] if s["direction"] == direction]
 
 
 def test_manifest_is_complete(manifest: dict[str, Any]) -> None:
@@ -159,7 +118,7 @@ def test_manifest_replays_from_its_log(fixture_ref: Any, example: examples.Examp
     if "fault" in m["expected"]:
         fault = m["expected"]["fault"]
         base = examples.load(m["base"], example.root.parent)
-        writes, findings = faults.FAULTS[m["name"]](base.core, base.debug[0])
+        writes, findings = faults.FAULTS[m["name"]].make(base.core, base.debug[0])
         assert (fault["base"], fault["writes"], fault["expected_findings"]) == (
             m["base"],
             writes,

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_collector import expected_holder_keys, holder_keys
 
 from luo_drgn import examples
 from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
 from luo_drgn.model import Snapshot, Target
 from luo_drgn.report import render
+from tests.support.plain import expected_holder_keys, holder_keys
 from vmcores.scenarios import QEMU_KDUMP
 
-TOP = Path(__file__).resolve().parent.parent
+TOP = Path(__file__).resolve().parents[2]
 
 
 def _inspect(root: Path, name: str) -> tuple[examples.Example, Snapshot]:

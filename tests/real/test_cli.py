@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""luo-inspect, %luo and the commands/ scripts on the real fixtures."""
+"""luo-inspect, %luo and the commands/ scripts on the real fixtures.
+
+About 700 lines: one test per option and output of the command line, each
+short; tests/real/test_doors.py holds the three doors equal."""
 
 from __future__ import annotations
 
@@ -12,33 +15,17 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import click
 import jsonschema
 import pytest
-from click.testing import CliRunner
 
 from luo_drgn import examples
-from luo_drgn.cli import main
+from tests.support.doors import luo, run
 
-TOP = Path(__file__).resolve().parent.parent
+TOP = Path(__file__).resolve().parents[2]
 COMMANDS = ["summary", "handlers", "sessions", "files", "check", "report"]
 FORMATS = ["text", "json", "markdown"]
 KERNEL_ADDRESS = re.compile(r"0xffff[0-9a-f]{12}")
 SCHEMA = json.loads(resources.files("luo_drgn").joinpath("luo-inspect-1.schema.json").read_text())
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def _entry(args: tuple[str, ...]) -> None:
-    """luo-inspect's entry function (main() maps findings to exit codes),
-    wrapped for click's CliRunner."""
-    sys.exit(main(list(args)))
-
-
-def run(*args: str) -> tuple[int, str]:
-    """Run luo-inspect in-process; return (exit status, stdout and stderr)."""
-    result = CliRunner().invoke(_entry, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 def example_paths(name: str) -> tuple[str, str]:
@@ -422,15 +409,6 @@ def test_plugin_can_be_disabled() -> None:
     assert "RESULT" not in proc.stdout and "luo" in proc.stderr
 
 
-def luo(prog, command: str):  # type: ignore[no-untyped-def]
-    """Run %luo as drgn's REPL does (the plugin imported, as drgn's hook does)."""
-    from drgn.commands import run_command
-
-    import luo_drgn.plugin  # noqa: F401
-
-    return run_command(prog, command, globals={})
-
-
 def test_plugin_rejects_target_options(capsys: pytest.CaptureFixture[str]) -> None:
     from drgn.commands import CommandArgumentError
 
@@ -710,7 +688,7 @@ def test_json_is_indented_then_one_line_deep() -> None:
 def test_plugin_import_is_light() -> None:
     """Every drgn start imports the plugin: it must not bring in the tool
     (the engine, collector, renderers and tabulate cost ~150 ms), only what
-    builds %luo's parser.  tests/bench_import.py times it."""
+    builds %luo's parser.  tests/bench/bench_import.py times it."""
     probe = (
         "import sys, luo_drgn.plugin\n"
         "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "

@@ -20,7 +20,7 @@ import pytest
 
 from luo_drgn import examples
 
-TOP = Path(__file__).resolve().parent.parent
+TOP = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,10 @@ class Mutation:
 MUTATIONS = (
     Mutation(
         "missing-file-reference demoted from error to info",
-        "luo_drgn/checks.py",
-        '"missing-file-reference",\n                    ERROR,',
-        '"missing-file-reference",\n                    INFO,',
-        ("tests/test_checks.py",),
+        "luo_drgn/findings.py",
+        '"missing-file-reference",\n        ERROR,',
+        '"missing-file-reference",\n        INFO,',
+        ("tests/unit/test_checks.py",),
     ),
     Mutation(
         "an empty retrieved session always reported finished",
@@ -46,7 +46,7 @@ MUTATIONS = (
         "            # Handed over with no files: nothing was restored to destroy.\n"
         "            return None\n",
         "            return True\n",
-        ("tests/test_helpers.py", "-k", "finished"),
+        ("tests/real/test_helpers.py", "-k", "finished"),
     ),
     Mutation(
         "cycle detection deleted from the list walk",
@@ -54,7 +54,7 @@ MUTATIONS = (
         '        if addr in seen:\n            raise WalkError(what, addr, "cycle (a node is '
         'reached twice)")\n',
         "",
-        ("tests/test_walk.py",),
+        ("tests/real/test_walk.py",),
     ),
 )
 

@@ -12,10 +12,9 @@ import json
 import re
 from typing import Any
 
-from conftest import only
-
 from luo_drgn.model import Snapshot
 from luo_drgn.report import render
+from tests.support.fixtures import only
 from vmcores import manifest as guest
 
 

@@ -4,7 +4,7 @@
 Not a test (nothing here asserts a time): it prints ratios.  On the scale
 scenario (``python -m vmcores scale``: sessions of 25 one-page memfds, every
 fd open in 9 processes, made on demand under QEMU and kept in the cache), it
-runs the floor (``tests/scale_floor.py``: the plain drgn walk of every
+runs the floor (``tests/support/scale_floor.py``: the plain drgn walk of every
 session, every luo_file, each file's refcount and each distinct fd table)
 and ``luo-inspect --format json check`` and ``report``, each a fresh process
 as a user runs them, interleaved over several rounds (the order rotates each
@@ -14,7 +14,7 @@ scales.  ``--live N`` runs the same comparison inside a live-mode guest
 with N preserved files, on its own /proc/kcore, where each small read is a
 system call (under TCG: a smaller N).
 
-    python tests/bench_scale.py [--files 10000 [--files 100000]] [--rounds 5]
+    python tests/bench/bench_scale.py [--files 10000 [--files 100000]] [--rounds 5]
                                 [--kernel full|luo] [--live 1000] [--format text|json]
 
 Before timing, each tool's counts are checked against the guest's own log
@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TOP = Path(__file__).resolve().parent.parent
+TOP = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TOP))
 
-FLOOR = TOP / "tests" / "scale_floor.py"
+FLOOR = TOP / "tests" / "support" / "scale_floor.py"
 TOOLS = ("floor", "check", "report")
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-TOP = Path(__file__).resolve().parent.parent
+TOP = Path(__file__).resolve().parents[2]
 README = (TOP / "README.md").read_text()
 
 

@@ -8,56 +8,14 @@ from typing import Any
 
 import drgn
 import pytest
-from conftest import only
-from test_vmcores import has_sessions
 
 from luo_drgn import helpers as h
 from luo_drgn.collector import collect
 from luo_drgn.layout import luo_layout
-from luo_drgn.model import Holder, Snapshot, Target
+from luo_drgn.model import Snapshot, Target
+from tests.support.fixtures import only
+from tests.support.plain import expected_holder_keys, has_sessions, holder_keys
 from vmcores import manifest as guest
-
-
-def holder_keys(holders: list[Holder]) -> list[tuple[Any, ...]]:
-    keys: list[tuple[Any, ...]] = []
-    for x in holders:
-        if x.kind == "luo":
-            keys.append(("luo",))
-        elif x.kind == "fd":
-            keys.append(("fd", x.pid, x.fd))
-        elif x.kind == "vma":
-            keys.append(("vma", x.pid, x.vma))
-        elif x.kind == "loop":
-            keys.append(("loop", x.device))
-        elif x.kind == "io_uring":
-            keys.append(("io_uring", x.pid, x.fd, x.slot))
-        elif x.kind == "iommufd":
-            keys.append(("iommufd", x.pid, x.fd, x.ioas))
-        else:  # scm: the receiving socket's fd
-            keys.append((x.kind, x.pid, x.fd))
-    return sorted(keys, key=repr)
-
-
-def expected_holder_keys(holders: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The manifest's holders (replayed from the guest log) as holder_keys()."""
-    keys: list[tuple[Any, ...]] = []
-    for x in holders:
-        kind = x.get("kind")
-        if kind == "luo":
-            keys.append(("luo",))
-        elif kind == "loop":
-            keys.append(("loop", f"loop{x['loop']}"))
-        elif kind == "io_uring":
-            keys.append(("io_uring", x["pid"], x["fd"], x["slot"]))
-        elif kind == "iommufd":
-            keys.append(("iommufd", x["pid"], x["fd"], x["ioas"]))
-        elif kind is not None:
-            keys.append((kind, x["pid"], x["fd"]))
-        elif "fd" in x:
-            keys.append(("fd", x["pid"], x["fd"]))
-        else:
-            keys.append(("vma", x["pid"], x["vma"]))
-    return sorted(keys, key=repr)
 
 
 def listed(expected: dict[str, Any]) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ import luo_drgn.plugin
 from luo_drgn import examples
 from luo_drgn.cli import main
 
-TOP = Path(__file__).resolve().parent.parent
+TOP = Path(__file__).resolve().parents[2]
 SCRIPT = str(TOP / "commands" / "luo.py")
 SAVED_BEFORE = examples.DATA / "fixtures" / "journey-after" / "before.json"
 

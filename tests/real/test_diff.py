@@ -12,7 +12,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-from test_cli import luo, run
 
 from luo_drgn import examples
 from luo_drgn.analysis import inspect
@@ -29,6 +28,7 @@ from luo_drgn.model import (
     Target,
 )
 from luo_drgn.report.saved import SavedReportError, load_report
+from tests.support.doors import luo, run
 
 DIFF_SCHEMA = json.loads(
     resources.files("luo_drgn").joinpath("luo-inspect-diff-1.schema.json").read_text()

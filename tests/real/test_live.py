@@ -14,9 +14,9 @@ import json
 from typing import Any
 
 import pytest
-from conftest import require_qemu
-from test_collector import expected_holder_keys
 
+from tests.support.fixtures import require_qemu
+from tests.support.plain import expected_holder_keys
 from vmcores import live, manifest
 
 INSPECT_TIMEOUT = 300  # seconds, per luo-inspect run inside the guest (TCG)

@@ -14,7 +14,7 @@ import pytest
 from luo_drgn import findings
 from luo_drgn.model import Finding
 
-TOP = Path(__file__).resolve().parent.parent
+TOP = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads(resources.files("luo_drgn").joinpath("luo-inspect-1.schema.json").read_text())
 
 

@@ -2,7 +2,11 @@
 """One test per public helper, on the real 7.2 fixtures, in the manner of
 drgn's ``tests/linux_kernel/helpers``: each helper's result is compared with
 the guest's log (the manifest) or with the same value reached by plain drgn
-(``prog[...]``, ``list_for_each_entry``), never with luo_drgn's own output."""
+(``prog[...]``, ``list_for_each_entry``), never with luo_drgn's own output.
+
+About 750 lines: one test per public helper, as drgn's own helper tests
+are laid out, plus the drgn layer's isolation and the block readers'
+equality with the helpers."""
 
 from __future__ import annotations
 
@@ -17,20 +21,16 @@ from typing import Any
 
 import drgn
 import pytest
-from conftest import only
 from drgn.helpers.linux.list import list_for_each_entry
-from test_vmcores import expected_sessions, has_sessions
-from test_vmcores import files as plain_files
-from test_vmcores import sessions as plain_sessions
 
 from luo_drgn import blockread, examples
 from luo_drgn import helpers as h
 from luo_drgn.helpers import liveupdate
 from luo_drgn.helpers.bounded import WalkError
-
-
-def session_named(prog: drgn.Program, name: str, direction: str) -> drgn.Object:
-    return next(s for s in plain_sessions(prog, direction) if s.name.string_() == name.encode())
+from tests.support.fixtures import only
+from tests.support.plain import expected_sessions, has_sessions, session_named
+from tests.support.plain import files as plain_files
+from tests.support.plain import sessions as plain_sessions
 
 
 def all_luo_files(prog: drgn.Program) -> list[drgn.Object]:
@@ -581,7 +581,7 @@ def test_luo_kho_preserved(prog: drgn.Program) -> None:
 def test_luo_flb_compatible_and_counts() -> None:
     """No real fixture kernel registers an FLB yet: the helpers are checked
     on the synthetic 7.0 and 7.1 layouts, which differ in the count's type."""
-    from synthetic import FLB_NAME, OUTGOING, populate
+    from tests.support.synthetic import FLB_NAME, OUTGOING, populate
 
     users = sum(len(files) for files in OUTGOING.values())
     for layout in ("7.0", "7.1"):

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_qemu
 
 from luo_drgn import examples
+from tests.support.fixtures import require_qemu
 
-TOP = Path(__file__).resolve().parent.parent
+TOP = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TOP))
 
 from vmcores import scenarios  # noqa: E402

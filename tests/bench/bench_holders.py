@@ -13,7 +13,7 @@ the same pass: unix sockets with an SCM_RIGHTS message in flight and a loop
 device are found as they are; PID 1's ring and iommufd are not, since its
 fd table is the one replaced by the overlay.
 
-    python tests/bench_holders.py [--fds N] [--files N] [--fixture outgoing|holders]
+    python tests/bench/bench_holders.py [--fds N] [--files N] [--fixture outgoing|holders]
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from drgn.helpers.linux.pid import find_task  # noqa: E402
 
 from luo_drgn import examples  # noqa: E402
 from luo_drgn.helpers import luo_for_each_preserved_file  # noqa: E402
 from luo_drgn.holders import scan_holders  # noqa: E402
-from tests.scale_floor import walk_fd_tables  # noqa: E402
+from tests.support.scale_floor import walk_fd_tables  # noqa: E402
 
 FD_ARRAY = 0xFFFFC90100000000  # unused vmalloc addresses in the fixture
 FILES = 0xFFFFC90200000000

@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""luo-inspect and %luo run in-process, as the tests drive them."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from click.testing import CliRunner
+
+from luo_drgn.cli import main
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def _entry(args: tuple[str, ...]) -> None:
+    """luo-inspect's entry function (main() maps findings to exit codes),
+    wrapped for click's CliRunner."""
+    sys.exit(main(list(args)))
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Run luo-inspect in-process; return (exit status, stdout and stderr)."""
+    result = CliRunner().invoke(_entry, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def luo(prog, command: str):  # type: ignore[no-untyped-def]
+    """Run %luo as drgn's REPL does (the plugin imported, as drgn's hook does)."""
+    from drgn.commands import run_command
+
+    import luo_drgn.plugin  # noqa: F401
+
+    return run_command(prog, command, globals={})

@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Fixture filters and loud skips, for the tests and tests/conftest.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def only(predicate):  # type: ignore[no-untyped-def]
+    """Decorator: run a ``fixture_ref`` test only on fixtures whose name
+    satisfies ``predicate``."""
+
+    def deco(fn):  # type: ignore[no-untyped-def]
+        fn.fixture_filter = predicate
+        return fn
+
+    return deco
+
+
+def require_qemu(what: str) -> None:
+    """Skip loudly without QEMU; under CI, fail: QEMU is part of the set-up."""
+    if shutil.which("qemu-system-x86_64") is None:
+        skip_loudly(
+            f"QEMU is not installed, so {what} did NOT run (apt-get install qemu-system-x86)"
+        )
+
+
+def skip_loudly(msg: str) -> None:
+    """A fixture set that cannot be made: skipped with the reason, except
+    under CI (``CI=true``), where that is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)

@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Plain drgn (not luo_drgn) walks of a fixture, and the manifests'
+facts: the tests' ground truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import drgn
+from drgn.helpers.linux.list import list_for_each_entry
+
+from luo_drgn.model import Holder
+
+
+def is_fault(name: str) -> bool:
+    return name.startswith("fault-")
+
+
+def has_sessions(name: str) -> bool:
+    """Fixtures of an enabled LUO, not corrupted by a planted fault (the
+    fault-* ones, and journey-drop-before, dumped after its fault)."""
+    return not is_fault(name) and name not in (
+        "disabled",
+        "no-luo",
+        "doomed-panic",
+        "journey-drop-before",
+        "freeze-failed",
+        # Caught inside a retrieve: the log shows it only once it returned.
+        "retrieving",
+    )
+
+
+def is_healthy(name: str) -> bool:
+    """Fixtures whose state is sound: no fault, no doomed handover."""
+    return has_sessions(name) and not name.startswith(
+        ("doomed", "deserialize-failed", "journey-drop", "journey-after")
+    )
+
+
+def sessions(prog: drgn.Program, direction: str) -> list[drgn.Object]:
+    head = prog["luo_session_global"].member_(direction).list.address_of_()
+    return list(list_for_each_entry("struct luo_session", head, "list"))
+
+
+def files(session: drgn.Object) -> list[drgn.Object]:
+    head = session.file_set.files_list.address_of_()
+    return list(list_for_each_entry("struct luo_file", head, "list"))
+
+
+def expected_sessions(expected: dict[str, Any], direction: str) -> list[dict[str, Any]]:
+    if direction == "incoming" and not expected["deserialized"]:
+        return []  # still in KHO memory: nothing on the list yet
+    return [s for s in expected["sessions"] if s["direction"] == direction]
+
+
+def session_named(prog: drgn.Program, name: str, direction: str) -> drgn.Object:
+    return next(s for s in sessions(prog, direction) if s.name.string_() == name.encode())
+
+
+def holder_keys(holders: list[Holder]) -> list[tuple[Any, ...]]:
+    keys: list[tuple[Any, ...]] = []
+    for x in holders:
+        if x.kind == "luo":
+            keys.append(("luo",))
+        elif x.kind == "fd":
+            keys.append(("fd", x.pid, x.fd))
+        elif x.kind == "vma":
+            keys.append(("vma", x.pid, x.vma))
+        elif x.kind == "loop":
+            keys.append(("loop", x.device))
+        elif x.kind == "io_uring":
+            keys.append(("io_uring", x.pid, x.fd, x.slot))
+        elif x.kind == "iommufd":
+            keys.append(("iommufd", x.pid, x.fd, x.ioas))
+        else:  # scm: the receiving socket's fd
+            keys.append((x.kind, x.pid, x.fd))
+    return sorted(keys, key=repr)
+
+
+def expected_holder_keys(holders: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The manifest's holders (replayed from the guest log) as holder_keys()."""
+    keys: list[tuple[Any, ...]] = []
+    for x in holders:
+        kind = x.get("kind")
+        if kind == "luo":
+            keys.append(("luo",))
+        elif kind == "loop":
+            keys.append(("loop", f"loop{x['loop']}"))
+        elif kind == "io_uring":
+            keys.append(("io_uring", x["pid"], x["fd"], x["slot"]))
+        elif kind == "iommufd":
+            keys.append(("iommufd", x["pid"], x["fd"], x["ioas"]))
+        elif kind is not None:
+            keys.append((kind, x["pid"], x["fd"]))
+        elif "fd" in x:
+            keys.append(("fd", x["pid"], x["fd"]))
+        else:
+            keys.append(("vma", x["pid"], x["vma"]))
+    return sorted(keys, key=repr)
