@@ -240,10 +240,7 @@ def luo_session_file_rows(session: Object) -> Iterator[LuoFileRow]:
     head = lu.luo_session_files_head(session).value_()
     for address, raw in list_for_each_entry_block(prog, "struct luo_file", head, "list", what):
         fh, file, token, retrieve, data, owner = fields.unpack(raw)
-        if status == "retrieve_status":
-            retrieve = 1 if retrieve > 0 else retrieve
-        else:
-            retrieve = 1 if retrieve else 0
+        retrieve = lu._retrieve_state(status, retrieve)
         yield LuoFileRow(address, fh, file, token, retrieve, data, bool(owner & ~_MUTEX_FLAGS))
 
 

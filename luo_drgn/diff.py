@@ -34,7 +34,6 @@ from .model import Finding, PreservedFile, Session, Snapshot
 
 __all__ = ("LOSSES", "Diff", "DiffRow", "diff")
 
-STATES = ("pending", "arrived", "retrieved", "retrieve-failed", "finished", "lost", "not-sent")
 # States that make luo-inspect diff exit 1.
 LOSSES = frozenset(("lost", "retrieve-failed"))
 

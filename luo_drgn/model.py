@@ -62,8 +62,6 @@ class Holder:
     ioas: int | None = None  # iommufd object id of the IOAS
 
 
-KERNEL_HOLDER_KINDS = ("exe", "scm", "io_uring", "loop", "iommufd")
-
 # Process names of fd holders, each stored once (see HolderList).
 _COMM_IDS: dict[str, int] = {}
 _COMMS: list[str] = []

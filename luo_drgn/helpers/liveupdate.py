@@ -697,12 +697,17 @@ def luo_file_retrieve_status(luo_file: Object) -> int:
 
     :param luo_file: ``struct luo_file *``
     """
+    field = _retrieve_field(luo_file.prog_) or "retrieve_status"
+    return _retrieve_state(field, int(luo_file.member_(field).value_()))
+
+
+def _retrieve_state(field: str, raw: int) -> int:
+    """0 / 1 / -errno from the raw value of ``luo_file->field``."""
     # 6.19.y/7.0 replaced "bool retrieved" with "int retrieve_status", which
     # keeps the errno of a failed retrieve; any positive value means success.
-    if _retrieve_field(luo_file.prog_) == "retrieve_status":
-        status = luo_file.retrieve_status.value_()
-        return 1 if status > 0 else status
-    return 1 if luo_file.retrieved.value_() else 0
+    if field == "retrieve_status":
+        return 1 if raw > 0 else raw
+    return 1 if raw else 0
 
 
 # --- serialized data (what crosses the kexec) -------------------------------
