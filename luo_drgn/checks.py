@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import restore
-from .findings import CODES, ERROR, INCOMING_CODES, SEVERITIES, errno_name, finding
+from .findings import DECIDING_CODES, ERROR, SEVERITIES, errno_name, finding
 from .holders import NEVER_SCANNED
 from .model import Finding, Flb, PreservedFile, Session, Snapshot
 
@@ -818,14 +818,16 @@ def run_checks(snap: Snapshot) -> tuple[list[Finding], Notes]:
 # Findings about this kernel's incoming side (the registry's "incoming"
 # codes): what was handed to this kernel is not handed on, so they do not
 # decide the next handover.
-PREFLIGHT_CODES = frozenset(CODES) - INCOMING_CODES
+PREFLIGHT_CODES = DECIDING_CODES
 
 
 def preflight_findings(snap: Snapshot) -> list[Finding]:
     """
     The findings that decide whether the next kernel will accept the
-    handover: handover verdicts and errors of the outgoing side.  A finding
-    about a session that exists only as an incoming one is left out.
+    handover: handover verdicts and errors of the outgoing side that the
+    freeze or the restore acts on (:data:`luo_drgn.findings.DECIDING_CODES`).
+    A finding about a session that exists only as an incoming one is left
+    out.
     """
     incoming_only = {s.name for s in snap.sessions if s.direction == "incoming"} - {
         s.name for s in snap.sessions if s.direction == "outgoing"
@@ -843,15 +845,20 @@ def preflight_findings(snap: Snapshot) -> list[Finding]:
 @dataclass
 class Preflight:
     """Preflight's verdict: whether the next kernel will accept the
-    handover, and the findings that decide it."""
+    handover, the findings that decide it, and the other errors, which are
+    shown apart and do not decide it."""
 
     accepted: bool
     findings: list[Finding]
+    other_errors: list[Finding]
 
 
 def preflight(snap: Snapshot) -> Preflight:
     """The verdict of ``preflight`` on an inspected snapshot."""
-    return Preflight(handover_accepted(snap), preflight_findings(snap))
+    deciding = preflight_findings(snap)
+    taken = {id(f) for f in deciding}
+    others = [f for f in snap.findings if f.severity == ERROR and id(f) not in taken]
+    return Preflight(handover_accepted(snap), deciding, others)
 
 
 def handover_accepted(snap: Snapshot) -> bool:

@@ -198,8 +198,8 @@ for _name, _help in COMMANDS.items():
 @click.option(
     "--next-cmdline",
     metavar="CMDLINE",
-    help="the command line the next kernel boots with (kexec --command-line): checked "
-    "for liveupdate=on, without which it ignores the handover",
+    help="the command line the next kernel boots with (kexec --command-line): its "
+    "liveupdate= and kho= read as that kernel will (LUO and KHO must both end up on)",
 )
 @click.option(
     "--next-kernel",

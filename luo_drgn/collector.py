@@ -167,6 +167,7 @@ class _Collector:
                 return snap
             snap.luo = LuoState("enabled", liveupdate_num=liveupdate_num)
             snap.luo.device_in_use = h.luo_device_in_use(prog)
+            snap.kho_default = self.kho_default()
         self.progress("handlers")
         with self.guard("luo_file_handler_list"):
             self.collect_handlers()
@@ -262,6 +263,19 @@ class _Collector:
             return
         with self.guard("kernel log"):
             self.snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(self.prog)]
+
+    def kho_default(self) -> bool | None:
+        """This kernel's CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT, where memory
+        shows it: kho_enable starts at it, kho= changes it, and a failed
+        scratch reservation clears it; LUO being enabled means it did not
+        fail (luo_early_startup() disables LUO when KHO is off)."""
+        try:
+            cmdline = self.prog["saved_command_line"].string_()
+        except LookupError:
+            return None  # no command line in the debug info: nothing to tell by
+        if h.luo_cmdline_bool(cmdline, "kho")[1] is not None:
+            return None  # kho= decided, not the default
+        return h.luo_kho_enabled(self.prog)
 
     def disabled_reason(self) -> str:
         # luo_early_startup() and luo_late_startup(): why enabled is false.

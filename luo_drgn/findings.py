@@ -5,10 +5,14 @@ schema and the README equal to it; ``python -m luo_drgn.findings`` prints
 the README's table).
 
 Each code has one severity, says which side of a live update it is about,
-and what it means.  ``direction`` is ``"incoming"`` for a finding about what
-the previous kernel handed this one: what was handed to this kernel is not
-handed on, so it does not decide the next handover (preflight leaves it
-out); ``"any"`` otherwise.
+whether it decides preflight's verdict, and what it means.  ``direction``
+is ``"incoming"`` for a finding about what the previous kernel handed this
+one: what was handed to this kernel is not handed on, so it does not decide
+the next handover; ``"any"`` otherwise.  ``decides`` is False for an error
+that neither the freeze nor the next kernel's restore acts on (a struct
+file's reference count: ``luo_file_freeze()``, ``memfd_luo_freeze()`` and
+the next kernel's ``luo_file_deserialize()`` never read ``f_ref``); preflight
+lists those apart, and they do not flip its verdict.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from .model import Finding
 
 __all__ = (
     "CODES",
+    "DECIDING_CODES",
     "ERROR",
     "INCOMING_CODES",
     "INFO",
@@ -45,6 +50,7 @@ class Code:
     severity: str
     direction: str  # "incoming" | "any"
     meaning: str
+    decides: bool = True  # outgoing: whether it decides preflight's verdict
 
 
 REGISTRY: tuple[Code, ...] = (
@@ -78,6 +84,7 @@ REGISTRY: tuple[Code, ...] = (
         "any",
         "a struct file has more references than its holders explain (fds, mappings, executables, "
         "kernel objects, LUO); the message lists the holder kinds that were not scanned",
+        decides=False,
     ),
     Code(
         "transient-file-reference",
@@ -85,6 +92,7 @@ REGISTRY: tuple[Code, ...] = (
         "any",
         "live: a reference beyond the holders that was gone when the count was read again a moment"
         " later (a system call using the file), not a leak",
+        decides=False,
     ),
     Code(
         "not-in-dump",
@@ -93,12 +101,14 @@ REGISTRY: tuple[Code, ...] = (
         "a filtered dump lacks pages (`makedumpfile -d`): said once, naming what could not be "
         "read; a verdict that needs that memory (a possible leak when tasks are missing) becomes "
         '"cannot verify", never an error',
+        decides=False,
     ),
     Code(
         "missing-file-reference",
         ERROR,
         "any",
         "fewer references than holders: underflow, use-after-free risk",
+        decides=False,
     ),
     Code(
         "retrieve-inconsistent",
@@ -136,6 +146,7 @@ REGISTRY: tuple[Code, ...] = (
         ERROR,
         "any",
         "`luo_preserved_files` (7.1+) and the lists disagree",
+        decides=False,
     ),
     Code(
         "unknown-handler",
@@ -275,6 +286,8 @@ REGISTRY: tuple[Code, ...] = (
 _BY_CODE = {c.code: c for c in REGISTRY}
 CODES = tuple(_BY_CODE)
 INCOMING_CODES = frozenset(c.code for c in REGISTRY if c.direction == "incoming")
+# The codes that decide whether the next kernel accepts the handover.
+DECIDING_CODES = frozenset(c.code for c in REGISTRY if c.direction != "incoming" and c.decides)
 
 
 # Where Python's errno names differ from the kernel's (both 95 on Linux).
@@ -303,8 +316,12 @@ def finding(
 
 def readme_table() -> str:
     """The README's table of findings."""
-    lines = ["| code | severity | meaning |", "|---|---|---|"]
-    lines += [f"| `{c.code}` | {c.severity} | {c.meaning} |" for c in REGISTRY]
+    lines = ["| code | severity | decides preflight | meaning |", "|---|---|---|---|"]
+    lines += [
+        f"| `{c.code}` | {c.severity} | {'yes' if c.code in DECIDING_CODES else 'no'} "
+        f"| {c.meaning} |"
+        for c in REGISTRY
+    ]
     return "\n".join(lines) + "\n"
 
 

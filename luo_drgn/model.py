@@ -295,6 +295,9 @@ class NextKernel:
     handlers: list[str] | None  # file handler compatibles; None: not readable
     layouts: dict[str, SerLayout | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # kho_enable's initial value (CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT), where
+    # the image's data shows it.
+    kho_default: bool | None = None
 
 
 @dataclass
@@ -413,6 +416,10 @@ class Snapshot:
     # 7.2, outgoing, not frozen yet: what the freeze will start from (the
     # predicted handover_out is made of them by the analysis, not read).
     luo_ser_compatible: str | None = None  # luo_ser's ABI string
+    # This kernel's CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT as memory tells it
+    # (kho_enable, when no kho= set it and KHO is on), None where it cannot:
+    # the next kernel's default when --next-kernel does not say.
+    kho_default: bool | None = None
     session_block_set: BlockSetState | None = None  # the outgoing sessions' blocks
     # What is known of the kernel the handover goes to (preflight's options):
     # its command line and what its image says.  None: not given (the same

@@ -21,6 +21,7 @@ compared and the rest is said to be unknown.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import lzma
 import re
@@ -264,4 +265,10 @@ def read_next_kernel(path: str, debug: Sequence[str] = ()) -> NextKernel:
         else:
             notes.append(f"{path}: LUO ABI string not found unambiguously ({sorted(found)})")
         handlers = _handlers(prog)
-    return NextKernel(path, has_luo, abi, handlers, ser_layouts(prog), notes)
+    kho_default: bool | None = None
+    if not debug_only:
+        # kexec_handover.c: kho_enable's initializer is
+        # IS_ENABLED(CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT).
+        with contextlib.suppress(LookupError, drgn.FaultError):
+            kho_default = bool(prog["kho_enable"].value_())
+    return NextKernel(path, has_luo, abi, handlers, ser_layouts(prog), notes, kho_default)

@@ -75,7 +75,7 @@ linux_kernel_command: Callable[..., CommandFuncDecorator] = _linux_kernel_comman
         argument(
             "--next-cmdline",
             metavar="CMDLINE",
-            help="with preflight: the next kernel's command line, checked for liveupdate=on",
+            help="with preflight: the next kernel's command line (its liveupdate= and kho=)",
         ),
         argument(
             "--next-kernel",

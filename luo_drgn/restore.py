@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from .findings import errno_name, finding
 from .helpers.kho import LUO_KHO_MAX_BLOCKS
+from .helpers.liveupdate import luo_cmdline_bool
 from .model import (
     BlockSetState,
     Finding,
@@ -240,13 +241,7 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     if refused and handover.source == "predicted":
         yield from refused
         return
-    cmdline = snap.next_cmdline
-    if cmdline is not None and "liveupdate=on" not in cmdline.split():
-        yield finding(
-            "next-kernel-no-luo",
-            "the next kernel's command line has no liveupdate=on: LUO stays off there "
-            "(luo_early_startup() never reads the handover) and every preserved file is lost",
-        )
+    yield from _next_cmdline(snap)
     if handover.chain is None:
         return  # no session: luo_session_serialize() leaves sessions_pa at 0
     nk = snap.next_kernel
@@ -339,6 +334,49 @@ def _arrival_findings(
     for session, what in arrival.dropped:
         yield finding(
             drop_code, f"{prefix.split(':')[0]}: session {session!r} loses {what}", session=session
+        )
+
+
+def _next_cmdline(snap: Snapshot) -> Iterator[Finding]:
+    """The next kernel's command line, as its early_param() handlers read it
+    (:func:`~luo_drgn.helpers.liveupdate.luo_cmdline_bool`: the last value
+    kstrtobool() accepts wins), then as luo_early_startup() and
+    liveupdate_ioctl_init() act on it."""
+    if snap.next_cmdline is None:
+        return
+    cmdline = snap.next_cmdline.encode()
+    kho, kho_word = luo_cmdline_bool(cmdline, "kho")
+    nk = snap.next_kernel
+    if kho is None:
+        # kho_enable's initializer, CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT: the
+        # next image's, else this kernel's.
+        kho = nk.kho_default if nk is not None and nk.kho_default is not None else None
+        kho = snap.kho_default if kho is None else kho
+        kho_why = "KHO is off by default in it (CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT is not set)"
+    else:
+        kho_why = f"{kho_word.decode(errors='replace') if kho_word else 'kho='} turns KHO off"
+    on, word = luo_cmdline_bool(cmdline, "liveupdate")
+    lu_why = (
+        f"{word.decode(errors='replace')} turns LUO off"
+        if on is False and word is not None
+        else "it has no liveupdate= that turns LUO on (LUO is off by default)"
+    )
+    if kho is False:
+        said = ' ("luo: Disabling liveupdate because KHO is disabled")' if on else ""
+        yield finding(
+            "next-kernel-no-luo",
+            f"the next kernel's command line: {kho_why}. luo_early_startup() finds "
+            f"kho_is_enabled() false, disables LUO{said} and never retrieves the handover; "
+            "liveupdate_ioctl_init() registers no /dev/liveupdate (opening it fails with "
+            "ENOENT): every preserved file is lost",
+        )
+    elif not on:
+        yield finding(
+            "next-kernel-no-luo",
+            f"the next kernel's command line: {lu_why}. luo_early_startup() still restores "
+            "the handover (a LUO ABI mismatch still panics), but liveupdate_ioctl_init() "
+            "registers no /dev/liveupdate (opening it fails with ENOENT), so no session can "
+            "be retrieved: every preserved file is lost",
         )
 
 

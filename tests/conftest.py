@@ -47,6 +47,8 @@ FRESH_RUNS = (
     "freezing",
     "freeze-failed",
     "retrieving",
+    # Next kernels booted with kho=off, liveupdate=1, a later liveupdate=0.
+    *scenarios.NEXT_CMDLINES,
 )
 
 

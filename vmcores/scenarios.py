@@ -177,6 +177,26 @@ HANDOVER_RUNS += [
         "the next kernel silently skips vm-gamma and empty",
     ),
 ]
+# The next kernel's command line, as preflight is asked about it: the journey
+# scenario, its next kernel booted with luo_next='s words for its own
+# liveupdate= and kho= (luo-scenario.c's kexec_next()). Its console says what
+# it booted with and what opening /dev/liveupdate gave its driver.
+NEXT_CMDLINES = {
+    "next-kho-off": "liveupdate=on,kho=off",
+    "next-liveupdate-1": "liveupdate=1",
+    "next-liveupdate-last": "liveupdate=on,liveupdate=0",
+}
+HANDOVER_RUNS += [
+    Run(
+        name,
+        "journey",
+        stops=((name, "ready"),),
+        cmdline_extra=f"luo_next={words}",
+        description=f"the journey's sessions, handed to a next kernel booted with "
+        f"{words.replace(',', ' ')} instead of this kernel's liveupdate= and kho=",
+    )
+    for name, words in NEXT_CMDLINES.items()
+]
 HANDOVER_RUNS += [
     Run(
         "retrieving",
@@ -477,7 +497,7 @@ def capture_handover(
     bzimage, debug, release = kernel_files(run.kernel)
     driver = build_driver(paths.cache_dir() / "guest")
     initrd = build_initramfs(driver, bzimage, out)
-    cmdline = luo_cmdline(run.scenario)
+    cmdline = luo_cmdline(run.scenario, extra=run.cmdline_extra)
     started = time.monotonic()
     stops: list[Stop] = []
     first = run.stops[0][1]

@@ -72,6 +72,8 @@ from .kho import (
 
 __all__ = (
     "LUO_DIRECTIONS",
+    "luo_cmdline_args",
+    "luo_cmdline_bool",
     "luo_cmdline_param",
     "luo_deserialize_status",
     "luo_device_in_use",
@@ -236,6 +238,74 @@ def luo_kho_enabled(prog: Program) -> bool | None:
         return None
 
 
+def luo_cmdline_args(cmdline: bytes) -> list[tuple[bytes, bytes | None]]:
+    """
+    Split a kernel command line as the kernel does: ``parse_args()`` with
+    ``next_arg()`` (kernel/params.c), which keeps a quoted value's spaces and
+    drops its quotes, and stops at ``--`` (what follows is for init).
+
+    :param cmdline: the command line
+    :return: (parameter, value) pairs in order; the value is None for a
+        parameter without ``=``
+    """
+    out: list[tuple[bytes, bytes | None]] = []
+    args = cmdline.lstrip()
+    while args:
+        quoted = args[:1] == b'"'
+        if quoted:
+            args = args[1:]
+        in_quote, equals, i = quoted, -1, 0
+        while i < len(args):
+            c = args[i : i + 1]
+            if c.isspace() and not in_quote:
+                break
+            if equals < 0 and c == b"=":
+                equals = i
+            if c == b'"':
+                in_quote = not in_quote
+            i += 1
+        word, args = args[:i], args[i + 1 :].lstrip()
+        if quoted and word.endswith(b'"'):
+            word = word[:-1]
+        if equals < 0 or equals >= len(word):
+            param, value = word, None
+        else:
+            param, value = word[:equals], word[equals + 1 :]
+            # Don't include quotes in value.
+            if value.startswith(b'"'):
+                value = value[1:]
+                if value.endswith(b'"'):
+                    value = value[:-1]
+        if value is None and param == b"--":
+            break
+        out.append((param, value))
+    return out
+
+
+def luo_cmdline_bool(cmdline: bytes, name: str) -> tuple[bool | None, bytes | None]:
+    """
+    Get what a boolean ``early_param()`` leaves from a kernel command line,
+    as ``liveupdate=`` (``early_liveupdate_param()``) and ``kho=``
+    (``kho_parse_enable()``) are parsed: ``do_early_param()`` calls the
+    handler for each occurrence, in order, and ``kstrtobool()`` sets the
+    variable only for a value it accepts (y/t/1/e/on, n/f/0/d/off, any case;
+    another is "Malformed early option" and changes nothing), so the last
+    accepted value wins.
+
+    :param name: the parameter, e.g. ``"liveupdate"``
+    :return: (value, the ``name=value`` word that set it), or (None, None)
+        when no occurrence sets it: the variable keeps its default
+    """
+    result: tuple[bool | None, bytes | None] = (None, None)
+    key = name.encode()
+    for param, value in luo_cmdline_args(cmdline):
+        if param == key and value is not None:
+            parsed = _kstrtobool(value)
+            if parsed is not None:
+                result = (parsed, param + b"=" + value)
+    return result
+
+
 @takes_program_or_default
 def luo_cmdline_param(prog: Program, name: str = "liveupdate") -> bytes | None:
     """
@@ -244,12 +314,10 @@ def luo_cmdline_param(prog: Program, name: str = "liveupdate") -> bytes | None:
 
     :param name: the parameter's name, ``liveupdate`` by default
     """
-    cmdline = prog["saved_command_line"].string_()
     value = None
-    key = name.encode() + b"="
-    for word in cmdline.split():
-        if word.startswith(key):
-            value = word[len(key) :]
+    for param, v in luo_cmdline_args(prog["saved_command_line"].string_()):
+        if param == name.encode() and v is not None:
+            value = v
     return value
 
 
@@ -271,13 +339,14 @@ def luo_log_messages(prog: Program) -> list[bytes]:
 
 
 def _kstrtobool(value: bytes) -> bool | None:
-    """lib/kstrtox.c's kstrtobool(): y/t/1/on true, n/f/0/off false."""
+    """lib/kstrtox.c's kstrtobool(): e/y/t/1/on true, d/n/f/0/off false,
+    by the first letters only, any case; None where it returns -EINVAL."""
     if not value:
         return None
     first, second = value[:1].lower(), value[1:2].lower()
-    if first in (b"y", b"t", b"1"):
+    if first in (b"e", b"y", b"t", b"1"):
         return True
-    if first in (b"n", b"f", b"0"):
+    if first in (b"d", b"n", b"f", b"0"):
         return False
     if first == b"o":
         return {b"n": True, b"f": False}.get(second)
@@ -288,12 +357,11 @@ def _kstrtobool(value: bytes) -> bool | None:
 def luo_liveupdate_requested(prog: Program) -> bool | None:
     """
     Return what the kernel command line asked of LUO, as
-    ``early_liveupdate_param()`` parses it (``kstrtobool()``): True for
-    ``liveupdate=on``, False for ``liveupdate=off``, None when there is no
-    ``liveupdate=`` (LUO is off by default) or its value is not a boolean.
+    ``early_liveupdate_param()`` parses it (:func:`luo_cmdline_bool`): True
+    for ``liveupdate=on``, False for ``liveupdate=off``, None when no
+    ``liveupdate=`` value is a boolean (LUO is off by default).
     """
-    value = luo_cmdline_param(prog, "liveupdate")
-    return None if value is None else _kstrtobool(value)
+    return luo_cmdline_bool(prog["saved_command_line"].string_(), "liveupdate")[0]
 
 
 def _session_header(prog: Program, direction: str) -> Object:

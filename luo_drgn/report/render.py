@@ -65,9 +65,10 @@ def render_chunks(
         if preflight is not None and command == "preflight":
             doc["preflight"] = _preflight(snap, preflight.accepted)
             deciding = {id(f) for f in preflight.findings}
-            doc["findings"] = [
-                d for f, d in zip(snap.findings, doc["findings"]) if id(f) in deciding
-            ]
+            others = {id(f) for f in preflight.other_errors}
+            pairs = list(zip(snap.findings, doc["findings"]))
+            doc["findings"] = [d for f, d in pairs if id(f) in deciding]
+            doc["preflight"]["other_errors"] = [d for f, d in pairs if id(f) in others]
         if redact:
             doc = Redactor().redact(doc)
         part = select(doc, command, session)

@@ -309,6 +309,17 @@ def _findings(w: _Writer, doc: dict[str, Any]) -> None:
     )
 
 
+def _other_errors(w: _Writer, doc: dict[str, Any]) -> None:
+    others = doc["preflight"].get("other_errors") or []
+    if not others:
+        return
+    w.heading("Other errors (they do not decide the handover)")
+    w.table(
+        ["severity", "code", "message"],
+        [[w.style(f["severity"], f["severity"]), f["code"], f["message"]] for f in others],
+    )
+
+
 def _errors(w: _Writer, doc: dict[str, Any]) -> None:
     notes = doc[TEXT_ONLY]["notes"]
     w.heading("Errors")
@@ -375,7 +386,7 @@ SECTIONS: dict[str, list[Callable[[_Writer, dict[str, Any]], None]]] = {
     "files": [_files],
     "check": [_findings],
     "report": [_luo, _handlers, _sessions, _files, _pending, _flbs, _findings],
-    "preflight": [_preflight_text, _findings],
+    "preflight": [_preflight_text, _findings, _other_errors],
 }
 
 

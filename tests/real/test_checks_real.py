@@ -11,11 +11,14 @@ from typing import Any
 
 import pytest
 
+from luo_drgn.analysis import inspect
 from luo_drgn.checks import handover_accepted, preflight_findings, retrieving
+from luo_drgn.collector import collect
 from luo_drgn.model import Snapshot
 from tests.support.fixtures import only
 from tests.support.plain import files as plain_files
-from tests.support.plain import is_fault, is_healthy, session_named
+from tests.support.plain import is_fault, is_healthy, next_kernel_cmdline, session_named
+from vmcores.scenarios import NEXT_CMDLINES
 
 
 def serious(snapshot: Snapshot) -> set[tuple[str, str, Any, Any]]:
@@ -99,8 +102,10 @@ def test_disabled_or_absent_is_info(snapshot: Snapshot, expected: dict[str, Any]
 
 def handed_over(name: str) -> bool:
     """Fixtures whose run went on into the next kernel and recorded it."""
-    return name in ("doomed", "doomed-frozen", "crowded", "journey-drop-before") or (
-        name.startswith("fault-ser-")
+    return (
+        name in ("doomed", "doomed-frozen", "crowded", "journey-drop-before")
+        or name.startswith("fault-ser-")
+        or name in NEXT_CMDLINES
     )
 
 
@@ -110,6 +115,9 @@ def observed_reaction(expected: dict[str, Any]) -> set[tuple[str, str | None]]:
     nk = expected["next_kernel"]
     if nk["panicked"]:
         return {("next-kernel-panic", None)}
+    if nk["open_luo"] and set(nk["open_luo"]) == {"ENOENT"}:
+        # No /dev/liveupdate at all: LUO is off in the next kernel.
+        return {("next-kernel-no-luo", None)}
     if "EIO" in nk["open_luo"]:
         said = " ".join(nk["luo_messages"])
         m = re.search(r"Failed to deserialize files for session \[(.*?)\]", said)
@@ -140,8 +148,16 @@ RESTORE_MODEL_CODES = (
 
 
 @only(handed_over)
-def test_verdict_follows_the_next_kernel(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+def test_verdict_follows_the_next_kernel(
+    snapshot: Snapshot, manifest: dict[str, Any], prog: Any
+) -> None:
+    """Preflight, told the command line the next kernel really booted with
+    (its console's "Command line:"), against what that kernel did."""
+    expected = manifest["expected"]
     reaction = observed_reaction(expected)
+    snapshot = collect(prog, snapshot.target)
+    snapshot.next_cmdline = next_kernel_cmdline(manifest)
+    inspect(snapshot)
     decisive = {
         (f.code, f.session) for f in preflight_findings(snapshot) if f.code in RESTORE_MODEL_CODES
     }
@@ -151,7 +167,8 @@ def test_verdict_follows_the_next_kernel(snapshot: Snapshot, expected: dict[str,
     seen = {
         (code, session)
         for code, session in decisive
-        if code in ("next-kernel-panic", "next-kernel-eio") or session in asked
+        if code in ("next-kernel-panic", "next-kernel-eio", "next-kernel-no-luo")
+        or session in asked
     }
     assert seen == reaction
     # What the log cannot show is only sessions it never asked for.

@@ -564,8 +564,79 @@ def test_preflight_json_holds_only_deciding_findings() -> None:
         "files": 2,
         "next_cmdline": None,
         "next_kernel": None,
+        "other_errors": [],
     }
     assert [f["code"] for f in doc["findings"]] == ["next-kernel-panic"]
+
+
+def test_preflight_a_leak_does_not_decide() -> None:
+    """fault-leaked-reference: one reference too many on vm-beta 0x200's
+    struct file.  Neither the freeze (luo_file_freeze(), memfd_luo_freeze())
+    nor the next kernel's restore (luo_file_deserialize(),
+    memfd_luo_retrieve()) reads f_ref: the handover is the outgoing
+    fixture's, whose next kernel retrieved everything.  Would catch: a leak
+    flipping the verdict (exit 1), or the leak hidden from preflight."""
+    code, out = run("--example", "fault-leaked-reference", "preflight", "--format", "json")
+    doc = json.loads(out)
+    jsonschema.validate(doc, SCHEMA)
+    assert code == 0 and doc["preflight"]["accepted"] is True
+    assert doc["findings"] == []
+    assert [(f["code"], f["session"], f["token"]) for f in doc["preflight"]["other_errors"]] == [
+        ("leaked-file-reference", "vm-beta", 0x200)
+    ]
+    code, text = run("--example", "fault-leaked-reference", "preflight")
+    assert "the next kernel will accept the handover" in text
+    assert "Other errors (they do not decide the handover)" in text
+    assert "leaked-file-reference" in text.split("Other errors", 1)[1]
+
+
+# The outgoing fixture's next kernel, booted with liveupdate=on, took the
+# handover (the incoming fixture is that boot). The others below differ only
+# in the command line; what they do follows from the 7.2.13 code:
+# early_liveupdate_param() and kho_parse_enable() are kstrtobool() (the last
+# accepted value wins), luo_early_startup() disables LUO when
+# kho_is_enabled() is false, liveupdate_ioctl_init() registers
+# /dev/liveupdate only when liveupdate_enabled().
+@pytest.mark.parametrize(
+    "cmdline,status,says",
+    [
+        ("console=ttyS0 liveupdate=on", 0, None),
+        ("liveupdate=1", 0, None),
+        ("liveupdate=y", 0, None),
+        ("liveupdate=true", 0, None),
+        ("liveupdate=ON", 0, None),
+        ("liveupdate=e", 0, None),
+        ("liveupdate=on kho=on", 0, None),
+        ("liveupdate=on liveupdate=0", 1, "liveupdate=0 turns LUO off"),
+        ("liveupdate=off liveupdate=on", 0, None),
+        ("liveupdate=on -- liveupdate=off", 0, None),
+        ("console=ttyS0", 1, "has no liveupdate= that turns LUO on"),
+        ("liveupdate=on kho=off", 1, "kho=off turns KHO off"),
+        ("kho=off liveupdate=on", 1, "kho=off turns KHO off"),
+        ("kho=off", 1, "kho=off turns KHO off"),
+    ],
+)
+def test_preflight_next_command_line_as_the_kernel_parses_it(
+    cmdline: str, status: int, says: str | None
+) -> None:
+    """Would catch: liveupdate= matched as the literal "liveupdate=on" (a
+    refused liveupdate=1, an accepted liveupdate=on liveupdate=0), or kho=off
+    not seen at all."""
+    code, out = run(
+        "--example", "outgoing", "preflight", "--next-cmdline", cmdline, "--format", "json"
+    )
+    doc = json.loads(out)
+    assert code == status and doc["preflight"]["accepted"] is (status == 0)
+    no_luo = [f["message"] for f in doc["findings"] if f["code"] == "next-kernel-no-luo"]
+    if says is None:
+        assert no_luo == []
+    else:
+        assert len(no_luo) == 1 and says in no_luo[0]
+        assert "liveupdate_ioctl_init() registers no /dev/liveupdate" in no_luo[0]
+        if "KHO" in says:
+            # luo_core.c: the warning only when liveupdate= had turned LUO on.
+            warned = "luo: Disabling liveupdate because KHO is disabled" in no_luo[0]
+            assert warned is ("liveupdate=on" in cmdline)
 
 
 def test_preflight_next_command_line() -> None:

@@ -97,3 +97,14 @@ def expected_holder_keys(holders: list[dict[str, Any]]) -> list[tuple[Any, ...]]
         else:
             keys.append(("vma", x["pid"], x["vma"]))
     return sorted(keys, key=repr)
+
+
+def next_kernel_cmdline(manifest: dict[str, Any]) -> str | None:
+    """The command line the next kernel of a handover run booted with, as
+    it printed it (x86's "Command line:", in the manifest's after_log)."""
+    said = [
+        line[len("Command line: ") :]
+        for line in manifest.get("after_log") or []
+        if line.startswith("Command line: ")
+    ]
+    return said[-1] if said else None

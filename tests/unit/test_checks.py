@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from luo_drgn.analysis import inspect
-from luo_drgn.checks import CODES, run_checks
+from luo_drgn.checks import run_checks
+from luo_drgn.findings import CODES
 from luo_drgn.model import (
     Flb,
     Holder,

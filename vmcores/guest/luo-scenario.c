@@ -322,7 +322,29 @@ static int kexec_next(const char *next_phase)
 	p = strstr(cmdline, "luo_phase=1");
 	if (p)
 		p[10] = next_phase[0];
-	snprintf(next, sizeof(next), "%s", cmdline);
+	if (getenv("luo_next")) {
+		/*
+		 * luo_next=A,B: the next kernel boots with this one's command
+		 * line less its liveupdate= and kho=, plus A B (what preflight
+		 * is asked about: kho=off, liveupdate=1, a later liveupdate=0).
+		 */
+		char *word, *save;
+		size_t len = 0;
+
+		next[0] = 0;
+		for (word = strtok_r(cmdline, " ", &save); word;
+		     word = strtok_r(NULL, " ", &save)) {
+			if (!strncmp(word, "liveupdate=", 11) || !strncmp(word, "kho=", 4) ||
+			    !strncmp(word, "luo_next=", 9))
+				continue;
+			len += snprintf(next + len, sizeof(next) - len, "%s ", word);
+		}
+		for (p = (char *)getenv("luo_next"); *p && len < sizeof(next) - 1; p++)
+			next[len++] = *p == ',' ? ' ' : *p;
+		next[len] = 0;
+	} else {
+		snprintf(next, sizeof(next), "%s", cmdline);
+	}
 	/* Live mode boots the host's root over 9p: no initrd. */
 	ret = syscall(SYS_kexec_file_load, kernel_fd, initrd_fd,
 		      strlen(next) + 1, next,
