@@ -150,16 +150,101 @@ def full_kernel_built() -> bool:
     return (examples.kernel_dir("full") / "vmlinux.debug.xz").is_file()
 
 
+# What building the `full` kernel takes besides gcc and make (the README's
+# Debian packages): Kbuild's tools, libelf's header, and apt to fetch
+# Debian's linux-source-7.2.
+BUILD_TOOLS = (
+    "gcc",
+    "make",
+    "flex",
+    "bison",
+    "bc",
+    "dwz",
+    "objcopy",
+    "xz",
+    "apt-get",
+    "dpkg-deb",
+)
+BUILD_HEADERS = ("/usr/include/gelf.h",)
+
+
+def full_kernel_missing_tools() -> list[str]:
+    """What this machine lacks to build the `full` kernel."""
+    missing = [tool for tool in BUILD_TOOLS if shutil.which(tool) is None]
+    return missing + [h for h in BUILD_HEADERS if not Path(h).is_file()]
+
+
+def _build_full_kernel(config: pytest.Config) -> None:
+    """Build the `full` fixture kernel into the cache (about 10 minutes on 2
+    cores), saying on the terminal how far it got."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    say = terminal.write_line if terminal is not None else print
+    say("building the `full` fixture kernel for the full/* tests (~10 min, once)")
+    log = examples.cache_dir() / "kernel-build.log"
+    args = [sys.executable, "-m", "vmcores", "build", "--kernel", "full", "--no-vmcores"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            args, cwd=TOP, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            # The build's own steps (vmcores/kernel.py echoes each with "+"),
+            # not make's output.
+            if line.startswith("+ "):
+                say(f"  {line.rstrip()}")
+        if proc.wait() != 0:
+            pytest.fail(f"building the `full` fixture kernel failed: see {log}")
+    # The source and object tree (some 3 GB) served the build only.
+    shutil.rmtree(examples.cache_dir() / "build", ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def full_root() -> Path:
-    """The runs on the `full` kernel, regenerated into the cache."""
+def full_root(request: pytest.FixtureRequest) -> Path:
+    """The runs on the `full` kernel, regenerated into the cache; the kernel
+    is built first where it is not (nothing is skipped for want of it on a
+    machine with the README's packages)."""
     require_qemu("the full-kernel fixtures were not regenerated and the full/* tests")
     if not full_kernel_built():
-        skip_loudly(
-            "the `full` fixture kernel is not built, so the full/* tests did NOT run "
-            "(python -m vmcores build --kernel full --no-vmcores, ~10 min)"
-        )
+        missing = full_kernel_missing_tools()
+        if missing:
+            skip_loudly(
+                "the `full` fixture kernel is not built and cannot be here (missing: "
+                f"{', '.join(missing)}), so the full/* tests did NOT run"
+            )
+        _build_full_kernel(request.config)
     return _regenerate(FULL_RUNS, "full")
+
+
+def pytest_report_collectionfinish(
+    config: pytest.Config, start_path: Path, items: list[pytest.Item]
+) -> list[str]:
+    """Under the header: what this machine will skip, counted, and why."""
+    lines = []
+    needs_qemu = [item for item in items if _regenerated(item) or "live" in item.nodeid]
+    full = [
+        item
+        for item in items
+        if "full/" in item.nodeid or "full_root" in getattr(item, "fixturenames", ())
+    ]
+    if shutil.which("qemu-system-x86_64") is None and needs_qemu:
+        lines.append(
+            f"QEMU is not installed: {len(needs_qemu)} tests will be SKIPPED "
+            "(apt-get install qemu-system-x86)"
+        )
+    elif full and not full_kernel_built():
+        missing = full_kernel_missing_tools()
+        if missing:
+            lines.append(
+                f"the `full` fixture kernel is not built and cannot be (missing: "
+                f"{', '.join(missing)}): {len(full)} tests will be SKIPPED"
+            )
+        else:
+            lines.append(
+                f"the `full` fixture kernel is not built: the first of its {len(full)} tests "
+                "builds it (~10 min, once)"
+            )
+    return lines
 
 
 _examples: dict[FixtureRef, examples.Example] = {}

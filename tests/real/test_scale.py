@@ -80,7 +80,9 @@ def test_scale_state_as_the_guest_logged_it(scale: tuple[Path, dict[str, Any], l
             assert f["path"] == f"/memfd:{s['name']}-mem{i:02d} (deleted)"
             assert f["memfd"] == {"size": 4096, "nr_folios": 1}
     # The floor reads the same counts.
-    code, out = _run(sys.executable, str(TOP / "tests" / "scale_floor.py"), str(core), *debug)
+    code, out = _run(
+        sys.executable, str(TOP / "tests" / "support" / "scale_floor.py"), str(core), *debug
+    )
     floor = json.loads(out)
     assert code == 0
     assert (floor["sessions"], floor["files"], floor["references"]) == (
