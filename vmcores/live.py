@@ -108,7 +108,12 @@ def _parse(console: list[str]) -> dict[str, tuple[int, str, str]]:
             tag, rc = line.split()[1], int(line.split("rc=")[1])
             j = console.index("@@LIVE-STDERR", i)
             k = console.index(f"@@LIVE-END {tag}", j)
-            out[tag] = (rc, "\n".join(console[i + 1 : j]), "\n".join(console[j + 1 : k]))
+            # The driver shares the console and may finish its churn while
+            # the output is printed: its event lines (whole lines, one
+            # write each) are never luo-inspect's.
+            stdout = [x for x in console[i + 1 : j] if not x.startswith("@@LUO ")]
+            stderr = [x for x in console[j + 1 : k] if not x.startswith("@@LUO ")]
+            out[tag] = (rc, "\n".join(stdout), "\n".join(stderr))
             i = k
         i += 1
     return out
