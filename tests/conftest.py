@@ -178,7 +178,15 @@ def _build_full_kernel(config: pytest.Config) -> None:
     """Build the `full` fixture kernel into the cache (about 10 minutes on 2
     cores), saying on the terminal how far it got."""
     terminal = config.pluginmanager.get_plugin("terminalreporter")
-    say = terminal.write_line if terminal is not None else print
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def say(text: str) -> None:
+        # Past pytest's capture of the running test's output, to the terminal.
+        if terminal is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(text)
+
     say("building the `full` fixture kernel for the full/* tests (~10 min, once)")
     log = examples.cache_dir() / "kernel-build.log"
     args = [sys.executable, "-m", "vmcores", "build", "--kernel", "full", "--no-vmcores"]
