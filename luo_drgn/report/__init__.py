@@ -10,7 +10,9 @@ shows them.
 - :mod:`~luo_drgn.report.saved`: a saved JSON report read back;
 - :mod:`~luo_drgn.report.redact`: ``--redact``;
 - :mod:`~luo_drgn.report.jsonstream`: JSON written as it is made;
-- :mod:`~luo_drgn.report.text`: text and Markdown;
+- :mod:`~luo_drgn.report.blocks`: the typed page text and Markdown are
+  written from;
+- :mod:`~luo_drgn.report.text`: a document's sections, as a page;
 - :mod:`~luo_drgn.report.diffview`: the diff across a kexec;
 - :mod:`~luo_drgn.report.render`: one command's output, in any format.
 """

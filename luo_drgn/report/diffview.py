@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 from ..diff import Diff
+from .blocks import Page, render_page
 from .document import tool_info
-from .text import _Writer
 
 DIFF_SCHEMA = "luo-inspect-diff/1"
 
@@ -54,11 +54,9 @@ def render_diff(d: Diff, fmt: str = "text") -> str:
     doc = diff_document(d)
     if fmt == "json":
         return json.dumps(doc, indent=2) + "\n"
-    w = _Writer(fmt == "markdown", lambda text, severity: text)
+    w = Page()
     b, a = doc["before"], doc["after"]
-    if w.md:
-        w.line(f"# luo-inspect diff: {b['kernel_release']} -> {a['kernel_release']}")
-        w.line()
+    w.title(f"luo-inspect diff: {b['kernel_release']} -> {a['kernel_release']}")
     tool = doc["tool"]
     w.fields(
         [
@@ -92,4 +90,4 @@ def render_diff(d: Diff, fmt: str = "text") -> str:
     )
     if doc["verdict"]:
         w.line(f"why: {doc['verdict']}")
-    return w.text()
+    return render_page(w, fmt == "markdown")

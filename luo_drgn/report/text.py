@@ -5,15 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from tabulate import tabulate
-
 from ..findings import errno_name
+from .blocks import Cell, Page, Styled, render_page
 from .document import LIVE_WARNING, TEXT_ONLY
-
-# -- redaction -----------------------------------------------------------------
-
-
-# -- text and Markdown ---------------------------------------------------------
 
 
 def _holders_text(holders: list[dict[str, Any]]) -> str:
@@ -64,48 +58,9 @@ def _status(status: int) -> str:
     return f"failed {errno_name(status)}"
 
 
-class _Writer:
-    """Sections for text (plain headings) or Markdown (## headings, GitHub
-    tables); ``style`` colours severities on a terminal."""
-
-    def __init__(self, markdown: bool, style: Callable[[str, str], str]) -> None:
-        self.md = markdown
-        self.style = style
-        self.out: list[str] = []
-
-    def heading(self, text: str) -> None:
-        if self.md:
-            self.out += [f"## {text}", ""]
-        else:
-            self.out += [text, "-" * len(text)]
-
-    def line(self, text: str = "") -> None:
-        self.out.append(text)
-
-    def table(self, headers: list[str], rows: list[list[Any]]) -> None:
-        if not rows:
-            self.out += ["(none)", ""]
-            return
-        fmt = "github" if self.md else "simple"
-        self.out += [tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True), ""]
-
-    def fields(self, rows: list[list[Any]]) -> None:
-        """Key-value lines: a two-column table in Markdown, aligned text else."""
-        if self.md:
-            self.table(["", ""], rows)
-        else:
-            width = max(len(str(k)) for k, _ in rows) + 1
-            self.out += [f"{str(k) + ':':{width}} {v}" for k, v in rows] + [""]
-
-    def text(self) -> str:
-        return "\n".join(self.out).rstrip() + "\n"
-
-
-def _header(w: _Writer, doc: dict[str, Any]) -> None:
+def _header(w: Page, doc: dict[str, Any]) -> None:
     t, tool = doc["target"], doc["tool"]
-    if w.md:
-        w.line(f"# luo-inspect report: {t.get('kernel_release') or 'unknown kernel'}")
-        w.line()
+    w.title(f"luo-inspect report: {t.get('kernel_release') or 'unknown kernel'}")
     rows = [
         ["tool", f"luo-inspect {tool['version']} (drgn {tool['drgn']})"],
         ["target", f"{t['kind']}: {_v(t['path'])}"],
@@ -121,7 +76,7 @@ def _header(w: _Writer, doc: dict[str, Any]) -> None:
             rows.append(["after", panic["cause"]])
     w.fields(rows)
     if t["kind"] == "live":
-        w.line(("> " if w.md else "") + "warning: " + LIVE_WARNING)
+        w.quote("warning: " + LIVE_WARNING)
         w.line()
 
 
@@ -134,7 +89,7 @@ def _frozen_text(o: dict[str, Any]) -> str:
     return _v(o["frozen"])
 
 
-def _luo(w: _Writer, doc: dict[str, Any]) -> None:
+def _luo(w: Page, doc: dict[str, Any]) -> None:
     luo = doc["luo"]
     w.heading("LUO")
     rows = [["state", luo["state"] + (f" ({luo['reason']})" if luo["reason"] else "")]]
@@ -170,7 +125,7 @@ def _luo(w: _Writer, doc: dict[str, Any]) -> None:
     w.fields(rows)
 
 
-def _handlers(w: _Writer, doc: dict[str, Any]) -> None:
+def _handlers(w: Page, doc: dict[str, Any]) -> None:
     w.heading("File handlers")
     w.table(
         ["compatible", "address", "ops"],
@@ -178,7 +133,7 @@ def _handlers(w: _Writer, doc: dict[str, Any]) -> None:
     )
 
 
-def _sessions(w: _Writer, doc: dict[str, Any]) -> None:
+def _sessions(w: Page, doc: dict[str, Any]) -> None:
     w.heading("Sessions")
     w.table(
         ["direction", "name", "retrieved", "finished", "files", "held by", "mutex", "address"],
@@ -202,7 +157,7 @@ def _sessions(w: _Writer, doc: dict[str, Any]) -> None:
     )
 
 
-def _files(w: _Writer, doc: dict[str, Any]) -> None:
+def _files(w: Page, doc: dict[str, Any]) -> None:
     w.heading("Preserved files")
     rows = []
     for s in doc["sessions"]:
@@ -237,7 +192,7 @@ def _files(w: _Writer, doc: dict[str, Any]) -> None:
     )
 
 
-def _pending(w: _Writer, doc: dict[str, Any]) -> None:
+def _pending(w: Page, doc: dict[str, Any]) -> None:
     w.heading("Incoming data not yet deserialized")
     w.table(
         ["session", "token", "handler", "data"],
@@ -250,7 +205,7 @@ def _pending(w: _Writer, doc: dict[str, Any]) -> None:
     )
 
 
-def _flbs(w: _Writer, doc: dict[str, Any]) -> None:
+def _flbs(w: Page, doc: dict[str, Any]) -> None:
     w.heading("FLBs")
     handed = {
         direction: {e["name"]: e["count"] for e in entries}
@@ -301,7 +256,7 @@ def _flb_status(status: int | None) -> str:
     return f"failed ({errno_name(status)})"
 
 
-def _findings(w: _Writer, doc: dict[str, Any]) -> None:
+def _findings(w: Page, doc: dict[str, Any]) -> None:
     w.heading("Findings")
     w.table(
         ["severity", "code", "message"],
@@ -309,7 +264,7 @@ def _findings(w: _Writer, doc: dict[str, Any]) -> None:
     )
 
 
-def _other_errors(w: _Writer, doc: dict[str, Any]) -> None:
+def _other_errors(w: Page, doc: dict[str, Any]) -> None:
     others = doc["preflight"].get("other_errors") or []
     if not others:
         return
@@ -320,7 +275,7 @@ def _other_errors(w: _Writer, doc: dict[str, Any]) -> None:
     )
 
 
-def _errors(w: _Writer, doc: dict[str, Any]) -> None:
+def _errors(w: Page, doc: dict[str, Any]) -> None:
     notes = doc[TEXT_ONLY]["notes"]
     w.heading("Errors")
     if doc["errors"]:
@@ -334,14 +289,16 @@ def _errors(w: _Writer, doc: dict[str, Any]) -> None:
             w.line(f"- {n}")
 
 
-def _preflight_text(w: _Writer, doc: dict[str, Any]) -> None:
+def _preflight_text(w: Page, doc: dict[str, Any]) -> None:
     p = doc["preflight"]
     w.heading("Preflight")
+    verdict: Cell
     if p["accepted"]:
         verdict = "the next kernel will accept the handover"
     else:
-        verdict = w.style("the next kernel will NOT accept the handover", "error") + (
-            " (the findings below say why)"
+        verdict = (
+            w.style("the next kernel will NOT accept the handover", "error"),
+            " (the findings below say why)",
         )
     source = {
         "frozen": "as the freeze wrote it",
@@ -367,19 +324,22 @@ def _preflight_text(w: _Writer, doc: dict[str, Any]) -> None:
     )
 
 
-def _summary(w: _Writer, doc: dict[str, Any]) -> None:
+def _summary(w: Page, doc: dict[str, Any]) -> None:
     _luo(w, doc)
     counts: dict[str, int] = {}
     for f in doc["findings"]:
         counts[f["severity"]] = counts.get(f["severity"], 0) + 1
-    w.line("findings: " + (", ".join(f"{n} {w.style(s, s)}" for s, n in counts.items()) or "none"))
+    spans: list[str | Styled] = ["findings: "]
+    for i, (severity, n) in enumerate(counts.items()):
+        spans += [", " if i else "", f"{n} ", w.style(severity, severity)]
+    w.line(tuple(spans) if counts else "findings: none")
     serious = [f for f in doc["findings"] if f["severity"] != "info"]
     for f in serious:
-        w.line(f"  {w.style(f['severity'], f['severity'])}: {f['code']}: {f['message']}")
+        w.line(("  ", w.style(f["severity"], f["severity"]), f": {f['code']}: {f['message']}"))
     w.line()
 
 
-SECTIONS: dict[str, list[Callable[[_Writer, dict[str, Any]], None]]] = {
+SECTIONS: dict[str, list[Callable[[Page, dict[str, Any]], None]]] = {
     "summary": [_summary],
     "handlers": [_handlers],
     "sessions": [_sessions],
@@ -396,13 +356,12 @@ def render_text(
     markdown: bool = False,
     style: Callable[[str, str], str] = lambda text, severity: text,
 ) -> str:
-    w = _Writer(markdown, style)
+    """A command's part of a document as text or Markdown: its sections
+    build a page, which is then written in the format asked for."""
+    w = Page()
     _header(w, doc)
     for section in SECTIONS[command]:
         section(w, doc)
     if command in ("check", "report", "preflight"):
         _errors(w, doc)
-    return w.text()
-
-
-# -- the diff across a kexec ---------------------------------------------------------
+    return render_page(w, markdown, style)
