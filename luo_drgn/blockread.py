@@ -59,7 +59,8 @@ def list_for_each_entry_block(
     entry_type = prog.type(type) if isinstance(type, str) else type
     size, offset = sizeof(entry_type), offsetof(entry_type, member)
     # struct list_head: next, then prev.
-    pair = struct.Struct(Words.cached(prog).fmt[0] + 2 * Words.cached(prog).fmt[1])
+    fmt = Words.cached(prog).fmt  # byte order, then one pointer
+    pair = struct.Struct(fmt[0] + 2 * fmt[1])
     blocks: dict[int, bytes] = {}
 
     def read_head() -> tuple[int, int]:

@@ -858,7 +858,8 @@ def preflight(snap: Snapshot) -> Preflight:
     deciding = preflight_findings(snap)
     taken = {id(f) for f in deciding}
     others = [f for f in snap.findings if f.severity == ERROR and id(f) not in taken]
-    return Preflight(handover_accepted(snap), deciding, others)
+    # handover_accepted(), from the findings already selected.
+    return Preflight(snap.luo.state == "enabled" and not deciding, deciding, others)
 
 
 def handover_accepted(snap: Snapshot) -> bool:

@@ -492,7 +492,7 @@ class _Collector:
                     entries += h.luo_block_entries(prog, entry_type, pa, block.count)
                 if uncounted and block.count < cpb:
                     rest = h.luo_block_entries(prog, entry_type, pa, cpb)[max(block.count, 0) :]
-                    names = (bytes(e.name.string_()) for e in rest)
+                    names = (e.name.string_() for e in rest)
                     block.uncounted = [_text(n) for n in names if n]
         except WalkError as e:
             chain.fault, chain.fault_address = e.reason, e.address

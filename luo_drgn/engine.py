@@ -169,6 +169,7 @@ def run(
         value = inspect_target(prog, target, request, progress)
         if done is not None:
             done()
+        verdict = preflight(value) if request.command == "preflight" else None
         chunks = render_chunks(
             value,
             request.command,
@@ -176,6 +177,9 @@ def run(
             redact=request.redact,
             session=request.session,
             style=style,
-            preflight=preflight(value) if request.command == "preflight" else None,
+            preflight=verdict,
         )
+        if verdict is not None:
+            # exit_status() would select the deciding findings again.
+            return Outcome(chunks, 0 if verdict.accepted else 1, value)
     return Outcome(chunks, exit_status(request, value), value)

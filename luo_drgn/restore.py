@@ -345,23 +345,20 @@ def _next_cmdline(snap: Snapshot) -> Iterator[Finding]:
     if snap.next_cmdline is None:
         return
     cmdline = snap.next_cmdline.encode()
+    # Each word is None where no occurrence set the variable.
     kho, kho_word = luo_cmdline_bool(cmdline, "kho")
-    nk = snap.next_kernel
+    on, lu_word = luo_cmdline_bool(cmdline, "liveupdate")
     if kho is None:
         # kho_enable's initializer, CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT: the
         # next image's, else this kernel's.
-        kho = nk.kho_default if nk is not None and nk.kho_default is not None else None
-        kho = snap.kho_default if kho is None else kho
-        kho_why = "KHO is off by default in it (CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT is not set)"
-    else:
-        kho_why = f"{kho_word.decode(errors='replace') if kho_word else 'kho='} turns KHO off"
-    on, word = luo_cmdline_bool(cmdline, "liveupdate")
-    lu_why = (
-        f"{word.decode(errors='replace')} turns LUO off"
-        if on is False and word is not None
-        else "it has no liveupdate= that turns LUO on (LUO is off by default)"
-    )
+        nk = snap.next_kernel
+        kho = nk.kho_default if nk is not None and nk.kho_default is not None else snap.kho_default
     if kho is False:
+        kho_why = (
+            f"{kho_word.decode(errors='replace')} turns KHO off"
+            if kho_word is not None
+            else "KHO is off by default in it (CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT is not set)"
+        )
         said = ' ("luo: Disabling liveupdate because KHO is disabled")' if on else ""
         yield finding(
             "next-kernel-no-luo",
@@ -371,6 +368,11 @@ def _next_cmdline(snap: Snapshot) -> Iterator[Finding]:
             "ENOENT): every preserved file is lost",
         )
     elif not on:
+        lu_why = (
+            f"{lu_word.decode(errors='replace')} turns LUO off"
+            if lu_word is not None
+            else "it has no liveupdate= that turns LUO on (LUO is off by default)"
+        )
         yield finding(
             "next-kernel-no-luo",
             f"the next kernel's command line: {lu_why}. luo_early_startup() still restores "
