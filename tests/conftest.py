@@ -49,6 +49,11 @@ FRESH_RUNS = (
     "retrieving",
     # Next kernels booted with kho=off, liveupdate=1, a later liveupdate=0.
     *scenarios.NEXT_CMDLINES,
+    # The next kernel loaded (kexec_file_load) when dumped: healthy, kho=off.
+    "loaded",
+    "loaded-kho-off",
+    # A host's second live update: boot 1, boot 2 (both directions), boot 3.
+    "second",
 )
 
 
@@ -132,7 +137,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _regenerate(runs: tuple[str, ...], name: str) -> Path:
-    """Run ``runs`` with QEMU into the cache directory ``name``."""
+    """Run ``runs`` with QEMU into the cache directory ``name``.
+
+    ``LUO_DRGN_REUSE_FRESH=DIR`` (a developer's loop, refused under CI)
+    takes the fresh fixtures from DIR, made by ``python -m vmcores vmcores
+    RUN... --dest DIR --no-compress``, instead of regenerating them."""
+    reuse = os.environ.get("LUO_DRGN_REUSE_FRESH")
+    if reuse and name == "fresh":
+        if os.environ.get("CI"):
+            pytest.fail("LUO_DRGN_REUSE_FRESH is for a developer's loop, not CI")
+        return Path(reuse)
     root = examples.cache_dir() / name
     shutil.rmtree(root, ignore_errors=True)
     args = ["vmcores", "vmcores", *runs, "--dest", str(root), "--no-compress"]

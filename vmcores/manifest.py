@@ -129,7 +129,10 @@ def kernel_facts(console: list[str]) -> dict[str, Any]:
 class _Model:
     def __init__(self) -> None:
         self.procs: dict[int, _Process] = {}
-        self.sessions: dict[str, _Session] = {}
+        # Keyed by (direction, name): luo_session_insert() refuses a name
+        # only among its own list, so a second update may create an outgoing
+        # session named as an incoming one.
+        self.sessions: dict[tuple[str, str], _Session] = {}
         self.refusals: list[dict[str, Any]] = []
         self.failed_retrieves: list[dict[str, Any]] = []
         self.luo_device_opened = False
@@ -149,13 +152,15 @@ class _Model:
         getattr(self, "op_" + op)(ev)
 
     def op_start(self, ev: dict[str, Any]) -> None:
-        if ev["phase"] == 2 and self.phase == 1:
+        if ev["phase"] > self.phase:
             self.new_kernel()
         self.phase = ev["phase"]
 
     def new_kernel(self) -> None:
         # The live update: processes are gone, outgoing sessions arrive as
-        # incoming ones whose files wait to be retrieved.
+        # incoming ones whose files wait to be retrieved; incoming ones are
+        # not handed over again (luo_session_serialize() writes the outgoing
+        # list only).
         self.procs = {}
         self.luo_device_opened = False
         self.luo_open_result = None
@@ -165,7 +170,9 @@ class _Model:
         )
         incoming = {}
         for s in self.sessions.values():
-            incoming[s.name] = _Session(
+            if s.direction != "outgoing":
+                continue
+            incoming["incoming", s.name] = _Session(
                 s.name,
                 "incoming",
                 _Object("session", s.name),
@@ -186,7 +193,7 @@ class _Model:
             )
             return
         obj = _Object("session", ev["session"])
-        self.sessions[ev["session"]] = _Session(ev["session"], "outgoing", obj)
+        self.sessions["outgoing", ev["session"]] = _Session(ev["session"], "outgoing", obj)
         self.proc(ev["pid"]).fds[ev["fd"]] = obj
 
     def op_memfd(self, ev: dict[str, Any]) -> None:
@@ -204,7 +211,11 @@ class _Model:
             )
             return
         obj = self.proc(ev["pid"]).fds[ev["fd"]]
-        self.sessions[ev["session"]].files.append(_File(ev["token"], obj, obj.size))
+        self.sessions["outgoing", ev["session"]].files.append(_File(ev["token"], obj, obj.size))
+
+    def op_resize(self, ev: dict[str, Any]) -> None:
+        if ev["result"] == "OK":
+            self.proc(ev["pid"]).fds[ev["fd"]].size = ev["size"]
 
     def op_close(self, ev: dict[str, Any]) -> None:
         self.proc(ev["pid"]).fds.pop(ev["fd"], None)
@@ -235,7 +246,7 @@ class _Model:
         # luo_session_release(): unpreserve every file, take the session off
         # its list, free it (the kernel removes it before it frees it).
         self.proc(ev["pid"]).fds.pop(ev["fd"], None)
-        self.sessions.pop(ev["session"], None)
+        self.sessions.pop(("outgoing", ev["session"]), None)
 
     # The capture kernel's driver: what it saved, nothing of LUO.
     def op_capture_save(self, ev: dict[str, Any]) -> None:
@@ -279,17 +290,17 @@ class _Model:
             self.refusals.append(
                 {"op": "retrieve_session", "session": ev["session"], "errno": ev["result"]}
             )
-            if ev["result"] == "ENOENT" and self.phase == 2:
+            if ev["result"] == "ENOENT" and self.phase > 1:
                 # Handed over but not among the incoming sessions: it never
                 # arrived (the kernel may say nothing about it).
-                self.sessions.pop(ev["session"], None)
+                self.sessions.pop(("incoming", ev["session"]), None)
             return
-        s = self.sessions[ev["session"]]
+        s = self.sessions["incoming", ev["session"]]
         s.retrieved = True
         self.proc(ev["pid"]).fds[ev["fd"]] = s.obj
 
     def op_retrieve(self, ev: dict[str, Any]) -> None:
-        s = self.sessions.get(ev["session"])
+        s = self.sessions.get(("incoming", ev["session"]))
         if s is None:  # a session that never arrived
             self.failed_retrieves.append(
                 {"session": ev["session"], "token": ev["token"], "errno": ev["result"]}
@@ -314,7 +325,7 @@ class _Model:
 
     def op_finish(self, ev: dict[str, Any]) -> None:
         if ev["result"] == "OK":
-            s = self.sessions[ev["session"]]
+            s = self.sessions["incoming", ev["session"]]
             s.finished = True
             s.files = []
 
@@ -372,14 +383,14 @@ def expected_state(
     kfacts = kernel_facts(console[_last_boot(console) :])
     failed = kfacts["deserialize_failed"]
     if failed is not None:
-        kept: dict[str, _Session] = {}
-        for name, session in model.sessions.items():
-            if name == failed["session"]:
+        kept: dict[tuple[str, str], _Session] = {}
+        for key, session in model.sessions.items():
+            if key == ("incoming", failed["session"]):
                 if failed["listed"]:
                     session.files = []
-                    kept[name] = session
+                    kept[key] = session
                 break
-            kept[name] = session
+            kept[key] = session
         model.sessions = kept
     if _boots(console) > 1 and model.phase == 1:
         # Dumped in the kernel the live update booted, before its userspace.
@@ -390,7 +401,10 @@ def expected_state(
             model.sessions = {}
 
     sessions = []
-    for s in model.sessions.values():
+    # The kernel keeps one list per direction; outgoing first, as the
+    # helpers' LUO_DIRECTIONS walk them (each list in its own order).
+    in_order = sorted(model.sessions.values(), key=lambda s: s.direction != "outgoing")
+    for s in in_order:
         files = []
         for f in s.files:
             holders = model.holders(f.obj) if f.obj is not None else []
@@ -428,7 +442,7 @@ def expected_state(
         "phase": model.phase,
         "frozen": frozen,
         # It ran at the first open, which fails when it fails.
-        "deserialized": model.phase == 2 and (model.luo_device_opened or failed is not None),
+        "deserialized": model.phase > 1 and (model.luo_device_opened or failed is not None),
         "sessions": sessions,
         "luo_device_holders": model.holders(luo_dev[0]) if luo_dev else [],
         "refusals": model.refusals,
@@ -464,8 +478,17 @@ def next_kernel(after: list[str]) -> dict[str, Any]:
     """What the kernel booted by the live update did, from the console after
     the dump: whether it panicked (and why), what opening /dev/liveupdate
     returned each time, and each session retrieve's result."""
+    # The kernel the dumped one kexecs into, not a third one it kexecs into
+    # in turn (a second update).  A manifest keeps the driver's lines and
+    # the kernel's apart, so each is cut at its own mark of a new boot: the
+    # driver's start event, the kernel's "Command line:".
     events = guest_events(after)
-    facts = kernel_facts(after[_last_boot(after) :])
+    begins = [i for i, e in enumerate(events) if e["op"] == "start"]
+    if len(begins) > 1:
+        events = events[begins[0] : begins[1]]
+    starts = [i for i, line in enumerate(after) if line.startswith("Command line:")]
+    boot = after[starts[0] : starts[1]] if len(starts) > 1 else after[_last_boot(after) :]
+    facts = kernel_facts(boot)
     return {
         "panicked": facts["restore_failed"],
         "luo_messages": facts["luo_messages"],
@@ -500,7 +523,7 @@ def _flbs(model: _Model, kfacts: dict[str, Any], frozen: bool) -> list[dict[str,
         }
         if frozen:
             flb["serialized_count"] = outgoing  # luo_flb_serialize() at reboot
-        if model.phase == 2:
+        if model.phase > 1:
             flb["handed_over_count"] = model.handed_files
         out.append(flb)
     return out

@@ -73,6 +73,8 @@ class Run:
     # function's entry, its first argument's member is set to 1, where the
     # kernel's own check then fires (with panic_on_warn, a panic).
     force_warn: tuple[str, str, str] | None = None
+    # Live updates the run makes: how deep its initrds nest.
+    kexecs: int = 1
 
 
 RUNS = [
@@ -197,6 +199,44 @@ HANDOVER_RUNS += [
     )
     for name, words in NEXT_CMDLINES.items()
 ]
+# The next kernel already loaded when the state is dumped (kexec_file_load
+# done, kexec -e not yet): preflight reads the image's own command line.
+HANDOVER_RUNS += [
+    Run(
+        "loaded",
+        "loaded",
+        stops=(("loaded", "ready"),),
+        description="the outgoing state with the next kernel loaded by kexec_file_load, "
+        "before kexec -e; the next kernel accepts the handover",
+    ),
+    Run(
+        "loaded-kho-off",
+        "loaded",
+        stops=(("loaded-kho-off", "ready"),),
+        cmdline_extra="luo_next=liveupdate=on,kho=off",
+        description="the outgoing state with the next kernel loaded by kexec_file_load "
+        "with kho=off on its command line; that kernel disables LUO",
+    ),
+]
+# A host's second live update: boot 1 preserves, boot 2 retrieves part,
+# finishes vm-gamma and preserves its files again with a new one, resizes a
+# retrieved memfd, leaves the rest unretrieved; boot 3 logs what arrived.
+HANDOVER_RUNS.append(
+    Run(
+        "second",
+        "second",
+        memory_mb=512,
+        kexecs=2,
+        stops=(
+            ("second-first", "ready"),
+            ("second-before", "next-ready"),
+            ("second-after", "next-ready"),
+        ),
+        description="a host's second live update: boot 2 holds incoming sessions never "
+        "retrieved beside new outgoing ones, and is dumped before its own kexec; boot 3 "
+        "retrieves what arrived",
+    )
+)
 HANDOVER_RUNS += [
     Run(
         "retrieving",
@@ -375,26 +415,30 @@ def build_driver(out: Path) -> Path:
     return binary
 
 
-def build_initramfs(driver: Path, kernel: Path, out: Path, dumper: bool = False) -> Path:
+def build_initramfs(
+    driver: Path, kernel: Path, out: Path, dumper: bool = False, kexecs: int = 1
+) -> Path:
     """/init is the driver; /kernel and /initrd.img are what it kexecs into
     (with ``dumper``, the inner image also holds makedumpfile, for the
-    capture kernel)."""
+    capture kernel), nested ``kexecs`` deep: each boot's initrd carries the
+    next one's."""
     base = [
         initramfs.directory("dev"),
         initramfs.char_device("dev/console", 5, 1),
         initramfs.directory("proc"),
         initramfs.regular("init", driver.read_bytes(), executable=True),
     ]
-    inner = initramfs.build(base + (makedumpfile_entries() if dumper else []))
-    outer = initramfs.build(
-        base
-        + [
-            initramfs.regular("kernel", kernel.read_bytes()),
-            initramfs.regular("initrd.img", inner),
-        ]
-    )
+    image = initramfs.build(base + (makedumpfile_entries() if dumper else []))
+    for _ in range(kexecs):
+        image = initramfs.build(
+            base
+            + [
+                initramfs.regular("kernel", kernel.read_bytes()),
+                initramfs.regular("initrd.img", image),
+            ]
+        )
     path = out / "initramfs.cpio"
-    path.write_bytes(outer)
+    path.write_bytes(image)
     return path
 
 
@@ -496,7 +540,7 @@ def capture_handover(
     out.mkdir(parents=True, exist_ok=True)
     bzimage, debug, release = kernel_files(run.kernel)
     driver = build_driver(paths.cache_dir() / "guest")
-    initrd = build_initramfs(driver, bzimage, out)
+    initrd = build_initramfs(driver, bzimage, out, kexecs=run.kexecs)
     cmdline = luo_cmdline(run.scenario, extra=run.cmdline_extra)
     started = time.monotonic()
     stops: list[Stop] = []
@@ -517,6 +561,7 @@ def capture_handover(
                 gdb.break_at(address)
             point = "ready" if first == "ready" else None
             written: list[dict[str, Any]] = []
+            phase = 1  # the guest driver's luo_phase at the last stop
             for fixture, stop in run.stops:
                 if stop.startswith("freeze:"):
                     # The Nth call of the memfd handler's freeze, inside
@@ -552,9 +597,14 @@ def capture_handover(
                     # The next kernel's driver got ready: stop it there.
                     _disarm(gdb, armed)
                     gdb.command("c", wait_reply=False)
-                    # Phase 1 may have printed its ready marker already.
+                    # The previous phase may have printed its ready marker
+                    # already.
+                    phase += 1
+                    mark = f'"phase":{phase}'
                     guest.wait_for_line(
-                        lambda line: line.startswith('@@LUO {"op":"start"') and '"phase":2' in line,
+                        lambda line, mark=mark: (
+                            line.startswith('@@LUO {"op":"start"') and mark in line
+                        ),
                         "the next kernel's driver",
                         timeout,
                     )

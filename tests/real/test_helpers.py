@@ -141,12 +141,12 @@ def test_luo_outgoing_frozen(prog: drgn.Program, expected: dict[str, Any]) -> No
 
 @only(has_sessions)
 def test_luo_incoming_present(prog: drgn.Program, expected: dict[str, Any]) -> None:
-    assert h.luo_incoming_present(prog) is (expected["phase"] == 2)
+    assert h.luo_incoming_present(prog) is (expected["phase"] > 1)
 
 
 @only(has_sessions)
 def test_luo_incoming_deserialized(prog: drgn.Program, expected: dict[str, Any]) -> None:
-    want = expected["deserialized"] if expected["phase"] == 2 else None
+    want = expected["deserialized"] if expected["phase"] > 1 else None
     assert h.luo_incoming_deserialized(prog) is want
 
 
@@ -406,7 +406,7 @@ def test_luo_for_each_pending_incoming_session(
     prog: drgn.Program, expected: dict[str, Any]
 ) -> None:
     pending = list(h.luo_for_each_pending_incoming_session(prog))
-    if expected["phase"] == 2 and not expected["deserialized"]:
+    if expected["phase"] > 1 and not expected["deserialized"]:
         assert [bytes(s.name.string_()).decode() for s in pending] == [
             s["name"] for s in expected["sessions"]
         ]

@@ -10,14 +10,15 @@
  * The scenario comes from the kernel command line (unknown key=value boot
  * parameters reach PID 1 as environment variables):
  *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo|
- *                crowded|doomed|journey|journey-drop (initramfs) or
+ *                crowded|doomed|journey|journey-drop|loaded|second (initramfs) or
  *                live-crowded|live-doomed|flb|flb-finished (kernel `full`)|
  *                holders|warn (kernel `full`; panic
  *                into the capture kernel)|capture (PID 1 of that kernel)
  *                (initramfs fixtures) or live|churn (live mode, started by
  *                an init script on the host's root over 9p)|
  *                scale (many sessions and fds, for the benchmark)
- *   luo_phase=1 (before the kexec) or 2 (after it)
+ *   luo_phase=1 (before the kexec), 2 (after it) or 3 (after second's
+ *                second kexec)
  *   luo_kernel=PATH: the kernel to kexec into, without an initrd (live)
  *   luo_scale=SESSIONS,FILES,PROCS: the shape of scenario scale
  *
@@ -226,6 +227,14 @@ static int dup_fd(int fd)
 	return nfd;
 }
 
+static void resize(int fd, size_t size)
+{
+	int err = ftruncate(fd, size) ? errno : 0;
+
+	emit("{\"op\":\"resize\",\"pid\":%d,\"fd\":%d,\"size\":%zu,\"result\":\"%s\"}",
+	     getpid(), fd, size, errname(err));
+}
+
 static void close_fd(int fd)
 {
 	close(fd);
@@ -301,7 +310,11 @@ static void drop_kexec_images(void)
 	unlink("/initrd.img");
 }
 
-static int kexec_next(const char *next_phase)
+/*
+ * Load the next kernel with kexec_file_load(): this kernel's command line
+ * with luo_phase= set to @next_phase (and luo_next='s words, below).
+ */
+static int kexec_load_next(const char *next_phase)
 {
 	char cmdline[2048];
 	char next[2200];
@@ -318,8 +331,8 @@ static int kexec_next(const char *next_phase)
 	p = strchr(cmdline, '\n');
 	if (p)
 		*p = 0;
-	/* Phase 2 runs the same scenario in the new kernel. */
-	p = strstr(cmdline, "luo_phase=1");
+	/* The next phase runs the same scenario in the new kernel. */
+	p = strstr(cmdline, "luo_phase=");
 	if (p)
 		p[10] = next_phase[0];
 	if (getenv("luo_next")) {
@@ -349,15 +362,29 @@ static int kexec_next(const char *next_phase)
 	ret = syscall(SYS_kexec_file_load, kernel_fd, initrd_fd,
 		      strlen(next) + 1, next,
 		      initrd_fd < 0 ? KEXEC_FILE_NO_INITRAMFS : 0UL);
+	close(kernel_fd);
+	if (initrd_fd >= 0)
+		close(initrd_fd);
 	drop_kexec_images();
 	emit("{\"op\":\"kexec_load\",\"result\":\"%s\"}", ret ? errname(errno) : "OK");
-	if (ret)
-		return -1;
+	return ret ? -1 : 0;
+}
+
+/* kexec -e: LUO freezes and serializes, then the loaded kernel boots. */
+static int kexec_reboot(void)
+{
 	emit("{\"op\":\"kexec_reboot\"}");
 	sync();
 	reboot(LINUX_REBOOT_CMD_KEXEC);
 	emit("{\"op\":\"kexec_reboot\",\"result\":\"%s\"}", errname(errno));
 	return -1;
+}
+
+static int kexec_next(const char *next_phase)
+{
+	if (kexec_load_next(next_phase))
+		return -1;
+	return kexec_reboot();
 }
 
 /* Check that a retrieved memfd still holds the pattern written before kexec. */
@@ -462,6 +489,54 @@ static void retrieve_crowd(int luo_fd)
 
 	retrieve(s0, "crowd-00", 0x100, 4096, 9);
 	retrieve(s1, "crowd-01", 0x100, 8192, 10);
+}
+
+/*
+ * second, boot 2: a host's second live update.  vm-alpha is retrieved with
+ * 0x100 and 0x101 (0x101 then grown by the application: a retrieved file is
+ * not frozen) and 0x102 left waiting; vm-gamma is retrieved whole and
+ * finished, and its two memfds are preserved again, with a new one, in a
+ * new outgoing session of the same name; a new outgoing vm-alpha keeps a
+ * new memfd (its retrieved 0x100 is refused: EBUSY, luo_preserve_file()
+ * finds it among the preserved files until vm-alpha is finished); vm-beta
+ * and empty are never retrieved.
+ */
+static void build_second_update(int luo_fd)
+{
+	int alpha = retrieve_session(luo_fd, "vm-alpha");
+	int gamma = retrieve_session(luo_fd, "vm-gamma");
+	int a0 = retrieve(alpha, "vm-alpha", 0x100, 8192, 1);
+	int a1 = retrieve(alpha, "vm-alpha", 0x101, 3 * 4096, 2);
+	int g0 = retrieve(gamma, "vm-gamma", 0x300, 4096, 6);
+	int g1 = retrieve(gamma, "vm-gamma", 0x301, 2 * 4096, 7);
+	int next_gamma, next_alpha;
+
+	resize(a1, 4 * 4096);
+	finish(gamma, "vm-gamma");
+	next_gamma = create_session(luo_fd, "vm-gamma");
+	preserve(next_gamma, "vm-gamma", g0, 0x300);
+	preserve(next_gamma, "vm-gamma", g1, 0x301);
+	preserve(next_gamma, "vm-gamma", make_memfd("gamma-2", 4096, 18), 0x302);
+	next_alpha = create_session(luo_fd, "vm-alpha");
+	preserve(next_alpha, "vm-alpha", a0, 0x100);	/* EBUSY: still incoming */
+	preserve(next_alpha, "vm-alpha", make_memfd("alpha-next", 2 * 4096, 19), 0x110);
+}
+
+/* second, boot 3: what arrived of both updates. */
+static void retrieve_second_update(int luo_fd)
+{
+	static const char *const gone[] = { "vm-beta", "empty" };
+	int alpha = retrieve_session(luo_fd, "vm-alpha");
+	int gamma = retrieve_session(luo_fd, "vm-gamma");
+
+	retrieve(alpha, "vm-alpha", 0x100, 8192, 1);	/* ENOENT: refused */
+	retrieve(alpha, "vm-alpha", 0x102, 100, 3);	/* ENOENT: never retrieved */
+	retrieve(alpha, "vm-alpha", 0x110, 2 * 4096, 19);
+	retrieve(gamma, "vm-gamma", 0x300, 4096, 6);
+	retrieve(gamma, "vm-gamma", 0x301, 2 * 4096, 7);
+	retrieve(gamma, "vm-gamma", 0x302, 4096, 18);
+	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+		retrieve_session(luo_fd, gone[i]);	/* ENOENT */
 }
 
 /* ---- kernel holders of a preserved file (scenario holders) ---- */
@@ -827,13 +902,30 @@ int main(void)
 	emit("{\"op\":\"start\",\"pid\":%d,\"scenario\":\"%s\",\"phase\":%s}",
 	     getpid(), scenario, phase);
 
-	/* Only phase 1 of the live-update scenarios kexecs. */
+	/*
+	 * Only phase 1 of the live-update scenarios kexecs, and phase 2 of
+	 * second (a host's second live update).
+	 */
 	if (!strcmp(scenario, "outgoing") || !strcmp(scenario, "disabled") ||
-	    !strcmp(scenario, "no-luo") || !strcmp(phase, "2"))
+	    !strcmp(scenario, "no-luo") || !strcmp(phase, "3") ||
+	    (!strcmp(phase, "2") && strcmp(scenario, "second")))
 		drop_kexec_images();
 	if (!strcmp(scenario, "disabled") || !strcmp(scenario, "no-luo")) {
 		open_luo();
 		ready(scenario);
+		hang();
+	}
+	if (!strcmp(scenario, "second") && strcmp(phase, "1")) {
+		luo_fd = open_luo();
+		if (!strcmp(phase, "2")) {
+			build_second_update(luo_fd);
+			ready(scenario);
+			sleep(3);	/* the host dumps this state meanwhile */
+			kexec_next("3");
+		} else {
+			retrieve_second_update(luo_fd);
+			ready(scenario);
+		}
 		hang();
 	}
 	if (!strcmp(phase, "2")) {
@@ -913,7 +1005,20 @@ int main(void)
 		hang();
 	}
 	build_outgoing(luo_fd);
-	if (!strncmp(scenario, "journey", 7) || !strncmp(scenario, "flb", 3)) {
+	if (!strcmp(scenario, "loaded")) {
+		/*
+		 * loaded: the next kernel is loaded (kexec_file_load) when the
+		 * state is dumped, as when an operator runs preflight between
+		 * kexec -s -l and kexec -e.
+		 */
+		kexec_load_next("2");
+		ready(scenario);
+		sleep(3);
+		kexec_reboot();
+		hang();
+	}
+	if (!strncmp(scenario, "journey", 7) || !strncmp(scenario, "flb", 3) ||
+	    !strcmp(scenario, "second")) {
 		/* The state an operator saves before kexec -e, then the update. */
 		ready(scenario);
 		sleep(3);
