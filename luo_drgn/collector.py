@@ -40,6 +40,7 @@ from .model import (
     HandoverSession,
     Holder,
     HolderList,
+    KexecImage,
     LuoState,
     Panic,
     PreservedFile,
@@ -206,6 +207,8 @@ class _Collector:
             if snap.luo.incoming_deserialized is False:
                 with self.guard("pending incoming handover"):
                     snap.handover_in = self.collect_handover_in()
+        with self.guard("kexec_image"):
+            self.collect_kexec_image()
         with self.guard("pending incoming sessions"):
             snap.pending_incoming = self.collect_serialized(
                 h.luo_for_each_pending_incoming_session(prog)
@@ -263,6 +266,41 @@ class _Collector:
             return
         with self.guard("kernel log"):
             self.snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(self.prog)]
+
+    def collect_kexec_image(self) -> None:
+        """The image loaded for kexec -e, and the command line it boots
+        with (x86-64: from its boot_params segment)."""
+        try:
+            image = h.kexec_loaded_image(self.prog)
+        except LookupError:
+            return  # no CONFIG_KEXEC_CORE: nothing can be loaded
+        self.snap.kexec_read = True
+        if not image:
+            return
+        try:
+            fdt: int | None = image.kho.fdt.value_()
+        except AttributeError:
+            fdt = None  # before kho_fill_kimage() (6.16)
+        loaded = KexecImage(
+            image.value_(),
+            bool(image.file_mode.value_()),
+            bool(image.preserve_context.value_()),
+            fdt,
+        )
+        self.snap.kexec_image = loaded
+        try:
+            found = h.kimage_boot_params_cmdline(image)
+        except (FaultError, WalkError) as e:
+            loaded.cmdline_note = (
+                "its boot_params segment is not in the dump"
+                if not_in_dump(e)
+                else f"its pages cannot be read ({e})"
+            )
+            return
+        if found is None:
+            loaded.cmdline_note = "no boot_params segment (not an x86-64 bzImage)"
+        else:
+            loaded.cmdline = found[1].decode(errors="replace")
 
     def kho_default(self) -> bool | None:
         """This kernel's CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT, where memory

@@ -386,6 +386,9 @@ class Finding:
     session: str | None = None
     token: int | None = None
     address: int | None = None
+    # The side of ``session``: "outgoing" or "incoming" (one kernel can hold
+    # a session of each name: a second live update), None when not about one.
+    direction: str | None = None
 
 
 @dataclass
@@ -397,6 +400,21 @@ class WalkErrorRecord:
     address: int | None = None
     session: str | None = None
     token: int | None = None
+
+
+@dataclass
+class KexecImage:
+    """The image loaded for the next ``kexec -e`` (``kexec_image``), as
+    ``kernel_kexec()`` will boot it."""
+
+    address: int
+    file_mode: bool  # loaded by kexec_file_load(), not kexec_load()
+    preserve_context: bool  # KEXEC_PRESERVE_CONTEXT: liveupdate_reboot() is skipped
+    kho_fdt: int | None  # image->kho.fdt (0: no KHO data); None: no such field
+    # The command line it boots with, None when it could not be read (then
+    # cmdline_note says why).
+    cmdline: str | None = None
+    cmdline_note: str | None = None
 
 
 @dataclass
@@ -425,7 +443,13 @@ class Snapshot:
     # its command line and what its image says.  None: not given (the same
     # kernel is assumed where it must be).
     next_cmdline: str | None = None
+    # Where next_cmdline came from: "--next-cmdline" or "the loaded kexec image".
+    next_cmdline_source: str | None = None
     next_kernel: NextKernel | None = None
+    # The image loaded for kexec -e: None when the kernel has none loaded
+    # (or no kexec); kexec_read says whether it was looked for.
+    kexec_image: KexecImage | None = None
+    kexec_read: bool = False
     # This kernel's serialized structures, to compare with the next one's.
     ser_layouts: dict[str, SerLayout | None] = field(default_factory=dict)
     # luo_preserved_files (7.1+): index -> struct file *; None where absent.
@@ -448,6 +472,9 @@ class Snapshot:
     findings: list[Finding] = field(default_factory=list)
     errors: list[WalkErrorRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Read back from a report written with --redact: its names are
+    # placeholders, so it cannot be matched with another side.
+    redacted: bool = False
 
     def session(self, name: str, direction: str | None = None) -> Session:
         for s in self.sessions:
