@@ -21,8 +21,14 @@ __all__ = ("derive", "inspect")
 
 def derive(snap: Snapshot) -> None:
     """Fill in what follows from the collected facts: each outgoing file's
-    ``frozen``, once holders were scanned ``explained_refs``, and before a
-    freeze the handover it will write."""
+    ``frozen``, once holders were scanned ``explained_refs``, before a
+    freeze the handover it will write, and the next kernel's command line
+    from the loaded kexec image when none was given."""
+    image = snap.kexec_image
+    if snap.next_cmdline is None and image is not None and image.cmdline is not None:
+        # The command line the loaded image boots with, unless preflight
+        # was told another.
+        snap.next_cmdline, snap.next_cmdline_source = image.cmdline, "the loaded kexec image"
     if snap.handover_out is None and not snap.luo.frozen:
         snap.handover_out = restore.predict_freeze(snap)
     frozen = frozen_files(snap)

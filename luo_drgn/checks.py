@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from . import restore
-from .findings import DECIDING_CODES, ERROR, SEVERITIES, errno_name, finding
+from .findings import DECIDING_CODES, ERROR, INFO, SEVERITIES, errno_name, finding
 from .holders import NEVER_SCANNED
 from .model import Finding, Flb, PreservedFile, Session, Snapshot
+from .restore import left_behind
 
 Notes = list[str]
 Check = Callable[[Snapshot, Notes], Iterable[Finding]]
@@ -153,6 +154,7 @@ def check_invariants(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             "corrupt-structure",
             f"{_where(s, f)}: {what}",
             session=s.name,
+            direction=s.direction,
             token=f.token if f else None,
             address=f.address if f else s.address,
         )
@@ -247,6 +249,7 @@ def check_duplicate_tokens(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     "duplicate-token",
                     f"{_where(s)}: token {token:#x} is used by {len(files)} luo_files ({addrs})",
                     session=s.name,
+                    direction=s.direction,
                     token=token,
                     address=files[1].address,
                 )
@@ -262,6 +265,7 @@ def check_duplicate_session_names(snap: Snapshot, notes: Notes) -> Iterator[Find
                 f"two {s.direction} sessions are named {s.name!r} "
                 f"({seen[key].address:#x}, {s.address:#x})",
                 session=s.name,
+                direction=s.direction,
                 token=None,
                 address=s.address,
             )
@@ -291,6 +295,7 @@ def check_counts(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                 f"{_where(s)}: file set count is {s.file_count}, its list has "
                 f"{len(s.files)} luo_files",
                 session=s.name,
+                direction=s.direction,
                 token=None,
                 address=s.address,
             )
@@ -308,6 +313,7 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     "file_ref's saturation zone: it is pinned and never freed, and its "
                     "references cannot be accounted",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.file,
                 )
@@ -317,6 +323,7 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     f"{_where(s, f)}: struct file {f.file:#x} is released (dead) but "
                     "LUO still points to it",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.file,
                 )
@@ -333,6 +340,7 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     f"{f.refcount_reread} when read again: a temporary reference "
                     "(a system call using the file), not a leak",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.file,
                 )
@@ -345,6 +353,7 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     f"{_explained_by(f)}; the others may be held by what the dump lacks: "
                     + ", ".join(snap.holders_not_in_dump),
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.file,
                 )
@@ -357,6 +366,7 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     f"{_explained_by(f)}: {extra} unexplained; "
                     f"not scanned: {_unscanned(snap)}",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.file,
                 )
@@ -367,6 +377,7 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     f"references but {f.explained_refs} holders: "
                     "an underflow, use-after-free risk",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.file,
                 )
@@ -381,6 +392,7 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                         "corrupt-structure",
                         f"{_where(s, f)}: an outgoing luo_file with no struct file",
                         session=s.name,
+                        direction=s.direction,
                         token=f.token,
                         address=f.address,
                     )
@@ -390,6 +402,7 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                 "not-retrieved",
                 f"{_where(s)} ({len(s.files)} files) has not been retrieved",
                 session=s.name,
+                direction=s.direction,
                 token=None,
                 address=s.address,
             )
@@ -399,6 +412,7 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     "retrieve-inconsistent",
                     f"{_where(s, f)}: retrieved but has no struct file",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.address,
                 )
@@ -410,6 +424,7 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     f"the luo_file's mutex, {owner[0]}/{owner[1]}, between setting file and "
                     "retrieve_status): not an inconsistency; on a live target, read again",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.address,
                 )
@@ -418,6 +433,7 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     "retrieve-inconsistent",
                     f"{_where(s, f)}: never retrieved but points to struct file {f.file:#x}",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.address,
                 )
@@ -427,6 +443,7 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     f"{_where(s, f)}: retrieve failed with "
                     f"{errno_name(f.retrieve_status)} (kept: later retrieves fail too)",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.address,
                 )
@@ -435,6 +452,7 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     "not-retrieved",
                     f"{_where(s, f)} has not been retrieved",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.address,
                 )
@@ -444,6 +462,7 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             f"incoming session {p.name!r} ({len(p.files)} files) is still in KHO "
             "memory: /dev/liveupdate was not opened since the live update",
             session=p.name,
+            direction="incoming",
         )
 
 
@@ -458,6 +477,7 @@ def check_finished(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                 f"{_where(s)} is finished (luo_file_finish() destroyed its block set) but still "
                 f"holds {n} luo_file(s): they were never finished nor freed",
                 session=s.name,
+                direction=s.direction,
                 token=None,
                 address=s.address,
             )
@@ -557,6 +577,7 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                 "serialization-mismatch",
                 f"{_where(s)} is not in the serialized session entries",
                 session=s.name,
+                direction=s.direction,
                 token=None,
                 address=s.address,
             )
@@ -567,6 +588,7 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                 f"{_where(s)}: its serialized entry claims {entry.file_count} "
                 f"files, {len(entry.files)} were written",
                 session=s.name,
+                direction=s.direction,
             )
         written = {f.token: f for f in entry.files}
         for f in s.files:
@@ -576,6 +598,7 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     "serialization-mismatch",
                     f"{_where(s, f)} was not serialized",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.address,
                 )
@@ -590,6 +613,7 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     "serialization-mismatch",
                     f"{_where(s, f)}: " + "; ".join(diffs),
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.address,
                 )
@@ -598,6 +622,7 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                 "serialization-mismatch",
                 f"{_where(s)}: token {token:#x} was serialized but is not in memory",
                 session=s.name,
+                direction=s.direction,
                 token=token,
             )
     for name in ser:
@@ -641,6 +666,7 @@ def check_preserved_index(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             "preserved-index-mismatch",
             f"{_where(s, f)}: struct file {addr:#x} is missing from luo_preserved_files",
             session=s.name,
+            direction=s.direction,
             token=f.token,
             address=addr,
         )
@@ -655,6 +681,7 @@ def check_handlers(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     f"{_where(s, f)}: handler {f.handler_address:#x} is not on "
                     "luo_file_handler_list",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.handler_address,
                 )
@@ -826,17 +853,14 @@ def preflight_findings(snap: Snapshot) -> list[Finding]:
     The findings that decide whether the next kernel will accept the
     handover: handover verdicts and errors of the outgoing side that the
     freeze or the restore acts on (:data:`luo_drgn.findings.DECIDING_CODES`).
-    A finding about a session that exists only as an incoming one is left
-    out.
+    A finding about an incoming session is left out: the handover is made
+    of outgoing ones.
     """
-    incoming_only = {s.name for s in snap.sessions if s.direction == "incoming"} - {
-        s.name for s in snap.sessions if s.direction == "outgoing"
-    }
     return [
         f
         for f in snap.findings
         if f.code in PREFLIGHT_CODES
-        and f.session not in incoming_only
+        and f.direction != "incoming"
         # A disabled or absent LUO hands nothing over: that is the verdict.
         and (f.severity == ERROR or f.code in ("luo-disabled", "luo-absent"))
     ]
@@ -845,12 +869,20 @@ def preflight_findings(snap: Snapshot) -> list[Finding]:
 @dataclass
 class Preflight:
     """Preflight's verdict: whether the next kernel will accept the
-    handover, the findings that decide it, and the other errors, which are
-    shown apart and do not decide it."""
+    handover, the findings that decide it, what this kexec loses of what
+    this kernel received (:func:`luo_drgn.restore.left_behind`), and the
+    other errors, which are shown apart and decide nothing."""
 
     accepted: bool
     findings: list[Finding]
     other_errors: list[Finding]
+    losses: list[Finding] = field(default_factory=list)
+
+    @property
+    def status(self) -> int:
+        """Preflight's exit status: 0 accepted with nothing lost, 1 the
+        handover fails or this kexec loses data."""
+        return 0 if self.accepted and not any(f.severity != INFO for f in self.losses) else 1
 
 
 def preflight(snap: Snapshot) -> Preflight:
@@ -858,13 +890,14 @@ def preflight(snap: Snapshot) -> Preflight:
     deciding = preflight_findings(snap)
     taken = {id(f) for f in deciding}
     others = [f for f in snap.findings if f.severity == ERROR and id(f) not in taken]
-    # handover_accepted(), from the findings already selected.
-    return Preflight(snap.luo.state == "enabled" and not deciding, deciding, others)
+    losses = list(left_behind(snap)) if snap.luo.state == "enabled" else []
+    return Preflight(snap.luo.state == "enabled" and not deciding, deciding, others, losses)
 
 
 def handover_accepted(snap: Snapshot) -> bool:
-    """Whether the next kernel will accept the handover (preflight's exit 0)."""
-    return snap.luo.state == "enabled" and not preflight_findings(snap)
+    """Whether the next kernel will accept the handover (what this kexec
+    loses of the incoming side aside)."""
+    return preflight(snap).accepted
 
 
 def has_errors(snap: Snapshot) -> bool:

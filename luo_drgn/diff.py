@@ -16,13 +16,21 @@ one state from its lifecycle there (kernel/liveupdate/ in 7.2):
   session reads ``finished`` too, and the row says memory cannot tell it
   from one lost without trace;
 - ``lost``: never arrived, with the reason memory gives (the restore failed
-  at boot, deserialization stopped, the next kernel skipped it);
+  at boot, deserialization stopped, the next kernel skipped it), or was
+  left behind: an incoming file of the kernel before that it never
+  retrieved (``luo_session_serialize()`` hands over outgoing sessions only);
+- ``unreachable``: deserialized before a deserialization that then failed:
+  every open of ``/dev/liveupdate`` returns EIO for the rest of the boot;
+- ``not-handed-on``: an incoming file the kernel before retrieved and did
+  not preserve again (not a loss the handover made);
 - ``not-sent``: in the next kernel but not in what was handed over (a stale
   or foreign handover).
 
 A memfd's size and folio count are compared where both sides show them
 (the serialized state before a retrieve, the inode after), so a silent
-truncation shows.
+truncation shows; a size that changed after the retrieve is the
+application's (a retrieved file is not frozen), shown, not a loss.  Two
+sides with no session in common are said to be unrelated.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from .model import Finding, PreservedFile, Session, Snapshot
 __all__ = ("LOSSES", "Diff", "DiffRow", "diff")
 
 # States that make luo-inspect diff exit 1.
-LOSSES = frozenset(("lost", "retrieve-failed"))
+LOSSES = frozenset(("lost", "retrieve-failed", "unreachable"))
 
 
 @dataclass
@@ -50,12 +58,18 @@ class DiffRow:
     after_folios: int | None = None
 
     @property
-    def truncated(self) -> bool:
+    def resized(self) -> bool:
         return (
             self.before_size is not None
             and self.after_size is not None
             and self.after_size != self.before_size
         )
+
+    @property
+    def truncated(self) -> bool:
+        """A size that differs at arrival: after a retrieve the file is the
+        application's to resize."""
+        return self.resized and self.state != "retrieved"
 
 
 @dataclass
@@ -63,12 +77,14 @@ class Diff:
     before: Snapshot
     after: Snapshot
     rows: list[DiffRow] = field(default_factory=list)
-    # Why everything sent is gone, when one reason covers it all.
+    # Why everything sent is gone, when one reason covers it all, or why
+    # the two sides are not one handover.
     verdict: str | None = None
+    unrelated: bool = False
 
     @property
     def lost(self) -> bool:
-        return any(r.state in LOSSES or r.truncated for r in self.rows)
+        return self.unrelated or any(r.state in LOSSES or r.truncated for r in self.rows)
 
 
 def _sent(before: Snapshot) -> list[Session]:
@@ -209,6 +225,15 @@ def diff(before: Snapshot, after: Snapshot) -> Diff:
                     row.state, row.detail = "lost", "its session arrived without it"
             elif g.retrieve_status > 0:
                 row.state, row.detail = "retrieved", _holder(g)
+            elif failed is not None:
+                # luo_session_deserialize() keeps its error: every open of
+                # /dev/liveupdate returns it as EIO, nothing is retrieved.
+                row.state = "unreachable"
+                row.detail = (
+                    f"deserialized before deserialization failed ({errno_name(failed)}): every "
+                    "open of /dev/liveupdate returns EIO for the rest of the boot, so it can "
+                    "never be retrieved"
+                )
             elif g.retrieve_status < 0:
                 row.state = "retrieve-failed"
                 row.detail = (
@@ -223,10 +248,23 @@ def diff(before: Snapshot, after: Snapshot) -> Diff:
                 row.after_size, row.after_folios = _size(g, after=True)
             if row.truncated:
                 row.detail += f"; size {row.before_size} before, {row.after_size} after"
+            elif row.resized:
+                row.detail += (
+                    f"; resized by the application since the retrieve ({row.before_size} "
+                    f"handed over, {row.after_size} now)"
+                )
             out.rows.append(row)
         for token in by_token:
             out.rows.append(DiffRow(s.name, token, "not-sent", "arrived but never handed over"))
+    out.rows += _left_behind(before)
     sent_names = {s.name for s in sent}
+    received = set(arrived) | set(pending)
+    if whole is None and sent_names and received and not sent_names & received:
+        out.unrelated = True
+        out.verdict = (
+            "these are not two sides of one handover: no session the before side sent is "
+            "among the after side's (another host, another update, or a redacted side?)"
+        )
     for name, a in arrived.items():
         if name not in sent_names:
             extra: list[PreservedFile | None] = list(a.files) or [None]
@@ -240,3 +278,35 @@ def diff(before: Snapshot, after: Snapshot) -> Diff:
                     )
                 )
     return out
+
+
+def _left_behind(before: Snapshot) -> list[DiffRow]:
+    """What the kernel before received and did not hand on:
+    ``luo_session_serialize()`` writes its outgoing sessions only."""
+    rows = []
+    why = "luo_session_serialize() hands over outgoing sessions only"
+    for s in before.sessions:
+        if s.direction != "incoming" or s.finished:
+            continue
+        for f in s.files:
+            if f.retrieve_status == 1:
+                rows.append(
+                    DiffRow(
+                        s.name,
+                        f.token,
+                        "not-handed-on",
+                        "incoming in the kernel before, retrieved there and not preserved "
+                        "again: not handed over",
+                    )
+                )
+            else:
+                row = DiffRow(
+                    s.name,
+                    f.token,
+                    "lost",
+                    f"left behind: incoming in the kernel before and never retrieved there; "
+                    f"{why}, so it is gone",
+                )
+                row.before_size, row.before_folios = _size(f, after=False)
+                rows.append(row)
+    return rows

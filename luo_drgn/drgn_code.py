@@ -34,7 +34,10 @@ def _snapshot(code: DrgnCodeBuilder, request: Request) -> None:
     code.add_from_import("luo_drgn.target", "target_of")
     code.append("snapshot = collect(prog, target_of(prog))\n")
     if request.next_cmdline is not None:
-        code.append(f"snapshot.next_cmdline = {request.next_cmdline!r}\n")
+        code.append(
+            f"snapshot.next_cmdline = {request.next_cmdline!r}\n"
+            "snapshot.next_cmdline_source = '--next-cmdline'\n"
+        )
     if request.next_kernel is not None:
         code.add_from_import("luo_drgn.nextkernel", "read_next_kernel")
         debug = list(request.next_kernel_debug)
@@ -85,10 +88,11 @@ def drgn_code(request: Request, prog: Program) -> str:
     else:
         _snapshot(code, request)
         if command == "preflight":
-            code.add_from_import("luo_drgn.checks", "handover_accepted", "preflight_findings")
+            code.add_from_import("luo_drgn.checks", "preflight")
             code.append(
-                "print('accepted' if handover_accepted(snapshot) else 'refused')\n"
-                "for finding in preflight_findings(snapshot):\n"
+                "verdict = preflight(snapshot)\n"
+                "print('accepted' if verdict.accepted else 'refused')\n"
+                "for finding in verdict.findings + verdict.losses:\n"
             )
         else:
             code.append("for finding in snapshot.findings:\n")

@@ -23,7 +23,7 @@ from drgn import Program
 
 from . import examples
 from .analysis import inspect
-from .checks import handover_accepted, has_errors, preflight
+from .checks import has_errors, preflight
 from .collector import collect
 from .diff import Diff, diff
 from .model import Snapshot, Target
@@ -101,7 +101,8 @@ def inspect_target(
     """Collect ``prog`` once, add what the request knows of the next
     kernel, and run the checks."""
     snap = collect(prog, target, progress=progress, paths=prints_paths(request.command))
-    snap.next_cmdline = request.next_cmdline
+    if request.next_cmdline is not None:
+        snap.next_cmdline, snap.next_cmdline_source = request.next_cmdline, "--next-cmdline"
     if request.next_kernel is not None:
         snap.next_kernel = read_next_kernel(request.next_kernel, request.next_kernel_debug)
         snap.notes.extend(snap.next_kernel.notes)
@@ -128,7 +129,7 @@ def exit_status(request: Request, value: Snapshot | Diff) -> int:
     if isinstance(value, Diff):
         return 1 if value.lost else 0
     if request.command == "preflight":
-        return 0 if handover_accepted(value) else 1
+        return preflight(value).status
     return 1 if has_errors(value) else 0
 
 
@@ -162,6 +163,14 @@ def run(
             after = inspect_target(prog, target, Request("report"), progress)
         if done is not None:
             done()
+        for side, snap in (("BEFORE", before), ("AFTER", after)):
+            if snap.redacted:
+                # Its names are placeholders: matching them would be a guess.
+                raise SavedReportError(
+                    f"diff: {side} is a report saved with --redact, whose session names are "
+                    "placeholders that match nothing; diff the unredacted reports, then redact "
+                    "the diff: luo-inspect diff --redact BEFORE AFTER"
+                )
         value = diff(before, after)
         chunks: Iterator[str] = iter((render_diff(value, request.fmt),))
     else:
@@ -181,5 +190,5 @@ def run(
         )
         if verdict is not None:
             # exit_status() would select the deciding findings again.
-            return Outcome(chunks, 0 if verdict.accepted else 1, value)
+            return Outcome(chunks, verdict.status, value)
     return Outcome(chunks, exit_status(request, value), value)

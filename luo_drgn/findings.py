@@ -225,6 +225,32 @@ REGISTRY: tuple[Code, ...] = (
         "`--next-kernel` lays out a serialized structure differently under the same ABI string",
     ),
     Code(
+        "kexec-image-no-handover",
+        ERROR,
+        "any",
+        "the image loaded for `kexec -e` hands nothing over: loaded by `kexec_load()` (only "
+        "`kexec_file_load()` gives an image KHO data, `kho_fill_kimage()`), with "
+        "`KEXEC_PRESERVE_CONTEXT` (`kernel_kexec()` then skips `liveupdate_reboot()`), or without "
+        "a KHO FDT",
+    ),
+    Code(
+        "lost-at-kexec",
+        WARNING,
+        "incoming",
+        "preflight: an incoming file this kernel never retrieved (or a session never deserialized)"
+        ": `luo_session_serialize()` hands over outgoing sessions only, so it is gone after this "
+        "kexec (`check` lists the same as `not-retrieved`)",
+        decides=False,
+    ),
+    Code(
+        "not-handed-on",
+        INFO,
+        "incoming",
+        "preflight: an incoming file retrieved and not preserved again, or an empty incoming "
+        "session: the next kernel will not have it",
+        decides=False,
+    ),
+    Code(
         "kexec-will-fail",
         ERROR,
         "any",
@@ -306,12 +332,13 @@ def finding(
     session: str | None = None,
     token: int | None = None,
     address: int | None = None,
+    direction: str | None = None,
 ) -> Finding:
     """A finding of a registered code, with the code's severity.
 
     :raises KeyError: for a code the registry does not have
     """
-    return Finding(code, _BY_CODE[code].severity, message, session, token, address)
+    return Finding(code, _BY_CODE[code].severity, message, session, token, address, direction)
 
 
 def readme_table() -> str:

@@ -35,6 +35,7 @@ from .model import (
     HandoverBlock,
     HandoverChain,
     HandoverSession,
+    PreservedFile,
     SerializedFile,
     Snapshot,
 )
@@ -44,6 +45,7 @@ __all__ = (
     "Arrival",
     "check_handover",
     "deserialize",
+    "left_behind",
     "restore_chain",
 )
 
@@ -230,6 +232,7 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
             "luo_session_serialize() rolls back and reboot() returns EINVAL "
             f'("luo: Freeze failed for token[{f.token:#x}] handler[{f.handler}] err[-22]")',
             session=s.name,
+            direction=s.direction,
             token=f.token,
             address=f.address,
         )
@@ -241,6 +244,7 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     if refused and handover.source == "predicted":
         yield from refused
         return
+    yield from _loaded_image(snap)
     yield from _next_cmdline(snap)
     if handover.chain is None:
         return  # no session: luo_session_serialize() leaves sessions_pa at 0
@@ -382,6 +386,102 @@ def _next_cmdline(snap: Snapshot) -> Iterator[Finding]:
         )
 
 
+def _loaded_image(snap: Snapshot) -> Iterator[Finding]:
+    """The image loaded for kexec -e, as kernel_kexec() boots it."""
+    image = snap.kexec_image
+    if image is None:
+        return
+    lost = "the next kernel finds no handover and every preserved file is lost"
+    if image.preserve_context:
+        # kernel_kexec(): liveupdate_reboot() only when !preserve_context.
+        yield finding(
+            "kexec-image-no-handover",
+            "the loaded image was loaded with KEXEC_PRESERVE_CONTEXT (kexec -l -p / --load-"
+            "preserve-context): kernel_kexec() skips liveupdate_reboot() for it, so LUO never "
+            f"freezes or serializes anything; {lost}",
+            address=image.address,
+        )
+    elif not image.file_mode:
+        # kho_fill_kimage() is called by kimage_file_prepare_segments() only.
+        yield finding(
+            "kexec-image-no-handover",
+            "the loaded image was loaded with kexec_load() (kexec -l without -s): only "
+            "kexec_file_load() gives an image KHO data (kimage_file_prepare_segments() -> "
+            f"kho_fill_kimage()), so it boots without the KHO FDT; {lost}. Load it with "
+            "kexec -s -l",
+            address=image.address,
+        )
+    elif image.kho_fdt == 0:
+        yield finding(
+            "kexec-image-no-handover",
+            "the loaded image carries no KHO FDT: kho_fill_kimage() gave it none (KHO was off "
+            f"when it was loaded), so setup_kho() passes nothing; {lost}",
+            address=image.address,
+        )
+
+
+def _size(f: PreservedFile) -> str:
+    size = f.memfd.get("size") if f.memfd is not None else f.size
+    return f"{size} bytes" if size is not None else "size unknown"
+
+
+def left_behind(snap: Snapshot) -> Iterator[Finding]:
+    """
+    What this kernel received and will not hand over at its own kexec:
+    ``luo_session_serialize()`` writes the outgoing sessions only, so an
+    incoming file never retrieved (and every session never deserialized) is
+    gone after it, and a retrieved file lives on only if it was preserved
+    again, which ``luo_preserve_file()`` refuses (EBUSY, it is still in
+    ``luo_preserved_files``) until its session is finished.
+    """
+    why = "luo_session_serialize() hands over outgoing sessions only"
+    for s in snap.sessions:
+        if s.direction != "incoming" or s.finished:
+            continue
+        if not s.files:
+            yield finding(
+                "not-handed-on",
+                f"incoming session {s.name!r} (no files) is not handed over: the next kernel "
+                f"will not have it ({why})",
+                session=s.name,
+                direction="incoming",
+            )
+        for f in s.files:
+            if f.retrieve_status == 1:
+                yield finding(
+                    "not-handed-on",
+                    f"incoming session {s.name!r} token {f.token:#x} was retrieved and is not "
+                    f"preserved again (luo_preserve_file() refuses it with EBUSY until "
+                    f"{s.name!r} is finished): after this kexec only what the application "
+                    "keeps elsewhere remains",
+                    session=s.name,
+                    token=f.token,
+                    address=f.address,
+                    direction="incoming",
+                )
+                continue
+            state = "never retrieved" if f.retrieve_status == 0 else "not retrieved (it failed)"
+            yield finding(
+                "lost-at-kexec",
+                f"incoming session {s.name!r} token {f.token:#x} ({_size(f)}) was {state}: it "
+                f"is lost at this kexec ({why})",
+                session=s.name,
+                token=f.token,
+                address=f.address,
+                direction="incoming",
+            )
+    for p in snap.pending_incoming:
+        yield finding(
+            "lost-at-kexec",
+            f"incoming session {p.name!r} ({len(p.files)} files, tokens "
+            f"{', '.join(f'{f.token:#x}' for f in p.files) or 'none'}) was never deserialized "
+            "(nothing opened /dev/liveupdate in this kernel): it is lost at this kexec "
+            f"({why})",
+            session=p.name,
+            direction="incoming",
+        )
+
+
 def _pending(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     """Incoming data not yet deserialized, checked against this kernel."""
     arrival = deserialize(handover, [x.compatible for x in snap.handlers])
@@ -411,6 +511,7 @@ def _memfd_retrieves(snap: Snapshot) -> Iterator[Finding]:
                     f"and memfd_luo_retrieve() accepts only {MEMFD_LUO_ALL_SEALS:#x}; the "
                     "file's contents are lost, the session's other files are not",
                     session=s.name,
+                    direction=s.direction,
                     token=f.token,
                     address=f.serialized_data,
                 )

@@ -26,6 +26,7 @@ def diff_document(d: Diff) -> dict[str, Any]:
         "before": _side(d.before.target),
         "after": _side(d.after.target),
         "lost": d.lost,
+        "unrelated": d.unrelated,
         "verdict": d.verdict,
         "rows": [
             {
@@ -65,6 +66,9 @@ def render_diff(d: Diff, fmt: str = "text") -> str:
             ["after", f"{a['kind']}: {a['path'] or 'the program of this drgn session'}"],
         ]
     )
+    if doc["unrelated"]:
+        w.line(f"NOT ONE HANDOVER: {doc['verdict']}")
+        w.line()
     w.heading("Across the kexec")
     w.table(
         ["session", "token", "state", "size before", "size after", "what happened"],
@@ -88,6 +92,6 @@ def render_diff(d: Diff, fmt: str = "text") -> str:
         + (", ".join(f"{n} {state}" for state, n in counts.items()) or "nothing was sent")
         + ("; something was lost or failed" if doc["lost"] else "; nothing was lost")
     )
-    if doc["verdict"]:
+    if doc["verdict"] and not doc["unrelated"]:
         w.line(f"why: {doc['verdict']}")
     return render_page(w, fmt == "markdown")

@@ -150,6 +150,9 @@ class Redactor:
                     self.address(m.group())
         self._compile_names()
         redacted: dict[str, Any] = self._apply(doc)
+        if isinstance(redacted.get("tool"), dict):
+            # Said in the report itself: a reader must not match its names.
+            redacted["tool"] = {**redacted["tool"], "redacted": True}
         return redacted
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 from ..checks import Preflight
 from ..model import Snapshot, paused_gc
-from .document import PARTS, TEXT_ONLY, _preflight, document, select
+from .document import PARTS, TEXT_ONLY, document, finding_part, preflight_part, select
 from .jsonstream import _json_chunks
 from .redact import Redactor
 from .text import render_text
@@ -63,12 +63,9 @@ def render_chunks(
         lazy = fmt == "json" and not redact
         doc = document(snap, sessions="sessions" in PARTS[command], lazy=lazy)
         if preflight is not None and command == "preflight":
-            doc["preflight"] = _preflight(snap, preflight.accepted)
-            deciding = {id(f) for f in preflight.findings}
-            others = {id(f) for f in preflight.other_errors}
-            pairs = list(zip(snap.findings, doc["findings"]))
-            doc["findings"] = [d for f, d in pairs if id(f) in deciding]
-            doc["preflight"]["other_errors"] = [d for f, d in pairs if id(f) in others]
+            doc["preflight"] = preflight_part(snap, preflight)
+            doc["findings"] = [finding_part(f) for f in preflight.findings + preflight.losses]
+            doc["preflight"]["other_errors"] = [finding_part(f) for f in preflight.other_errors]
         if redact:
             doc = Redactor().redact(doc)
         part = select(doc, command, session)

@@ -289,12 +289,40 @@ def _errors(w: Page, doc: dict[str, Any]) -> None:
             w.line(f"- {n}")
 
 
+def _kexec_image_text(image: dict[str, Any] | None) -> str:
+    if image is None:
+        return "this kernel has no kexec"
+    if not image["loaded"]:
+        return "none loaded yet: run preflight after kexec -s -l to check the image itself"
+    how = "kexec_file_load()" if image["file_mode"] else "kexec_load()"
+    kho = f"KHO FDT {image['kho_fdt']}" if image["kho_fdt"] not in (None, "0x0") else "no KHO FDT"
+    preserve = ", KEXEC_PRESERVE_CONTEXT" if image["preserve_context"] else ""
+    return f"loaded by {how}{preserve}, {kho} ({image['address']})"
+
+
+def _cmdline_text(p: dict[str, Any]) -> str:
+    cmdline = p["next_cmdline"]
+    if cmdline is not None:
+        return f"{cmdline} (from {p.get('next_cmdline_source') or 'the request'})"
+    image = p.get("kexec_image")
+    if image and image["loaded"] and image.get("cmdline_note"):
+        return f"not readable from the loaded image ({image['cmdline_note']}): give --next-cmdline"
+    return "not given: the next kernel opens the handover only with liveupdate=on"
+
+
 def _preflight_text(w: Page, doc: dict[str, Any]) -> None:
     p = doc["preflight"]
     w.heading("Preflight")
     verdict: Cell
-    if p["accepted"]:
+    lost = p.get("lost_at_kexec") or 0
+    if p["accepted"] and not lost:
         verdict = "the next kernel will accept the handover"
+    elif p["accepted"]:
+        verdict = (
+            "the next kernel will accept the handover, ",
+            w.style(f"but this kexec loses {lost} incoming file(s) or session(s)", "warning"),
+            " (lost-at-kexec below)",
+        )
     else:
         verdict = (
             w.style("the next kernel will NOT accept the handover", "error"),
@@ -305,21 +333,16 @@ def _preflight_text(w: Page, doc: dict[str, Any]) -> None:
         "predicted": "as the freeze will write it (not frozen yet)",
         "none": "nothing to hand over",
     }[p["handover"]]
-    cmdline = p["next_cmdline"]
     w.fields(
         [
             ["verdict", verdict],
             ["handover", f"{p['sessions']} sessions, {p['files']} files, {source}"],
+            ["next kernel image", _kexec_image_text(p.get("kexec_image"))],
             [
                 "next kernel",
                 p["next_kernel"] or "not given: this kernel's LUO ABI and file handlers assumed",
             ],
-            [
-                "next command line",
-                cmdline
-                if cmdline is not None
-                else "not given: the next kernel opens the handover only with liveupdate=on",
-            ],
+            ["next command line", _cmdline_text(p)],
         ]
     )
 

@@ -106,7 +106,13 @@ def handed_over(name: str) -> bool:
         name in ("doomed", "doomed-frozen", "crowded", "journey-drop-before")
         or name.startswith("fault-ser-")
         or name in NEXT_CMDLINES
+        or name in LOADED
+        or name in ("second-first", "second-before")
     )
+
+
+# Dumped with the next kernel loaded by kexec_file_load(), before kexec -e.
+LOADED = ("loaded", "loaded-kho-off")
 
 
 def observed_reaction(expected: dict[str, Any]) -> set[tuple[str, str | None]]:
@@ -440,3 +446,110 @@ def test_retrieve_in_progress_is_not_corruption(
     (info,) = [x for x in snapshot.findings if x.code == "retrieve-in-progress"]
     assert (info.severity, info.session, info.token) == ("info", flight["session"], flight["token"])
     assert [x for x in snapshot.findings if x.severity != "info"] == []
+
+
+# -- the loaded image and a host's second update -----------------------------------
+
+
+@only(lambda name: name in LOADED)
+def test_loaded_image_is_the_next_kernel(
+    snapshot: Snapshot, manifest: dict[str, Any], prog: Any
+) -> None:
+    """Without --next-cmdline, preflight reads the command line the loaded
+    image boots with: the one the next kernel then printed ("Command line:"
+    on its console), and its verdict is that kernel's reaction (kho=off:
+    LUO disabled, /dev/liveupdate ENOENT).  Would catch: the image's boot
+    params misread, a verdict from an assumed command line (issue #19's
+    "accepted, exit 0" for kho=off)."""
+    from luo_drgn.checks import preflight
+
+    expected = manifest["expected"]
+    assert snapshot.kexec_image is not None
+    assert snapshot.kexec_image.file_mode and not snapshot.kexec_image.preserve_context
+    assert snapshot.kexec_image.kho_fdt  # kho_fill_kimage() ran
+    assert snapshot.next_cmdline == next_kernel_cmdline(manifest)
+    assert snapshot.next_cmdline_source == "the loaded kexec image"
+    reaction = observed_reaction(expected)
+    decisive = {(f.code, f.session) for f in preflight_findings(snapshot)}
+    assert decisive == reaction
+    verdict = preflight(snapshot)
+    assert verdict.accepted == (not reaction)
+    assert verdict.status == (1 if reaction else 0)
+
+
+@only(lambda name: name in ("outgoing", "second-before", "incoming"))
+def test_nothing_loaded_is_said(snapshot: Snapshot) -> None:
+    """Dumped before the driver's kexec_file_load(): no image, so no
+    command line is assumed from one."""
+    assert snapshot.kexec_read and snapshot.kexec_image is None
+    assert snapshot.next_cmdline is None and snapshot.next_cmdline_source is None
+
+
+@only(lambda name: name == "second-before")
+def test_second_update_loses_what_was_never_retrieved(
+    snapshot: Snapshot, manifest: dict[str, Any]
+) -> None:
+    """Boot 2 of a second update: every incoming file it never retrieved is
+    named lost at this kexec, with its size, and nothing else is.  The
+    oracle is the guest's log: what boot 1 preserved and boot 2 did not
+    retrieve, and boot 3 asking for it (ENOENT).  Would catch: preflight
+    silent on the incoming side (issue #19), or an outgoing session of the
+    same name taken for the incoming one."""
+    from luo_drgn.checks import preflight
+
+    expected = manifest["expected"]
+    never = {
+        (s["name"], f["token"]): f["size"]
+        for s in expected["sessions"]
+        if s["direction"] == "incoming" and not s["finished"]
+        for f in s["files"]
+        if f["retrieve_status"] == 0
+    }
+    assert set(never) == {("vm-alpha", 0x102), ("vm-beta", 0x100), ("vm-beta", 0x200)}
+    verdict = preflight(snapshot)
+    lost = {(f.session, f.token): f.message for f in verdict.losses if f.code == "lost-at-kexec"}
+    assert set(lost) == set(never)
+    for key, size in never.items():
+        assert f"({size} bytes)" in lost[key]
+    assert all(
+        f.severity == "warning" and f.direction == "incoming"
+        for f in verdict.losses
+        if f.code == "lost-at-kexec"
+    )
+    # Boot 3's driver: those sessions and tokens did not arrive.
+    nk = expected["next_kernel"]
+    assert nk["retrieve_session"]["vm-beta"] == "ENOENT"
+    assert ["vm-alpha", 0x102, "ENOENT"] in nk["retrieve"]
+    # The handover itself (vm-gamma, vm-alpha re-created) arrives whole.
+    assert verdict.accepted and verdict.status == 1
+    handed = {(x, t, r) for x, t, r in nk["retrieve"] if r == "OK"}
+    assert handed == {
+        ("vm-alpha", 0x110, "OK"),
+        ("vm-gamma", 0x300, "OK"),
+        ("vm-gamma", 0x301, "OK"),
+        ("vm-gamma", 0x302, "OK"),
+    }
+    # Retrieved and not preserved again (EBUSY in the log): info only.
+    refused = [r for r in expected["refusals"] if r["op"] == "preserve" and r["errno"] == "EBUSY"]
+    assert {"op": "preserve", "session": "vm-alpha", "token": 0x100, "errno": "EBUSY"} in refused
+    handed_on = {(f.session, f.token) for f in verdict.losses if f.code == "not-handed-on"}
+    assert handed_on == {("vm-alpha", 0x100), ("vm-alpha", 0x101), ("empty", None)}
+    # check shows the waiting files as not-retrieved (info), not as losses.
+    assert not [f for f in snapshot.findings if f.code in ("lost-at-kexec", "not-handed-on")]
+    waiting = {(f.session, f.token) for f in snapshot.findings if f.code == "not-retrieved"}
+    assert ("vm-alpha", 0x102) in waiting and ("vm-beta", None) in waiting
+
+
+@only(lambda name: name == "second-before")
+def test_second_update_holds_both_directions(snapshot: Snapshot) -> None:
+    """vm-gamma is both a finished incoming session and a new outgoing one
+    (luo_session_insert() checks names within one list); its re-preserved
+    memfds are held by the driver's fd and the outgoing LUO file only."""
+    names = [(s.direction, s.name) for s in snapshot.sessions]
+    assert ("incoming", "vm-gamma") in names and ("outgoing", "vm-gamma") in names
+    out = snapshot.session("vm-gamma", "outgoing")
+    assert [f.token for f in out.files] == [0x300, 0x301, 0x302]
+    for f in out.files:
+        assert f.refcount == f.explained_refs == 2
+        assert sorted(x.kind for x in f.holders) == ["fd", "luo"]
+    assert not [f for f in snapshot.findings if f.severity == "error"]

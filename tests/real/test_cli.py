@@ -559,11 +559,16 @@ def test_preflight_json_holds_only_deciding_findings() -> None:
     ]
     assert doc["preflight"] == {
         "accepted": False,
+        "exit_status": 1,
         "handover": "predicted",
         "sessions": 51,
         "files": 2,
         "next_cmdline": None,
+        "next_cmdline_source": None,
         "next_kernel": None,
+        # Dumped at @@LUO-READY, before the driver's kexec_file_load().
+        "kexec_image": {"loaded": False},
+        "lost_at_kexec": 0,
         "other_errors": [],
     }
     assert [f["code"] for f in doc["findings"]] == ["next-kernel-panic"]

@@ -29,6 +29,7 @@ from luo_drgn.model import (
 )
 from luo_drgn.report.saved import SavedReportError, load_report
 from tests.support.doors import luo, run
+from vmcores.manifest import guest_events
 
 DIFF_SCHEMA = json.loads(
     resources.files("luo_drgn").joinpath("luo-inspect-diff-1.schema.json").read_text()
@@ -60,6 +61,26 @@ def story(before: dict[str, Any], after: dict[str, Any]) -> dict[tuple[str, int 
                     "retrieved" if status > 0 else "retrieve-failed" if status < 0 else "arrived"
                 )
             out[(s["name"], token)] = state
+    # What the kernel before received and did not hand on: its incoming
+    # files never retrieved are gone, the retrieved ones not handed over.
+    for s in before["sessions"]:
+        if s["direction"] == "incoming" and not s["finished"]:
+            for f in s["files"]:
+                out[(s["name"], f["token"])] = (
+                    "not-handed-on" if f["retrieve_status"] == 1 else "lost"
+                )
+    return out
+
+
+def resized(manifest: dict[str, Any]) -> dict[tuple[str, int], int]:
+    """Retrieved files the guest resized after the retrieve, from its log."""
+    fds: dict[int, tuple[str, int]] = {}
+    out = {}
+    for ev in guest_events(manifest["guest_log"]):
+        if ev["op"] == "retrieve" and ev["result"] == "OK":
+            fds[ev["fd"]] = (ev["session"], ev["token"])
+        elif ev["op"] == "resize" and ev["result"] == "OK" and ev["fd"] in fds:
+            out[fds[ev["fd"]]] = ev["size"]
     return out
 
 
@@ -73,6 +94,10 @@ PAIRS = {
     "journey": ("journey-before", "journey-after"),
     "journey-drop": ("journey-drop-before", "journey-drop-after"),
     "doomed": ("doomed", "doomed-panic"),
+    # A host's second update: boot 1 -> boot 2 (a retrieved memfd resized
+    # by the guest), boot 2 (incoming never retrieved) -> boot 3.
+    "second-first": ("second-first", "second-before"),
+    "second": ("second-before", "second-after"),
 }
 
 
@@ -90,10 +115,11 @@ def test_rows_tell_the_guest_logs_story(pair: str, fresh_root: Path) -> None:
         for s in before.manifest["expected"]["sessions"]
         for f in s["files"]
     }
+    grown = resized(after.manifest)
     for r in d.rows:
         if r.token is not None:
             assert r.before_size == sizes[(r.session, r.token)]
-            assert r.after_size in (None, r.before_size)
+            assert r.after_size in (None, r.before_size, grown.get((r.session, r.token)))
 
 
 def test_journey_details(fresh_root: Path) -> None:
@@ -246,7 +272,10 @@ def test_failed_deserialization_loses_the_rest() -> None:
     )
     after.findings = [Finding("deserialize-failed", "error", "...", "b")]
     rows = {r.session: r for r in diff(before, after).rows}
-    assert rows["a"].state == "arrived"
+    # Deserialized before the failure, and still unreachable: the kept
+    # error makes every open of /dev/liveupdate return EIO (issue #20; this
+    # test once expected "arrived", what the kernel never lets happen).
+    assert rows["a"].state == "unreachable" and "EIO" in rows["a"].detail
     assert rows["b"].state == "lost" and "failed to deserialize (EINVAL)" in rows["b"].detail
     assert rows["c"].state == "lost" and "it stopped at 'b'" in rows["c"].detail
 
@@ -257,3 +286,109 @@ def test_saved_report_must_be_one(tmp_path: Path) -> None:
         p.write_text(text)
         with pytest.raises(SavedReportError, match=why):
             load_report(str(p))
+
+
+# -- what counts as lost, per the kernel (issue #20) --------------------------------
+
+
+def test_second_update_losses_are_named(fresh_root: Path) -> None:
+    """Boot 2 -> boot 3: the incoming files boot 2 never retrieved are lost
+    at that kexec (boot 3's driver got ENOENT for them), so the diff exits
+    1 and never says "nothing was lost".  Would catch: the diff looking at
+    the outgoing sessions only (issue #20's false all-clear)."""
+    before, after = (examples.load(n, fresh_root) for n in PAIRS["second"])
+    d = diff(snapshot_of(before), snapshot_of(after))
+    left = {(r.session, r.token) for r in d.rows if r.detail.startswith("left behind")}
+    assert left == {("vm-alpha", 0x102), ("vm-beta", 0x100), ("vm-beta", 0x200)}
+    nk = before.manifest["expected"]["next_kernel"]
+    assert ["vm-alpha", 0x102, "ENOENT"] in nk["retrieve"]
+    assert nk["retrieve_session"]["vm-beta"] == "ENOENT"
+    assert d.lost
+    code, out = run(
+        "diff",
+        str(before.core),
+        str(after.core),
+        "--before-symbols",
+        str(before.debug[0]),
+        "--after-symbols",
+        str(after.debug[0]),
+    )
+    assert code == 1 and "nothing was lost" not in out
+
+
+def test_resize_after_retrieve_is_not_a_loss(fresh_root: Path) -> None:
+    """Boot 1 -> boot 2: the guest grew vm-alpha 0x101 after retrieving it
+    (its log: 12288 bytes preserved, resized to 16384).  A retrieved file is
+    the application's: shown, not a truncation, exit 0."""
+    before, after = (examples.load(n, fresh_root) for n in PAIRS["second-first"])
+    assert resized(after.manifest) == {("vm-alpha", 0x101): 16384}
+    d = diff(snapshot_of(before), snapshot_of(after))
+    (row,) = [r for r in d.rows if (r.session, r.token) == ("vm-alpha", 0x101)]
+    assert (row.state, row.before_size, row.after_size) == ("retrieved", 12288, 16384)
+    assert "resized by the application since the retrieve" in row.detail
+    assert not row.truncated and not d.lost
+
+
+def test_failed_deserialization_is_unreachable() -> None:
+    """frozen -> deserialize-failed: the next kernel's deserialization
+    stopped (its log: "Failed to deserialize files for session", every open
+    EIO); sessions deserialized before it can never be retrieved, so none
+    reads "arrived, waiting"."""
+    after = examples.load("deserialize-failed")
+    assert after.manifest["expected"]["deserialize_failed"]["session"]
+    d = diff(snapshot_of(examples.load("frozen")), snapshot_of(after))
+    states = {r.state for r in d.rows}
+    assert "arrived" not in states and "unreachable" in states and d.lost
+
+
+def test_unrelated_sides_are_called_out() -> None:
+    """doomed-frozen (crowd-NN sessions) against incoming (vm-* sessions):
+    not two sides of one handover; said on top, exit 1."""
+    code, out = run("diff", "example:doomed-frozen", "example:incoming")
+    assert code == 1
+    body = out.split("Across the kexec", 1)[0]
+    assert "NOT ONE HANDOVER: these are not two sides of one handover" in body
+
+
+def test_redacted_side_is_refused(tmp_path: Path) -> None:
+    """A report saved with --redact has placeholder names: diffing it gave
+    a false "nothing was lost".  Refused in one line, exit 2, marked in
+    the report's own metadata and, for reports without the mark, told by
+    its placeholders."""
+    saved = tmp_path / "before.json"
+    code, out = run("--example", "journey-after", "--redact", "--format", "json", "report")
+    doc = json.loads(out)
+    assert doc["tool"]["redacted"] is True
+    saved.write_text(out)
+    code, out = run("diff", str(saved), "example:journey-after")
+    assert code == 2 and len(out.strip().splitlines()) == 1
+    assert "saved with --redact" in out and "diff --redact" in out
+    del doc["tool"]["redacted"]
+    saved.write_text(json.dumps(doc))
+    code, out = run("diff", str(saved), "example:journey-after")
+    assert code == 2 and "saved with --redact" in out
+
+
+def test_optional_field_dropped_reads_as_unknown(tmp_path: Path) -> None:
+    """A report from another writer without explained_refs (or refcount,
+    holders, memfd) is read, those as unknown: the same rows as the full
+    report, never "internal error: KeyError"."""
+    doc = json.loads(SAVED_BEFORE.read_text())
+    for s in doc["sessions"]:
+        for f in s["files"]:
+            for key in ("explained_refs", "refcount", "holders", "memfd", "frozen"):
+                f.pop(key, None)
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(doc))
+    full = diff(load_report(str(SAVED_BEFORE)), snapshot_of(examples.load("journey-after")))
+    part = diff(load_report(str(partial)), snapshot_of(examples.load("journey-after")))
+    assert [(r.session, r.token, r.state) for r in part.rows] == [
+        (r.session, r.token, r.state) for r in full.rows
+    ]
+    assert all(
+        f.explained_refs is None for s in load_report(str(partial)).sessions for f in s.files
+    )
+    del doc["sessions"][0]["name"]
+    partial.write_text(json.dumps(doc))
+    code, out = run("diff", str(partial), "example:journey-after")
+    assert code == 2 and "without 'name'" in out and len(out.strip().splitlines()) == 1
