@@ -290,15 +290,16 @@ def _left_behind(before: Snapshot) -> list[DiffRow]:
             continue
         for f in s.files:
             if f.retrieve_status == 1:
-                rows.append(
-                    DiffRow(
-                        s.name,
-                        f.token,
-                        "not-handed-on",
-                        "incoming in the kernel before, retrieved there and not preserved "
-                        "again: not handed over",
-                    )
+                row = DiffRow(
+                    s.name,
+                    f.token,
+                    "not-handed-on",
+                    "incoming in the kernel before, retrieved there and not preserved "
+                    "again: not handed over",
                 )
+                # Its size there, the application's since the retrieve.
+                row.before_size, row.before_folios = _size(f, after=True)
+                rows.append(row)
             else:
                 row = DiffRow(
                     s.name,
