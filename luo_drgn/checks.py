@@ -891,13 +891,14 @@ def preflight(snap: Snapshot) -> Preflight:
     taken = {id(f) for f in deciding}
     others = [f for f in snap.findings if f.severity == ERROR and id(f) not in taken]
     losses = list(left_behind(snap)) if snap.luo.state == "enabled" else []
+    # handover_accepted(), from the findings already selected.
     return Preflight(snap.luo.state == "enabled" and not deciding, deciding, others, losses)
 
 
 def handover_accepted(snap: Snapshot) -> bool:
     """Whether the next kernel will accept the handover (what this kexec
-    loses of the incoming side aside)."""
-    return preflight(snap).accepted
+    loses of the incoming side aside: see :func:`preflight`)."""
+    return snap.luo.state == "enabled" and not preflight_findings(snap)
 
 
 def has_errors(snap: Snapshot) -> bool:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from .findings import errno_name
 from .model import Finding, PreservedFile, Session, Snapshot
+from .restore import incoming_not_handed_over
 
 __all__ = ("LOSSES", "Diff", "DiffRow", "diff")
 
@@ -281,33 +282,25 @@ def diff(before: Snapshot, after: Snapshot) -> Diff:
 
 
 def _left_behind(before: Snapshot) -> list[DiffRow]:
-    """What the kernel before received and did not hand on:
-    ``luo_session_serialize()`` writes its outgoing sessions only."""
+    """The files the kernel before received and did not hand on
+    (:func:`~luo_drgn.restore.incoming_not_handed_over`)."""
     rows = []
-    why = "luo_session_serialize() hands over outgoing sessions only"
-    for s in before.sessions:
-        if s.direction != "incoming" or s.finished:
+    for s, f in incoming_not_handed_over(before):
+        if f is None:
             continue
-        for f in s.files:
-            if f.retrieve_status == 1:
-                row = DiffRow(
-                    s.name,
-                    f.token,
-                    "not-handed-on",
-                    "incoming in the kernel before, retrieved there and not preserved "
-                    "again: not handed over",
-                )
-                # Its size there, the application's since the retrieve.
-                row.before_size, row.before_folios = _size(f, after=True)
-                rows.append(row)
-            else:
-                row = DiffRow(
-                    s.name,
-                    f.token,
-                    "lost",
-                    f"left behind: incoming in the kernel before and never retrieved there; "
-                    f"{why}, so it is gone",
-                )
-                row.before_size, row.before_folios = _size(f, after=False)
-                rows.append(row)
+        retrieved = f.retrieve_status == 1
+        row = DiffRow(
+            s.name,
+            f.token,
+            "not-handed-on" if retrieved else "lost",
+            "incoming in the kernel before, retrieved there and not preserved again: not "
+            "handed over"
+            if retrieved
+            else "left behind: incoming in the kernel before and never retrieved there; "
+            "luo_session_serialize() hands over outgoing sessions only, so it is gone",
+        )
+        # A retrieved file's size there is the application's since the
+        # retrieve; one never retrieved has its serialized state's.
+        row.before_size, row.before_folios = _size(f, after=retrieved)
+        rows.append(row)
     return rows

@@ -113,9 +113,21 @@ def open_side(
     spec: str, symbols: Sequence[str] = (), verbose: bool = False, progress: Progress = None
 ) -> Snapshot:
     """One side of a diff: a saved JSON report, ``live`` (the running
-    kernel), ``example:NAME`` (a bundled fixture) or a vmcore."""
+    kernel), ``example:NAME`` (a bundled fixture) or a vmcore.
+
+    :raises SavedReportError: for a report that is not one, or one saved
+        with ``--redact``: its session names are placeholders, and matching
+        them with the other side's would be a guess
+    """
     if spec.endswith(".json"):
-        return load_report(spec)
+        saved = load_report(spec)
+        if saved.redacted:
+            raise SavedReportError(
+                f"diff: {spec} is a report saved with --redact, whose session names are "
+                "placeholders that match nothing; diff the unredacted reports, then redact "
+                "the diff: luo-inspect diff --redact BEFORE AFTER"
+            )
+        return saved
     if spec.startswith("example:"):
         source = Source(example=spec.split(":", 1)[1], verbose=verbose)
     else:
@@ -163,14 +175,6 @@ def run(
             after = inspect_target(prog, target, Request("report"), progress)
         if done is not None:
             done()
-        for side, snap in (("BEFORE", before), ("AFTER", after)):
-            if snap.redacted:
-                # Its names are placeholders: matching them would be a guess.
-                raise SavedReportError(
-                    f"diff: {side} is a report saved with --redact, whose session names are "
-                    "placeholders that match nothing; diff the unredacted reports, then redact "
-                    "the diff: luo-inspect diff --redact BEFORE AFTER"
-                )
         value = diff(before, after)
         chunks: Iterator[str] = iter((render_diff(value, request.fmt),))
     else:

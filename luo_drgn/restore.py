@@ -37,6 +37,7 @@ from .model import (
     HandoverSession,
     PreservedFile,
     SerializedFile,
+    Session,
     Snapshot,
 )
 
@@ -45,6 +46,7 @@ __all__ = (
     "Arrival",
     "check_handover",
     "deserialize",
+    "incoming_not_handed_over",
     "left_behind",
     "restore_chain",
 )
@@ -425,6 +427,22 @@ def _size(f: PreservedFile) -> str:
     return f"{size} bytes" if size is not None else "size unknown"
 
 
+def incoming_not_handed_over(snap: Snapshot) -> Iterator[tuple[Session, PreservedFile | None]]:
+    """
+    Each file of each incoming session not finished (None for a session
+    with no file): what this kernel received and will not hand over at its
+    own kexec, since ``luo_session_serialize()`` writes the outgoing
+    sessions only.  Finished sessions gave their files to the application.
+    """
+    for s in snap.sessions:
+        if s.direction != "incoming" or s.finished:
+            continue
+        if not s.files:
+            yield s, None
+        for f in s.files:
+            yield s, f
+
+
 def left_behind(snap: Snapshot) -> Iterator[Finding]:
     """
     What this kernel received and will not hand over at its own kexec:
@@ -435,10 +453,8 @@ def left_behind(snap: Snapshot) -> Iterator[Finding]:
     ``luo_preserved_files``) until its session is finished.
     """
     why = "luo_session_serialize() hands over outgoing sessions only"
-    for s in snap.sessions:
-        if s.direction != "incoming" or s.finished:
-            continue
-        if not s.files:
+    for s, f in incoming_not_handed_over(snap):
+        if f is None:
             yield finding(
                 "not-handed-on",
                 f"incoming session {s.name!r} (no files) is not handed over: the next kernel "
@@ -446,20 +462,19 @@ def left_behind(snap: Snapshot) -> Iterator[Finding]:
                 session=s.name,
                 direction="incoming",
             )
-        for f in s.files:
-            if f.retrieve_status == 1:
-                yield finding(
-                    "not-handed-on",
-                    f"incoming session {s.name!r} token {f.token:#x} was retrieved and is not "
-                    f"preserved again (luo_preserve_file() refuses it with EBUSY until "
-                    f"{s.name!r} is finished): after this kexec only what the application "
-                    "keeps elsewhere remains",
-                    session=s.name,
-                    token=f.token,
-                    address=f.address,
-                    direction="incoming",
-                )
-                continue
+        elif f.retrieve_status == 1:
+            yield finding(
+                "not-handed-on",
+                f"incoming session {s.name!r} token {f.token:#x} was retrieved and is not "
+                f"preserved again (luo_preserve_file() refuses it with EBUSY until "
+                f"{s.name!r} is finished): after this kexec only what the application "
+                "keeps elsewhere remains",
+                session=s.name,
+                token=f.token,
+                address=f.address,
+                direction="incoming",
+            )
+        else:
             state = "never retrieved" if f.retrieve_status == 0 else "not retrieved (it failed)"
             yield finding(
                 "lost-at-kexec",
