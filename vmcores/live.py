@@ -47,14 +47,24 @@ export HOME={scratch} TMPDIR={scratch} PYTHONDONTWRITEBYTECODE=1 DEBUGINFOD_URLS
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 phase=$(sed -n 's/.*luo_phase=\\([0-9]\\).*/\\1/p' /proc/cmdline)
 
-inspect() {{
-    timeout {inspect_timeout} {inspect} > {scratch}/out.json 2> {scratch}/err.txt
+# A share of the host's, writable and kept across the kexec: what phase 1
+# saves there, phase 2 reads.
+mkdir -p {scratch}/share
+mount -t 9p -o trans=virtio,version=9p2000.L share {scratch}/share
+
+run_inspect() {{
+    tag=$1; shift
+    timeout {inspect_timeout} "$@" > {scratch}/out.json 2> {scratch}/err.txt
     rc=$?
-    echo "@@LIVE-BEGIN $1 rc=$rc"
+    echo "@@LIVE-BEGIN $tag rc=$rc"
     cat {scratch}/out.json
     echo "@@LIVE-STDERR"
     cat {scratch}/err.txt
-    echo "@@LIVE-END $1"
+    echo "@@LIVE-END $tag"
+}}
+
+inspect() {{
+    run_inspect "$1" {inspect}
 }}
 
 ({driver} 2>&1 | tee {scratch}/driver.log) &
@@ -73,6 +83,16 @@ fi
 inspect phase$phase
 # scale: the benchmark (tests/bench/bench_scale.py --live) ran as the inspector.
 [ "$luo_scenario" = scale ] && exit 0
+if [ "$luo_scenario" = live ]; then
+    if [ "$phase" = 1 ]; then
+        # The report an operator saves before kexec -e.
+        cp {scratch}/out.json {scratch}/share/before.json
+    else
+        # luo-inspect diff BEFORE live, in the kernel the update booted.
+        run_inspect diff {inspector} diff --after-symbols {debug} --format json \
+            {scratch}/share/before.json live
+    fi
+fi
 if [ "$phase" = 1 ]; then
     if [ "$luo_scenario" = live ]; then
         # %luo and the helpers in drgn attached to the live kernel.
@@ -166,11 +186,15 @@ def run(
     probe.write_text(PROBE)
     drgn = shutil.which("drgn") or f"{sys.executable} -m drgn"
     init = work / f"init-{scenario}.sh"
+    share = work / "share"
+    shutil.rmtree(share, ignore_errors=True)
+    share.mkdir()
     init.write_text(
         INIT.format(
             scratch=scratch_mountpoint(),
             driver=shlex.quote(str(driver)),
             inspect=inspect,
+            inspector=inspector,
             inspect_timeout=inspect_timeout,
             churn_runs=churn_runs,
             drgn=drgn,
@@ -203,6 +227,8 @@ def run(
         extra_args=[
             "-virtfs",
             "local,path=/,mount_tag=hostroot,security_model=none,readonly=on",
+            "-virtfs",
+            f"local,path={share},mount_tag=share,security_model=none",
         ],
     ) as guest:
         # The init script exits when done: PID 1 exiting panics the guest,

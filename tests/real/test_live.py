@@ -31,7 +31,7 @@ def guest_run(scenario: str, tags: list[str], **kw: Any) -> live.LiveRun:
 
 @pytest.fixture(scope="module")
 def live_run() -> live.LiveRun:
-    return guest_run("live", ["phase1", "phase2"])
+    return guest_run("live", ["diff", "phase1", "phase2"])
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +169,30 @@ def test_preflight_fails_and_the_next_kernel_panics(doomed_run: live.LiveRun) ->
     )
     assert "luo: Block contains invalid entry count: 0" in after["luo_messages"]
     assert f'"{after["panicked"]}"' in doc["findings"][0]["message"]
+
+
+def test_diff_saved_report_against_the_live_kernel(live_run: live.LiveRun) -> None:
+    """luo-inspect diff BEFORE live in the kernel the update booted: BEFORE
+    is phase 1's saved report (kept on a share across the kexec).  Every
+    sent file's row tells the guest logs' story (tests/real/test_diff.py's
+    story(), from the driver's log on both sides), nothing was lost, exit
+    0.  Would catch: the live side read as a vmcore, a saved side misread."""
+    from importlib import resources
+
+    import jsonschema
+
+    from tests.real.test_diff import story
+
+    rc, out, err = live_run.inspections["diff"]
+    assert rc == 0, err
+    doc = json.loads(out)
+    schema = json.loads(
+        resources.files("luo_drgn").joinpath("luo-inspect-diff-1.schema.json").read_text()
+    )
+    jsonschema.validate(doc, schema)
+    assert doc["after"]["kind"] == "live" and doc["before"]["kind"] == "saved live"
+    before = manifest.expected_state(console_before(live_run, "phase1"), frozen=False)
+    after = manifest.expected_state(console_before(live_run, "phase2"), frozen=False)
+    want = story(before, after)
+    assert {(r["session"], r["token"]): r["state"] for r in doc["rows"]} == want
+    assert doc["lost"] is False and "lost" not in want.values()
