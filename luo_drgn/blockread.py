@@ -256,16 +256,34 @@ class FileRow(NamedTuple):
     inode: int  # file->f_inode
     mnt: int  # file->f_path.mnt
     dentry: int  # file->f_path.dentry
+    seals: int | None = None  # memfd_luo_file_seals(), when asked for
 
 
-def preserved_file_row(prog: Program, file: int) -> FileRow:
+def preserved_file_row(prog: Program, file: int, seals: bool = False) -> FileRow:
+    """
+    :param seals: read a shmem memfd's seals too, with its inode in one
+        read (its ``struct shmem_inode_info`` holds both)
+    """
     file_ref = lu._has_file_ref(prog)
     count = "f_ref.refcnt.counter" if file_ref else "f_count.counter"
     raw_count, inode, f_op, mnt, dentry = _fields(
         prog, "struct file", count, "f_inode", "f_op", "f_path.mnt", "f_path.dentry"
     ).read(prog, file)
-    ino, size = _fields(prog, "struct inode", "i_ino", "i_size").read(prog, inode)
     refcount = lu._file_ref_count(raw_count) if file_ref else raw_count
+    if seals and f_op == lu._shmem_fops(prog):
+        info = _fields(
+            prog, "struct shmem_inode_info", "seals", "vfs_inode.i_ino", "vfs_inode.i_size"
+        )
+        try:
+            at = prog.cache["luo_drgn_shmem_vfs_inode"]
+        except KeyError:
+            at = prog.cache["luo_drgn_shmem_vfs_inode"] = offsetof(
+                prog.type("struct shmem_inode_info"), "vfs_inode"
+            )
+        # container_of(inode, struct shmem_inode_info, vfs_inode)
+        sealed, ino, size = info.read(prog, inode - at)
+        return FileRow(refcount, ino, size, f_op, inode, mnt, dentry, sealed)
+    ino, size = _fields(prog, "struct inode", "i_ino", "i_size").read(prog, inode)
     return FileRow(refcount, ino, size, f_op, inode, mnt, dentry)
 
 

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import restore
-from .findings import DECIDING_CODES, ERROR, INFO, SEVERITIES, errno_name, finding
+from .findings import (
+    DECIDING_CODES,
+    ERROR,
+    INFO,
+    LOSING_CODES,
+    SEVERITIES,
+    errno_name,
+    finding,
+)
 from .holders import NEVER_SCANNED
 from .model import Finding, Flb, PreservedFile, Session, Snapshot
 from .restore import left_behind
@@ -723,7 +731,25 @@ def _flb_count(
     flb: Flb, direction: str, count: int, users: int, consequence: str, notes: Notes
 ) -> Iterator[Finding]:
     """Fewer users counted than files depending on the FLB is an error; more
-    are references held through liveupdate_flb_get_outgoing()/_incoming()."""
+    are references held through liveupdate_flb_get_outgoing()/_incoming().
+    While the direction's lock is held the count is in flight: not compared."""
+    owner = flb.outgoing_lock_owner if direction == "outgoing" else flb.incoming_lock_owner
+    if owner is not None:
+        # liveupdate_flb_put_outgoing()/_put_incoming() hold the lock from
+        # refcount_dec_and_test() through .unpreserve()/.finish(), and
+        # luo_flb_file_preserve_one() through .preserve().
+        callback = ".unpreserve()" if direction == "outgoing" else ".finish()"
+        yield finding(
+            "flb-in-progress",
+            f"FLB {flb.compatible!r}: its {direction} lock is held by {owner[0]}/{owner[1]} "
+            f"(a dump inside liveupdate_flb_put_{direction}() or its {callback}, or a "
+            f"preserve): it counts {count} {direction} users and {users} files use it, not "
+            "compared while the count is in flight",
+            session=None,
+            token=None,
+            address=flb.address,
+        )
+        return
     if count < users:
         yield finding(
             "flb-count-mismatch",
@@ -890,7 +916,11 @@ def preflight(snap: Snapshot) -> Preflight:
     deciding = preflight_findings(snap)
     taken = {id(f) for f in deciding}
     others = [f for f in snap.findings if f.severity == ERROR and id(f) not in taken]
-    losses = list(left_behind(snap)) if snap.luo.state == "enabled" else []
+    losses = (
+        [f for f in snap.findings if f.code in LOSING_CODES] + list(left_behind(snap))
+        if snap.luo.state == "enabled"
+        else []
+    )
     # handover_accepted(), from the findings already selected.
     return Preflight(snap.luo.state == "enabled" and not deciding, deciding, others, losses)
 

@@ -53,7 +53,7 @@ from .model import (
     WalkErrorRecord,
     paused_gc,
 )
-from .nextkernel import ser_layouts
+from .nextkernel import ser_layouts, symbolic_errname
 
 T = TypeVar("T")
 LIVE_ATTEMPTS = 3
@@ -169,6 +169,7 @@ class _Collector:
             snap.luo = LuoState("enabled", liveupdate_num=liveupdate_num)
             snap.luo.device_in_use = h.luo_device_in_use(prog)
             snap.kho_default = self.kho_default()
+            snap.symbolic_errname = symbolic_errname(prog)
         self.progress("handlers")
         with self.guard("luo_file_handler_list"):
             self.collect_handlers()
@@ -448,16 +449,25 @@ class _Collector:
             where = f"struct file {pf.file:#x} of {session!r} token {pf.token:#x}"
             file = Object(prog, "struct file *", pf.file)
             row = None
+            # An outgoing memfd not retrieved: its seals, which the freeze
+            # does not hand over again (memfd_luo_file_seals()).
+            sealable = (
+                direction == "outgoing"
+                and pf.retrieve_status == 0
+                and bool(pf.handler and pf.handler.startswith("memfd"))
+            )
             with self.guard(where, session, pf.token):
                 try:
-                    row = blockread.preserved_file_row(prog, pf.file)
+                    row = blockread.preserved_file_row(prog, pf.file, seals=sealable)
                     pf.refcount, pf.inode, pf.size = row.refcount, row.ino, self.same(row.size)
+                    pf.seals = row.seals
                     self.f_ops[pf.file] = self.same(row.f_op)
                 except FaultError:
                     # Member by member, as far as they can be read.
                     pf.refcount = h.luo_preserved_file_refcount(file)
                     pf.inode = int(file.f_inode.i_ino.value_())
                     pf.size = int(file.f_inode.i_size.value_())
+                    pf.seals = h.memfd_luo_file_seals(file) if sealable else None
             if pf.refcount is not None and self.paths:
                 try:
                     pf.path = _text(blockread.preserved_file_path(file, row))
@@ -574,6 +584,13 @@ class _Collector:
                     int(private.incoming.data.value_()),
                     status[0] if status else None,
                     status[1] if status else None,
+                    *(
+                        (owner[0], _text(owner[1])) if owner else None
+                        for owner in (
+                            h.luo_flb_lock_owner(flb, "outgoing"),
+                            h.luo_flb_lock_owner(flb, "incoming"),
+                        )
+                    ),
                 )
             )
         if not luo_layout(self.prog).block_sets:

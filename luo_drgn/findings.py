@@ -27,6 +27,7 @@ __all__ = (
     "DECIDING_CODES",
     "ERROR",
     "INCOMING_CODES",
+    "LOSING_CODES",
     "INFO",
     "REGISTRY",
     "SEVERITIES",
@@ -51,6 +52,8 @@ class Code:
     direction: str  # "incoming" | "any"
     meaning: str
     decides: bool = True  # outgoing: whether it decides preflight's verdict
+    # Preflight lists it among what this kexec loses (exit 1 from a warning).
+    loses: bool = False
 
 
 REGISTRY: tuple[Code, ...] = (
@@ -166,6 +169,15 @@ REGISTRY: tuple[Code, ...] = (
         " is compared with memory (`serialization-mismatch`)",
     ),
     Code(
+        "flb-in-progress",
+        INFO,
+        "any",
+        "a dump taken while an FLB's lock is held (inside `liveupdate_flb_put_incoming()` and its "
+        "`.finish()`, `liveupdate_flb_put_outgoing()` and its `.unpreserve()`, or a preserve): its"
+        " count is in flight and is not compared (not a `flb-count-mismatch`)",
+        decides=False,
+    ),
+    Code(
         "finished-still-held",
         WARNING,
         "incoming",
@@ -251,6 +263,16 @@ REGISTRY: tuple[Code, ...] = (
         decides=False,
     ),
     Code(
+        "seals-not-handed-over",
+        WARNING,
+        "any",
+        "an outgoing memfd sealed after it was preserved (`F_ADD_SEALS`): `memfd_luo_preserve()` "
+        "recorded its seals once and `memfd_luo_freeze()` updates only the position, so the next "
+        "kernel's memfd lacks the seals added since; preflight counts it as a loss",
+        decides=False,
+        loses=True,
+    ),
+    Code(
         "kexec-will-fail",
         ERROR,
         "any",
@@ -314,6 +336,9 @@ CODES = tuple(_BY_CODE)
 INCOMING_CODES = frozenset(c.code for c in REGISTRY if c.direction == "incoming")
 # The codes that decide whether the next kernel accepts the handover.
 DECIDING_CODES = frozenset(c.code for c in REGISTRY if c.direction != "incoming" and c.decides)
+# What preflight lists as lost at this kexec beside its own losses
+# (restore.left_behind()).
+LOSING_CODES = frozenset(c.code for c in REGISTRY if c.loses)
 
 
 # Where Python's errno names differ from the kernel's (both 95 on Linux).

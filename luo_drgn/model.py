@@ -176,6 +176,9 @@ class PreservedFile:
     memfd: dict[str, int] | None = None
     # Who holds its mutex (pid, comm), None when free.
     mutex_owner: tuple[int, str] | None = None
+    # Outgoing memfd: its seals now (F_GET_SEALS), to compare with those
+    # its serialized state hands over; None when not read.
+    seals: int | None = None
 
 
 @dataclass
@@ -298,6 +301,8 @@ class NextKernel:
     # kho_enable's initial value (CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT), where
     # the image's data shows it.
     kho_default: bool | None = None
+    # CONFIG_SYMBOLIC_ERRNAME (lib/errname.c): %pe prints "-EINVAL", not "-22".
+    symbolic_errname: bool | None = None
 
 
 @dataclass
@@ -314,6 +319,10 @@ class Flb:
     # whether .finish() ran.  None on layouts without them.
     retrieve_status: int | None = None
     finished: bool | None = None
+    # Who holds each direction's lock (pid, comm): its count is in flight
+    # (a put, then .unpreserve() or .finish()).
+    outgoing_lock_owner: tuple[int, str] | None = None
+    incoming_lock_owner: tuple[int, str] | None = None
 
 
 @dataclass
@@ -438,6 +447,9 @@ class Snapshot:
     # (kho_enable, when no kho= set it and KHO is on), None where it cannot:
     # the next kernel's default when --next-kernel does not say.
     kho_default: bool | None = None
+    # CONFIG_SYMBOLIC_ERRNAME in this kernel: how a next kernel built like it
+    # prints an errno with %pe ("-EINVAL" or "-22"); None: not known.
+    symbolic_errname: bool | None = None
     session_block_set: BlockSetState | None = None  # the outgoing sessions' blocks
     # What is known of the kernel the handover goes to (preflight's options):
     # its command line and what its image says.  None: not given (the same

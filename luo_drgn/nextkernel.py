@@ -271,4 +271,23 @@ def read_next_kernel(path: str, debug: Sequence[str] = ()) -> NextKernel:
         # IS_ENABLED(CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT).
         with contextlib.suppress(LookupError, drgn.FaultError):
             kho_default = bool(prog["kho_enable"].value_())
-    return NextKernel(path, has_luo, abi, handlers, ser_layouts(prog), notes, kho_default)
+    return NextKernel(
+        path,
+        has_luo,
+        abi,
+        handlers,
+        ser_layouts(prog),
+        notes,
+        kho_default,
+        symbolic_errname(prog),
+    )
+
+
+def symbolic_errname(prog: drgn.Program) -> bool:
+    """Whether a kernel prints ``%pe`` as a name (``-EINVAL``): lib/errname.c,
+    built with CONFIG_SYMBOLIC_ERRNAME, defines errname() (without it, only
+    its declaration is in the debug info, with no address)."""
+    try:
+        return prog.function("errname").address_ is not None
+    except LookupError:
+        return False

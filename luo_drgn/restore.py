@@ -54,8 +54,20 @@ __all__ = (
 # include/linux/kho/abi/memfd.h: F_SEAL_SEAL | SHRINK | GROW | WRITE |
 # FUTURE_WRITE | EXEC, the seals memfd_luo_retrieve() accepts.
 MEMFD_LUO_ALL_SEALS = 0x3F
-# As 7.2.13 prints it (%pe is numeric without CONFIG_SYMBOLIC_ERRNAME).
-PANIC = "The incoming tree failed to initialize properly [-22], disabling live update"
+
+
+def _panic(snap: Snapshot) -> str:
+    """liveupdate_early_init()'s panic as the next kernel prints it:
+    luo_restore_fail("The incoming tree failed to initialize properly [%pe],
+    ...") with -EINVAL, which %pe prints as "-EINVAL" with
+    CONFIG_SYMBOLIC_ERRNAME and as "-22" without (the next kernel's config
+    when --next-kernel says, else this kernel's)."""
+    nk = snap.next_kernel
+    symbolic = nk.symbolic_errname if nk is not None else None
+    if symbolic is None:
+        symbolic = snap.symbolic_errname
+    err = "-EINVAL" if symbolic else f"-{errno.EINVAL}"
+    return f"The incoming tree failed to initialize properly [{err}], disabling live update"
 
 
 def restore_chain(chain: HandoverChain, what: str) -> str | None:
@@ -265,8 +277,8 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
             "next-kernel-panic",
             f"the next kernel will panic at boot: luo_early_startup() expects LUO ABI "
             f'{expected!r}, this kernel writes {handover.compatible!r} ("luo: LUO state is '
-            f'incompatible with \'{expected}\'"); liveupdate_early_init() panics ("{PANIC}"). '
-            f"All {n} sessions are lost.",
+            f"incompatible with '{expected}'\"); liveupdate_early_init() panics "
+            f'("{_panic(snap)}"). All {n} sessions are lost.',
         )
         return
     # The structures the next kernel will read the handover with.
@@ -286,7 +298,7 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
         yield finding(
             "next-kernel-panic",
             f"{when}the next kernel will panic at boot: {why}; luo_early_startup() fails and "
-            f'liveupdate_early_init() panics ("{PANIC}"). All {n} sessions are lost.'
+            f'liveupdate_early_init() panics ("{_panic(snap)}"). All {n} sessions are lost.'
             + _leaked_block_hint(handover.chain, n),
             session=None,
             token=None,
@@ -532,6 +544,35 @@ def _memfd_retrieves(snap: Snapshot) -> Iterator[Finding]:
                 )
 
 
+def _seals_added(snap: Snapshot) -> Iterator[Finding]:
+    """memfd_luo_preserve() records a memfd's seals in its serialized state
+    (ser->seals) once; memfd_luo_freeze() updates only the position, and
+    memfd_add_seals() does not refuse a preserved (SHMEM_F_MAPPING_FROZEN)
+    memfd.  The next kernel's memfd_luo_retrieve() applies ser->seals: the
+    seals added since preserve are not there."""
+    for s in snap.sessions:
+        if s.direction != "outgoing":
+            continue
+        for f in s.files:
+            if f.seals is None or f.memfd is None or "seals" not in f.memfd:
+                continue
+            handed = f.memfd["seals"]
+            added = f.seals & ~handed
+            if added:
+                yield finding(
+                    "seals-not-handed-over",
+                    f"session {s.name!r} token {f.token:#x}: its memfd has seals {f.seals:#x} "
+                    f"now, and its serialized state hands over {handed:#x}: "
+                    "memfd_luo_preserve() recorded the seals once and memfd_luo_freeze() "
+                    f"updates only the position, so in the next kernel the seals {added:#x} "
+                    "(added after preserve, F_ADD_SEALS) are gone",
+                    session=s.name,
+                    direction=s.direction,
+                    token=f.token,
+                    address=f.serialized_data,
+                )
+
+
 def _predict_chain(block_set: BlockSetState, count: int) -> HandoverChain:
     """A block set's chain once ``count`` entries are written in it:
     ``kho_block_set_it_reserve_entry()`` fills block after block."""
@@ -590,3 +631,4 @@ def check_handover(snap: Snapshot, notes: list[str]) -> Iterator[Finding]:
     if snap.handover_in is not None:
         yield from _pending(snap, snap.handover_in)
     yield from _memfd_retrieves(snap)
+    yield from _seals_added(snap)

@@ -54,6 +54,8 @@ FRESH_RUNS = (
     "loaded-kho-off",
     # A host's second live update: boot 1, boot 2 (both directions), boot 3.
     "second",
+    # A memfd sealed after preserve.
+    "sealed",
 )
 
 
@@ -66,11 +68,12 @@ def _fixtures_of(run: scenarios.Run) -> tuple[str, ...]:
 FRESH_NAMES = tuple(name for run in FRESH_RUNS for name in _fixtures_of(scenarios.run_by_name(run)))
 
 # Runs on the `full` kernel (built into the cache, not committed: CI builds it
+# and it is the one with CONFIG_KEXEC, for loaded-legacy's kexec -l -c;
 # with `python -m vmcores build --kernel full --no-vmcores`), regenerated at
 # every test session like the fresh ones.  Their filtered kdump lacks memory
 # by design: it is tested on its own (tests/real/test_kdump.py), not with the
 # tests every fixture must pass.
-FULL_RUNS = ("holders", "warn-panic", "flb", "flb-finished")
+FULL_RUNS = ("holders", "warn-panic", "flb", "flb-finished", "flb-finishing", "loaded-legacy")
 
 
 def _full_fixtures(run: scenarios.Run) -> tuple[str, ...]:

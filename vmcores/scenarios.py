@@ -75,6 +75,8 @@ class Run:
     force_warn: tuple[str, str, str] | None = None
     # Live updates the run makes: how deep its initrds nest.
     kexecs: int = 1
+    # The first boot loads its next kernel with kexec-tools (/sbin/kexec).
+    kexec_tools: bool = False
 
 
 RUNS = [
@@ -210,6 +212,16 @@ HANDOVER_RUNS += [
         "before kexec -e; the next kernel accepts the handover",
     ),
     Run(
+        "loaded-legacy",
+        "loaded-legacy",
+        # The `full` kernel has CONFIG_KEXEC, the legacy syscall.
+        kernel="full",
+        kexec_tools=True,
+        stops=(("loaded-legacy", "ready"),),
+        description="the outgoing state with the next kernel loaded by kexec-tools' kexec -l -c "
+        "(the legacy kexec_load()): the image carries no KHO data",
+    ),
+    Run(
         "loaded-kho-off",
         "loaded",
         stops=(("loaded-kho-off", "ready"),),
@@ -218,6 +230,16 @@ HANDOVER_RUNS += [
         "with kho=off on its command line; that kernel disables LUO",
     ),
 ]
+# A seal added after preserve: memfd_luo_preserve() recorded the seals then.
+HANDOVER_RUNS.append(
+    Run(
+        "sealed",
+        "sealed",
+        stops=(("sealed", "ready"),),
+        description="the outgoing state with vm-alpha 0x100's memfd sealed (F_SEAL_SHRINK | "
+        "F_SEAL_GROW) after it was preserved; the next kernel retrieves it without them",
+    )
+)
 # A host's second live update: boot 1 preserves, boot 2 retrieves part,
 # finishes vm-gamma and preserves its files again with a new one, resizes a
 # retrieved memfd, leaves the rest unretrieved; boot 3 logs what arrived.
@@ -277,6 +299,15 @@ HANDOVER_RUNS += [
         description="the test FLBs (CONFIG_LIVEUPDATE_TEST) of the outgoing state's seven "
         "memfds: counted, serialized at the freeze, retrieved by the next kernel, which "
         "retrieves and finishes vm-gamma",
+    ),
+    Run(
+        "flb-finishing",
+        "flb-finished",
+        kernel="full",
+        stops=(("flb-finishing", "flb-finishing"),),
+        description="the next kernel of flb-finished inside the first test FLB's .finish(): "
+        "liveupdate_flb_put_incoming() holds its lock, its count is 0, the last file is being "
+        "finished",
     ),
     Run(
         "flb-finished",
@@ -416,38 +447,51 @@ def build_driver(out: Path) -> Path:
 
 
 def build_initramfs(
-    driver: Path, kernel: Path, out: Path, dumper: bool = False, kexecs: int = 1
+    driver: Path,
+    kernel: Path,
+    out: Path,
+    dumper: bool = False,
+    kexecs: int = 1,
+    kexec_tools: bool = False,
 ) -> Path:
     """/init is the driver; /kernel and /initrd.img are what it kexecs into
     (with ``dumper``, the inner image also holds makedumpfile, for the
     capture kernel), nested ``kexecs`` deep: each boot's initrd carries the
-    next one's."""
+    next one's.  With ``kexec_tools``, the first boot's has /sbin/kexec."""
     base = [
         initramfs.directory("dev"),
         initramfs.char_device("dev/console", 5, 1),
         initramfs.directory("proc"),
         initramfs.regular("init", driver.read_bytes(), executable=True),
     ]
-    image = initramfs.build(base + (makedumpfile_entries() if dumper else []))
-    for _ in range(kexecs):
+    image = initramfs.build(
+        base + (host_binary_entries("makedumpfile", "makedumpfile") if dumper else [])
+    )
+    for i in range(kexecs):
         image = initramfs.build(
             base
             + [
                 initramfs.regular("kernel", kernel.read_bytes()),
                 initramfs.regular("initrd.img", image),
             ]
+            # The first boot's loader, where it is kexec-tools.
+            + (
+                host_binary_entries("kexec", "kexec-tools")
+                if kexec_tools and i == kexecs - 1
+                else []
+            )
         )
     path = out / "initramfs.cpio"
     path.write_bytes(image)
     return path
 
 
-def makedumpfile_entries() -> list[initramfs.Entry]:
-    """This machine's makedumpfile at /sbin/makedumpfile, with the shared
-    libraries and the loader it needs, at the paths ld.so looks in."""
-    binary = shutil.which("makedumpfile")
+def host_binary_entries(name: str, package: str) -> list[initramfs.Entry]:
+    """This machine's ``name`` at /sbin/``name``, with the shared libraries
+    and the loader it needs, at the paths ld.so looks in."""
+    binary = shutil.which(name)
     if binary is None:
-        raise GuestError("makedumpfile is not installed (apt-get install makedumpfile)")
+        raise GuestError(f"{name} is not installed (apt-get install {package})")
     out = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
     libs = sorted({p for p in re.findall(r"(/\S+) \(0x", out)})
     entries: list[initramfs.Entry] = []
@@ -456,9 +500,7 @@ def makedumpfile_entries() -> list[initramfs.Entry]:
         parts = Path(lib).parts[1:-1]
         dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
     entries += [initramfs.directory(d) for d in sorted(dirs)]
-    entries.append(
-        initramfs.regular("sbin/makedumpfile", Path(binary).read_bytes(), executable=True)
-    )
+    entries.append(initramfs.regular(f"sbin/{name}", Path(binary).read_bytes(), executable=True))
     entries += [
         initramfs.regular(lib.lstrip("/"), Path(lib).resolve().read_bytes(), executable=True)
         for lib in libs
@@ -540,7 +582,7 @@ def capture_handover(
     out.mkdir(parents=True, exist_ok=True)
     bzimage, debug, release = kernel_files(run.kernel)
     driver = build_driver(paths.cache_dir() / "guest")
-    initrd = build_initramfs(driver, bzimage, out, kexecs=run.kexecs)
+    initrd = build_initramfs(driver, bzimage, out, kexecs=run.kexecs, kexec_tools=run.kexec_tools)
     cmdline = luo_cmdline(run.scenario, extra=run.cmdline_extra)
     started = time.monotonic()
     stops: list[Stop] = []
@@ -576,6 +618,13 @@ def capture_handover(
                     _disarm(gdb, armed)
                     _run_to(gdb, debug, "memfd_luo_retrieve", timeout)
                     _run_to(gdb, debug, "__xa_insert", timeout)
+                    point = stop
+                elif stop == "flb-finishing":
+                    # Inside the first test FLB's .finish(), called by
+                    # liveupdate_flb_put_incoming() with its lock held, for
+                    # the last memfd luo_file_finish() finishes.
+                    _disarm(gdb, armed)
+                    _run_to(gdb, debug, "test_flb_finish", timeout)
                     point = stop
                 elif stop == "serialize":
                     _run_to(gdb, debug, "luo_session_serialize", timeout)
@@ -655,6 +704,14 @@ def capture_handover(
             ):
                 _disarm(gdb, armed)
                 gdb.detach()  # the guest runs on
+                if run.stops[-1][1] == "flb-finishing":
+                    # Stopped in the next kernel: phase 1's ready marker
+                    # is not the end.
+                    guest.wait_for_line(
+                        lambda line: line.startswith('@@LUO {"op":"start"') and '"phase":2' in line,
+                        "the next kernel's driver",
+                        timeout,
+                    )
                 line = guest.wait_for_any(("@@LUO-READY", "Kernel panic"), timeout)
                 if line.startswith("Kernel panic"):
                     time.sleep(1)  # the rest of the panic message

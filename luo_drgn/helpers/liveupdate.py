@@ -52,7 +52,7 @@ from collections.abc import Iterator
 from typing import Callable
 
 import drgn
-from drgn import Object, Program, TypeKind, sizeof
+from drgn import Object, Program, TypeKind, container_of, sizeof
 from drgn.helpers.common.prog import takes_program_or_default
 from drgn.helpers.linux.fs import d_path
 from drgn.helpers.linux.list import list_empty, list_for_each_entry
@@ -82,6 +82,7 @@ __all__ = (
     "luo_file_retrieve_status",
     "luo_flb_counts",
     "luo_flb_incoming_status",
+    "luo_flb_lock_owner",
     "luo_for_each_file_handler",
     "luo_for_each_flb",
     "luo_for_each_pending_incoming_session",
@@ -108,6 +109,7 @@ __all__ = (
     "luo_session_name_terminated",
     "luo_session_ser_file_set",
     "luo_session_ser_for_each_file",
+    "memfd_luo_file_seals",
     "memfd_luo_serialized_state",
     "validate_luo_file_handler_for_each_flb",
     "validate_luo_for_each_file_handler",
@@ -965,6 +967,26 @@ def _flb_state(flb: Object, direction: str) -> Object:
     return flb.member_("private").member_(direction)
 
 
+def luo_flb_lock_owner(flb: Object, direction: str) -> tuple[int, bytes] | None:
+    """
+    Get who holds the lock of one direction of an FLB, or None when it is
+    free.  ``liveupdate_flb_put_outgoing()`` and ``_put_incoming()`` hold it
+    from the count's decrement through ``.unpreserve()``/``.finish()``, and
+    ``luo_flb_file_preserve_one()`` through ``.preserve()``: while it is
+    held, the count is in flight.
+
+    :param flb: ``struct liveupdate_flb *``
+    :param direction: ``"outgoing"`` or ``"incoming"``
+    :return: (pid, comm) of the owning task; None also on a layout whose
+        state has no lock
+    """
+    try:
+        lock = _flb_state(flb, direction).lock
+    except AttributeError:
+        return None
+    return _mutex_owner(lock.address_of_())
+
+
 def luo_flb_incoming_status(flb: Object) -> tuple[int, bool] | None:
     """
     Get where an FLB stands in this kernel's incoming lifecycle, as
@@ -1061,6 +1083,38 @@ def luo_preserved_file_path(file: Object) -> bytes:
 
 
 # --- the memfd handler (mm/memfd_luo.c) -------------------------------------
+
+
+def _shmem_fops(prog: Program) -> int | None:
+    """The address of ``shmem_file_operations`` (memfds outside hugetlbfs
+    use it), cached; None without shmem."""
+    try:
+        return prog.cache["luo_drgn_shmem_fops"]  # type: ignore[no-any-return]
+    except KeyError:
+        try:
+            fops: int | None = prog["shmem_file_operations"].address_
+        except LookupError:
+            fops = None
+        prog.cache["luo_drgn_shmem_fops"] = fops
+        return fops
+
+
+def memfd_luo_file_seals(file: Object) -> int | None:
+    """
+    Get the seals of a memfd now, as ``F_GET_SEALS`` returns them
+    (``memfd_luo_file_seals_ptr()``: ``SHMEM_I(inode)->seals``).
+
+    ``memfd_luo_preserve()`` records the seals in the serialized state once,
+    and ``memfd_luo_freeze()`` updates only the position, so a seal added
+    after preserve is not handed over.
+
+    :param file: ``struct file *``
+    :return: the seals, or None for a file that is not a shmem memfd
+    """
+    if file.f_op.value_() != _shmem_fops(file.prog_):
+        return None
+    info = container_of(file.f_inode, "struct shmem_inode_info", "vfs_inode")
+    return int(info.seals.value_())
 
 
 def memfd_luo_serialized_state(luo_file: Object) -> Object | None:

@@ -196,7 +196,7 @@ def preflight_part(snap: Snapshot, verdict: Preflight) -> dict[str, Any]:
         "next_cmdline_source": snap.next_cmdline_source,
         "next_kernel": snap.next_kernel.path if snap.next_kernel is not None else None,
         "kexec_image": _kexec_image(snap),
-        "lost_at_kexec": sum(1 for f in verdict.losses if f.code == "lost-at-kexec"),
+        "losses": sum(1 for f in verdict.losses if f.severity != "info"),
     }
 
 

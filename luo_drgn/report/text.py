@@ -314,14 +314,13 @@ def _preflight_text(w: Page, doc: dict[str, Any]) -> None:
     p = doc["preflight"]
     w.heading("Preflight")
     verdict: Cell
-    lost = p.get("lost_at_kexec") or 0
+    lost = p["losses"]
     if p["accepted"] and not lost:
         verdict = "the next kernel will accept the handover"
     elif p["accepted"]:
         verdict = (
             "the next kernel will accept the handover, ",
-            w.style(f"but this kexec loses {lost} incoming file(s) or session(s)", "warning"),
-            " (lost-at-kexec below)",
+            w.style(f"but this kexec loses data ({lost} warning(s) below)", "warning"),
         )
     else:
         verdict = (

@@ -5,12 +5,14 @@ expected findings, and healthy ones yield no error and no warning."""
 from __future__ import annotations
 
 import json
+import lzma
 import re
 import struct
 from typing import Any
 
 import pytest
 
+from luo_drgn import examples
 from luo_drgn.analysis import inspect
 from luo_drgn.checks import handover_accepted, preflight_findings, retrieving
 from luo_drgn.collector import collect
@@ -107,7 +109,7 @@ def handed_over(name: str) -> bool:
         or name.startswith("fault-ser-")
         or name in NEXT_CMDLINES
         or name in LOADED
-        or name in ("second-first", "second-before")
+        or name in ("second-first", "second-before", "sealed")
     )
 
 
@@ -192,6 +194,10 @@ def test_doomed_handover_is_the_known_7_2_13_bug(
         assert f'"{said}"' in f.message
     assert f'("{expected["next_kernel"]["panicked"]}")' in f.message
     assert "All 51 sessions are lost." in f.message
+    # %pe as this kernel's config prints it (the panic quoted above).
+    config = lzma.decompress((examples.DATA / "kernel" / "luo" / "config.xz").read_bytes())
+    assert b"# CONFIG_SYMBOLIC_ERRNAME is not set" in config
+    assert snapshot.symbolic_errname is False
     assert "refused LIVEUPDATE_IOCTL_CREATE_SESSION (EEXIST)" in f.message
     refusals = [r for r in expected["refusals"] if r["op"] == "create_session"]
     assert refusals == [{"op": "create_session", "session": "crowd-00", "errno": "EEXIST"}]
@@ -553,3 +559,101 @@ def test_second_update_holds_both_directions(snapshot: Snapshot) -> None:
         assert f.refcount == f.explained_refs == 2
         assert sorted(x.kind for x in f.holders) == ["fd", "luo"]
     assert not [f for f in snapshot.findings if f.severity == "error"]
+
+
+@only(lambda name: name == "sealed")
+def test_seal_added_after_preserve_is_not_handed_over(
+    snapshot: Snapshot, manifest: dict[str, Any], prog: Any
+) -> None:
+    """vm-alpha 0x100's memfd was sealed (F_ADD_SEALS, accepted) after it
+    was preserved; the next kernel's retrieve of it gave the seals
+    memfd_luo_preserve() had recorded, without the added ones (the guest's
+    F_GET_SEALS on both sides).  Preflight warns and counts it as a loss;
+    the handover itself is accepted.  Would catch: the seals read from the
+    serialized state only, or the loss not deciding the exit status."""
+    from drgn import Object, container_of
+
+    from luo_drgn.checks import preflight
+    from vmcores.manifest import guest_events
+
+    events = guest_events(manifest["guest_log"])
+    (sealed,) = [e for e in events if e["op"] == "add_seals"]
+    assert sealed["result"] == "OK" and sealed["now"] == sealed["seals"]
+    (preserved,) = [
+        e
+        for e in events
+        if e["op"] == "preserve" and e["fd"] == sealed["fd"] and e["result"] == "OK"
+    ]
+    key = (preserved["session"], preserved["token"])
+    (arrived,) = [
+        e
+        for e in guest_events(manifest["after_log"])
+        if e["op"] == "retrieve" and (e["session"], e["token"]) == key
+    ]
+    lost = sealed["now"] & ~arrived["seals"]
+    assert lost  # the real next kernel did not have them
+    found = [f for f in snapshot.findings if f.code == "seals-not-handed-over"]
+    assert [(f.session, f.token) for f in found] == [key]
+    assert f"the seals {lost:#x}" in found[0].message
+    # The seals now, as plain drgn reads them off the inode.
+    (f,) = [
+        f
+        for s in snapshot.sessions
+        if s.name == key[0] and s.direction == "outgoing"
+        for f in s.files
+        if f.token == key[1]
+    ]
+    file = Object(prog, "struct file *", f.file)
+    info = container_of(file.f_inode, "struct shmem_inode_info", "vfs_inode")
+    assert f.seals == info.seals.value_() == sealed["now"]
+    verdict = preflight(snapshot)
+    assert verdict.accepted and verdict.status == 1 and found[0] in verdict.losses
+
+
+@only(lambda name: name == "loaded-legacy")
+def test_legacy_loaded_image_hands_nothing_over(
+    snapshot: Snapshot, manifest: dict[str, Any]
+) -> None:
+    """The next kernel loaded by kexec-tools' kexec -l -c (kexec_load()):
+    it booted without LUO data (no "Retrieved live update data" on its
+    console) and its driver got ENOENT for every session it asked for.
+    Preflight, without --next-cmdline, reads the image kexec-tools built
+    (its boot_params) and refuses it.  Would catch: a legacy image taken
+    for a healthy next kernel."""
+    from luo_drgn.checks import preflight
+
+    nk = manifest["expected"]["next_kernel"]
+    assert not any("Retrieved live update data" in m for m in nk["luo_messages"])
+    assert nk["open_luo"] == ["OK"] and set(nk["retrieve_session"].values()) == {"ENOENT"}
+    image = snapshot.kexec_image
+    assert image is not None and not image.file_mode and not image.kho_fdt
+    assert snapshot.next_cmdline == next_kernel_cmdline(manifest)
+    verdict = preflight(snapshot)
+    assert [f.code for f in verdict.findings] == ["kexec-image-no-handover"]
+    assert not verdict.accepted and verdict.status == 1
+
+
+@only(lambda name: name == "flb-finishing")
+def test_dump_inside_flb_finish_is_not_a_count_mismatch(
+    snapshot: Snapshot, manifest: dict[str, Any]
+) -> None:
+    """Dumped at the first test FLB's .finish(): liveupdate_flb_put_incoming()
+    holds its lock, its count is 0 and the last memfd is still being
+    finished.  The FLB in flight is the one the kernel's console names
+    first after the dump ("finish was triggered"), and the driver (its
+    start event's pid) holds the lock.  Would catch: a legitimate state
+    read as flb-count-mismatch (an error)."""
+    from vmcores.manifest import guest_events
+
+    said = [line for line in manifest["after_log"] if "finish was triggered" in line]
+    in_flight = said[0].split("liveupdate test: ", 1)[1].split(":", 1)[0]
+    driver = next(e["pid"] for e in guest_events(manifest["guest_log"]) if e["op"] == "start")
+    (flb,) = [f for f in snapshot.flbs if f.compatible == in_flight]
+    assert flb.incoming_lock_owner is not None and flb.incoming_lock_owner[0] == driver
+    assert flb.incoming_count == 0 and not flb.finished
+    assert [(f.code, f.address) for f in snapshot.findings if f.code.startswith("flb-")] == [
+        ("flb-in-progress", flb.address)
+    ]
+    assert not [f for f in snapshot.findings if f.severity == "error"]
+    # The other FLBs are not in flight: counted, and their counts agree.
+    assert all(f.incoming_lock_owner is None for f in snapshot.flbs if f is not flb)

@@ -568,7 +568,7 @@ def test_preflight_json_holds_only_deciding_findings() -> None:
         "next_kernel": None,
         # Dumped at @@LUO-READY, before the driver's kexec_file_load().
         "kexec_image": {"loaded": False},
-        "lost_at_kexec": 0,
+        "losses": 0,
         "other_errors": [],
     }
     assert [f["code"] for f in doc["findings"]] == ["next-kernel-panic"]

@@ -485,7 +485,12 @@ def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
                     file.f_inode.value_(),
                     file.f_path.mnt.value_(),
                     file.f_path.dentry.value_(),
+                    None,  # seals: not asked for
                 )
+                # With the seals, read with the inode from shmem_inode_info.
+                sealed = blockread.preserved_file_row(prog, row.file, seals=True)
+                assert sealed == (*file_row[:-1], h.memfd_luo_file_seals(file))
+                assert sealed.seals is not None  # every preserved file is a memfd
                 path = h.luo_preserved_file_path(file)
                 assert blockread.preserved_file_path(file, file_row) == path
                 assert blockread.preserved_file_path(file, None) == path

@@ -25,16 +25,28 @@ def has_sessions(name: str) -> bool:
         "doomed-panic",
         "journey-drop-before",
         "freeze-failed",
-        # Caught inside a retrieve: the log shows it only once it returned.
+        # Caught inside a retrieve or a finish: the log shows it only once
+        # it returned.
         "retrieving",
+        "flb-finishing",
     )
 
 
 def is_healthy(name: str) -> bool:
     """Fixtures whose state is sound: no fault, no doomed handover."""
     return has_sessions(name) and not name.startswith(
-        # loaded-kho-off: the loaded image's command line turns KHO off.
-        ("doomed", "deserialize-failed", "journey-drop", "journey-after", "loaded-kho-off")
+        # loaded-kho-off: the loaded image's command line turns KHO off;
+        # loaded-legacy: an image from kexec_load() carries no handover;
+        # sealed: a seal added after preserve is not handed over.
+        (
+            "doomed",
+            "deserialize-failed",
+            "journey-drop",
+            "journey-after",
+            "loaded-kho-off",
+            "loaded-legacy",
+            "sealed",
+        )
     )
 
 

@@ -337,3 +337,61 @@ def test_retrieve_in_progress_only_on_incoming_files() -> None:
     assert codes(s) == [("retrieve-in-progress", "info", "s", 1)]
     out = pfile(1, mutex_owner=(1, "init"))
     assert codes(snap(session("a", [out]))) == []
+
+
+# -- the image loaded for kexec -e (synthetic: see the docstring) ---------------------
+
+
+@pytest.mark.parametrize(
+    "file_mode,preserve_context,kho_fdt,said",
+    [
+        # The legacy syscall: its real dump is fixture loaded-legacy (kernel
+        # `full`); this one pins the wording without a QEMU run.
+        (False, False, 0, "kexec_load() (kexec -l without -s)"),
+        # kexec_load(KEXEC_PRESERVE_CONTEXT) needs CONFIG_KEXEC_JUMP, which
+        # no fixture kernel has: no guest makes this state.
+        (False, True, 0, "kernel_kexec() skips liveupdate_reboot()"),
+        # kho_fill_kimage() leaves no FDT only with KHO off, and then LUO is
+        # disabled too: no guest makes an enabled LUO with this image.
+        (True, False, 0, "carries no KHO FDT"),
+    ],
+)
+def test_loaded_image_without_handover(
+    file_mode: bool, preserve_context: bool, kho_fdt: int, said: str
+) -> None:
+    """Synthetic snapshots of a loaded image that hands nothing over
+    (kernel_kexec(), kimage_file_prepare_segments() -> kho_fill_kimage()):
+    an error that decides preflight.  Would catch: such an image read as a
+    healthy next kernel."""
+    from luo_drgn.checks import preflight
+    from luo_drgn.model import Handover, KexecImage
+
+    s = snap(session("a", [pfile(1)]))
+    s.handover_out = Handover("outgoing", "frozen", "luo-v2", 0, None)
+    s.kexec_image = KexecImage(0xFFFF1000, file_mode, preserve_context, kho_fdt)
+    inspect(s)
+    (f,) = [f for f in s.findings if f.code == "kexec-image-no-handover"]
+    assert said in f.message and f.severity == "error"
+    assert f in preflight(s).findings and preflight(s).status == 1
+    s = snap(session("a", [pfile(1)]))
+    s.handover_out = Handover("outgoing", "frozen", "luo-v2", 0, None)
+    s.kexec_image = KexecImage(0xFFFF1000, True, False, 0x23B000)
+    inspect(s)
+    assert not [f for f in s.findings if f.code == "kexec-image-no-handover"]
+
+
+def test_panic_text_follows_symbolic_errname() -> None:
+    """luo_restore_fail()'s %pe: "-22" without CONFIG_SYMBOLIC_ERRNAME (the
+    fixture kernels, whose doomed-panic console shows it), "-EINVAL" with
+    it, which no fixture kernel is built with (synthetic); --next-kernel's
+    config wins over this kernel's."""
+    from luo_drgn.model import NextKernel
+    from luo_drgn.restore import _panic
+
+    s = snap()
+    s.symbolic_errname = False
+    assert "[-22]" in _panic(s)
+    s.symbolic_errname = True
+    assert "properly [-EINVAL], disabling" in _panic(s)
+    s.next_kernel = NextKernel("vmlinux-new", True, "luo-v2", [], symbolic_errname=False)
+    assert "[-22]" in _panic(s)

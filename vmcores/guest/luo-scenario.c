@@ -10,7 +10,8 @@
  * The scenario comes from the kernel command line (unknown key=value boot
  * parameters reach PID 1 as environment variables):
  *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo|
- *                crowded|doomed|journey|journey-drop|loaded|second (initramfs) or
+ *                crowded|doomed|journey|journey-drop|loaded|loaded-legacy|
+ *                second|sealed (initramfs) or
  *                live-crowded|live-doomed|flb|flb-finished (kernel `full`)|
  *                holders|warn (kernel `full`; panic
  *                into the capture kernel)|capture (PID 1 of that kernel)
@@ -235,6 +236,15 @@ static void resize(int fd, size_t size)
 	     getpid(), fd, size, errname(err));
 }
 
+/* F_ADD_SEALS on @fd (a memfd made with MFD_ALLOW_SEALING). */
+static void add_seals(int fd, int seals)
+{
+	int err = fcntl(fd, F_ADD_SEALS, seals) ? errno : 0;
+
+	emit("{\"op\":\"add_seals\",\"pid\":%d,\"fd\":%d,\"seals\":%d,\"now\":%d,\"result\":\"%s\"}",
+	     getpid(), fd, seals, fcntl(fd, F_GET_SEALS), errname(err));
+}
+
 static void close_fd(int fd)
 {
 	close(fd);
@@ -260,9 +270,9 @@ static pid_t fork_holder(void)
  *   empty:    no files.
  * The kernel's refusals are exercised and logged: EEXIST for a duplicate
  * token in one session, EBUSY for preserving an already preserved memfd,
- * EEXIST for a duplicate session name.
+ * EEXIST for a duplicate session name.  Returns vm-alpha 0x100's fd.
  */
-static void build_outgoing(int luo_fd)
+static int build_outgoing(int luo_fd)
 {
 	int alpha = create_session(luo_fd, "vm-alpha");
 	int beta = create_session(luo_fd, "vm-beta");
@@ -297,6 +307,7 @@ static void build_outgoing(int luo_fd)
 	map_shared(a1, 3 * 4096);
 	close_fd(a2);
 	fork_holder();
+	return a0;
 }
 
 /*
@@ -311,20 +322,15 @@ static void drop_kexec_images(void)
 }
 
 /*
- * Load the next kernel with kexec_file_load(): this kernel's command line
- * with luo_phase= set to @next_phase (and luo_next='s words, below).
+ * The next kernel's command line: this kernel's with luo_phase= set to
+ * @next_phase (and luo_next='s words, below).
  */
-static int kexec_load_next(const char *next_phase)
+static void next_cmdline(const char *next_phase, char *next, size_t size)
 {
 	char cmdline[2048];
-	char next[2200];
 	int fd = open("/proc/cmdline", O_RDONLY);
 	ssize_t n = read(fd, cmdline, sizeof(cmdline) - 1);
-	const char *kernel = getenv("luo_kernel");
-	int kernel_fd = open(kernel ? kernel : "/kernel", O_RDONLY);
-	int initrd_fd = kernel ? -1 : open("/initrd.img", O_RDONLY);
 	char *p;
-	long ret;
 
 	close(fd);
 	cmdline[n > 0 ? n : 0] = 0;
@@ -350,14 +356,26 @@ static int kexec_load_next(const char *next_phase)
 			if (!strncmp(word, "liveupdate=", 11) || !strncmp(word, "kho=", 4) ||
 			    !strncmp(word, "luo_next=", 9))
 				continue;
-			len += snprintf(next + len, sizeof(next) - len, "%s ", word);
+			len += snprintf(next + len, size - len, "%s ", word);
 		}
-		for (p = (char *)getenv("luo_next"); *p && len < sizeof(next) - 1; p++)
+		for (p = (char *)getenv("luo_next"); *p && len < size - 1; p++)
 			next[len++] = *p == ',' ? ' ' : *p;
 		next[len] = 0;
 	} else {
-		snprintf(next, sizeof(next), "%s", cmdline);
+		snprintf(next, size, "%s", cmdline);
 	}
+}
+
+/* Load the next kernel with kexec_file_load() (kexec -s -l). */
+static int kexec_load_next(const char *next_phase)
+{
+	char next[2200];
+	const char *kernel = getenv("luo_kernel");
+	int kernel_fd = open(kernel ? kernel : "/kernel", O_RDONLY);
+	int initrd_fd = kernel ? -1 : open("/initrd.img", O_RDONLY);
+	long ret;
+
+	next_cmdline(next_phase, next, sizeof(next));
 	/* Live mode boots the host's root over 9p: no initrd. */
 	ret = syscall(SYS_kexec_file_load, kernel_fd, initrd_fd,
 		      strlen(next) + 1, next,
@@ -368,6 +386,34 @@ static int kexec_load_next(const char *next_phase)
 	drop_kexec_images();
 	emit("{\"op\":\"kexec_load\",\"result\":\"%s\"}", ret ? errname(errno) : "OK");
 	return ret ? -1 : 0;
+}
+
+/*
+ * Load the next kernel as kexec-tools' kexec -l -c does: the legacy
+ * kexec_load() syscall, segments built in userspace (/sbin/kexec, put in
+ * the initramfs of scenario loaded-legacy).
+ */
+static int kexec_load_legacy(const char *next_phase)
+{
+	char next[2200];
+	char append[2300];
+	int status = -1;
+	pid_t pid;
+
+	next_cmdline(next_phase, next, sizeof(next));
+	snprintf(append, sizeof(append), "--command-line=%s", next);
+	pid = fork();
+	if (pid == 0) {
+		execl("/sbin/kexec", "kexec", "-l", "-c", "--initrd=/initrd.img", append,
+		      "/kernel", (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	drop_kexec_images();
+	status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	emit("{\"op\":\"kexec_load\",\"syscall\":\"kexec_load\",\"status\":%d,\"result\":\"%s\"}",
+	     status, status ? "E?" : "OK");
+	return status ? -1 : 0;
 }
 
 /* kexec -e: LUO freezes and serializes, then the loaded kernel boots. */
@@ -423,13 +469,16 @@ static int retrieve(int session_fd, const char *session, uint64_t token,
 	int fd = -1;
 	int err = luo_retrieve_fd(session_fd, token, &fd);
 	struct stat st = { 0 };
+	int seals = -1;
 
-	if (!err)
+	if (!err) {
 		fstat(fd, &st);
-	emit("{\"op\":\"retrieve\",\"pid\":%d,\"session\":\"%s\",\"token\":%llu,\"fd\":%d,\"ino\":%lu,\"content_ok\":%s,\"result\":\"%s\"}",
+		seals = fcntl(fd, F_GET_SEALS);
+	}
+	emit("{\"op\":\"retrieve\",\"pid\":%d,\"session\":\"%s\",\"token\":%llu,\"fd\":%d,\"ino\":%lu,\"content_ok\":%s,\"seals\":%d,\"result\":\"%s\"}",
 	     getpid(), session, (unsigned long long)token, err ? -1 : fd,
 	     (unsigned long)st.st_ino,
-	     !err && content_ok(fd, size, seed) ? "true" : "false", errname(-err));
+	     !err && content_ok(fd, size, seed) ? "true" : "false", seals, errname(-err));
 	return err ? -1 : fd;
 }
 
@@ -885,7 +934,7 @@ int main(void)
 {
 	const char *scenario = getenv("luo_scenario");
 	const char *phase = getenv("luo_phase");
-	int luo_fd;
+	int luo_fd, alpha0;
 
 	mount("proc", "/proc", "proc", 0, NULL);
 	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
@@ -1004,21 +1053,32 @@ int main(void)
 		kexec_next("2");
 		hang();
 	}
-	build_outgoing(luo_fd);
-	if (!strcmp(scenario, "loaded")) {
+	alpha0 = build_outgoing(luo_fd);
+	if (!strncmp(scenario, "loaded", 6)) {
 		/*
 		 * loaded: the next kernel is loaded (kexec_file_load) when the
 		 * state is dumped, as when an operator runs preflight between
-		 * kexec -s -l and kexec -e.
+		 * kexec -s -l and kexec -e; loaded-legacy: by kexec -l -c.
 		 */
-		kexec_load_next("2");
+		if (!strcmp(scenario, "loaded-legacy"))
+			kexec_load_legacy("2");
+		else
+			kexec_load_next("2");
 		ready(scenario);
 		sleep(3);
 		kexec_reboot();
 		hang();
 	}
+	if (!strcmp(scenario, "sealed")) {
+		/*
+		 * sealed: vm-alpha 0x100's memfd sealed against shrinking and
+		 * growing after it was preserved; the next kernel logs the
+		 * seals its retrieve gives.
+		 */
+		add_seals(alpha0, F_SEAL_SHRINK | F_SEAL_GROW);
+	}
 	if (!strncmp(scenario, "journey", 7) || !strncmp(scenario, "flb", 3) ||
-	    !strcmp(scenario, "second")) {
+	    !strcmp(scenario, "second") || !strcmp(scenario, "sealed")) {
 		/* The state an operator saves before kexec -e, then the update. */
 		ready(scenario);
 		sleep(3);
