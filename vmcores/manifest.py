@@ -283,6 +283,9 @@ class _Model:
             ev, {"kind": "iommufd", "pid": ev["pid"], "fd": ev["iommufd"], "ioas": ev["ioas"]}
         )
 
+    def op_ioas_copy(self, ev: dict[str, Any]) -> None:
+        pass  # the copy shares the source IOAS's iopt_pages: no new reference
+
     def op_kexec_reboot(self, ev: dict[str, Any]) -> None:
         self.kexec = "result" not in ev
         if "result" in ev:  # reboot() returned: the kexec was refused

@@ -172,7 +172,9 @@ def iommufd_ctx_for_each_mapped_file(ictx: Object) -> Iterator[tuple[Object, Obj
     Iterate over the files mapped into the IOASes of an iommufd with
     ``IOMMU_IOAS_MAP_FILE``: each ``struct iopt_pages`` of type
     ``IOPT_ADDRESS_FILE`` holds one reference (``iopt_alloc_file_pages()``),
-    however many areas share it.
+    however many areas share it, in however many IOASes
+    (``IOMMU_IOAS_COPY`` shares the source's pages): it is given once, with
+    the first IOAS that maps it.
 
     :param ictx: ``struct iommufd_ctx *``
     :return: Iterator of (``struct iommufd_ioas *``, ``struct file *``) tuples.
@@ -180,6 +182,7 @@ def iommufd_ctx_for_each_mapped_file(ictx: Object) -> Iterator[tuple[Object, Obj
     prog = ictx.prog_
     ioas_type = prog["IOMMUFD_OBJ_IOAS"].value_()
     file_type = prog["IOPT_ADDRESS_FILE"].value_()
+    seen: set[int] = set()  # iopt_pages already given, across the IOASes
     for _, entry in xa_for_each(ictx.objects.address_of_()):
         # Reserved slots of objects being created hold XA_ZERO_ENTRY, which
         # xa_for_each() skips; any other entry is an iommufd_object.
@@ -187,7 +190,6 @@ def iommufd_ctx_for_each_mapped_file(ictx: Object) -> Iterator[tuple[Object, Obj
         if obj.type.value_() != ioas_type:
             continue
         ioas = container_of(obj, "struct iommufd_ioas", "obj")
-        seen: set[int] = set()
         for area in rbtree_inorder_for_each_entry(
             "struct iopt_area", ioas.iopt.area_itree.rb_root.address_of_(), "node.rb"
         ):

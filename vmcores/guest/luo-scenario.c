@@ -649,6 +649,30 @@ static void loop_attach(int fd, int n)
 	     getpid(), fd, n, errname(err));
 }
 
+/*
+ * IOMMU_IOAS_COPY of the mapping at @iova of IOAS @src into a new IOAS of
+ * the same iommufd: the copy shares the source's iopt_pages, whose one
+ * reference holds the file.
+ */
+static void ioas_copy(int iommufd, __u32 src, __u64 iova, size_t size)
+{
+	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+	struct iommu_ioas_copy copy = {
+		.size = sizeof(copy),
+		.flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+		.src_ioas_id = src, .length = size, .src_iova = iova,
+	};
+	int err = 0;
+
+	if (ioctl(iommufd, IOMMU_IOAS_ALLOC, &alloc) < 0)
+		err = errno;
+	copy.dst_ioas_id = alloc.out_ioas_id;
+	if (!err && ioctl(iommufd, IOMMU_IOAS_COPY, &copy) < 0)
+		err = errno;
+	emit("{\"op\":\"ioas_copy\",\"pid\":%d,\"iommufd\":%d,\"src\":%u,\"dst\":%u,\"result\":\"%s\"}",
+	     getpid(), iommufd, src, alloc.out_ioas_id, errname(err));
+}
+
 /* Map @size bytes of @fd into a new IOAS of /dev/iommu (IOMMU_IOAS_MAP_FILE). */
 static void ioas_map_file(int fd, size_t size)
 {
@@ -669,12 +693,15 @@ static void ioas_map_file(int fd, size_t size)
 	emit("{\"op\":\"ioas_map_file\",\"pid\":%d,\"fd\":%d,\"iommufd\":%d,\"ioas\":%u,\"iova\":%llu,\"result\":\"%s\"}",
 	     getpid(), fd, iommufd, alloc.out_ioas_id, (unsigned long long)map.iova,
 	     errname(err));
+	if (!err)
+		ioas_copy(iommufd, alloc.out_ioas_id, map.iova, size);
 }
 
 /*
  * holders: one session whose memfds are also held by the kernel: an
  * SCM_RIGHTS message in flight, an io_uring fixed file, a loop device's
- * backing file, an IOAS mapping; the fds are closed after, so those holders
+ * backing file, an IOAS mapping (copied into a second IOAS, sharing its
+ * iopt_pages); the fds are closed after, so those holders
  * and LUO are all that is left.  delta-plain keeps its fd.
  */
 static void build_holders(int luo_fd)
