@@ -22,14 +22,18 @@ Besides fd tables and mappings, a struct file is held by (as of 7.2):
   garbage collector tracks only sockets in flight, so the files are found in
   the receive queues of every unix socket of every network namespace
   (``net->unx.table``, where embryo sockets are hashed too);
-- an io_uring ring's registered (fixed) files (``ctx->file_table``);
+- an io_uring ring's registered (fixed) files (``ctx->file_table``), of
+  every ring an fd table holds or a task registered with
+  ``IORING_REGISTER_RING_FDS`` (``tctx->registered_rings``, which keeps a
+  ring whose fd was closed);
 - a loop device's backing file (``lo->lo_backing_file``);
 - an iommufd IOAS mapping made with ``IOMMU_IOAS_MAP_FILE`` (the
   ``iopt_pages`` of its areas hold the file).
 
 Each kind has a helper in :mod:`luo_drgn.helpers.file_holders`;
 :func:`scan_holders` feeds them from the one
-task pass (rings and iommufd contexts are found in the fd tables).  A kind
+task pass (rings and iommufd contexts are found in the fd tables, rings
+in the tasks' registered rings too).  A kind
 the target cannot show (not built in, not in its debug info, a walk that
 failed) is recorded in :attr:`HolderScan.unscanned`, so that an unexplained
 reference can be told from one that was not looked for.  Some holders are
@@ -45,7 +49,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 from drgn import FaultError, Object, Program
 from drgn.helpers.linux.mm import for_each_vma
@@ -57,6 +61,7 @@ from .helpers.bounded import WalkError, not_in_dump
 from .helpers.file_holders import (
     MAX_FDS,
     io_ring_ctx_for_each_fixed_file,
+    io_uring_task_for_each_registered_ring,
     iommufd_ctx_for_each_mapped_file,
     loop_for_each_backing_file,
     unix_for_each_sock,
@@ -143,8 +148,9 @@ class _Fops:
         }
 
 
-# (pid, comm, fd) of the first fd found for a struct file.
-_Owner = tuple[int, str, int]
+# (pid, comm, fd) of the first fd found for a struct file (fd None: held
+# by a task otherwise, a registered io_uring ring).
+_Owner = tuple[int, str, Optional[int]]
 
 
 @dataclass
@@ -228,6 +234,8 @@ def scan_holders(
             if mm and mm not in seen_mms:
                 seen_mms.add(mm)
                 _scan_mm(task.mm, pid, comm, wanted_set, scan, record)
+            if fops.io_uring is not None:
+                _scan_registered_rings(task, pid, comm, fops, private_offset, scan, found)
     except FaultError as e:
         if not_in_dump(e):
             # The rest of the task list is out of reach: every task after it.
@@ -237,6 +245,27 @@ def scan_holders(
             scan.errors.append(("tasks", "task list walk faulted", e.address))
     _scan_kernel_holders(prog, words, fops, found, wanted_set, scan, record)
     return scan
+
+
+def _scan_registered_rings(
+    task: Object,
+    pid: int,
+    comm: str,
+    fops: _Fops,
+    private_offset: int,
+    scan: HolderScan,
+    found: _Pass,
+) -> None:
+    """Rings a task registered (IORING_REGISTER_RING_FDS): one whose fd was
+    closed is reachable only there, and its fixed files are holders too."""
+    prog = task.prog_
+    try:
+        for _, file in io_uring_task_for_each_registered_ring(task):
+            if file.f_op.value_() == fops.io_uring:
+                ctx = Words.cached(prog).read(prog, file.value_() + private_offset)
+                found.rings.setdefault(ctx, (pid, comm, None))
+    except FaultError as e:
+        _fault(scan, f"registered io_uring rings of pid {pid}", "cannot read them", e)
 
 
 def _scan_kernel_holders(

@@ -222,6 +222,21 @@ class _Model:
 
     def op_close(self, ev: dict[str, Any]) -> None:
         self.proc(ev["pid"]).fds.pop(ev["fd"], None)
+        # A ring registered with IORING_REGISTER_RING_FDS outlives its fd:
+        # its holders are no longer reached through one.
+        for _, holder in self.kernel_holders:
+            if (
+                holder.get("registered")
+                and holder.get("pid") == ev["pid"]
+                and holder.get("fd") == ev["fd"]
+            ):
+                holder["fd"] = None
+
+    def op_io_uring_register_ring(self, ev: dict[str, Any]) -> None:
+        if ev["result"] == "OK":
+            for _, holder in self.kernel_holders:
+                if holder["kind"] == "io_uring" and holder.get("fd") == ev["ring_fd"]:
+                    holder["registered"] = True
 
     def op_dup(self, ev: dict[str, Any]) -> None:
         fds = self.proc(ev["pid"]).fds

@@ -333,7 +333,8 @@ KDUMP_RUNS = [
         cmdline_extra="crashkernel=160M kho_scratch=50%",
         kdump=True,
         description="memfds held by the kernel besides LUO (an SCM_RIGHTS message in flight, "
-        "an io_uring fixed file, a loop device, an IOAS mapping copied into a second IOAS), "
+        "an io_uring fixed file of a ring kept only by IORING_REGISTER_RING_FDS, a loop device, "
+        "an IOAS mapping copied into a second IOAS), "
         "then a sysrq crash into a kdump kernel that saves /proc/vmcore as ELF and through "
         "makedumpfile -c -d 31",
     ),

@@ -41,6 +41,7 @@ from .bounded import WalkError
 
 __all__ = (
     "io_ring_ctx_for_each_fixed_file",
+    "io_uring_task_for_each_registered_ring",
     "iommufd_ctx_for_each_mapped_file",
     "loop_for_each_backing_file",
     "unix_for_each_sock",
@@ -150,6 +151,24 @@ def io_ring_ctx_for_each_fixed_file(ctx: Object) -> Iterator[tuple[int, Object]]
             file = words.read(prog, node + file_ptr) & ~FFS_FLAGS
             if file:
                 yield slot, Object(prog, file_t, file)
+
+
+def io_uring_task_for_each_registered_ring(task: Object) -> Iterator[tuple[int, Object]]:
+    """
+    Iterate over the io_uring rings a task registered with
+    ``IORING_REGISTER_RING_FDS`` (``tctx->registered_rings``, read whole):
+    each holds a reference to the ring's file (``io_ring_add_registered_file()``),
+    so a ring whose fd was closed lives on there, with its fixed files.
+
+    :param task: ``struct task_struct *``
+    :return: Iterator of (index, ``struct file *``) tuples: the ring files.
+    """
+    tctx = task.io_uring.read_()
+    if not tctx:
+        return
+    for index, file in enumerate(tctx.registered_rings.read_()):
+        if file:
+            yield index, file
 
 
 def loop_for_each_backing_file(prog: Program) -> Iterator[tuple[Object, Object]]:

@@ -29,6 +29,9 @@ def _kernel_holder_text(x: dict[str, Any]) -> str:
     """A kernel object holding a file, and the process fd behind it."""
     via = f" ({x['pid']}/{x['comm']} fd {x['fd']})" if x.get("fd") is not None else ""
     kind = x["kind"]
+    if kind == "io_uring" and x.get("fd") is None and x.get("pid") is not None:
+        # A ring whose fd was closed, kept by IORING_REGISTER_RING_FDS.
+        via = f" ({x['pid']}/{x['comm']} registered ring)"
     if kind == "scm":
         return f"SCM_RIGHTS in flight on unix socket {x['object']}{via}"
     if kind == "io_uring":

@@ -32,6 +32,7 @@ from luo_drgn.model import Holder, PreservedFile, Session, Snapshot, Target
 from luo_drgn.report import render
 from tests.support.fixtures import only
 from tests.support.plain import expected_holder_keys, holder_keys
+from vmcores.manifest import guest_events
 
 SCHEMA = json.loads((Path(examples.__file__).parent / "luo-inspect-1.schema.json").read_text())
 KERNEL_KINDS = {"scm", "io_uring", "loop", "iommufd"}
@@ -58,18 +59,35 @@ def test_every_reference_is_explained(snapshot: Snapshot, expected: dict[str, An
     assert snapshot.holders_unscanned == []
 
 
+def closed_fds(manifest: dict[str, Any]) -> set[int]:
+    """PID 1's fds the guest closed (its log's close events)."""
+    return {
+        e["fd"] for e in guest_events(manifest["guest_log"]) if e["op"] == "close" and e["pid"] == 1
+    }
+
+
 @only(is_holders)
-def test_kernel_holders_name_their_objects(snapshot: Snapshot, prog: Any) -> None:
+def test_kernel_holders_name_their_objects(
+    snapshot: Snapshot, prog: Any, manifest: dict[str, Any]
+) -> None:
     """Each kernel holder names the object that holds the file, checked
-    with plain drgn from the fds the guest logged (socket 11, ring 12,
-    iommufd 13, all PID 1's) and loop device 0."""
+    with plain drgn from what the guest logged: the socket fd (11), the ring
+    registered with IORING_REGISTER_RING_FDS (its fd closed: only
+    tctx->registered_rings keeps it), the iommufd fd, all PID 1's, and loop
+    device 0.  Would catch: a registered ring missed (the fixed file's
+    reference then reads as a leak), or another object named."""
+    events = {e["op"]: e for e in guest_events(manifest["guest_log"])}
+    ring, iommufd = events["io_uring_register_ring"], events["ioas_map_file"]
+    assert ring["result"] == "OK" and ring["ring_fd"] in closed_fds(manifest)
     holders = {x.kind: x for s in snapshot.sessions for f in s.files for x in f.holders}
     init = find_task(prog, 1)
     sock = Object(prog, "struct sock *", holders["scm"].obj)
     assert sock.sk_socket.file == fget(init, 11)
-    assert holders["io_uring"].obj == fget(init, 12).private_data.value_()
+    registered = init.io_uring.registered_rings[ring["offset"]]
+    assert holders["io_uring"].obj == registered.private_data.value_()
+    assert (holders["io_uring"].pid, holders["io_uring"].fd) == (1, None)
     assert holders["loop"].obj == idr_find(prog["loop_index_idr"].address_of_(), 0).value_()
-    ictx = cast("struct iommufd_ctx *", fget(init, 13).private_data)
+    ictx = cast("struct iommufd_ctx *", fget(init, iommufd["iommufd"]).private_data)
     ioas_obj = xa_load(ictx.objects.address_of_(), 1)
     assert (
         holders["iommufd"].obj
@@ -105,12 +123,15 @@ def test_planted_extra_reference_is_still_a_leak(
 
 
 @only(is_holders)
-def test_reports_show_the_holder_kinds(snapshot: Snapshot) -> None:
+def test_reports_show_the_holder_kinds(snapshot: Snapshot, manifest: dict[str, Any]) -> None:
+    iommufd = next(
+        e["iommufd"] for e in guest_events(manifest["guest_log"]) if e["op"] == "ioas_map_file"
+    )
     text = render(snapshot, "files", "text")
     assert "SCM_RIGHTS in flight on unix socket" in text
-    assert "io_uring fixed file 0 (1/init fd 12)" in text
+    assert "io_uring fixed file 0 (1/init registered ring)" in text
     assert "loop0 backing file" in text
-    assert "iommufd IOAS 1 (1/init fd 13)" in text
+    assert f"iommufd IOAS 1 (1/init fd {iommufd})" in text
     md = render(snapshot, "report", "markdown")
     assert "loop0 backing file" in md
     doc = json.loads(render(snapshot, "report", "json"))

@@ -620,17 +620,30 @@ static void scm_send(int fd)
 	     getpid(), fd, sv[0], sv[1], errname(err));
 }
 
-/* Register @fd as the io_uring fixed file 0 of a new ring. */
+/*
+ * Register @fd as the io_uring fixed file 0 of a new ring; then register
+ * the ring's own fd with IORING_REGISTER_RING_FDS and close it, so only
+ * the task's registered rings (tctx->registered_rings) keep the ring.
+ */
 static void io_uring_register_file(int fd)
 {
 	struct io_uring_params params = { 0 };
 	int ring = syscall(__NR_io_uring_setup, 4, &params);
 	int err = ring < 0 ? errno : 0;
+	struct io_uring_rsrc_update reg = { .offset = -1U };
 
 	if (!err && syscall(__NR_io_uring_register, ring, IORING_REGISTER_FILES, &fd, 1) < 0)
 		err = errno;
 	emit("{\"op\":\"io_uring_register\",\"pid\":%d,\"fd\":%d,\"ring_fd\":%d,\"slot\":0,\"result\":\"%s\"}",
 	     getpid(), fd, ring, errname(err));
+	if (err)
+		return;
+	reg.data = ring;
+	err = syscall(__NR_io_uring_register, ring, IORING_REGISTER_RING_FDS, &reg, 1) < 0 ? errno : 0;
+	emit("{\"op\":\"io_uring_register_ring\",\"pid\":%d,\"ring_fd\":%d,\"offset\":%u,\"result\":\"%s\"}",
+	     getpid(), ring, reg.offset, errname(err));
+	if (!err)
+		close_fd(ring);
 }
 
 /* Make @fd the backing file of /dev/loop@n; the loop device's fd is closed. */
