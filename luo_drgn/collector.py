@@ -373,7 +373,7 @@ class _Collector:
                 snap.sessions.append(self.collect_session(s, direction, registered))
 
     def collect_session(self, s: Object, direction: str, registered: dict[int, str]) -> Session:
-        name = _text(s.name.string_())
+        name = _name(s.name.string_())
         session = Session(
             s.value_(),
             name,
@@ -487,7 +487,7 @@ class _Collector:
         out = []
         sessions, _ = self.drain(sessions_it, "serialized sessions")
         for ser in sessions:
-            name = _text(ser.name.string_())
+            name = _name(ser.name.string_())
             _, count = h.luo_session_ser_file_set(ser)
             entries, _ = self.drain(
                 h.luo_session_ser_for_each_file(ser), f"serialized files of {name!r}"
@@ -541,7 +541,7 @@ class _Collector:
                 if uncounted and block.count < cpb:
                     rest = h.luo_block_entries(prog, entry_type, pa, cpb)[max(block.count, 0) :]
                     names = (e.name.string_() for e in rest)
-                    block.uncounted = [_text(n) for n in names if n]
+                    block.uncounted = [_name(n) for n in names if n]
         except WalkError as e:
             chain.fault, chain.fault_address = e.reason, e.address
         return chain, entries
@@ -555,7 +555,7 @@ class _Collector:
         sessions = []
         for ser in entries:
             files_pa, count = h.luo_session_ser_file_set(ser)
-            session = HandoverSession(_text(ser.name.string_()), files_pa, count)
+            session = HandoverSession(_name(ser.name.string_()), files_pa, count)
             if files_pa:
                 session.chain, files = self.read_chain(files_pa, "struct luo_file_ser")
                 session.files = [_serialized_file(e) for e in files]
@@ -576,7 +576,7 @@ class _Collector:
             self.snap.flbs.append(
                 Flb(
                     flb.value_(),
-                    _text(flb.compatible.string_()),
+                    _name(flb.compatible.string_()),
                     out,
                     inc,
                     users.get(flb.value_(), []),
@@ -602,7 +602,7 @@ class _Collector:
             with self.guard(f"serialized {direction} FLBs"):
                 self.snap.serialized_flbs[direction] = [
                     SerializedFlb(
-                        _text(x.name.string_()),
+                        _name(x.name.string_()),
                         int(x.data.value_()),
                         int(x.count.value_()),
                     )
@@ -700,6 +700,20 @@ def _panic_messages(prog: Program) -> tuple[bytes, bytes | None] | None:
 def _text(raw: bytes) -> str:
     """A kernel string for display: undecodable bytes replaced, not fatal."""
     return raw.decode(errors="replace")
+
+
+def _name(raw: bytes) -> str:
+    """A name the kernel compares as bytes (strncmp(): session names in
+    luo_session_insert(), FLB compatibles in luo_flb_retrieve_one()), as
+    text that keeps distinct bytes distinct: UTF-8 as it is, any other byte
+    as ``\\xNN`` and a backslash doubled (so neither form is mistaken for
+    the other).  A replacement character would make two names one."""
+    if b"\\" not in raw:
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            pass
+    return raw.replace(b"\\", b"\\\\").decode(errors="backslashreplace")
 
 
 def collect(

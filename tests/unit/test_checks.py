@@ -395,3 +395,32 @@ def test_panic_text_follows_symbolic_errname() -> None:
     assert "properly [-EINVAL], disabling" in _panic(s)
     s.next_kernel = NextKernel("vmlinux-new", True, "luo-v2", [], symbolic_errname=False)
     assert "[-22]" in _panic(s)
+
+
+def test_session_names_compare_as_the_kernel_compares_them() -> None:
+    """luo_session_insert() compares names with strncmp(): as bytes.  Two
+    names that differ only in bytes that are not UTF-8 are two sessions,
+    not a duplicate (nor, in the next kernel, an EEXIST that stops
+    luo_session_deserialize()).  Synthetic: the fixture guests log each
+    name as JSON text, which cannot carry these bytes."""
+    from luo_drgn.collector import _name
+    from luo_drgn.model import Handover, HandoverSession
+    from luo_drgn.restore import deserialize
+
+    raw = [b"vm-\xff", b"vm-\xfe", b"vm-\\xff", b"vm-\\\\xff", "vm-\u00fc".encode()]
+    names = [_name(n) for n in raw]
+    assert len(set(names)) == len(raw)
+    assert _name(b"vm-alpha") == "vm-alpha" and names[-1] == "vm-\u00fc"
+    s = snap(session(names[0], [pfile(1)]), session(names[1], [pfile(2)]))
+    assert not [f for f in codes(s) if f[0] == "duplicate-session-name"]
+    handover = Handover(
+        "outgoing",
+        "frozen",
+        "luo-v2",
+        0x1000,
+        None,
+        [HandoverSession(n, 0, 0) for n in names],
+        names,
+    )
+    arrival = deserialize(handover, ["memfd-v2"])
+    assert arrival.failure is None and arrival.arrived == names
