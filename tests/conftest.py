@@ -56,6 +56,8 @@ FRESH_RUNS = (
     "second",
     # A memfd sealed after preserve.
     "sealed",
+    # Session names that differ in a byte that is not UTF-8.
+    "byte-names",
 )
 
 

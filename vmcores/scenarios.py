@@ -230,6 +230,16 @@ HANDOVER_RUNS += [
         "with kho=off on its command line; that kernel disables LUO",
     ),
 ]
+# Session names the kernel compares as bytes (strncmp()), not as text.
+HANDOVER_RUNS.append(
+    Run(
+        "byte-names",
+        "byte-names",
+        stops=(("byte-names", "ready"),),
+        description="the outgoing state plus sessions named vm-\\xff and vm-\\xfe (bytes "
+        "that are not UTF-8), each with a memfd: two sessions, both arrive",
+    )
+)
 # A seal added after preserve: memfd_luo_preserve() recorded the seals then.
 HANDOVER_RUNS.append(
     Run(

@@ -109,7 +109,7 @@ def handed_over(name: str) -> bool:
         or name.startswith("fault-ser-")
         or name in NEXT_CMDLINES
         or name in LOADED
-        or name in ("second-first", "second-before", "sealed")
+        or name in ("second-first", "second-before", "sealed", "byte-names")
     )
 
 
@@ -657,3 +657,25 @@ def test_dump_inside_flb_finish_is_not_a_count_mismatch(
     assert not [f for f in snapshot.findings if f.severity == "error"]
     # The other FLBs are not in flight: counted, and their counts agree.
     assert all(f.incoming_lock_owner is None for f in snapshot.flbs if f is not flb)
+
+
+@only(lambda name: name == "byte-names")
+def test_names_differing_in_bytes_are_two_sessions(
+    snapshot: Snapshot, manifest: dict[str, Any]
+) -> None:
+    """Sessions named b"vm-\\xff" and b"vm-\\xfe": luo_session_insert()
+    compares names with strncmp(), so the kernel created both and the next
+    kernel retrieved both (the guest's log).  Read as text with U+FFFD they
+    were one name: a false duplicate-session-name and a false "will NOT
+    accept" (next-kernel-eio).  The guest logs each name as the inspector
+    shows bytes that are not UTF-8 (\\xNN)."""
+    from luo_drgn.checks import preflight
+
+    expected = manifest["expected"]
+    odd = [s["name"] for s in expected["sessions"] if "\\x" in s["name"]]
+    assert odd == ["vm-\\xff", "vm-\\xfe"]
+    assert [s.name for s in snapshot.sessions if s.name in odd] == odd
+    nk = expected["next_kernel"]
+    assert [nk["retrieve_session"][n] for n in odd] == ["OK", "OK"]
+    assert not [f for f in snapshot.findings if f.severity == "error"]
+    assert preflight(snapshot).accepted

@@ -28,7 +28,7 @@ from luo_drgn import helpers as h
 from luo_drgn.helpers import liveupdate
 from luo_drgn.helpers.bounded import WalkError
 from tests.support.fixtures import only
-from tests.support.plain import expected_sessions, has_sessions, session_named
+from tests.support.plain import expected_sessions, has_sessions, name_bytes, session_named
 from tests.support.plain import files as plain_files
 from tests.support.plain import sessions as plain_sessions
 
@@ -192,8 +192,8 @@ def test_luo_file_handler_for_each_flb(prog: drgn.Program, expected: dict[str, A
 def test_luo_for_each_session(prog: drgn.Program, expected: dict[str, Any], direction: str) -> None:
     got = list(h.luo_for_each_session(prog, direction))
     assert got == plain_sessions(prog, direction)
-    assert [s.name.string_().decode() for s in got] == [
-        s["name"] for s in expected_sessions(expected, direction)
+    assert [s.name.string_() for s in got] == [
+        name_bytes(s["name"]) for s in expected_sessions(expected, direction)
     ]
 
 
@@ -215,7 +215,7 @@ def test_direction_is_checked() -> None:
 def test_luo_session_name(prog: drgn.Program, expected: dict[str, Any]) -> None:
     names = [bytes(s.name.string_()) for d in h.LUO_DIRECTIONS for s in plain_sessions(prog, d)]
     assert all(isinstance(n, bytes) for n in names)
-    want = [s["name"].encode() for d in h.LUO_DIRECTIONS for s in expected_sessions(expected, d)]
+    want = [name_bytes(s["name"]) for d in h.LUO_DIRECTIONS for s in expected_sessions(expected, d)]
     assert names == want
 
 

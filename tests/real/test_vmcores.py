@@ -12,7 +12,14 @@ import pytest
 
 from luo_drgn import examples
 from tests.support.fixtures import only
-from tests.support.plain import expected_sessions, files, has_sessions, is_fault, sessions
+from tests.support.plain import (
+    expected_sessions,
+    files,
+    has_sessions,
+    is_fault,
+    name_bytes,
+    sessions,
+)
 from vmcores import faults, manifest
 from vmcores.scenarios import WHOLE_FAULTS
 
@@ -55,7 +62,7 @@ def test_luo_state(prog: drgn.Program, expected: dict[str, Any]) -> None:
 def test_sessions_in_memory(prog: drgn.Program, expected: dict[str, Any], direction: str) -> None:
     want = expected_sessions(expected, direction)
     got = sessions(prog, direction)
-    assert [s.name.string_().decode() for s in got] == [s["name"] for s in want]
+    assert [s.name.string_() for s in got] == [name_bytes(s["name"]) for s in want]
     assert prog["luo_session_global"].member_(direction).count == len(want)
     for s, w in zip(got, want):
         assert bool(s.retrieved) == w["retrieved"]

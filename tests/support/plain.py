@@ -122,3 +122,22 @@ def next_kernel_cmdline(manifest: dict[str, Any]) -> str | None:
         if line.startswith("Command line: ")
     ]
     return said[0] if said else None
+
+
+def name_bytes(logged: str) -> bytes:
+    """A session name as the kernel holds it, from the guest log's form
+    (luo-scenario.c's label(): a byte that is not ASCII as ``\\xNN``, a
+    backslash doubled)."""
+    out = bytearray()
+    i = 0
+    while i < len(logged):
+        if logged.startswith("\\\\", i):
+            out += b"\\"
+            i += 2
+        elif logged.startswith("\\x", i):
+            out.append(int(logged[i + 2 : i + 4], 16))
+            i += 4
+        else:
+            out += logged[i].encode()
+            i += 1
+    return bytes(out)

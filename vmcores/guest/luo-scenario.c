@@ -11,7 +11,7 @@
  * parameters reach PID 1 as environment variables):
  *   luo_scenario=outgoing|frozen|incoming|incoming-pending|disabled|no-luo|
  *                crowded|doomed|journey|journey-drop|loaded|loaded-legacy|
- *                second|sealed (initramfs) or
+ *                second|sealed|byte-names (initramfs) or
  *                live-crowded|live-doomed|flb|flb-finished (kernel `full`)|
  *                holders|warn (kernel `full`; panic
  *                into the capture kernel)|capture (PID 1 of that kernel)
@@ -156,6 +156,31 @@ static int luo_finish(int session_fd)
 	return ioctl(session_fd, LIVEUPDATE_SESSION_FINISH, &arg) < 0 ? -errno : 0;
 }
 
+/*
+ * A session name as the log's JSON carries it: bytes at or above 0x80 as
+ * \xNN and a backslash doubled, both JSON-escaped (the names are compared
+ * as bytes by the kernel; the inspector shows bytes that are not UTF-8 the
+ * same way).  Plain ASCII names are logged as they are.
+ */
+static const char *label(const char *name)
+{
+	static char bufs[4][512];
+	static int next;
+	char *out = bufs[next++ % 4];
+	size_t len = 0;
+
+	for (const unsigned char *c = (const unsigned char *)name; *c && len < 500; c++) {
+		if (*c == '\\')
+			len += snprintf(out + len, 512 - len, "\\\\\\\\");
+		else if (*c >= 0x80)
+			len += snprintf(out + len, 512 - len, "\\\\x%02x", *c);
+		else
+			out[len++] = (char)*c;
+	}
+	out[len] = 0;
+	return out;
+}
+
 /* ---- logged steps ---- */
 
 static int open_luo(void)
@@ -174,7 +199,7 @@ static int create_session(int luo_fd, const char *name)
 	int err = luo_create_session(luo_fd, name, &fd);
 
 	emit("{\"op\":\"create_session\",\"pid\":%d,\"session\":\"%s\",\"fd\":%d,\"result\":\"%s\"}",
-	     getpid(), name, err ? -1 : fd, errname(-err));
+	     getpid(), label(name), err ? -1 : fd, errname(-err));
 	return err ? -1 : fd;
 }
 
@@ -207,7 +232,7 @@ static int preserve(int session_fd, const char *session, int fd, uint64_t token)
 	int err = luo_preserve_fd(session_fd, fd, token);
 
 	emit("{\"op\":\"preserve\",\"pid\":%d,\"session\":\"%s\",\"fd\":%d,\"token\":%llu,\"result\":\"%s\"}",
-	     getpid(), session, fd, (unsigned long long)token, errname(-err));
+	     getpid(), label(session), fd, (unsigned long long)token, errname(-err));
 	return err;
 }
 
@@ -459,7 +484,7 @@ static int retrieve_session(int luo_fd, const char *name)
 	int err = luo_retrieve_session(luo_fd, name, &fd);
 
 	emit("{\"op\":\"retrieve_session\",\"pid\":%d,\"session\":\"%s\",\"fd\":%d,\"result\":\"%s\"}",
-	     getpid(), name, err ? -1 : fd, errname(-err));
+	     getpid(), label(name), err ? -1 : fd, errname(-err));
 	return err ? -1 : fd;
 }
 
@@ -476,7 +501,7 @@ static int retrieve(int session_fd, const char *session, uint64_t token,
 		seals = fcntl(fd, F_GET_SEALS);
 	}
 	emit("{\"op\":\"retrieve\",\"pid\":%d,\"session\":\"%s\",\"token\":%llu,\"fd\":%d,\"ino\":%lu,\"content_ok\":%s,\"seals\":%d,\"result\":\"%s\"}",
-	     getpid(), session, (unsigned long long)token, err ? -1 : fd,
+	     getpid(), label(session), (unsigned long long)token, err ? -1 : fd,
 	     (unsigned long)st.st_ino,
 	     !err && content_ok(fd, size, seed) ? "true" : "false", seals, errname(-err));
 	return err ? -1 : fd;
@@ -487,7 +512,7 @@ static void finish(int session_fd, const char *session)
 	int err = luo_finish(session_fd);
 
 	emit("{\"op\":\"finish\",\"pid\":%d,\"session\":\"%s\",\"result\":\"%s\"}",
-	     getpid(), session, errname(-err));
+	     getpid(), label(session), errname(-err));
 }
 
 /*
@@ -1027,6 +1052,9 @@ int main(void)
 				retrieve_crowd(luo_fd);
 			} else if (!strcmp(scenario, "flb-finished")) {
 				finish_everything(luo_fd);
+			} else if (!strcmp(scenario, "byte-names")) {
+				retrieve(retrieve_session(luo_fd, "vm-\xff"), "vm-\xff", 0x800, 4096, 20);
+				retrieve(retrieve_session(luo_fd, "vm-\xfe"), "vm-\xfe", 0x800, 4096, 21);
 			} else if (!strcmp(scenario, "journey-drop")) {
 				/* Which sessions arrived: a silent drop logs nothing. */
 				retrieve_session(luo_fd, "vm-alpha");
@@ -1109,6 +1137,20 @@ int main(void)
 		kexec_reboot();
 		hang();
 	}
+	if (!strcmp(scenario, "byte-names")) {
+		/*
+		 * byte-names: two sessions whose names differ only in a byte
+		 * that is not UTF-8; luo_session_insert() compares names with
+		 * strncmp(), so both are created, and both arrive.
+		 */
+		static const char *const names[] = { "vm-\xff", "vm-\xfe" };
+
+		for (int i = 0; i < 2; i++) {
+			int session = create_session(luo_fd, names[i]);
+
+			preserve(session, names[i], make_memfd(i ? "bytes-1" : "bytes-0", 4096, 20 + i), 0x800);
+		}
+	}
 	if (!strcmp(scenario, "sealed")) {
 		/*
 		 * sealed: vm-alpha 0x100's memfd sealed against shrinking and
@@ -1118,7 +1160,8 @@ int main(void)
 		add_seals(alpha0, F_SEAL_SHRINK | F_SEAL_GROW);
 	}
 	if (!strncmp(scenario, "journey", 7) || !strncmp(scenario, "flb", 3) ||
-	    !strcmp(scenario, "second") || !strcmp(scenario, "sealed")) {
+	    !strcmp(scenario, "second") || !strcmp(scenario, "sealed") ||
+	    !strcmp(scenario, "byte-names")) {
 		/* The state an operator saves before kexec -e, then the update. */
 		ready(scenario);
 		sleep(3);
