@@ -94,12 +94,9 @@ def copy_sparse(source: _Readable, dest: Path, size: int | None = None) -> int:
 
 
 def kernel_dir(name: str) -> Path:
-    """Where the fixture kernel ``name`` is: committed under ``vmcores/data``,
-    or built into the cache (``python -m vmcores build --kernel NAME``)."""
-    committed = DATA / "kernel" / name
-    if (committed / "vmlinux.debug.xz").is_file():
-        return committed
-    return cache_dir() / "kernel" / name
+    """Where the fixture kernel ``name`` is committed (``vmcores/data/kernel``;
+    rebuilt by ``python -m vmcores build --kernel NAME``)."""
+    return DATA / "kernel" / name
 
 
 @dataclass

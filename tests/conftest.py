@@ -29,7 +29,7 @@ from luo_drgn.model import Snapshot, Target
 TOP = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TOP))
 
-from tests.support.fixtures import require_qemu, skip_loudly  # noqa: E402
+from tests.support.fixtures import require_qemu  # noqa: E402
 from vmcores import scenarios  # noqa: E402
 
 COMMITTED = examples.DATA / "fixtures"
@@ -69,10 +69,9 @@ def _fixtures_of(run: scenarios.Run) -> tuple[str, ...]:
 
 FRESH_NAMES = tuple(name for run in FRESH_RUNS for name in _fixtures_of(scenarios.run_by_name(run)))
 
-# Runs on the `full` kernel (built into the cache, not committed: CI builds it
-# and it is the one with CONFIG_KEXEC, for loaded-legacy's kexec -l -c;
-# with `python -m vmcores build --kernel full --no-vmcores`), regenerated at
-# every test session like the fresh ones.  Their filtered kdump lacks memory
+# Runs on the `full` kernel (committed like the others; the one with
+# CONFIG_KEXEC, for loaded-legacy's kexec -l -c), regenerated at every test
+# session like the fresh ones.  Their filtered kdump lacks memory
 # by design: it is tested on its own (tests/real/test_kdump.py), not with the
 # tests every fixture must pass.
 FULL_RUNS = ("holders", "warn-panic", "flb", "flb-finished", "flb-finishing", "loaded-legacy")
@@ -144,13 +143,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _regenerate(runs: tuple[str, ...], name: str) -> Path:
     """Run ``runs`` with QEMU into the cache directory ``name``.
 
-    ``LUO_DRGN_REUSE_FRESH=DIR`` (a developer's loop, refused under CI)
-    takes the fresh fixtures from DIR, made by ``python -m vmcores vmcores
+    ``LUO_DRGN_REUSE_FRESH=DIR`` and ``LUO_DRGN_REUSE_FULL=DIR`` (a
+    developer's loop and the mutation benchmark, refused under CI) take the
+    fresh or full fixtures from DIR, made by ``python -m vmcores vmcores
     RUN... --dest DIR --no-compress``, instead of regenerating them."""
-    reuse = os.environ.get("LUO_DRGN_REUSE_FRESH")
-    if reuse and name == "fresh":
+    variable = f"LUO_DRGN_REUSE_{name.upper()}"
+    reuse = os.environ.get(variable)
+    if reuse:
         if os.environ.get("CI"):
-            pytest.fail("LUO_DRGN_REUSE_FRESH is for a developer's loop, not CI")
+            pytest.fail(f"{variable} is for a developer's loop, not CI")
         return Path(reuse)
     root = examples.cache_dir() / name
     shutil.rmtree(root, ignore_errors=True)
@@ -165,81 +166,10 @@ def fresh_root() -> Path:
     return _regenerate(FRESH_RUNS, "fresh")
 
 
-def full_kernel_built() -> bool:
-    return (examples.kernel_dir("full") / "vmlinux.debug.xz").is_file()
-
-
-# What building the `full` kernel takes besides gcc and make (the README's
-# Debian packages): Kbuild's tools, libelf's header, and apt to fetch
-# Debian's linux-source-7.2.
-BUILD_TOOLS = (
-    "gcc",
-    "make",
-    "flex",
-    "bison",
-    "bc",
-    "dwz",
-    "objcopy",
-    "xz",
-    "apt-get",
-    "dpkg-deb",
-)
-BUILD_HEADERS = ("/usr/include/gelf.h",)
-
-
-def full_kernel_missing_tools() -> list[str]:
-    """What this machine lacks to build the `full` kernel."""
-    missing = [tool for tool in BUILD_TOOLS if shutil.which(tool) is None]
-    return missing + [h for h in BUILD_HEADERS if not Path(h).is_file()]
-
-
-def _build_full_kernel(config: pytest.Config) -> None:
-    """Build the `full` fixture kernel into the cache (about 10 minutes on 2
-    cores), saying on the terminal how far it got."""
-    terminal = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-
-    def say(text: str) -> None:
-        # Past pytest's capture of the running test's output, to the terminal.
-        if terminal is None or capture is None:
-            return
-        with capture.global_and_fixture_disabled():
-            terminal.write_line(text)
-
-    say("building the `full` fixture kernel for the full/* tests (~10 min, once)")
-    log = examples.cache_dir() / "kernel-build.log"
-    args = [sys.executable, "-m", "vmcores", "build", "--kernel", "full", "--no-vmcores"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            args, cwd=TOP, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            # The build's own steps (vmcores/kernel.py echoes each with "+"),
-            # not make's output.
-            if line.startswith("+ "):
-                say(f"  {line.rstrip()}")
-        if proc.wait() != 0:
-            pytest.fail(f"building the `full` fixture kernel failed: see {log}")
-    # The source and object tree (some 3 GB) served the build only.
-    shutil.rmtree(examples.cache_dir() / "build", ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
-def full_root(request: pytest.FixtureRequest) -> Path:
-    """The runs on the `full` kernel, regenerated into the cache; the kernel
-    is built first where it is not (nothing is skipped for want of it on a
-    machine with the README's packages)."""
+def full_root() -> Path:
+    """The runs on the committed `full` kernel, regenerated into the cache."""
     require_qemu("the full-kernel fixtures were not regenerated and the full/* tests")
-    if not full_kernel_built():
-        missing = full_kernel_missing_tools()
-        if missing:
-            skip_loudly(
-                "the `full` fixture kernel is not built and cannot be here (missing: "
-                f"{', '.join(missing)}), so the full/* tests did NOT run"
-            )
-        _build_full_kernel(request.config)
     return _regenerate(FULL_RUNS, "full")
 
 
@@ -247,31 +177,13 @@ def pytest_report_collectionfinish(
     config: pytest.Config, start_path: Path, items: list[pytest.Item]
 ) -> list[str]:
     """Under the header: what this machine will skip, counted, and why."""
-    lines = []
     needs_qemu = [item for item in items if _regenerated(item) or "live" in item.nodeid]
-    full = [
-        item
-        for item in items
-        if "full/" in item.nodeid or "full_root" in getattr(item, "fixturenames", ())
-    ]
     if shutil.which("qemu-system-x86_64") is None and needs_qemu:
-        lines.append(
+        return [
             f"QEMU is not installed: {len(needs_qemu)} tests will be SKIPPED "
             "(apt-get install qemu-system-x86)"
-        )
-    elif full and not full_kernel_built():
-        missing = full_kernel_missing_tools()
-        if missing:
-            lines.append(
-                f"the `full` fixture kernel is not built and cannot be (missing: "
-                f"{', '.join(missing)}): {len(full)} tests will be SKIPPED"
-            )
-        else:
-            lines.append(
-                f"the `full` fixture kernel is not built: the first of its {len(full)} tests "
-                "builds it (~10 min, once)"
-            )
-    return lines
+        ]
+    return []
 
 
 _examples: dict[FixtureRef, examples.Example] = {}

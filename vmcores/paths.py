@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from luo_drgn import examples
 from luo_drgn.examples import cache_dir
 
 VMCORES = Path(__file__).resolve().parent
@@ -25,14 +24,7 @@ def work_dir() -> Path:
     return path
 
 
-# Kernels committed under data/kernel; the others are built into the cache
-# when needed (the `full` kernel's debug info would take a fifth of the
-# fixture budget).
-COMMITTED_KERNELS = ("luo", "no-luo")
-
-
 def kernel_dir(name: str) -> Path:
-    """Where kernel ``name`` is kept (and written when built)."""
-    if name in COMMITTED_KERNELS:
-        return DATA / "kernel" / name
-    return examples.kernel_dir(name)
+    """Where kernel ``name`` is kept (and written when built): every fixture
+    kernel is committed, so the tests need no kernel build."""
+    return DATA / "kernel" / name

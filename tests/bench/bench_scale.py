@@ -315,17 +315,13 @@ def main() -> None:
         help="preserved files of a scale core (repeatable; default 10000)",
     )
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--kernel", choices=("full", "luo"), default=None)
+    parser.add_argument("--kernel", choices=("full", "luo"), default="full")
     parser.add_argument("--live", type=int, metavar="N", help="also live, with N files")
     parser.add_argument("--regenerate", action="store_true", help="make the cores again")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from luo_drgn.examples import kernel_dir
-
-    kernel = args.kernel or (
-        "full" if (kernel_dir("full") / "vmlinux.debug.xz").is_file() else "luo"
-    )
+    kernel = args.kernel
     if args.inside:
         inside(args.rounds, kernel)
         return
