@@ -137,6 +137,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         marks = getattr(metafunc.function, "fixture_filter", None)
         if marks is not None:
             refs = [r for r in refs if marks(r.name)]
+        chosen = getattr(metafunc.function, "fixture_refs", None)
+        if chosen is not None:
+            refs = [r for r in refs if str(r) in chosen]
         metafunc.parametrize("fixture_ref", refs, ids=str)
 
 

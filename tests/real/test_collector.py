@@ -13,7 +13,7 @@ from luo_drgn import helpers as h
 from luo_drgn.collector import collect
 from luo_drgn.layout import luo_layout
 from luo_drgn.model import Snapshot, Target
-from tests.support.fixtures import only
+from tests.support.fixtures import once_per_kernel, only
 from tests.support.plain import expected_holder_keys, has_sessions, holder_keys
 from vmcores import manifest as guest
 
@@ -25,7 +25,7 @@ def listed(expected: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-@only(lambda name: name not in ("no-luo",))
+@once_per_kernel(lambda name: name != "no-luo")
 def test_layout_is_7_2(prog: drgn.Program) -> None:
     layout = luo_layout(prog)
     assert layout.present and layout.generation == "7.2" and not layout.differences

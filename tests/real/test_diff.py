@@ -144,23 +144,43 @@ def test_journey_drop_says_why(fresh_root: Path) -> None:
     )
 
 
-def test_saved_report_against_the_committed_after() -> None:
-    """The report saved before kexec -e, against the next kernel's dump."""
-    after = examples.load("journey-after")
-    before = load_report(str(SAVED_BEFORE))
-    d = diff(before, snapshot_of(after))
-    before_expected = {
+def sent_by_the_guest(console: list[str]) -> dict[str, Any]:
+    """What the first kernel's agent preserved before ``kexec -e``, from its
+    log: the sessions it created and the tokens it preserved, each
+    accepted by the kernel (result OK) in phase 1."""
+    sessions: dict[str, list[dict[str, int]]] = {}
+    phase = 0
+    for ev in guest_events(console):
+        if ev["op"] == "start":
+            phase = ev["phase"]
+        elif phase == 1 and ev.get("result") == "OK":
+            if ev["op"] == "create_session":
+                sessions[ev["session"]] = []
+            elif ev["op"] == "preserve":
+                sessions[ev["session"]].append({"token": ev["token"]})
+    return {
         "sessions": [
-            {
-                "name": s.name,
-                "direction": s.direction,
-                "files": [{"token": f.token} for f in s.files],
-            }
-            for s in before.sessions
+            {"name": name, "direction": "outgoing", "files": files}
+            for name, files in sessions.items()
         ]
     }
+
+
+def test_saved_report_against_the_committed_after() -> None:
+    """The report saved before kexec -e, against the next kernel's dump.
+    Would catch: the saved report read back with a session or token
+    missing, or the diff pairing a saved row with the wrong incoming one.
+    The oracle is the journey guest's own log (its phase 1 preserves and
+    phase 2 retrieves, one console across the kexec), not the report."""
+    after = examples.load("journey-after")
+    before = load_report(str(SAVED_BEFORE))
+    sent = sent_by_the_guest(after.manifest["guest_log"])
+    assert [(s.name, [f.token for f in s.files]) for s in before.sessions] == [
+        (s["name"], [f["token"] for f in s["files"]]) for s in sent["sessions"]
+    ]
+    d = diff(before, snapshot_of(after))
     assert {(r.session, r.token): r.state for r in d.rows} == story(
-        before_expected, after.manifest["expected"]
+        sent, after.manifest["expected"]
     )
     assert d.lost
 

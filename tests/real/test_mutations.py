@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The suite catches the bugs it claims to: each plausible bug below is
 planted in a copy of the tree, and the tests that guard against it must then
-fail.  (A mutation run of an earlier suite let all three through.)
+fail.  (A mutation run of an earlier suite let all three through; the
+broader, sampled run is ``tests/bench/bench_mutations.py``.)
 
 Each mutation names the exact source it replaces, so a refactoring that
 moves the code fails here loudly instead of silently testing nothing.
@@ -9,18 +10,12 @@ moves the code fails here loudly instead of silently testing nothing.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from luo_drgn import examples
-
-TOP = Path(__file__).resolve().parents[2]
+from tests.support.tree import copy_tree, run_pytest
 
 
 @dataclass(frozen=True)
@@ -57,44 +52,6 @@ MUTATIONS = (
         ("tests/real/test_walk.py",),
     ),
 )
-
-
-def copy_tree(dest: Path) -> None:
-    """The source tree without its caches; the committed fixtures linked."""
-    for item in ("luo_drgn", "tests", "vmcores", "commands", "pyproject.toml"):
-        src = TOP / item
-        if src.is_dir():
-            shutil.copytree(
-                src,
-                dest / item,
-                ignore=shutil.ignore_patterns("__pycache__", "data", ".cache"),
-            )
-        else:
-            shutil.copy2(src, dest / item)
-    (dest / "vmcores" / "data").symlink_to(TOP / "vmcores" / "data")
-
-
-def run_pytest(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """pytest in a copied tree, on the committed fixtures only."""
-    env = {
-        **os.environ,
-        # The copy's luo_drgn comes first on sys.path (pytest's pythonpath
-        # is its own root); decompressed fixtures are shared, not redone.
-        "LUO_DRGN_CACHE": str(examples.cache_dir()),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        # Never regenerate the fresh or full runs into the shared cache: that
-        # would delete the outer session's fixtures under it.
-        "LUO_DRGN_COMMITTED_ONLY": "1",
-    }
-    env.pop("CI", None)  # no fresh fixtures: the committed ones suffice here
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)

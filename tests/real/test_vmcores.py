@@ -11,7 +11,7 @@ import drgn
 import pytest
 
 from luo_drgn import examples
-from tests.support.fixtures import only
+from tests.support.fixtures import once_per_kernel, only
 from tests.support.plain import (
     expected_sessions,
     files,
@@ -33,6 +33,7 @@ def test_manifest_is_complete(manifest: dict[str, Any]) -> None:
         assert manifest["expected"]["fault"]["expected_findings"]
 
 
+@once_per_kernel()
 def test_kernel_release(prog: drgn.Program) -> None:
     assert prog["init_uts_ns"].name.release.string_() == b"7.2.13"
 
@@ -58,25 +59,27 @@ def test_luo_state(prog: drgn.Program, expected: dict[str, Any]) -> None:
 
 
 @only(has_sessions)
-@pytest.mark.parametrize("direction", ["outgoing", "incoming"])
-def test_sessions_in_memory(prog: drgn.Program, expected: dict[str, Any], direction: str) -> None:
-    want = expected_sessions(expected, direction)
-    got = sessions(prog, direction)
-    assert [s.name.string_() for s in got] == [name_bytes(s["name"]) for s in want]
-    assert prog["luo_session_global"].member_(direction).count == len(want)
-    for s, w in zip(got, want):
-        assert bool(s.retrieved) == w["retrieved"]
-        assert s.file_set.count == w["file_count"]
-        fs = files(s)
-        assert [f.token.value_() for f in fs] == [x["token"] for x in w["files"]]
-        for f, x in zip(fs, w["files"]):
-            assert f.retrieve_status == x["retrieve_status"]
-            assert bool(f.file) == x["has_file"]
-            assert f.fh.compatible.string_().decode() == x["handler"]
-            if x["has_file"]:
-                # f_ref stores count - 1 (file_ref_t, 6.13+).
-                assert f.file.f_ref.refcnt.counter + 1 == x["refcount"]
-                assert f.file.f_inode.i_ino == x["ino"]
+def test_sessions_in_memory(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a fixture whose manifest says other than its memory
+    (the oracle the other tests trust), in either direction."""
+    for direction in ("outgoing", "incoming"):
+        want = expected_sessions(expected, direction)
+        got = sessions(prog, direction)
+        assert [s.name.string_() for s in got] == [name_bytes(s["name"]) for s in want]
+        assert prog["luo_session_global"].member_(direction).count == len(want)
+        for s, w in zip(got, want):
+            assert bool(s.retrieved) == w["retrieved"]
+            assert s.file_set.count == w["file_count"]
+            fs = files(s)
+            assert [f.token.value_() for f in fs] == [x["token"] for x in w["files"]]
+            for f, x in zip(fs, w["files"]):
+                assert f.retrieve_status == x["retrieve_status"]
+                assert bool(f.file) == x["has_file"]
+                assert f.fh.compatible.string_().decode() == x["handler"]
+                if x["has_file"]:
+                    # f_ref stores count - 1 (file_ref_t, 6.13+).
+                    assert f.file.f_ref.refcnt.counter + 1 == x["refcount"]
+                    assert f.file.f_inode.i_ino == x["ino"]
 
 
 @only(lambda name: name == "frozen")

@@ -20,6 +20,25 @@ def only(predicate):  # type: ignore[no-untyped-def]
     return deco
 
 
+# One dump of each fixture kernel (luo, no-luo, full), for what the kernel
+# decides at boot and no later state changes: its release, layout, and the
+# file handlers and FLBs it registers.  Asserting those on every dump would
+# repeat one fact some sixty times.
+ONE_PER_KERNEL = ("committed/incoming", "committed/no-luo", "full/flb-incoming")
+
+
+def once_per_kernel(predicate=lambda name: True):  # type: ignore[no-untyped-def]
+    """Decorator: run a ``fixture_ref`` test on one dump of each kernel
+    (those of :data:`ONE_PER_KERNEL` whose name satisfies ``predicate``)."""
+
+    def deco(fn):  # type: ignore[no-untyped-def]
+        fn.fixture_filter = predicate
+        fn.fixture_refs = ONE_PER_KERNEL
+        return fn
+
+    return deco
+
+
 def require_qemu(what: str) -> None:
     """Skip loudly without QEMU; under CI, fail: QEMU is part of the set-up."""
     if shutil.which("qemu-system-x86_64") is None:
