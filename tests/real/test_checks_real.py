@@ -33,6 +33,8 @@ def serious(snapshot: Snapshot) -> set[tuple[str, str, Any, Any]]:
 
 @only(is_fault)
 def test_fault_yields_exactly_its_findings(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Would catch: a planted fault that goes unreported, or that drags in findings about sessions
+    and tokens it did not touch (the faults' own list of what they break is the oracle)."""
     want = {
         (f["code"], f["severity"], f["session"], f["token"])
         for f in expected["fault"]["expected_findings"]
@@ -42,6 +44,8 @@ def test_fault_yields_exactly_its_findings(snapshot: Snapshot, expected: dict[st
 
 @only(lambda name: name == "fault-leaked-reference")
 def test_leak_message_counts_unexplained(snapshot: Snapshot) -> None:
+    """Would catch: a leak finding that names the wrong session or token, or miscounts the
+    references no holder explains."""
     (leak,) = [f for f in snapshot.findings if f.code == "leaked-file-reference"]
     assert "1 unexplained" in leak.message and "vm-beta" in leak.message
     assert "0x200" in leak.message
@@ -49,12 +53,16 @@ def test_leak_message_counts_unexplained(snapshot: Snapshot) -> None:
 
 @only(lambda name: name == "fault-negative-retrieve")
 def test_failed_retrieve_names_errno(snapshot: Snapshot) -> None:
+    """Would catch: a failed retrieve reported as a bare number instead of the errno the kernel
+    stored."""
     (failed,) = [f for f in snapshot.findings if f.code == "retrieve-failed"]
     assert "EIO" in failed.message
 
 
 @only(lambda name: name == "fault-cyclic-list")
 def test_cycle_is_reported_not_followed(snapshot: Snapshot) -> None:
+    """Would catch: a cyclic file list walked forever, or its files up to the cycle lost, or counts
+    compared on a walk known to be incomplete."""
     alpha = snapshot.session("vm-alpha")
     assert not alpha.files_complete
     assert [f.token for f in alpha.files] == [0x100, 0x101, 0x102]
@@ -63,12 +71,16 @@ def test_cycle_is_reported_not_followed(snapshot: Snapshot) -> None:
 
 @only(is_healthy)
 def test_healthy_fixture_is_clean(snapshot: Snapshot) -> None:
+    """Would catch: a false alarm, a warning or error on a state the real kernel handled without
+    complaint."""
     assert serious(snapshot) == set()
     assert snapshot.errors == []
 
 
 @only(lambda name: name == "incoming")
 def test_restore_progress_is_visible(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Would catch: sessions or files the guest left unretrieved missing from the info findings, or
+    retrieved ones listed as waiting."""
     info = {(f.code, f.session, f.token) for f in snapshot.findings if f.severity == "info"}
     # Derived from the ground truth: what the guest left unretrieved.
     want = set()
@@ -88,12 +100,16 @@ def test_restore_progress_is_visible(snapshot: Snapshot, expected: dict[str, Any
 
 @only(lambda name: name == "incoming-pending")
 def test_pending_is_info(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Would catch: sessions still waiting for deserialization reported as anything but not-
+    retrieved, or some of them missing."""
     info = {(f.code, f.session) for f in snapshot.findings}
     assert info == {("not-retrieved", s["name"]) for s in expected["sessions"]}
 
 
 @only(lambda name: name in ("disabled", "no-luo"))
 def test_disabled_or_absent_is_info(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Would catch: a kernel without LUO, or with LUO off, reported with errors instead of the one
+    info finding that says so."""
     codes = [(f.code, f.severity) for f in snapshot.findings]
     want = "luo-disabled" if expected["luo_state"] == "disabled" else "luo-absent"
     assert codes == [(want, "info")]
@@ -188,6 +204,8 @@ def test_verdict_follows_the_next_kernel(
 def test_doomed_handover_is_the_known_7_2_13_bug(
     snapshot: Snapshot, expected: dict[str, Any]
 ) -> None:
+    """Would catch: the 51-session handover that panics the next kernel reported clean, or its
+    finding not quoting what that kernel printed (its console is the oracle)."""
     (f,) = [f for f in snapshot.findings if f.code == "next-kernel-panic"]
     # The kernel's own words, as the next kernel printed them.
     for said in expected["next_kernel"]["luo_messages"][1:]:
@@ -380,6 +398,8 @@ def _errors_after(fixture: str, plant: Any) -> set[tuple[str, Any, Any]]:
     ],
 )
 def test_broken_invariant_is_an_error(fixture: str, plant: Any, session: str, text: str) -> None:
+    """Would catch: a structure broken in real memory (a planted write) that the collector reads
+    past without a corrupt-structure error naming the session."""
     errors = _errors_after(fixture, plant)
     assert any(
         code == "corrupt-structure" and s == session and text in m for code, s, m in errors

@@ -75,6 +75,8 @@ HEADINGS = {
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_every_format(command: str, fmt: str) -> None:
+    """Would catch: a command or format whose output drops sessions or findings, breaks the JSON
+    schema, or changes the document's part order."""
     expected = examples.load("incoming").manifest["expected"]
     names = [s["name"] for s in expected["sessions"]]
     waiting = [s["name"] for s in expected["sessions"] if not s["retrieved"]]
@@ -120,6 +122,8 @@ def test_every_command_every_format(command: str, fmt: str) -> None:
 
 @pytest.mark.parametrize("name", examples.fixture_names())
 def test_report_json_of_every_fixture(name: str) -> None:
+    """Would catch: a fixture whose JSON report breaks the schema, misstates LUO's state, or exits
+    other than its error findings say."""
     code, out = run("--example", name, "--format", "json", "report")
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
@@ -136,6 +140,8 @@ def test_report_json_of_every_fixture(name: str) -> None:
 
 
 def test_json_values_are_normalised() -> None:
+    """Would catch: JSON values left as drgn objects or strings where numbers belong, or a freed
+    file shown with a stale refcount."""
     _, out = run("--example", "incoming", "--format", "json", "report")
     doc = json.loads(out)
     alpha = next(s for s in doc["sessions"] if s["name"] == "vm-alpha")
@@ -147,6 +153,7 @@ def test_json_values_are_normalised() -> None:
 
 
 def test_files_session_filter() -> None:
+    """Would catch: --session ignored, or filtering the files of the session it names."""
     _, out = run("--example", "outgoing", "files", "--session", "vm-beta", "--format", "json")
     doc = json.loads(out)
     assert [s["name"] for s in doc["sessions"]] == ["vm-beta"]
@@ -155,6 +162,7 @@ def test_files_session_filter() -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_redact_leaves_no_kernel_address(fmt: str) -> None:
+    """Would catch: a kernel address or a process name left in a redacted report, in any format."""
     code, plain = run("--example", "fault-bad-file-pointer", "report", "--format", fmt)
     assert KERNEL_ADDRESS.search(plain) and "init" in plain
     code, out = run("--example", "fault-bad-file-pointer", "--redact", "report", "--format", fmt)
@@ -167,6 +175,8 @@ def test_redact_leaves_no_kernel_address(fmt: str) -> None:
 
 
 def test_redaction_is_stable() -> None:
+    """Would catch: one struct file given two placeholders, so a redacted report no longer shows
+    which entries are the same object."""
     _, out = run("--example", "outgoing", "--redact", "--format", "json", "report")
     doc = json.loads(out)
     # One struct file, one placeholder, wherever it appears.
@@ -176,6 +186,7 @@ def test_redaction_is_stable() -> None:
 
 
 def test_output_file(tmp_path: Path) -> None:
+    """Would catch: -o writing to stdout as well, or a Markdown report missing a section."""
     dest = tmp_path / "report.md"
     code, out = run("--example", "frozen", "report", "--format", "markdown", "-o", str(dest))
     assert code == 0 and out == ""
@@ -184,6 +195,8 @@ def test_output_file(tmp_path: Path) -> None:
 
 
 def test_exit_codes() -> None:
+    """Would catch: an exit status that does not follow the error findings (0, 1), or a bad example
+    name that is not exit 2."""
     assert run("--example", "outgoing", "check")[0] == 0
     assert run("--example", "fault-duplicate-token", "check")[0] == 1
     assert run("--example", "no-luo", "check")[0] == 0  # info only
@@ -219,6 +232,8 @@ def _run_with_stderr(stderr_is_terminal: bool, *args: str) -> tuple[str, str]:
 
 
 def test_progress_only_on_a_terminal() -> None:
+    """Would catch: progress lines written into redirected output, or left on the terminal after the
+    report."""
     core, debug = example_paths("outgoing")
     out, err = _run_with_stderr(True, "-c", core, "-s", debug, "--format", "json", "report")
     # The phases, on stderr, each line overwriting the last, then erased.
@@ -231,6 +246,7 @@ def test_progress_only_on_a_terminal() -> None:
 
 
 def test_progress_counts_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Would catch: progress labels that skip a phase or miscount the sessions read."""
     from luo_drgn import collector
     from luo_drgn.model import Target
 
@@ -249,6 +265,8 @@ def test_progress_counts_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_whole_fault_vmcore_as_a_user_has_it() -> None:
+    """Would catch: a fault found only through the fixtures' recorded writes, not in a whole vmcore
+    as a user attaches it."""
     core, debug = example_paths("fault-leaked-reference")
     code, out = run("-c", core, "-s", debug, "check", "--format", "json")
     assert code == 1
@@ -299,6 +317,8 @@ BAD = {
 
 @pytest.mark.parametrize("what", sorted(BAD))
 def test_bad_input(tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Would catch: a bad path, core or debug file that gives a traceback, output on stdout, or more
+    than one line, instead of exit 2."""
     monkeypatch.setenv("DEBUGINFOD_URLS", "")  # no network lookups for missing debug info
     proc = subprocess.run(
         [sys.executable, "-m", "luo_drgn", *bad(tmp_path, what), "report"],
@@ -316,6 +336,8 @@ def test_bad_input(tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.skipif(shutil.which("gcore") is None, reason="gcore (gdb) not installed")
 def test_userspace_core(tmp_path: Path) -> None:
+    """Would catch: a userspace core dump opened as if it were a kernel's, instead of refused with
+    why."""
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         subprocess.run(
@@ -335,6 +357,7 @@ def test_userspace_core(tmp_path: Path) -> None:
 
 
 def test_luo_inspect_executable() -> None:
+    """Would catch: a broken console-script entry point (the installed luo-inspect)."""
     exe = shutil.which("luo-inspect")
     assert exe is not None, "the package is not installed (pip install -e .)"
     proc = subprocess.run(
@@ -363,6 +386,8 @@ SCRIPT = str(TOP / "commands" / "luo.py")
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_commands_script_through_drgn(command: str) -> None:
+    """Would catch: commands/luo.py printing another document, or exiting otherwise, than luo-
+    inspect for the same core."""
     core, debug = example_paths("fault-duplicate-token")
     proc = drgn_run(core, debug, SCRIPT, command, "--format", "json")
     doc = json.loads(proc.stdout)
@@ -380,6 +405,8 @@ def test_commands_script_through_drgn(command: str) -> None:
 
 
 def test_commands_script_default_and_usage_error() -> None:
+    """Would catch: the drgn script without a default command, or a usage error that is a traceback
+    instead of exit 2."""
     core, debug = example_paths("outgoing")
     proc = drgn_run(core, debug, SCRIPT)
     assert proc.returncode == 0 and "outgoing sessions:" in proc.stdout
@@ -404,12 +431,15 @@ def test_plugin_through_its_entry_point() -> None:
 
 
 def test_plugin_can_be_disabled() -> None:
+    """Would catch: the plugin loading although DRGN_DISABLE_PLUGINS names it."""
     core, debug = example_paths("outgoing")
     proc = drgn_run(core, debug, "-e", PLUGIN_PROBE, env={"DRGN_DISABLE_PLUGINS": "luo"})
     assert "RESULT" not in proc.stdout and "luo" in proc.stderr
 
 
 def test_plugin_rejects_target_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """Would catch: %luo accepting luo-inspect's target options, or --session with a command that
+    ignores it."""
     from drgn.commands import CommandArgumentError
 
     prog = examples.load("outgoing").program()
@@ -424,6 +454,7 @@ def test_plugin_rejects_target_options(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_plugin_help_comes_from_its_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    """Would catch: %luo help that lists other commands or options than its parser takes."""
     prog = examples.load("outgoing").program()
     assert luo(prog, "luo help") is None
     out = capsys.readouterr().out
@@ -435,6 +466,7 @@ def test_plugin_help_comes_from_its_parser(capsys: pytest.CaptureFixture[str]) -
 def test_plugin_output_follows_drgn_redirection(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Would catch: %luo writing to the terminal when drgn's command line redirects its output."""
     prog = examples.load("fault-duplicate-token").program()
     dest = tmp_path / "report.md"
     snap = luo(prog, f"luo report --format markdown > {dest}")
@@ -473,6 +505,8 @@ def test_plugin_drgn_code_runs(command: str, capsys: pytest.CaptureFixture[str])
 
 
 def test_plugin_drgn_code_for_diff(capsys: pytest.CaptureFixture[str]) -> None:
+    """Would catch: --drgn code for a diff that does not run, or reaches another verdict than the
+    command."""
     prog = examples.load("journey-after").program()
     saved = examples.DATA / "fixtures" / "journey-after" / "before.json"
     assert luo(prog, f"luo diff --before {saved} --drgn") is None
@@ -485,6 +519,7 @@ def test_plugin_drgn_code_for_diff(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_and_help() -> None:
+    """Would catch: python -m luo_drgn broken, or --help without the commands and options."""
     proc = subprocess.run(
         [sys.executable, "-m", "luo_drgn", "--help"], capture_output=True, text=True, timeout=60
     )
@@ -492,6 +527,7 @@ def test_python_dash_m_and_help() -> None:
 
 
 def test_shell_has_the_helpers() -> None:
+    """Would catch: the shell command without the helpers or luo_snapshot() in its namespace."""
     script = (
         'print("SESSIONS", [s.name.string_().decode() for s in luo_for_each_session(prog)])\n'
         'print("FINDINGS", [f.code for f in luo_snapshot().findings])\n'
@@ -509,6 +545,8 @@ def test_shell_has_the_helpers() -> None:
 
 
 def test_text_shows_who_holds_dev_liveupdate() -> None:
+    """Would catch: the summary not naming the process that holds /dev/liveupdate, or text-only
+    fields leaking into JSON."""
     expected = examples.load("outgoing").manifest["expected"]["luo_device_holders"]
     want = ", ".join(f"{x['pid']}/init fd {x['fd']}" for x in expected)
     _, out = run("--example", "outgoing", "summary")
@@ -538,6 +576,8 @@ def test_text_shows_who_holds_dev_liveupdate() -> None:
     ],
 )
 def test_preflight_exit_status(name: str, status: int) -> None:
+    """Would catch: preflight accepting a handover the next kernel refused, or refusing one it took
+    (the guests' next kernels are the oracle)."""
     code, out = run("--example", name, "preflight")
     assert code == status, out
     verdict = "will accept the handover" if status == 0 else "will NOT accept the handover"
@@ -545,6 +585,8 @@ def test_preflight_exit_status(name: str, status: int) -> None:
 
 
 def test_preflight_json_holds_only_deciding_findings() -> None:
+    """Would catch: preflight's JSON carrying findings that do not decide the handover, or a verdict
+    object with wrong fields."""
     code, out = run("--example", "doomed", "preflight", "--format", "json")
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
@@ -645,6 +687,8 @@ def test_preflight_next_command_line_as_the_kernel_parses_it(
 
 
 def test_preflight_next_command_line() -> None:
+    """Would catch: --next-cmdline ignored, or a command line without liveupdate=on read as enabling
+    LUO."""
     code, out = run("--example", "outgoing", "preflight", "--next-cmdline", "console=ttyS0")
     assert code == 1 and "next-kernel-no-luo" in out
     code, out = run(
@@ -654,6 +698,7 @@ def test_preflight_next_command_line() -> None:
 
 
 def test_preflight_in_drgn(capsys: pytest.CaptureFixture[str]) -> None:
+    """Would catch: %luo preflight on a frozen core reaching another verdict than luo-inspect."""
     prog = examples.load("doomed-frozen").program()
     snap = luo(prog, "luo preflight --format json")
     doc = json.loads(capsys.readouterr().out)
@@ -682,6 +727,8 @@ def preflight_next(example: str, kernel: str, *more: str) -> tuple[int, str]:
 
 
 def test_preflight_next_kernel_with_luo() -> None:
+    """Would catch: a next kernel with LUO refused, or a doomed state accepted because the next
+    kernel looks fine."""
     code, out = preflight_next("outgoing", "luo", "--format", "json")
     doc = json.loads(out)
     assert code == 0 and doc["preflight"]["accepted"] and doc["findings"] == []
@@ -692,6 +739,8 @@ def test_preflight_next_kernel_with_luo() -> None:
 
 
 def test_preflight_next_kernel_without_luo() -> None:
+    """Would catch: a next kernel built without CONFIG_LIVEUPDATE accepted, or its finding not
+    saying what is lost."""
     code, out = preflight_next("outgoing", "no-luo", "--format", "json")
     doc = json.loads(out)
     assert code == 1
@@ -701,6 +750,7 @@ def test_preflight_next_kernel_without_luo() -> None:
 
 
 def test_preflight_next_kernel_debug_only_says_so() -> None:
+    """Would catch: a debug-only file taken for a bootable next kernel without saying so."""
     _, debug = kernel_files("luo")
     code, out = run("--example", "outgoing", "preflight", "--next-kernel", debug)
     assert code == 0
@@ -708,6 +758,8 @@ def test_preflight_next_kernel_debug_only_says_so() -> None:
 
 
 def test_preflight_next_kernel_without_debug_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Would catch: a next kernel without debug info that gives a traceback instead of one clear
+    line, exit 2."""
     monkeypatch.setenv("DEBUGINFOD_URLS", "")
     image, _ = kernel_files("luo")
     proc = subprocess.run(

@@ -27,6 +27,8 @@ def listed(expected: dict[str, Any]) -> list[dict[str, Any]]:
 
 @once_per_kernel(lambda name: name != "no-luo")
 def test_layout_is_7_2(prog: drgn.Program) -> None:
+    """Would catch: the 7.2 kernels' layout misdetected, or detected with differences they do not
+    have."""
     layout = luo_layout(prog)
     assert layout.present and layout.generation == "7.2" and not layout.differences
     assert layout.name == "7.2"
@@ -36,6 +38,8 @@ def test_layout_is_7_2(prog: drgn.Program) -> None:
 
 @only(lambda name: name == "no-luo")
 def test_layout_absent(prog: drgn.Program, snapshot: Snapshot) -> None:
+    """Would catch: a kernel without CONFIG_LIVEUPDATE read as having LUO, or giving errors instead
+    of the reason."""
     assert not luo_layout(prog).present
     assert snapshot.luo.state == "absent"
     assert "CONFIG_LIVEUPDATE" in snapshot.luo.reason
@@ -44,6 +48,8 @@ def test_layout_absent(prog: drgn.Program, snapshot: Snapshot) -> None:
 
 @only(lambda name: name == "disabled")
 def test_disabled_explained(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Would catch: a LUO disabled by kho=off reported without its reason, or with sessions or
+    errors."""
     assert expected["luo_state"] == "disabled"
     assert snapshot.luo.state == "disabled"
     assert "KHO is disabled" in snapshot.luo.reason
@@ -52,6 +58,8 @@ def test_disabled_explained(snapshot: Snapshot, expected: dict[str, Any]) -> Non
 
 @only(has_sessions)
 def test_luo_state(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Would catch: the collector misreading the live-update number, the freeze, or the incoming
+    data's state."""
     luo = snapshot.luo
     assert luo.state == "enabled"
     assert luo.liveupdate_num == expected["liveupdate_num"]
@@ -83,6 +91,8 @@ def handed_over_empty(manifest: dict[str, Any]) -> set[str]:
 
 @only(has_sessions)
 def test_sessions(snapshot: Snapshot, expected: dict[str, Any], manifest: dict[str, Any]) -> None:
+    """Would catch: sessions missing, misordered or put in the wrong direction, and retrieved or
+    finished misread."""
     want = listed(expected)
     empty = handed_over_empty(manifest)
     assert [(s.direction, s.name) for s in snapshot.sessions] == [
@@ -102,6 +112,8 @@ def test_sessions(snapshot: Snapshot, expected: dict[str, Any], manifest: dict[s
 
 @only(has_sessions)
 def test_files(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Would catch: a file's token, handler, status, inode, refcount, holders or memfd size read
+    wrong by the collector."""
     for got_s, w_s in zip(snapshot.sessions, listed(expected)):
         assert [f.token for f in got_s.files] == [f["token"] for f in w_s["files"]]
         for got, w in zip(got_s.files, w_s["files"]):
@@ -122,6 +134,7 @@ def test_files(snapshot: Snapshot, expected: dict[str, Any]) -> None:
 
 @only(has_sessions)
 def test_luo_device_holders(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Would catch: the holders of /dev/liveupdate missed or misattributed."""
     assert holder_keys(snapshot.luo_device_holders) == expected_holder_keys(
         expected["luo_device_holders"]
     )
@@ -131,6 +144,8 @@ def test_luo_device_holders(snapshot: Snapshot, expected: dict[str, Any]) -> Non
 def test_serialized_outgoing(
     prog: drgn.Program, snapshot: Snapshot, expected: dict[str, Any]
 ) -> None:
+    """Would catch: the serialized outgoing sessions misread, or a file's handle not pointing at its
+    memfd state."""
     ser = snapshot.serialized_outgoing
     want = [s for s in expected["sessions"] if s["direction"] == "outgoing"]
     assert [s.name for s in ser] == [s["name"] for s in want]
@@ -154,6 +169,8 @@ def _luo_file_of(prog: drgn.Program, token: int) -> drgn.Object:
 
 @only(lambda name: name == "incoming-pending")
 def test_pending_incoming(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+    """Would catch: sessions still serialized (not yet deserialized) missed, or listed as
+    deserialized sessions."""
     want = expected["sessions"]
     assert [p.name for p in snapshot.pending_incoming] == [s["name"] for s in want]
     for got, w in zip(snapshot.pending_incoming, want):
@@ -165,6 +182,7 @@ def test_pending_incoming(snapshot: Snapshot, expected: dict[str, Any]) -> None:
 @only(has_sessions)
 def test_preserved_index(snapshot: Snapshot, expected: dict[str, Any]) -> None:
     # One entry per preserved (outgoing) or retrieved (incoming) file.
+    """Would catch: the luo_preserved_files index read with entries missing or extra."""
     with_file = [f for s in listed(expected) for f in s["files"] if f["has_file"]]
     assert snapshot.preserved_index is not None
     assert len(snapshot.preserved_index) == len(with_file)
@@ -175,6 +193,7 @@ def test_preserved_index(snapshot: Snapshot, expected: dict[str, Any]) -> None:
 
 @only(has_sessions)
 def test_handlers(snapshot: Snapshot, prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a registered handler or FLB missed, or an FLB's counts and state misread."""
     assert [x.compatible for x in snapshot.handlers] == ["memfd-v2"]
     assert snapshot.handlers[0].address == prog["memfd_luo_handler"].address_
     # The `full` kernel's test module registers three FLBs on the memfd
@@ -214,6 +233,8 @@ def test_handlers(snapshot: Snapshot, prog: drgn.Program, expected: dict[str, An
 
 @only(lambda name: name in ("outgoing", "disabled"))
 def test_helpers_take_default_program(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a helper that needs its program passed, against drgn's default-program
+    convention."""
     drgn.set_default_prog(prog)
     try:
         handlers = [bytes(x.compatible.string_()).decode() for x in h.luo_for_each_file_handler()]

@@ -103,6 +103,8 @@ PAIRS = {
 
 @pytest.mark.parametrize("pair", sorted(PAIRS))
 def test_rows_tell_the_guest_logs_story(pair: str, fresh_root: Path) -> None:
+    """Would catch: a diff row whose state (arrived, retrieved, failed, lost, not handed on) or size
+    differs from what the two guests logged."""
     before_name, after_name = PAIRS[pair]
     before, after = examples.load(before_name, fresh_root), examples.load(after_name, fresh_root)
     d = diff(snapshot_of(before), snapshot_of(after))
@@ -126,6 +128,8 @@ def test_rows_tell_the_guest_logs_story(pair: str, fresh_root: Path) -> None:
 
 
 def test_journey_details(fresh_root: Path) -> None:
+    """Would catch: a failed retrieve's row without the errno the guest saw, or a row without who
+    holds the file."""
     before, after = (examples.load(n, fresh_root) for n in PAIRS["journey"])
     rows = {(r.session, r.token): r for r in diff(snapshot_of(before), snapshot_of(after)).rows}
     # The guest's retrieve of 0x101 failed with EOPNOTSUPP, and who holds 0x100.
@@ -135,6 +139,8 @@ def test_journey_details(fresh_root: Path) -> None:
 
 
 def test_journey_drop_says_why(fresh_root: Path) -> None:
+    """Would catch: sessions the next kernel skips silently reported lost without the kernel
+    function that skips them."""
     before, after = (examples.load(n, fresh_root) for n in PAIRS["journey-drop"])
     d = diff(snapshot_of(before), snapshot_of(after))
     lost = [r for r in d.rows if r.state == "lost"]
@@ -186,6 +192,8 @@ def test_saved_report_against_the_committed_after() -> None:
 
 
 def test_doomed_rows_quote_the_kernel() -> None:
+    """Would catch: a handover that panicked the next kernel not shown as every session lost, with
+    the kernel's words."""
     d = diff(snapshot_of(examples.load("doomed")), snapshot_of(examples.load("doomed-panic")))
     assert len(d.rows) == 51 and {r.state for r in d.rows} == {"lost"}
     assert d.verdict is not None and '"luo: Block contains invalid entry count: 0"' in d.verdict
@@ -195,6 +203,8 @@ def test_doomed_rows_quote_the_kernel() -> None:
 
 
 def test_cli_diff_json_and_exit_status() -> None:
+    """Would catch: diff's JSON breaking its schema, or its exit status not following whether
+    anything was lost."""
     code, out = run("diff", str(SAVED_BEFORE), "example:journey-after", "--format", "json")
     doc = json.loads(out)
     jsonschema.validate(doc, DIFF_SCHEMA)
@@ -211,6 +221,7 @@ def test_cli_diff_json_and_exit_status() -> None:
 
 
 def test_cli_diff_bad_saved_report(tmp_path: Path) -> None:
+    """Would catch: a JSON file that is not a report accepted as the before side."""
     bogus = tmp_path / "x.json"
     bogus.write_text('{"schema": "other/1"}')
     code, out = run("diff", str(bogus), "example:incoming")
@@ -218,6 +229,7 @@ def test_cli_diff_bad_saved_report(tmp_path: Path) -> None:
 
 
 def test_plugin_diff(capsys: pytest.CaptureFixture[str]) -> None:
+    """Would catch: %luo diff not taking the program it runs in as the after side."""
     prog = examples.load("journey-after").program()
     d = luo(prog, f"luo diff --before {SAVED_BEFORE} --format json")
     doc = json.loads(capsys.readouterr().out)
@@ -242,6 +254,8 @@ def memfd(token: int, size: int, **kw: Any) -> PreservedFile:
 
 
 def test_truncation_shows() -> None:
+    """Would catch: a memfd that arrived smaller than it was sent shown as arrived without saying
+    so."""
     before = side(Session(1, "a", "outgoing", False, None, 1, [memfd(1, 8192)]))
     after = side(
         Session(2, "a", "incoming", False, False, 1, [memfd(1, 4096)]),
@@ -255,6 +269,8 @@ def test_truncation_shows() -> None:
 
 
 def test_pending_not_sent_and_absent() -> None:
+    """Would catch: sessions still waiting for deserialization shown as lost, or sessions the before
+    side never sent shown as arrived."""
     before = side(
         Session(1, "a", "outgoing", False, None, 1, [memfd(1, 10)]),
         Session(2, "b", "outgoing", False, None, 0, []),
@@ -281,6 +297,8 @@ def test_pending_not_sent_and_absent() -> None:
 
 
 def test_failed_deserialization_loses_the_rest() -> None:
+    """Would catch: sessions after a failed deserialization shown as arrived, though every open of
+    /dev/liveupdate then returns EIO."""
     before = side(
         Session(1, "a", "outgoing", False, None, 1, [memfd(1, 10)]),
         Session(2, "b", "outgoing", False, None, 1, [memfd(2, 10)]),
@@ -304,6 +322,7 @@ def test_failed_deserialization_loses_the_rest() -> None:
 
 
 def test_saved_report_must_be_one(tmp_path: Path) -> None:
+    """Would catch: malformed JSON or a report without its parts read as an empty before side."""
     for text, why in (("not json", "not JSON"), ('{"schema": "luo-inspect/1"}', "without")):
         p = tmp_path / "r.json"
         p.write_text(text)

@@ -173,6 +173,7 @@ def test_doors_agree_on_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_usage_errors_exit_2_in_every_door(
     args: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Would catch: a door that turns a usage error into a traceback or exit 1."""
     ex = examples.load("incoming")
     assert via_luo_inspect(tmp_path, ex, *args)[0] == 2
     assert via_plugin(program("incoming"), capsys, *args)[0] == 2

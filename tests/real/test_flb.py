@@ -114,6 +114,8 @@ def test_planted_flb_write_is_found(
     severity: str,
     words: str,
 ) -> None:
+    """Would catch: a corrupted FLB state (planted in a real core) not reported, or reported with
+    another code or severity."""
     snap = _inspect(full_root, fixture, writes)
     assert _serious(snap) == [(code, severity)]
     (finding,) = [f for f in snap.findings if f.code == code]
@@ -131,6 +133,7 @@ def test_planted_flb_write_is_found(
 def test_count_above_files_is_not_an_error(
     full_root: Path, fixture: str, writes: dict[str, tuple[str, int]], note: str
 ) -> None:
+    """Would catch: a false alarm on FLB references beyond its files, which the kernel allows."""
     snap = _inspect(full_root, fixture, writes)
     assert _serious(snap) == []
     assert any(note in n for n in snap.notes)

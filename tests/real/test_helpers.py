@@ -43,6 +43,8 @@ LAYER_MODULES = ("liveupdate", "kho", "file_holders", "bounded")
 
 @pytest.mark.parametrize("module", LAYER_MODULES)
 def test_all_is_sorted_and_complete(module: str) -> None:
+    """Would catch: a public helper missing from __all__, an unsorted __all__, or a helper name
+    without its subsystem prefix."""
     mod = importlib.import_module(f"luo_drgn.helpers.{module}")
     assert list(mod.__all__) == sorted(mod.__all__, key=lambda n: (not n.isupper(), n))
     public = {
@@ -117,12 +119,14 @@ for s in luo_for_each_session(prog, "incoming"):
 @only(lambda name: name in ("outgoing", "disabled"))
 def test_luo_kho_enabled(prog: drgn.Program, expected: dict[str, Any]) -> None:
     # The disabled fixture's kernel said why on its console.
+    """Would catch: kho=off read as KHO enabled, or the reverse."""
     disabled = expected["disabled_reason"] or ""
     assert h.luo_kho_enabled(prog) is ("KHO is disabled" not in disabled)
 
 
 @only(lambda name: name in ("outgoing", "incoming", "disabled"))
 def test_luo_cmdline_param(prog: drgn.Program, manifest: dict[str, Any]) -> None:
+    """Would catch: the boot command line misparsed (a parameter missed, or a missing one found)."""
     (cmdline,) = [
         line.split("Command line: ", 1)[1]
         for line in manifest["kernel_log"]
@@ -136,16 +140,19 @@ def test_luo_cmdline_param(prog: drgn.Program, manifest: dict[str, Any]) -> None
 
 @only(has_sessions)
 def test_luo_outgoing_frozen(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: the freeze misread (a dump at machine_kexec not frozen, or the reverse)."""
     assert h.luo_outgoing_frozen(prog) is expected["frozen"]
 
 
 @only(has_sessions)
 def test_luo_incoming_present(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: incoming LUO data reported in a first-boot kernel, or missed after a kexec."""
     assert h.luo_incoming_present(prog) is (expected["phase"] > 1)
 
 
 @only(has_sessions)
 def test_luo_incoming_deserialized(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: the incoming data's deserialization state misread."""
     want = expected["deserialized"] if expected["phase"] > 1 else None
     assert h.luo_incoming_deserialized(prog) is want
 
@@ -155,6 +162,8 @@ def test_luo_incoming_deserialized(prog: drgn.Program, expected: dict[str, Any])
 
 @once_per_kernel(has_sessions)
 def test_luo_for_each_file_handler(prog: drgn.Program) -> None:
+    """Would catch: the handler list walked wrong, or returned as another type than drgn's object
+    pointers."""
     handlers = list(h.luo_for_each_file_handler(prog))
     assert handlers == [prog["memfd_luo_handler"].address_of_()]
     assert handlers[0].type_.type_name() == "struct liveupdate_file_handler *"
@@ -162,6 +171,7 @@ def test_luo_for_each_file_handler(prog: drgn.Program) -> None:
 
 @once_per_kernel(has_sessions)
 def test_luo_file_handler_compatible(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: the handler's compatible string misread."""
     handler = prog["memfd_luo_handler"].address_of_()
     handlers = {f["handler"] for s in expected["sessions"] for f in s["files"]}
     # Every file the guest preserved is a memfd (none left once all finished).
@@ -171,6 +181,7 @@ def test_luo_file_handler_compatible(prog: drgn.Program, expected: dict[str, Any
 
 @once_per_kernel(has_sessions)
 def test_luo_file_handler_ops(prog: drgn.Program) -> None:
+    """Would catch: a handler's ops pointer misread."""
     ops = prog["memfd_luo_handler"].address_of_().ops
     assert ops == prog["memfd_luo_file_ops"].address_of_()
 
@@ -179,6 +190,8 @@ def test_luo_file_handler_ops(prog: drgn.Program) -> None:
 def test_luo_file_handler_for_each_flb(prog: drgn.Program, expected: dict[str, Any]) -> None:
     # 7.2.13's memfd handler registers no FLB of its own; the `full` kernel's
     # test module (CONFIG_LIVEUPDATE_TEST) registers three, as its console says.
+    """Would catch: a handler's FLB list walked wrong (none on 7.2.13, the test module's three on
+    the full kernel)."""
     handler = prog["memfd_luo_handler"].address_of_()
     got = [bytes(f.compatible.string_()).decode() for f in h.luo_file_handler_for_each_flb(handler)]
     assert got == [x["compatible"] for x in expected.get("flbs", [])]
@@ -201,12 +214,14 @@ def test_luo_for_each_session(prog: drgn.Program, expected: dict[str, Any]) -> N
 
 
 def test_direction_is_checked() -> None:
+    """Would catch: a misspelt direction silently read as one of the two."""
     with pytest.raises(ValueError, match="direction must be one of"):
         list(h.luo_for_each_session(drgn.Program(), "sideways"))
 
 
 @only(has_sessions)
 def test_luo_session_name(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: session names decoded instead of kept as the bytes the kernel compares."""
     names = [bytes(s.name.string_()) for d in h.LUO_DIRECTIONS for s in plain_sessions(prog, d)]
     assert all(isinstance(n, bytes) for n in names)
     want = [name_bytes(s["name"]) for d in h.LUO_DIRECTIONS for s in expected_sessions(expected, d)]
@@ -215,6 +230,7 @@ def test_luo_session_name(prog: drgn.Program, expected: dict[str, Any]) -> None:
 
 @only(has_sessions)
 def test_luo_session_retrieved(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a session's retrieved flag misread."""
     for d in h.LUO_DIRECTIONS:
         for s, want in zip(plain_sessions(prog, d), expected_sessions(expected, d)):
             assert bool(s.retrieved) is want["retrieved"]
@@ -222,6 +238,7 @@ def test_luo_session_retrieved(prog: drgn.Program, expected: dict[str, Any]) -> 
 
 @only(has_sessions)
 def test_luo_session_for_each_file(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a session's file walk that skips, repeats or reorders files."""
     for d in h.LUO_DIRECTIONS:
         for s, want in zip(plain_sessions(prog, d), expected_sessions(expected, d)):
             got = list(h.luo_session_for_each_file(s))
@@ -231,6 +248,7 @@ def test_luo_session_for_each_file(prog: drgn.Program, expected: dict[str, Any])
 
 @only(has_sessions)
 def test_luo_session_file_count(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a session's file count read from the wrong field."""
     for d in h.LUO_DIRECTIONS:
         for s, want in zip(plain_sessions(prog, d), expected_sessions(expected, d)):
             assert h.luo_session_file_count(s) == want["file_count"]
@@ -240,6 +258,7 @@ def test_luo_session_file_count(prog: drgn.Program, expected: dict[str, Any]) ->
 def test_luo_session_finished(prog: drgn.Program, expected: dict[str, Any]) -> None:
     # The guest finished vm-gamma; it retrieved vm-alpha without finishing
     # it, and left vm-beta and empty alone.
+    """Would catch: a finished incoming session told from an unfinished one wrongly."""
     got = {
         s.name.string_().decode(): h.luo_session_finished(s)
         for s in plain_sessions(prog, "incoming")
@@ -273,18 +292,21 @@ def expected_files(expected: dict[str, Any]) -> list[dict[str, Any]]:
 
 @only(has_sessions)
 def test_luo_file_token(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: tokens misread or misordered."""
     tokens = [f.token.value_() for f in all_luo_files(prog)]
     assert tokens == [f["token"] for f in expected_files(expected)]
 
 
 @only(has_sessions)
 def test_luo_file_handler(prog: drgn.Program) -> None:
+    """Would catch: a file's handler pointer misread."""
     handler = prog["memfd_luo_handler"].address_of_()
     assert all(f.fh == handler for f in all_luo_files(prog))
 
 
 @only(has_sessions)
 def test_luo_file_struct_file(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a file's struct file misread, or a freed one not read as NULL."""
     for f, want in zip(all_luo_files(prog), expected_files(expected)):
         file = f.file
         assert file.type_.type_name() == "struct file *"
@@ -295,6 +317,7 @@ def test_luo_file_struct_file(prog: drgn.Program, expected: dict[str, Any]) -> N
 
 @only(has_sessions)
 def test_luo_file_serialized_data(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a file's serialized handle not the physical address of its memfd state."""
     for f, want in zip(all_luo_files(prog), expected_files(expected)):
         pa = f.serialized_data.value_()
         if want["retrieve_status"] == 0:
@@ -305,12 +328,14 @@ def test_luo_file_serialized_data(prog: drgn.Program, expected: dict[str, Any]) 
 
 @only(has_sessions)
 def test_luo_file_retrieve_status(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: retrieve statuses misread."""
     statuses = [h.luo_file_retrieve_status(f) for f in all_luo_files(prog)]
     assert statuses == [f["retrieve_status"] for f in expected_files(expected)]
 
 
 @only(lambda name: name == "fault-negative-retrieve")
 def test_luo_file_retrieve_status_keeps_errno(prog: drgn.Program) -> None:
+    """Would catch: a negative retrieve status (an errno) flattened to a boolean."""
     f = next(
         f
         for f in plain_files(session_named(prog, "vm-alpha", "incoming"))
@@ -324,6 +349,7 @@ def test_luo_file_retrieve_status_keeps_errno(prog: drgn.Program) -> None:
 
 @only(lambda name: name in ("outgoing", "frozen"))
 def test_luo_read_ser(prog: drgn.Program) -> None:
+    """Would catch: a physical read of a serialized structure unlike the bytes in memory."""
     f = plain_files(session_named(prog, "vm-alpha", "outgoing"))[0]
     pa = f.serialized_data.value_()
     ser = h.luo_read_ser(prog, "struct memfd_luo_ser", pa)
@@ -337,6 +363,7 @@ def test_luo_read_ser(prog: drgn.Program) -> None:
 
 @only(lambda name: name in ("frozen", "outgoing"))
 def test_luo_for_each_serialized_session(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: serialized sessions read before the freeze wrote any, or misread after it."""
     got = list(h.luo_for_each_serialized_session(prog, "outgoing"))
     if not expected["frozen"]:
         # Before the freeze nothing was written: no block has a count.
@@ -350,12 +377,14 @@ def test_luo_for_each_serialized_session(prog: drgn.Program, expected: dict[str,
 
 @only(lambda name: name == "frozen")
 def test_luo_session_ser_name(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a serialized session's name misread."""
     names = [bytes(s.name.string_()) for s in h.luo_for_each_serialized_session(prog)]
     assert names == [s["name"].encode() for s in expected["sessions"]]
 
 
 @only(lambda name: name in ("frozen", "incoming-pending"))
 def test_luo_session_ser_file_set(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a serialized session's file block address or count misread."""
     direction = "outgoing" if expected["frozen"] else "incoming"
     for ser, want in zip(h.luo_for_each_serialized_session(prog, direction), expected["sessions"]):
         pa, count = h.luo_session_ser_file_set(ser)
@@ -368,6 +397,7 @@ def test_luo_session_ser_file_set(prog: drgn.Program, expected: dict[str, Any]) 
 
 @only(lambda name: name in ("frozen", "incoming-pending"))
 def test_luo_session_ser_for_each_file(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a serialized session's file entries walked wrong."""
     direction = "outgoing" if expected["frozen"] else "incoming"
     for ser, want in zip(h.luo_for_each_serialized_session(prog, direction), expected["sessions"]):
         entries = list(h.luo_session_ser_for_each_file(ser))
@@ -376,6 +406,7 @@ def test_luo_session_ser_for_each_file(prog: drgn.Program, expected: dict[str, A
 
 @only(lambda name: name in ("frozen", "incoming-pending"))
 def test_luo_file_ser_token_compatible_data(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a serialized file entry's token, compatible or data handle misread."""
     direction = "outgoing" if expected["frozen"] else "incoming"
     live = {}
     if expected["frozen"]:
@@ -399,6 +430,7 @@ def test_luo_file_ser_token_compatible_data(prog: drgn.Program, expected: dict[s
 def test_luo_for_each_pending_incoming_session(
     prog: drgn.Program, expected: dict[str, Any]
 ) -> None:
+    """Would catch: pending incoming sessions listed after deserialization, or missed before it."""
     pending = list(h.luo_for_each_pending_incoming_session(prog))
     if expected["phase"] > 1 and not expected["deserialized"]:
         assert [bytes(s.name.string_()).decode() for s in pending] == [
@@ -413,6 +445,8 @@ def test_luo_for_each_pending_incoming_session(
 
 @only(has_sessions)
 def test_luo_for_each_preserved_file(prog: drgn.Program) -> None:
+    """Would catch: the preserved-file index walked wrong, or keyed by something other than the
+    inode."""
     got = list(h.luo_for_each_preserved_file(prog))
     files = [f.file for f in all_luo_files(prog) if f.file]
     assert sorted(f.value_() for _, f in got) == sorted(f.value_() for f in files)
@@ -424,6 +458,7 @@ def test_luo_for_each_preserved_file(prog: drgn.Program) -> None:
 
 @only(has_sessions)
 def test_xa_for_each_block_is_drgns_walk(prog: drgn.Program) -> None:
+    """Would catch: the block xarray reader disagreeing with drgn's own xa_for_each."""
     from drgn.helpers.linux.xarray import xa_for_each
 
     from luo_drgn.blockread import xa_for_each_block
@@ -497,6 +532,7 @@ def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
 def test_luo_for_each_flb(prog: drgn.Program, expected: dict[str, Any]) -> None:
     # 7.2.13 without CONFIG_LIVEUPDATE_TEST registers no FLB; with it, the
     # test module's three (compared with plain drgn's list walk too).
+    """Would catch: the global FLB list walked wrong, or disagreeing with its count."""
     want = [x["compatible"] for x in expected.get("flbs", [])]
     got = list(h.luo_for_each_flb(prog))
     assert [bytes(f.compatible.string_()).decode() for f in got] == want
@@ -595,6 +631,7 @@ def test_luo_flb_compatible_and_counts() -> None:
 
 @only(has_sessions)
 def test_luo_preserved_file_refcount(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a file's reference count read without file_ref_t's offset of one."""
     for f, want in zip(all_luo_files(prog), expected_files(expected)):
         if want["has_file"]:
             assert h.luo_preserved_file_refcount(f.file) == want["refcount"]
@@ -624,6 +661,7 @@ def test_luo_preserved_file_refcount_dead_file() -> None:
 
 @only(has_sessions)
 def test_luo_preserved_file_ino(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a preserved file's inode number misread."""
     for f, want in zip(all_luo_files(prog), expected_files(expected)):
         if want["has_file"]:
             assert f.file.f_inode.i_ino.value_() == want["ino"]
@@ -631,6 +669,7 @@ def test_luo_preserved_file_ino(prog: drgn.Program, expected: dict[str, Any]) ->
 
 @only(lambda name: name in ("outgoing", "incoming"))
 def test_luo_preserved_file_path(prog: drgn.Program) -> None:
+    """Would catch: a memfd's path shown otherwise than /proc/PID/fd shows it."""
     for f in all_luo_files(prog):
         if f.file:
             path = h.luo_preserved_file_path(f.file)
@@ -645,6 +684,7 @@ def test_luo_preserved_file_path(prog: drgn.Program) -> None:
 
 @only(lambda name: name in ("outgoing", "incoming"))
 def test_memfd_luo_serialized_state(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a memfd's serialized state (size, folio count) misread."""
     for f, want in zip(all_luo_files(prog), expected_files(expected)):
         state = h.memfd_luo_serialized_state(f)
         if want["retrieve_status"] != 0:
@@ -660,6 +700,8 @@ def test_memfd_luo_serialized_state(prog: drgn.Program, expected: dict[str, Any]
 
 
 def test_walk_error_is_a_validation_error_with_the_fault_chained() -> None:
+    """Would catch: a walk fault that is not a drgn ValidationError, or loses the FaultError that
+    caused it."""
     from drgn.helpers import ValidationError
 
     from luo_drgn import examples
@@ -739,6 +781,7 @@ def test_rwsem_write_locked_on_preempt_rt_too(rt: bool, value: int, locked: bool
 @only(has_sessions)
 def test_luo_device_in_use(prog: drgn.Program, expected: dict[str, Any]) -> None:
     # luo_open() sets luo_dev.in_use for the one process that holds it.
+    """Would catch: /dev/liveupdate's in_use flag misread."""
     assert h.luo_device_in_use(prog) is bool(expected["luo_device_holders"])
 
 

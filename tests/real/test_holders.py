@@ -124,6 +124,8 @@ def test_planted_extra_reference_is_still_a_leak(
 
 @only(is_holders)
 def test_reports_show_the_holder_kinds(snapshot: Snapshot, manifest: dict[str, Any]) -> None:
+    """Would catch: a kernel holder kind (SCM_RIGHTS, io_uring, loop, iommufd) missing from the
+    text, Markdown or JSON report."""
     iommufd = next(
         e["iommufd"] for e in guest_events(manifest["guest_log"]) if e["op"] == "ioas_map_file"
     )
@@ -168,6 +170,8 @@ def test_kinds_the_kernel_lacks_are_named(snapshot: Snapshot) -> None:
 
 @only(lambda name: name == "fault-leaked-reference")
 def test_leak_lists_what_was_not_scanned(snapshot: Snapshot) -> None:
+    """Would catch: a leak finding that does not say which holder kinds this kernel could not be
+    scanned for."""
     (leak,) = [f for f in snapshot.findings if f.code == "leaked-file-reference"]
     assert "not scanned: io_uring fixed files (io_uring is not built into this kernel)" in (
         leak.message
@@ -213,6 +217,7 @@ def test_a_reference_gone_on_reread_is_transient(
 
 @only(lambda name: name == "outgoing")
 def test_a_vmcore_is_not_read_twice(snapshot: Snapshot) -> None:
+    """Would catch: a vmcore's refcounts reread as if the kernel were live."""
     assert all(f.refcount_reread is None for s in snapshot.sessions for f in s.files)
 
 

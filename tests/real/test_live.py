@@ -76,6 +76,7 @@ def assert_matches_ground_truth(doc: dict[str, Any], expected: dict[str, Any]) -
 
 
 def test_before_the_live_update(live_run: live.LiveRun) -> None:
+    """Would catch: live mode disagreeing with the guest's own log before the kexec."""
     rc, out, err = live_run.inspections["phase1"]
     assert rc == 0, err
     expected = manifest.expected_state(console_before(live_run, "phase1"), frozen=False)
@@ -86,6 +87,8 @@ def test_before_the_live_update(live_run: live.LiveRun) -> None:
 
 
 def test_after_the_live_update(live_run: live.LiveRun) -> None:
+    """Would catch: live mode disagreeing with the guest's log after the kexec, or misstating the
+    incoming data."""
     rc, out, err = live_run.inspections["phase2"]
     assert rc == 0, err
     expected = manifest.expected_state(console_before(live_run, "phase2"), frozen=False)
@@ -115,6 +118,7 @@ def test_luo_command_and_helpers_in_live_drgn(live_run: live.LiveRun) -> None:
 
 
 def test_walks_survive_concurrent_change(churn_run: live.LiveRun) -> None:
+    """Would catch: a traceback, hang or foreign session when the kernel changes mid-walk."""
     for tag, (rc, out, err) in churn_run.inspections.items():
         assert rc in (0, 1), f"{tag}: exit {rc} (124 is a timeout): {err}"
         assert "Traceback" not in err
@@ -144,6 +148,7 @@ def after_inspection(run: live.LiveRun, tag: str) -> list[str]:
 
 
 def test_preflight_passes_and_the_live_update_works(crowded_run: live.LiveRun) -> None:
+    """Would catch: preflight refusing a live state whose kexec the next kernel then accepted."""
     rc, out, err = crowded_run.inspections["phase1"]
     doc = json.loads(out)
     assert rc == 0, err
@@ -156,6 +161,7 @@ def test_preflight_passes_and_the_live_update_works(crowded_run: live.LiveRun) -
 
 
 def test_preflight_fails_and_the_next_kernel_panics(doomed_run: live.LiveRun) -> None:
+    """Would catch: preflight accepting a live state whose next kernel then panicked at boot."""
     rc, out, err = doomed_run.inspections["phase1"]
     doc = json.loads(out)
     assert rc == 1, err

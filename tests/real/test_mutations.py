@@ -56,6 +56,7 @@ MUTATIONS = (
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)
 def test_mutation_is_caught(mutation: Mutation, tmp_path: Path) -> None:
+    """Would catch: the suite no longer failing with a bug it was written against."""
     copy_tree(tmp_path)
     target = tmp_path / mutation.path
     source = target.read_text()
@@ -69,6 +70,7 @@ def test_mutation_is_caught(mutation: Mutation, tmp_path: Path) -> None:
 
 
 def test_unmutated_copy_passes(tmp_path: Path) -> None:
+    """Would catch: a copied tree that fails unmutated: every mutant would look caught."""
     copy_tree(tmp_path)
     args = [a for m in MUTATIONS for a in m.tests if a.startswith("tests/")]
     proc = run_pytest(tmp_path, *args)

@@ -27,6 +27,7 @@ SAMPLES = {
 
 
 def test_readme_samples_are_real_output() -> None:
+    """Would catch: a README sample that is no longer what luo-inspect prints."""
     for marker, args in SAMPLES.items():
         block = README.split(f"<!-- {marker}:begin -->\n", 1)[1].split(f"<!-- {marker}:end -->", 1)[
             0
@@ -46,6 +47,7 @@ def test_readme_samples_are_real_output() -> None:
 
 
 def test_ci_runs_the_readme_commands() -> None:
+    """Would catch: .ci/run no longer running the README's set-up commands."""
     setup = README.split("## Set-up", 1)[1].split("```", 2)[1].strip().splitlines()
     assert len(setup) == 2
     assert setup[0].endswith("luo-inspect --example incoming report")

@@ -41,6 +41,8 @@ def has_names(name: str) -> bool:
 
 @only(has_names)
 def test_redacted_report_has_no_user_names(snapshot: Snapshot, manifest: dict[str, Any]) -> None:
+    """Would catch: a session, memfd or process name the guest chose left in a redacted report, or
+    kept facts dropped."""
     names = guest_names(manifest)
     word = re.compile(
         "|".join(rf"(?<![\w.-]){re.escape(n)}(?![\w-])" for n in sorted(names, key=len)[::-1])

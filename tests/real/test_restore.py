@@ -110,12 +110,14 @@ def only(snap: Snapshot) -> list[Finding]:
 
 
 def test_healthy_handover_is_accepted() -> None:
+    """Would catch: a false refusal of a handover the next kernel accepts."""
     snap = outgoing([hsession("a", 3), hsession("b", 0), hsession("c", 2)])
     assert only(snap) == [] and handover_accepted(snap)
 
 
 def test_fifty_sessions_fit_one_block() -> None:
     # The healthy neighbour of the 7.2.13 bug: 50 sessions, one block.
+    """Would catch: an off-by-one at the session block's capacity, on the side that fits."""
     snap = outgoing([hsession(f"s{i:02d}", 0) for i in range(50)], source="predicted")
     assert only(snap) == [] and handover_accepted(snap)
 
@@ -138,6 +140,8 @@ def test_empty_trailing_session_block_panics_the_next_kernel() -> None:
 
 
 def test_frozen_block_count_above_capacity() -> None:
+    """Would catch: a block whose count exceeds its capacity accepted, though
+    luo_session_deserialize() panics on it."""
     snap = outgoing([hsession("a", 1)], blocks=chain(52))
     (f,) = only(snap)
     assert f.code == "next-kernel-panic"
@@ -147,6 +151,7 @@ def test_frozen_block_count_above_capacity() -> None:
 
 
 def test_cyclic_session_chain() -> None:
+    """Would catch: a cyclic block chain not predicted to panic the next kernel."""
     c = chain(1)
     c.fault, c.fault_address = "cycle in the block chain", 0x10000
     snap = outgoing([hsession("a", 1)], blocks=c)
@@ -155,6 +160,7 @@ def test_cyclic_session_chain() -> None:
 
 
 def test_abi_mismatch_with_the_next_kernel() -> None:
+    """Would catch: a next kernel expecting another LUO ABI accepted."""
     snap = outgoing([hsession("a", 1)], next_kernel=next_kernel(abi="luo-v6"))
     (f,) = only(snap)
     assert f.code == "next-kernel-panic"
@@ -162,6 +168,8 @@ def test_abi_mismatch_with_the_next_kernel() -> None:
 
 
 def test_duplicate_session_names_fail_deserialization() -> None:
+    """Would catch: duplicate names not predicted to fail the next kernel's deserialization with
+    EEXIST, and which sessions it leaves."""
     snap = outgoing([hsession("a"), hsession("b"), hsession("a"), hsession("c")])
     dup, f = sorted(only(snap), key=lambda x: x.code)
     assert (dup.code, dup.session) == ("duplicate-session-name", "a")  # in memory already
@@ -172,6 +180,7 @@ def test_duplicate_session_names_fail_deserialization() -> None:
 
 
 def test_unknown_handler_in_the_next_kernel() -> None:
+    """Would catch: a file whose handler the next kernel lacks not predicted to fail with ENOENT."""
     snap = outgoing([hsession("a"), hsession("b", handler="vfio-v1")])
     (f,) = only(snap)
     assert (f.code, f.session) == ("next-kernel-eio", "b")
@@ -181,6 +190,8 @@ def test_unknown_handler_in_the_next_kernel() -> None:
 
 
 def test_next_kernel_without_the_handler() -> None:
+    """Would catch: a next kernel without the memfd handler accepted, or its loss pinned on the
+    wrong file."""
     snap = outgoing([hsession("a", 2)], next_kernel=next_kernel(handlers=[]))
     (f,) = only(snap)
     # Lost with its session and token: the first file whose handler is missing.
@@ -188,12 +199,15 @@ def test_next_kernel_without_the_handler() -> None:
 
 
 def test_next_kernel_without_luo() -> None:
+    """Would catch: a next kernel built without LUO accepted."""
     snap = outgoing([hsession("a")], next_kernel=next_kernel(has_luo=False))
     (f,) = only(snap)
     assert f.code == "next-kernel-no-luo" and "built without CONFIG_LIVEUPDATE" in f.message
 
 
 def test_next_kernel_with_another_layout() -> None:
+    """Would catch: a next kernel that lays out luo_file_ser differently accepted (and the same
+    layout refused)."""
     layout = (64, (("compatible", 0, 48), ("data", 384, 8), ("token", 448, 8)))
     other = (72, (("compatible", 0, 56), ("data", 448, 8), ("token", 512, 8)))
     snap = outgoing(
@@ -215,6 +229,7 @@ def test_next_kernel_with_another_layout() -> None:
 
 
 def test_bad_file_block_count() -> None:
+    """Would catch: a file block with a bad count not predicted to fail with EINVAL."""
     s = hsession("a", 2)
     assert s.chain is not None
     s.chain.blocks[0].count = 0
@@ -225,12 +240,16 @@ def test_bad_file_block_count() -> None:
 
 
 def test_file_count_disagrees_with_entries() -> None:
+    """Would catch: a file count that disagrees with the entries not predicted to fail
+    deserialization."""
     (f,) = only(outgoing([hsession("a", 2, file_count=3)]))
     assert f.code == "next-kernel-eio"
     assert "File count mismatch: expected 3, found 2" in f.message
 
 
 def test_files_without_blocks_only_warn_and_are_lost() -> None:
+    """Would catch: files counted without blocks reported as a failure instead of the kernel's WARN
+    and silent loss."""
     s = hsession("a", 0, file_count=2)
     (f,) = only(outgoing([s]))
     assert (f.code, f.session) == ("next-kernel-drops", "a")
@@ -238,6 +257,8 @@ def test_files_without_blocks_only_warn_and_are_lost() -> None:
 
 
 def test_uncounted_sessions_are_dropped_silently() -> None:
+    """Would catch: sessions written past a block's count not reported as silently dropped by the
+    next kernel."""
     c = chain(2)
     c.blocks[0].uncounted = ["c", "d"]
     snap = outgoing([hsession("a"), hsession("b")], blocks=c)
@@ -251,12 +272,15 @@ def test_uncounted_sessions_are_dropped_silently() -> None:
 
 
 def test_freeze_without_room_refuses_the_kexec() -> None:
+    """Would catch: a freeze with no room for its sessions not predicted to fail the kexec with
+    ENOSPC."""
     snap = outgoing([hsession(f"s{i}", 0) for i in range(52)], source="predicted", blocks=chain(51))
     (f,) = only(snap)
     assert f.code == "kexec-will-fail" and "ENOSPC" in f.message
 
 
 def test_next_command_line() -> None:
+    """Would catch: a next command line without liveupdate=on accepted."""
     snap = outgoing([hsession("a")], next_cmdline="console=ttyS0 quiet")
     assert [f.code for f in only(snap)] == ["next-kernel-no-luo"]
     snap = outgoing([hsession("a")], next_cmdline="console=ttyS0 liveupdate=on")
@@ -264,6 +288,8 @@ def test_next_command_line() -> None:
 
 
 def test_pending_incoming_checked_against_this_kernel() -> None:
+    """Would catch: pending incoming data this kernel will fail to deserialize not reported before
+    the first open."""
     ho = Handover(
         "incoming",
         "pending",
@@ -279,6 +305,8 @@ def test_pending_incoming_checked_against_this_kernel() -> None:
 
 
 def test_preflight_ignores_incoming_only_sessions() -> None:
+    """Would catch: preflight refusing a handover because of incoming sessions the kexec does not
+    send."""
     snap = outgoing([hsession("a")])
     snap.findings.append(Finding("leaked-file-reference", "error", "x", "old", 1, 0x1))
     snap.sessions.append(Session(0x9000, "old", "incoming", True, False, 1))
@@ -286,6 +314,8 @@ def test_preflight_ignores_incoming_only_sessions() -> None:
 
 
 def test_memfd_with_unknown_seals_fails_its_retrieve_only() -> None:
+    """Would catch: a memfd with seals the next kernel refuses reported as failing the whole
+    handover instead of its own retrieve."""
     snap = outgoing([hsession("a", 2)])
     snap.sessions[0].files = [
         PreservedFile(

@@ -44,6 +44,8 @@ def alpha(prog: drgn.Program) -> drgn.Object:
 
 
 def test_unreadable_luo_global() -> None:
+    """Would catch: an unreadable luo_global aborting the report instead of being recorded while the
+    rest is read."""
     prog = fresh_program()
     plant_fault(prog, prog["luo_global"].address_, prog["luo_global"].type_.size)
     snap = snapshot(prog)
@@ -53,6 +55,7 @@ def test_unreadable_luo_global() -> None:
 
 
 def test_unreadable_session_header() -> None:
+    """Would catch: an unreadable session list header aborting the report, not recorded."""
     prog = fresh_program()
     out = prog["luo_session_global"].outgoing
     plant_fault(prog, out.list.address_, 16)
@@ -63,6 +66,8 @@ def test_unreadable_session_header() -> None:
 
 
 def test_unreadable_struct_file() -> None:
+    """Would catch: an unreadable struct file aborting the report, or not becoming a corrupt-
+    structure finding on its file."""
     prog = fresh_program()
     f = next(iter(h.luo_session_for_each_file(alpha(prog))))
     plant_fault(prog, f.file.value_(), 256)
@@ -76,6 +81,8 @@ def test_unreadable_struct_file() -> None:
 
 
 def test_unreadable_fd_table() -> None:
+    """Would catch: an unreadable fd table aborting the holder scan instead of being recorded, the
+    other tasks still scanned."""
     prog = fresh_program()
     fdt = find_task(prog, 1).files.fdt
     plant_fault(prog, fdt.fd.value_(), 8)

@@ -52,6 +52,8 @@ def _run(*argv: str) -> tuple[int, str]:
 
 
 def test_scale_state_as_the_guest_logged_it(scale: tuple[Path, dict[str, Any], list[str]]) -> None:
+    """Would catch: the scale core's report disagreeing with what its guest logged (sessions,
+    tokens, holders)."""
     core, summary, debug = scale
     assert summary["failed"] == 0 and summary["preserved"] == FILES
     symbols = [a for d in debug for a in ("-s", d)]

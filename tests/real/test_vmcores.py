@@ -25,6 +25,8 @@ from vmcores.scenarios import WHOLE_FAULTS
 
 
 def test_manifest_is_complete(manifest: dict[str, Any]) -> None:
+    """Would catch: a fixture made without its guest log, release, or (for a fault) its writes and
+    expected findings."""
     assert manifest["made"]["release"] == "7.2.13"
     assert manifest["guest_log"][0].startswith('@@LUO {"op":"start"')
     assert manifest["expected"]["luo_state"] in ("enabled", "disabled", "absent")
@@ -35,10 +37,13 @@ def test_manifest_is_complete(manifest: dict[str, Any]) -> None:
 
 @once_per_kernel()
 def test_kernel_release(prog: drgn.Program) -> None:
+    """Would catch: a fixture opened with another kernel's debug info."""
     assert prog["init_uts_ns"].name.release.string_() == b"7.2.13"
 
 
 def test_luo_state(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a manifest whose LUO state (enabled, disabled, absent) differs from the dump's
+    memory."""
     state = expected["luo_state"]
     if state == "absent":
         with pytest.raises(LookupError):
@@ -84,6 +89,7 @@ def test_sessions_in_memory(prog: drgn.Program, expected: dict[str, Any]) -> Non
 
 @only(lambda name: name == "frozen")
 def test_frozen_state_in_memory(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a frozen fixture that was not dumped inside the freeze."""
     assert expected["frozen"]
     # Write-held by luo_session_serialize() and never released on success.
     assert prog["luo_session_serialize_rwsem"].count.counter & 1
@@ -92,6 +98,7 @@ def test_frozen_state_in_memory(prog: drgn.Program, expected: dict[str, Any]) ->
 
 @only(lambda name: name == "incoming-pending")
 def test_pending_incoming_in_memory(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a pending fixture dumped after its data was deserialized."""
     inc = prog["luo_session_global"].incoming
     assert not expected["deserialized"]
     assert inc.active and inc.block_set.head_pa != 0
@@ -154,6 +161,7 @@ def test_fault_writes_apply_to_their_base(
     )
 )
 def test_guest_refusals_recorded(expected: dict[str, Any]) -> None:
+    """Would catch: the guest's refused operations (EEXIST, EBUSY) missing from the manifest."""
     refusals = {(r["op"], r.get("token"), r["errno"]) for r in expected["refusals"]}
     assert ("create_session", None, "EEXIST") in refusals
     assert ("preserve", 0x101, "EEXIST") in refusals  # duplicate token, one session
@@ -162,6 +170,7 @@ def test_guest_refusals_recorded(expected: dict[str, Any]) -> None:
 
 @only(lambda name: name == "incoming")
 def test_incoming_ground_truth(expected: dict[str, Any]) -> None:
+    """Would catch: the incoming fixture's manifest no longer saying what its guest did."""
     assert expected["failed_retrieves"] == [
         {"session": "vm-alpha", "token": 0x999, "errno": "ENOENT"}
     ]
@@ -172,6 +181,7 @@ def test_incoming_ground_truth(expected: dict[str, Any]) -> None:
 
 
 def test_copy_sparse_keeps_every_byte(tmp_path: Any) -> None:
+    """Would catch: the sparse copy losing data at a block boundary or in a trailing hole."""
     import io
 
     block = 4096

@@ -45,6 +45,7 @@ def walk(head: drgn.Object, limit: int = 1 << 20) -> tuple[list[int], WalkError]
 
 
 def test_healthy_list() -> None:
+    """Would catch: the bounded walk missing or repeating an entry of a healthy list."""
     _, files, nodes = outgoing()
     assert len(nodes) == 3
     tokens = [
@@ -82,6 +83,7 @@ def test_ring_with_prev_pointers_consistent_around_it() -> None:
 
 
 def test_null_next() -> None:
+    """Would catch: a NULL next pointer followed, or reported at the wrong node."""
     prog, files, (a, b, c) = outgoing()
     point(prog, b.next, 0)
     seen, err = walk(files)
@@ -90,6 +92,7 @@ def test_null_next() -> None:
 
 
 def test_entry_limit_on_garbage_that_never_cycles() -> None:
+    """Would catch: a walk of garbage that never cycles running past its limit."""
     _, files, (a, b, c) = outgoing()
     seen, err = walk(files, limit=2)
     assert seen == [a.value_(), b.value_()]
@@ -97,6 +100,7 @@ def test_entry_limit_on_garbage_that_never_cycles() -> None:
 
 
 def test_unreadable_head_keeps_the_fault() -> None:
+    """Would catch: an unreadable list head reported without the fault behind it."""
     prog, files, _ = outgoing()
 
     def fail(addr: int, count: int, offset: int, physical: bool) -> bytes:

@@ -23,7 +23,17 @@ def copy_tree(dest: Path) -> None:
         skipped = {n for n in names if n in ("__pycache__", ".cache")}
         return skipped | ({"data"} if Path(folder) == committed.parent else set())
 
-    for item in ("luo_drgn", "tests", "vmcores", "commands", "docs", "pyproject.toml", "README.md"):
+    items = (
+        "luo_drgn",
+        "tests",
+        "vmcores",
+        "commands",
+        "docs",
+        ".ci",
+        "pyproject.toml",
+        "README.md",
+    )
+    for item in items:
         src = TOP / item
         if src.is_dir():
             shutil.copytree(src, dest / item, ignore=ignored)

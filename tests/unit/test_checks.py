@@ -84,14 +84,18 @@ def codes(s: Snapshot, severity: str | None = None) -> list[tuple[Any, ...]]:
 
 
 def test_healthy_is_silent() -> None:
+    """Would catch: a false alarm on a healthy outgoing session."""
     assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]))) == []
 
 
 def test_same_token_in_two_sessions_is_legal() -> None:
+    """Would catch: a token reused by another session reported, though tokens are per session."""
     assert codes(snap(session("a", [pfile(1)]), session("b", [pfile(1, file=0x2000)]))) == []
 
 
 def test_duplicate_token_in_one_session() -> None:
+    """Would catch: a duplicate token in one session missed, or reported without its token and
+    session."""
     s = snap(session("a", [pfile(1), pfile(1, file=0x2000), pfile(2, file=0x3000)]))
     assert codes(s) == [("duplicate-token", "error", "a", 1)]
     (f,) = run_checks(s)[0]
@@ -99,6 +103,8 @@ def test_duplicate_token_in_one_session() -> None:
 
 
 def test_duplicate_session_name_per_direction() -> None:
+    """Would catch: duplicate session names missed, or an outgoing and an incoming session of one
+    name reported."""
     assert codes(snap(session("a", []), session("a", []))) == [
         ("duplicate-session-name", "error", "a", None)
     ]
@@ -115,6 +121,7 @@ def test_duplicate_session_name_per_direction() -> None:
 
 
 def test_count_mismatches() -> None:
+    """Would catch: a session or file count that disagrees with the list walked, not reported."""
     s = snap(session("a", [pfile(1)], file_count=2))
     s.luo.outgoing.session_count = 3
     assert codes(s) == [
@@ -124,6 +131,7 @@ def test_count_mismatches() -> None:
 
 
 def test_incomplete_walk_skips_counts_with_a_note() -> None:
+    """Would catch: counts compared with a walk known to be incomplete (a false mismatch)."""
     s = snap(session("a", [pfile(1)], file_count=2, files_complete=False))
     findings, notes = run_checks(s)
     assert findings == [] and any("not checked" in n for n in notes)
@@ -140,6 +148,7 @@ def test_incomplete_walk_skips_counts_with_a_note() -> None:
     ],
 )
 def test_reference_accounting(refcount: int, code: str, extra: str) -> None:
+    """Would catch: a leaked, missing or dead reference misclassified, or reported below error."""
     s = snap(session("a", [pfile(1, refcount=refcount)]))
     (f,) = run_checks(s)[0]
     # Every one of these is an error: a leak pins memory, a missing
@@ -160,12 +169,14 @@ def test_reference_accounting(refcount: int, code: str, extra: str) -> None:
     ],
 )
 def test_retrieve_states(status: int, file: int | None, expected: list[Any]) -> None:
+    """Would catch: a retrieve state (done, failed, pending, freed) given the wrong finding."""
     f = pfile(1, file=file, retrieve_status=status)
     s = snap(session("s", [f], direction="incoming", retrieved=True, finished=False))
     assert codes(s) == expected
 
 
 def test_failed_retrieve_names_errno() -> None:
+    """Would catch: a failed retrieve not named by its errno, or reported as an error."""
     f = pfile(1, file=None, retrieve_status=-2)
     s = snap(session("s", [f], direction="incoming", retrieved=True, finished=False))
     (finding,) = run_checks(s)[0]
@@ -173,6 +184,7 @@ def test_failed_retrieve_names_errno() -> None:
 
 
 def test_not_retrieved_session_and_pending() -> None:
+    """Would catch: sessions waiting for retrieve or deserialization missed or above info."""
     s = snap(
         session("s", [pfile(1, file=None)], direction="incoming"),
         pending_incoming=[SerializedSession("p", 1, [SerializedFile(1, "memfd-v2", 5)])],
@@ -182,6 +194,7 @@ def test_not_retrieved_session_and_pending() -> None:
 
 
 def test_finished_still_held() -> None:
+    """Would catch: a finished session whose files are still held, not warned about."""
     s = snap(
         session(
             "s", [pfile(1, retrieve_status=1)], direction="incoming", retrieved=True, finished=True
@@ -191,6 +204,7 @@ def test_finished_still_held() -> None:
 
 
 def test_outgoing_file_without_struct_file() -> None:
+    """Would catch: an outgoing file with no struct file, which LUO never leaves, not reported."""
     assert codes(snap(session("a", [pfile(1, file=None)]))) == [
         ("corrupt-structure", "error", "a", 1)
     ]
@@ -207,6 +221,7 @@ def ser_a(*files: SerializedFile, count: int | None = None) -> SerializedSession
 
 
 def test_serialization_matches() -> None:
+    """Would catch: a false mismatch between sessions and their serialized copy."""
     ok = ser_a(SerializedFile(1, "memfd-v2", 0x9001), SerializedFile(2, "memfd-v2", 0x9002))
     assert codes(frozen_snap([ok])) == []
 
@@ -239,17 +254,21 @@ def test_serialization_matches() -> None:
     ],
 )
 def test_serialization_mismatch(ser: list[SerializedSession]) -> None:
+    """Would catch: a serialized copy that differs from the sessions in memory, not reported as an
+    error."""
     found = codes(frozen_snap(ser))
     assert found and {(c, sev) for c, sev, _, _ in found} == {("serialization-mismatch", "error")}
 
 
 def test_serialization_not_checked_when_not_frozen() -> None:
+    """Would catch: the serialized copy compared before the freeze wrote it."""
     s = frozen_snap([])
     s.luo.frozen = False
     assert codes(s) == []
 
 
 def test_preserved_index() -> None:
+    """Would catch: an index entry missing or extra, not reported."""
     s = snap(session("a", [pfile(1), pfile(2, file=0x2000)]), preserved_index={1: 0x1000})
     assert codes(s) == [("preserved-index-mismatch", "error", "a", 2)]
     s = snap(session("a", [pfile(1)]), preserved_index={1: 0x1000, 7: 0x7777})
@@ -257,16 +276,20 @@ def test_preserved_index() -> None:
 
 
 def test_no_index_before_7_1_is_not_a_finding() -> None:
+    """Would catch: a kernel that has no preserved-file index reported for lacking one."""
     s = snap(session("a", [pfile(1)]), preserved_index=None)
     assert codes(s) == []
 
 
 def test_unknown_handler() -> None:
+    """Would catch: a file whose handler is not registered, not reported."""
     s = snap(session("a", [pfile(1, handler=None, handler_registered=False)]))
     assert codes(s) == [("unknown-handler", "error", "a", 1)]
 
 
 def test_flb_count() -> None:
+    """Would catch: an FLB counted below its files not reported, or counted above them reported as
+    an error."""
     flb = Flb(0xF1B, "x-flb-v1", 2, 0, ["memfd-v2"])
     assert codes(snap(session("a", [pfile(1), pfile(2, file=0x2000)]), flbs=[flb])) == []
     # Below its files: luo_flb_file_unpreserve() would run .unpreserve()
@@ -284,6 +307,7 @@ def test_flb_count() -> None:
 
 
 def test_luo_absent_and_disabled() -> None:
+    """Would catch: LUO absent or disabled reported above info, or without why."""
     s = snap()
     s.luo = LuoState("absent", "no CONFIG_LIVEUPDATE")
     assert codes(s) == [("luo-absent", "info", None, None)]
@@ -293,12 +317,15 @@ def test_luo_absent_and_disabled() -> None:
 
 
 def test_walk_errors_become_corrupt_structure() -> None:
+    """Would catch: a walk error that does not become a corrupt-structure finding with its session
+    and address."""
     s = snap(errors=[WalkErrorRecord("files of 'a'", "cycle", 0xABC, "a", None)])
     (f,) = run_checks(s)[0]
     assert (f.code, f.severity, f.session, f.address) == ("corrupt-structure", "error", "a", 0xABC)
 
 
 def test_errors_sort_first_and_codes_are_known() -> None:
+    """Would catch: findings not sorted errors first, or a code missing from the registry."""
     s = snap(
         session("a", [pfile(1, refcount=9)]),
         session("s", [pfile(2, file=None)], direction="incoming"),
@@ -309,6 +336,8 @@ def test_errors_sort_first_and_codes_are_known() -> None:
 
 
 def test_failed_deserialization() -> None:
+    """Would catch: a failed deserialization read as success, or its finding not saying EIO for
+    every open and which sessions exist."""
     s = snap(
         session("a", [pfile(1, file=None)], direction="incoming"),
         session("b", [], direction="incoming"),

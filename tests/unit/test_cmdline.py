@@ -30,6 +30,7 @@ def test_next_arg_quotes_and_double_dash() -> None:
     ],
 )
 def test_kstrtobool_spellings(value: str, want: bool) -> None:
+    """Would catch: a spelling of liveupdate= that kstrtobool() accepts, read otherwise."""
     assert luo_cmdline_bool(f"liveupdate={value}".encode(), "liveupdate") == (
         want,
         f"liveupdate={value}".encode(),
@@ -53,4 +54,5 @@ def test_kstrtobool_spellings(value: str, want: bool) -> None:
     ],
 )
 def test_last_accepted_value_wins(cmdline: bytes, want: tuple[bool | None, bytes | None]) -> None:
+    """Would catch: the first liveupdate= taken where the kernel takes the last one it accepts."""
     assert luo_cmdline_bool(cmdline, "liveupdate") == want

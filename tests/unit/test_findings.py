@@ -43,12 +43,14 @@ def test_schema_enum_is_the_registry() -> None:
 
 
 def test_readme_table_is_the_registry() -> None:
+    """Would catch: the README's findings table drifting from the registry."""
     readme = (TOP / "README.md").read_text()
     table = readme.split("<!-- findings:begin (python -m luo_drgn.findings) -->\n", 1)[1]
     assert table.split("<!-- findings:end -->", 1)[0] == findings.readme_table()
 
 
 def test_codes_are_unique_and_well_formed() -> None:
+    """Would catch: a duplicate finding code, or one without a meaning or a valid severity."""
     assert len(set(findings.CODES)) == len(findings.CODES)
     for c in findings.REGISTRY:
         assert c.severity in findings.SEVERITIES and c.direction in ("incoming", "any")
@@ -56,6 +58,8 @@ def test_codes_are_unique_and_well_formed() -> None:
 
 
 def test_finding_takes_the_registered_severity() -> None:
+    """Would catch: a finding made with another severity than its code's, or an unknown code
+    accepted."""
     f = findings.finding("retrieve-failed", "m", session="s", token=0x100)
     assert f == Finding("retrieve-failed", "warning", "m", "s", 0x100, None)
     with pytest.raises(KeyError):
@@ -65,6 +69,7 @@ def test_finding_takes_the_registered_severity() -> None:
 def test_kernel_errno_names() -> None:
     # include/uapi/asm-generic/errno.h: 95 is EOPNOTSUPP in the kernel, which
     # Python names ENOTSUP.
+    """Would catch: a kernel errno misnamed, or an unknown one shown as a name."""
     assert findings.errno_name(-95) == "EOPNOTSUPP"
     assert findings.errno_name(-22) == "EINVAL"
     assert findings.errno_name(-4095) == "errno 4095"

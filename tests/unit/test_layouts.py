@@ -47,6 +47,7 @@ def kernel(layout: str) -> Kernel:
 
 
 def test_layout_detected(kernel: Kernel, layout: str) -> None:
+    """Would catch: an older layout (v6 to 7.1) misdetected, or its fields read as another's."""
     got = luo_layout(kernel.prog)
     assert got.present and got.generation == layout and got.differences == ()
     assert got.file_set == (layout != "v6")
@@ -57,10 +58,12 @@ def test_layout_detected(kernel: Kernel, layout: str) -> None:
 
 
 def test_layout_probe_is_cached(kernel: Kernel) -> None:
+    """Would catch: the layout probed again on every call instead of cached in prog.cache."""
     assert luo_layout(kernel.prog) is luo_layout(kernel.prog)
 
 
 def test_sessions_and_files(kernel: Kernel, layout: str) -> None:
+    """Would catch: an older layout's sessions and files walked or read wrong."""
     for direction, state in (("outgoing", OUTGOING), ("incoming", INCOMING)):
         sessions = list(h.luo_for_each_session(kernel.prog, direction))
         assert [bytes(s.name.string_()).decode() for s in sessions] == list(state)
@@ -78,6 +81,7 @@ def test_sessions_and_files(kernel: Kernel, layout: str) -> None:
 
 
 def test_serialized(kernel: Kernel) -> None:
+    """Would catch: an older layout's serialized sessions read wrong."""
     assert h.luo_outgoing_frozen(kernel.prog) is True
     ser = list(h.luo_for_each_serialized_session(kernel.prog, "outgoing"))
     assert [s.name.string_().decode() for s in ser] == list(OUTGOING)
@@ -88,6 +92,7 @@ def test_serialized(kernel: Kernel) -> None:
 
 
 def test_handlers(kernel: Kernel) -> None:
+    """Would catch: an older layout's handler list walked wrong."""
     assert [
         bytes(x.compatible.string_()).decode() for x in h.luo_for_each_file_handler(kernel.prog)
     ] == [MEMFD]
@@ -95,6 +100,7 @@ def test_handlers(kernel: Kernel) -> None:
 
 @pytest.mark.parametrize("layout", sorted(INT_STATUS))
 def test_flbs(layout: str) -> None:
+    """Would catch: an older layout's FLBs or their counts read wrong."""
     kernel = populate(layout)
     (flb,) = h.luo_for_each_flb(kernel.prog)
     users = sum(len(v) for v in OUTGOING.values())
@@ -103,6 +109,7 @@ def test_flbs(layout: str) -> None:
 
 
 def test_preserved_index() -> None:
+    """Would catch: 7.1's preserved-file index walked wrong."""
     kernel = populate("7.1")
     indexed = sorted(f.value_() for _, f in h.luo_for_each_preserved_file(kernel.prog))
     in_lists = sorted(
@@ -118,6 +125,7 @@ def test_preserved_index() -> None:
 
 
 def test_collector_reads_the_same(kernel: Kernel, layout: str) -> None:
+    """Would catch: the collector reading an older layout otherwise than the helpers do."""
     snap = snapshot_of(kernel)
     assert snap.target.layout == layout
     assert snap.luo.state == "enabled" and snap.luo.liveupdate_num == 1
@@ -140,6 +148,7 @@ def test_collector_reads_the_same(kernel: Kernel, layout: str) -> None:
 
 
 def test_checks_on_healthy_state(kernel: Kernel, layout: str) -> None:
+    """Would catch: a false alarm on an older layout's healthy state."""
     snap = snapshot_of(kernel)
     serious = {
         (f.code, f.session, f.token) for f in snap.findings if f.severity in ("error", "warning")
@@ -151,6 +160,7 @@ def test_checks_on_healthy_state(kernel: Kernel, layout: str) -> None:
 
 
 def test_cycle_in_v6_files_list_is_reported() -> None:
+    """Would catch: a cycle in a v6 file list followed instead of reported."""
     k = populate("v6")
     s = next(iter(h.luo_for_each_session(k.prog, "outgoing")))
     first = next(iter(h.luo_session_for_each_file(s)))
@@ -168,6 +178,7 @@ def test_flb_count_mismatch_on_7_0() -> None:
     # Fewer users counted than files using the FLB is an error
     # (luo_flb_file_preserve_one() counts each); more is not by itself:
     # liveupdate_flb_get_outgoing() holds references too.
+    """Would catch: 7.0's FLB counts misread, or a count above its files reported as an error."""
     k = populate("7.0")
     (flb,) = h.luo_for_each_flb(k.prog)
     users = h.luo_flb_counts(flb)[0]
@@ -192,6 +203,7 @@ def test_no_flb_registered_before_7_2() -> None:
 
 def test_unexpected_mix_is_named() -> None:
     # A 7.0-like kernel whose FLB support was configured out.
+    """Would catch: a layout mix matching no release named as one without saying what differs."""
     k = Kernel("7.0")
     del k.globals["luo_flb_global"]
     got = luo_layout(k.prog)
@@ -260,6 +272,7 @@ def test_reference_accounting(layout: str) -> None:
 
 
 def test_reference_leak_and_underflow(layout: str) -> None:
+    """Would catch: an older layout's reference leak or underflow missed."""
     k = populate(layout)
     alpha = next(iter(h.luo_for_each_session(k.prog, "outgoing")))
     first, second = list(h.luo_session_for_each_file(alpha))[:2]

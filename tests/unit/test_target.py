@@ -27,6 +27,7 @@ class FakeProgram:
     ],
 )
 def test_live_open_errors(error: Exception, words: str) -> None:
+    """Would catch: a live-kernel open error given as more than one line, or without why."""
     with pytest.raises(TargetError) as e:
         _set_live(FakeProgram(error))  # type: ignore[arg-type]
     assert words in str(e.value) and "\n" not in str(e.value)
