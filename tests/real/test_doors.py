@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The three doors (luo-inspect, drgn's %luo, commands/luo.py) run one
-engine: on real fixtures, every command prints the same document and exits
-with the same status through each, and a usage error is exit 2 in each.
+engine: on real fixtures, every command, with each of its exit statuses
+(0, 1 and 2), prints the same document and exits the same way through
+each; one parametrized test, and a check that no (command, status) cell is
+left out.
 
 The expected statuses are the fixtures' own facts: what their guests did
 (``incoming``: a healthy handover; ``fault-duplicate-token``: a token the
@@ -16,6 +18,7 @@ import os
 import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +28,72 @@ from drgn.commands import CommandError, run_command
 import luo_drgn.plugin
 from luo_drgn import examples
 from luo_drgn.cli import main
+from luo_drgn.request import ALL_COMMANDS
 
 TOP = Path(__file__).resolve().parents[2]
 SCRIPT = str(TOP / "commands" / "luo.py")
 SAVED_BEFORE = examples.DATA / "fixtures" / "journey-after" / "before.json"
 
-# fixture -> (report commands' status, preflight's status), from the guests:
-# error findings exist where the kernel met a fault (1), the next kernel
-# accepts a handover only from an enabled LUO with nothing it refuses, and
-# preflight exits 0 only when that kexec also loses nothing this kernel
-# received: incoming and deserialize-failed hold incoming files never
-# retrieved (the second-update run's third kernel gets ENOENT for them).
-STATUS = {
-    "incoming": (0, 1),
-    "fault-duplicate-token": (1, 1),
-    "disabled": (0, 1),
-    "deserialize-failed": (1, 1),
-}
+SAVED_MISSING = "/nonexistent/before.json"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One command on one fixture, and the status each door must exit with,
+    taken from what the fixture's guests did (the reason), not from
+    luo-inspect's output."""
+
+    command: str
+    status: int
+    fixture: str
+    options: tuple[str, ...]
+    why: str
+
+    @property
+    def id(self) -> str:
+        return " ".join((self.command, *self.options, f"-> {self.status}", f"[{self.fixture}]"))
+
+
+REPORTS = ("summary", "handlers", "sessions", "files", "check", "report")
 CASES = [
-    *[(cmd, ()) for cmd in ("summary", "handlers", "sessions", "files", "check", "report")],
-    ("sessions", ("--session", "vm-beta")),
-    ("files", ("--session", "vm-alpha")),
-    ("preflight", ()),
-    ("preflight", ("--next-cmdline", "liveupdate=off")),
+    *[
+        Case(cmd, 0, "incoming", (), "a healthy handover: its guest retrieved and finished")
+        for cmd in REPORTS
+    ],
+    *[
+        Case(cmd, 1, "fault-duplicate-token", (), "a token twice in a session: an error")
+        for cmd in REPORTS
+    ],
+    *[
+        Case(cmd, 2, "incoming", ("--session", "vm-alpha"), "--session takes sessions, files")
+        for cmd in REPORTS
+        if cmd not in ("sessions", "files")
+    ],
+    *[
+        Case(cmd, 2, "incoming", ("--next-cmdline", "x"), "--next-cmdline takes preflight")
+        for cmd in ("sessions", "files")
+    ],
+    # Both doors narrow to the session asked for; the state is the guest's.
+    Case("sessions", 0, "incoming", ("--session", "vm-beta"), "vm-beta was handed over"),
+    Case("files", 0, "incoming", ("--session", "vm-alpha"), "vm-alpha was handed over"),
+    # LUO off: nothing is handed over, nothing is wrong (info only).
+    Case("report", 0, "disabled", (), "kho=off: LUO disabled itself, no error"),
+    # The kernel's own saved_err: its deserialization failed (EIO on opens).
+    Case("report", 1, "deserialize-failed", (), "the next kernel's opens returned EIO"),
+    Case("preflight", 0, "outgoing", (), "its next kernel took the handover (incoming)"),
+    Case("preflight", 1, "doomed", (), "its next kernel panicked at boot"),
+    Case("preflight", 1, "disabled", (), "LUO off: nothing is handed over"),
+    Case(
+        "preflight",
+        1,
+        "outgoing",
+        ("--next-cmdline", "liveupdate=off"),
+        "early_liveupdate_param(): the next kernel keeps LUO off",
+    ),
+    Case("preflight", 2, "outgoing", ("--next-kernel", "/nonexistent"), "no such next kernel"),
+    Case("diff", 0, "incoming", ("example:frozen",), "frozen's next kernel: nothing lost"),
+    Case("diff", 1, "journey-after", (str(SAVED_BEFORE),), "a retrieve failed, EOPNOTSUPP"),
+    Case("diff", 2, "journey-after", (SAVED_MISSING,), "no saved report there"),
 ]
 
 
@@ -104,80 +150,49 @@ def program(name: str) -> Any:
     return _programs[name]
 
 
-@pytest.mark.parametrize("name", sorted(STATUS))
-@pytest.mark.parametrize(("command", "options"), CASES, ids=[" ".join((c, *o)) for c, o in CASES])
-def test_doors_agree(
-    name: str,
-    command: str,
-    options: tuple[str, ...],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_every_command_and_status_is_covered() -> None:
+    """Would catch: a command added, or a status of one, that no door case
+    below exercises."""
+    cells = {(c.command, c.status) for c in CASES}
+    assert cells == {(cmd, status) for cmd in ALL_COMMANDS for status in (0, 1, 2)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_doors_agree(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Would catch: a door that filters, renders or maps exit statuses on
-    its own (commands/luo.py once exited 0 for a refused preflight)."""
-    ex = examples.load(name)
-    args = (command, "--format", "json", *options)
-    report_status, preflight_status = STATUS[name]
-    want_status = preflight_status if command == "preflight" else report_status
-    if options == ("--next-cmdline", "liveupdate=off"):
-        # kernel/liveupdate/luo_core.c, early_liveupdate_param(): LUO stays
-        # off in the next kernel, which then reads nothing handed over.
-        want_status = 1
+    its own (commands/luo.py once exited 0 for a refused preflight), or
+    turns a usage error into a traceback or another status than 2."""
+    ex = examples.load(case.fixture)
+    if case.command == "diff":
+        args = ("diff", case.options[0], "--format", "json", *case.options[1:])
+    else:
+        args = (case.command, "--format", "json", *case.options)
     got = {
         "luo-inspect": via_luo_inspect(tmp_path, ex, *args),
-        "%luo": via_plugin(program(name), capsys, *args),
+        "%luo": via_plugin(program(case.fixture), capsys, *args),
         "commands/luo.py": via_script(ex, *args),
     }
+    assert {door: status for door, (status, _) in got.items()} == dict.fromkeys(got, case.status), (
+        case.why
+    )
+    if case.status == 2:
+        return
     docs = {door: _without_target(json.loads(out)) for door, (_, out) in got.items()}
-    assert {door: status for door, (status, _) in got.items()} == dict.fromkeys(got, want_status)
     assert docs["%luo"] == docs["luo-inspect"]
     assert docs["commands/luo.py"] == docs["luo-inspect"]
-    # drgn's two doors were handed the same kind of program: even the
-    # target they describe is the same.
-    assert json.loads(got["%luo"][1])["target"] == json.loads(got["commands/luo.py"][1])["target"]
-    if "--session" in options:
-        # incoming's guest made vm-alpha and vm-beta (and more); disabled's none.
-        want = [options[1]] if name == "incoming" else []
-        assert [s["name"] for s in docs["%luo"]["sessions"] if s["name"] in want] == want
-        assert {s["name"] for s in docs["%luo"]["sessions"]} <= {options[1]}
-
-
-def test_doors_agree_on_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """journey-after booted from the handover saved in before.json; its
-    guest's retrieve of one file failed (the manifest records the errno the
-    agent saw), so the diff exits 1 in each door."""
-    ex = examples.load("journey-after")
-    failed = [
-        f["retrieve_status"]
-        for s in ex.manifest["expected"]["sessions"]
-        for f in s["files"]
-        if f["retrieve_status"] < 0
-    ]
-    assert failed == [-95]  # EOPNOTSUPP
-    args = ("diff", str(SAVED_BEFORE), "--format", "json")
-    got = {
-        "luo-inspect": via_luo_inspect(tmp_path, ex, *args),
-        "%luo": via_plugin(program("journey-after"), capsys, *args),
-        "commands/luo.py": via_script(ex, *args),
-    }
-    assert {door: status for door, (status, _) in got.items()} == dict.fromkeys(got, 1)
-    docs = [_without_target(json.loads(out)) for _, out in got.values()]
-    assert docs[0]["rows"] and docs[0] == docs[1] == docs[2]
-
-
-@pytest.mark.parametrize(
-    "args",
-    [("bogus",), ("check", "--session", "vm-alpha"), ("report", "--next-cmdline", "x")],
-    ids=" ".join,
-)
-def test_usage_errors_exit_2_in_every_door(
-    args: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Would catch: a door that turns a usage error into a traceback or exit 1."""
-    ex = examples.load("incoming")
-    assert via_luo_inspect(tmp_path, ex, *args)[0] == 2
-    assert via_plugin(program("incoming"), capsys, *args)[0] == 2
-    assert via_script(ex, *args)[0] == 2
+    if case.command != "diff":
+        # drgn's two doors were handed the same kind of program: even the
+        # target they describe is the same.
+        assert (
+            json.loads(got["%luo"][1])["target"] == json.loads(got["commands/luo.py"][1])["target"]
+        )
+    if "--session" in case.options:
+        want = case.options[1]
+        assert [s["name"] for s in docs["%luo"]["sessions"]] == [want]
+    if case.command == "diff" and case.status == 1:
+        # The guest's retrieve of vm-alpha's 0x101 failed with EOPNOTSUPP.
+        failed = [r for r in docs["%luo"]["rows"] if r["state"] == "retrieve-failed"]
+        assert [(r["session"], r["token"]) for r in failed] == [("vm-alpha", 0x101)]
 
 
 def test_a_bug_in_the_tool_is_an_internal_error_not_a_finding(
