@@ -141,8 +141,11 @@ def xa_for_each_block(
             if _xa_is_node(entry):
                 stack.append(read_node(entry, index, shift))
                 break
-            if (entry & 3) == 2 and entry < 256:
-                continue  # a sibling: its entry was yielded at the first slot
+            if (entry & 3) == 2:
+                # xa_is_internal() and not a node: a sibling (its entry was
+                # yielded at its first slot), or a retry entry a concurrent
+                # deletion left for RCU readers, which xas_retry() skips.
+                continue
             count += 1
             if count > limit:
                 raise WalkError(what, xa, f"more than {limit} entries")

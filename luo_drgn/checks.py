@@ -338,9 +338,11 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             elif (
                 f.refcount > f.explained_refs
                 and f.refcount_reread is not None
-                and 0 <= f.refcount_reread <= f.explained_refs
+                and 1 <= f.refcount_reread <= f.explained_refs
             ):
                 # Live: gone when read again, a syscall's temporary fget().
+                # (A file still alive has at least LUO's reference; -1 and
+                # -2 are released and saturated counts, no verdict.)
                 yield finding(
                     "transient-file-reference",
                     f"{_where(s, f)}: struct file {f.file:#x} had {f.refcount} "

@@ -613,7 +613,11 @@ class _Collector:
         snap = self.snap
         files = [f for s in snap.sessions for f in s.files if f.file is not None]
         scan = scan_holders(
-            self.prog, {f.file for f in files if f.file is not None}, f_ops=self.f_ops
+            self.prog,
+            {f.file for f in files if f.file is not None},
+            f_ops=self.f_ops,
+            # A host has tens of thousands of tasks: say how far the scan got.
+            progress=lambda tasks: self.progress(f"file references ({tasks} tasks)"),
         )
         for where, message, address in scan.errors:
             self.error(where, message, address)

@@ -87,6 +87,8 @@ NEVER_SCANNED = (
     "a syscall's temporary fget()",
 )
 MAX_TASKS = 1 << 22  # pid_max can be at most 2**22
+# How often the scan says how far it got (tasks).
+PROGRESS_EVERY_TASKS = 256
 # vm.max_map_count defaults to 65530; far above that, the tree is garbage.
 MAX_VMAS = 1 << 22
 
@@ -201,7 +203,7 @@ def scan_holders(
             if scan.tasks > MAX_TASKS:
                 scan.errors.append(("tasks", f"more than {MAX_TASKS} tasks", None))
                 break
-            if progress is not None and scan.tasks % 256 == 0:
+            if progress is not None and scan.tasks % PROGRESS_EVERY_TASKS == 0:
                 progress(scan.tasks)
             try:
                 pid = task.tgid.value_()

@@ -140,6 +140,8 @@ class _Elf:
                 namesz, descsz, ntype = struct.unpack_from("<III", self.data, pos)
                 name_at = pos + 12
                 desc_at = name_at + ((namesz + 3) & ~3)
+                if desc_at + descsz > end:
+                    break  # a note past its segment: garbage, not a build ID
                 if ntype == 3 and self.data[name_at : name_at + namesz] == b"GNU\0":
                     return self.data[desc_at : desc_at + descsz].hex()
                 pos = desc_at + ((descsz + 3) & ~3)

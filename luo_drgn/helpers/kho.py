@@ -143,7 +143,8 @@ def luo_block_set_for_each_block(block_set: Object) -> Iterator[Object]:
 def validate_luo_block_set_for_each_block(block_set: Object) -> Iterator[Object]:
     """
     Like :func:`luo_block_set_for_each_block`, validating the list as it
-    goes and stopping past :data:`LUO_KHO_MAX_BLOCKS`.
+    goes and stopping past :data:`LUO_KHO_MAX_BLOCKS`: ``kho_block_set_grow()``
+    refuses a block beyond it (-ENOSPC), so a longer list is corrupt.
 
     :param block_set: ``struct kho_block_set *``
     :raises WalkError: see
@@ -155,7 +156,7 @@ def validate_luo_block_set_for_each_block(block_set: Object) -> Iterator[Object]
         block_set.blocks.address_of_(),
         "list",
         "kho_block_set blocks",
-        limit=LUO_KHO_MAX_BLOCKS + 1,
+        limit=LUO_KHO_MAX_BLOCKS,
     )
 
 

@@ -256,12 +256,14 @@ def luo_cmdline_args(cmdline: bytes) -> list[tuple[bytes, bytes | None]]:
         quoted = args[:1] == b'"'
         if quoted:
             args = args[1:]
-        in_quote, equals, i = quoted, -1, 0
+        # next_arg() (lib/cmdline.c): equals is 0 until an '=' is found, so
+        # an '=' in the first place does not count ("=a=b" is "=a", "b").
+        in_quote, equals, i = quoted, 0, 0
         while i < len(args):
             c = args[i : i + 1]
             if c.isspace() and not in_quote:
                 break
-            if equals < 0 and c == b"=":
+            if not equals and c == b"=":
                 equals = i
             if c == b'"':
                 in_quote = not in_quote
@@ -269,7 +271,7 @@ def luo_cmdline_args(cmdline: bytes) -> list[tuple[bytes, bytes | None]]:
         word, args = args[:i], args[i + 1 :].lstrip()
         if quoted and word.endswith(b'"'):
             word = word[:-1]
-        if equals < 0 or equals >= len(word):
+        if not equals or equals >= len(word):
             param, value = word, None
         else:
             param, value = word[:equals], word[equals + 1 :]
@@ -751,7 +753,9 @@ def luo_session_finished(session: Object) -> bool | None:
         if not bs.incoming.value_():
             # Handed over with no files: nothing was restored to destroy.
             return None
-        return not bs.nblocks.value_() and not bs.head_pa.value_()
+        # kho_block_set_destroy() frees every block, then zeroes nblocks
+        # (and head_pa, the line after): no block left means it ran.
+        return not bs.nblocks.value_()
     if luo_session_file_count(session) or not list_empty(luo_session_files_head(session)):
         return False
     return None

@@ -246,14 +246,21 @@ def test_progress_only_on_a_terminal() -> None:
 
 
 def test_progress_counts_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Would catch: progress labels that skip a phase or miscount the sessions read."""
-    from luo_drgn import collector
+    """Would catch: progress labels that skip a phase, miscount the sessions
+    read, or count the holder scan's tasks otherwise than every Nth."""
+    from drgn.helpers.linux.pid import for_each_task
+
+    from luo_drgn import collector, holders
     from luo_drgn.model import Target
 
     ex = examples.load("outgoing")
+    prog = ex.program()
     labels: list[str] = []
     monkeypatch.setattr(collector, "PROGRESS_EVERY", 2)
-    collector.collect(ex.program(), Target("vmcore", "outgoing", None, []), labels.append)
+    monkeypatch.setattr(holders, "PROGRESS_EVERY_TASKS", 8)
+    collector.collect(prog, Target("vmcore", "outgoing", None, []), labels.append)
+    tasks = sum(1 for _ in for_each_task(prog))  # plain drgn
+    assert tasks >= 8
     # outgoing: vm-alpha, vm-beta, vm-gamma, empty.
     assert labels == [
         "handlers",
@@ -261,6 +268,7 @@ def test_progress_counts_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
         "outgoing sessions (0/4)",
         "outgoing sessions (2/4)",
         "file references",
+        *[f"file references ({n} tasks)" for n in range(8, tasks + 1, 8)],
     ]
 
 
@@ -710,6 +718,20 @@ def kernel_files(name: str) -> tuple[str, str]:
     """A committed kernel's bzImage and its (decompressed) debug info."""
     root = examples.DATA / "kernel" / name
     return str(root / "bzImage"), str(examples.decompressed(root / "vmlinux.debug.xz"))
+
+
+@pytest.mark.parametrize("kernel", ["luo", "no-luo", "full"])
+def test_next_kernel_build_id_is_readelfs(kernel: str) -> None:
+    """Would catch: the next kernel's build ID (which ties its image to its
+    debug info) misread from its ELF notes, in the bzImage's vmlinux or in
+    the debug file; binutils' readelf is the oracle."""
+    from luo_drgn.nextkernel import _Elf, _unpack_bzimage
+
+    image, debug = kernel_files(kernel)
+    notes = subprocess.run(["readelf", "-n", debug], capture_output=True, text=True, check=True)
+    (want,) = re.findall(r"Build ID: ([0-9a-f]+)", notes.stdout)
+    assert _Elf(Path(debug).read_bytes()).build_id() == want
+    assert _Elf(_unpack_bzimage(Path(image).read_bytes(), image)).build_id() == want
 
 
 def preflight_next(example: str, kernel: str, *more: str) -> tuple[int, str]:

@@ -181,8 +181,8 @@ def test_pending_incoming(snapshot: Snapshot, expected: dict[str, Any]) -> None:
 
 @only(has_sessions)
 def test_preserved_index(snapshot: Snapshot, expected: dict[str, Any]) -> None:
-    # One entry per preserved (outgoing) or retrieved (incoming) file.
     """Would catch: the luo_preserved_files index read with entries missing or extra."""
+    # One entry per preserved (outgoing) or retrieved (incoming) file.
     with_file = [f for s in listed(expected) for f in s["files"] if f["has_file"]]
     assert snapshot.preserved_index is not None
     assert len(snapshot.preserved_index) == len(with_file)

@@ -220,6 +220,14 @@ def test_cli_diff_json_and_exit_status() -> None:
     assert code == 1 and out.startswith("# luo-inspect diff: 7.2.13 -> 7.2.13")
 
 
+def test_cli_diff_missing_saved_report() -> None:
+    """Would catch: a saved report that cannot be read shown with Python's
+    exception text instead of the system's one reason, or not as exit 2."""
+    code, out = run("diff", "/nonexistent/before.json", "example:incoming")
+    assert code == 2
+    assert out.strip().endswith("/nonexistent/before.json: cannot read: No such file or directory")
+
+
 def test_cli_diff_bad_saved_report(tmp_path: Path) -> None:
     """Would catch: a JSON file that is not a report accepted as the before side."""
     bogus = tmp_path / "x.json"

@@ -118,8 +118,8 @@ for s in luo_for_each_session(prog, "incoming"):
 
 @only(lambda name: name in ("outgoing", "disabled"))
 def test_luo_kho_enabled(prog: drgn.Program, expected: dict[str, Any]) -> None:
-    # The disabled fixture's kernel said why on its console.
     """Would catch: kho=off read as KHO enabled, or the reverse."""
+    # The disabled fixture's kernel said why on its console.
     disabled = expected["disabled_reason"] or ""
     assert h.luo_kho_enabled(prog) is ("KHO is disabled" not in disabled)
 
@@ -188,10 +188,10 @@ def test_luo_file_handler_ops(prog: drgn.Program) -> None:
 
 @once_per_kernel(has_sessions)
 def test_luo_file_handler_for_each_flb(prog: drgn.Program, expected: dict[str, Any]) -> None:
-    # 7.2.13's memfd handler registers no FLB of its own; the `full` kernel's
-    # test module (CONFIG_LIVEUPDATE_TEST) registers three, as its console says.
     """Would catch: a handler's FLB list walked wrong (none on 7.2.13, the test module's three on
     the full kernel)."""
+    # 7.2.13's memfd handler registers no FLB of its own; the `full` kernel's
+    # test module (CONFIG_LIVEUPDATE_TEST) registers three, as its console says.
     handler = prog["memfd_luo_handler"].address_of_()
     got = [bytes(f.compatible.string_()).decode() for f in h.luo_file_handler_for_each_flb(handler)]
     assert got == [x["compatible"] for x in expected.get("flbs", [])]
@@ -256,9 +256,9 @@ def test_luo_session_file_count(prog: drgn.Program, expected: dict[str, Any]) ->
 
 @only(lambda name: name == "incoming")
 def test_luo_session_finished(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: a finished incoming session told from an unfinished one wrongly."""
     # The guest finished vm-gamma; it retrieved vm-alpha without finishing
     # it, and left vm-beta and empty alone.
-    """Would catch: a finished incoming session told from an unfinished one wrongly."""
     got = {
         s.name.string_().decode(): h.luo_session_finished(s)
         for s in plain_sessions(prog, "incoming")
@@ -530,9 +530,9 @@ def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
 
 @once_per_kernel(has_sessions)
 def test_luo_for_each_flb(prog: drgn.Program, expected: dict[str, Any]) -> None:
+    """Would catch: the global FLB list walked wrong, or disagreeing with its count."""
     # 7.2.13 without CONFIG_LIVEUPDATE_TEST registers no FLB; with it, the
     # test module's three (compared with plain drgn's list walk too).
-    """Would catch: the global FLB list walked wrong, or disagreeing with its count."""
     want = [x["compatible"] for x in expected.get("flbs", [])]
     got = list(h.luo_for_each_flb(prog))
     assert [bytes(f.compatible.string_()).decode() for f in got] == want
@@ -780,8 +780,8 @@ def test_rwsem_write_locked_on_preempt_rt_too(rt: bool, value: int, locked: bool
 
 @only(has_sessions)
 def test_luo_device_in_use(prog: drgn.Program, expected: dict[str, Any]) -> None:
-    # luo_open() sets luo_dev.in_use for the one process that holds it.
     """Would catch: /dev/liveupdate's in_use flag misread."""
+    # luo_open() sets luo_dev.in_use for the one process that holds it.
     assert h.luo_device_in_use(prog) is bool(expected["luo_device_holders"])
 
 

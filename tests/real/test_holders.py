@@ -201,6 +201,7 @@ def _snapshot(refcount: int, reread: int | None) -> Snapshot:
     ("reread", "code", "severity"),
     [
         (2, "transient-file-reference", "info"),  # gone when read again
+        (1, "transient-file-reference", "info"),  # an fd closed too: only LUO's is left
         (3, "leaked-file-reference", "error"),  # still there
         (None, "leaked-file-reference", "error"),  # not read again (a vmcore)
     ],

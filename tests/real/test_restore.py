@@ -116,8 +116,8 @@ def test_healthy_handover_is_accepted() -> None:
 
 
 def test_fifty_sessions_fit_one_block() -> None:
-    # The healthy neighbour of the 7.2.13 bug: 50 sessions, one block.
     """Would catch: an off-by-one at the session block's capacity, on the side that fits."""
+    # The healthy neighbour of the 7.2.13 bug: 50 sessions, one block.
     snap = outgoing([hsession(f"s{i:02d}", 0) for i in range(50)], source="predicted")
     assert only(snap) == [] and handover_accepted(snap)
 
@@ -269,6 +269,13 @@ def test_uncounted_sessions_are_dropped_silently() -> None:
     ]
     assert "silently skip session 'c': block 1 at 0x10000 has an entry count of 2" in c_.message
     assert "the 2 written past it ('c', 'd')" in d_.message
+
+
+def test_freeze_with_every_slot_used_goes_ahead() -> None:
+    """Would catch: an off-by-one in luo_session_serialize()'s room check:
+    51 sessions fill one block's 51 slots exactly, and the freeze succeeds."""
+    snap = outgoing([hsession(f"s{i}", 0) for i in range(51)], source="predicted", blocks=chain(51))
+    assert only(snap) == [] and handover_accepted(snap)
 
 
 def test_freeze_without_room_refuses_the_kexec() -> None:

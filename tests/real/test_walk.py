@@ -16,6 +16,7 @@ from luo_drgn.helpers.bounded import (
     validate_list_for_each_bounded,
     validate_list_for_each_entry_bounded,
 )
+from luo_drgn.helpers.kho import LUO_KHO_MAX_BLOCKS, validate_luo_block_set_for_each_block
 
 
 def outgoing() -> tuple[drgn.Program, drgn.Object, list[drgn.Object]]:
@@ -110,3 +111,33 @@ def test_unreadable_head_keeps_the_fault() -> None:
     seen, err = walk(files)
     assert seen == [] and err.reason == "cannot read list head"
     assert isinstance(err.__cause__, drgn.FaultError)
+
+
+def fake_block_set(prog: drgn.Program, nblocks: int) -> drgn.Object:
+    """A struct kho_block_set at an unused address whose list links
+    ``nblocks`` struct kho_blocks (list first, as in 7.2.13)."""
+    head, first = 0xFFFFC90300000000, 0xFFFFC90400000000
+    size = prog.type("struct kho_block").size
+    nodes = [first + i * size for i in range(nblocks)]
+    ring = [head, *nodes]
+    data = bytearray(nblocks * size)
+    for i in range(nblocks):
+        # Node i is ring[i + 1]: next is the one after it, prev the one before.
+        struct.pack_into("<QQ", data, i * size, ring[(i + 2) % len(ring)], ring[i])
+    links = struct.pack("<QQ", ring[1 % len(ring)], ring[-1])
+    prog.add_memory_segment(head, 16, lambda a, n, off, phys: links[off : off + n])
+    prog.add_memory_segment(first, len(data), lambda a, n, off, phys: bytes(data[off : off + n]))
+    return drgn.Object(prog, "struct kho_block_set *", head)
+
+
+def test_block_set_walk_stops_past_kho_max_blocks() -> None:
+    """Would catch: a block list longer than kho_block_set_grow() ever
+    makes (KHO_MAX_BLOCKS, 10000 in 7.2.13's kernel/liveupdate/kho_block.c)
+    walked as healthy, or the longest healthy one refused."""
+    prog = examples.load("outgoing").program()
+    whole = list(validate_luo_block_set_for_each_block(fake_block_set(prog, LUO_KHO_MAX_BLOCKS)))
+    assert len(whole) == LUO_KHO_MAX_BLOCKS == 10000
+    seen = []
+    with pytest.raises(WalkError, match="more than 10000 entries"):
+        seen.extend(validate_luo_block_set_for_each_block(fake_block_set(prog, 10001)))
+    assert len(seen) == 10000

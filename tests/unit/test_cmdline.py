@@ -21,6 +21,17 @@ def test_next_arg_quotes_and_double_dash() -> None:
     ]
 
 
+def test_next_arg_equals_in_the_first_place_does_not_count() -> None:
+    """Would catch: a word starting with '=' split there: next_arg() keeps
+    equals at 0 until an '=' past the first character, so "=a=b" is the
+    parameter "=a" with the value "b", and "=a" has no value."""
+    assert luo_cmdline_args(b"=a=b =a liveupdate=on") == [
+        (b"=a", b"b"),
+        (b"=a", None),
+        (b"liveupdate", b"on"),
+    ]
+
+
 @pytest.mark.parametrize(
     "value,want",
     # kstrtobool() looks at the first letters only, in any case.

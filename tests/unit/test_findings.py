@@ -67,9 +67,9 @@ def test_finding_takes_the_registered_severity() -> None:
 
 
 def test_kernel_errno_names() -> None:
+    """Would catch: a kernel errno misnamed, or an unknown one shown as a name."""
     # include/uapi/asm-generic/errno.h: 95 is EOPNOTSUPP in the kernel, which
     # Python names ENOTSUP.
-    """Would catch: a kernel errno misnamed, or an unknown one shown as a name."""
     assert findings.errno_name(-95) == "EOPNOTSUPP"
     assert findings.errno_name(-22) == "EINVAL"
     assert findings.errno_name(-4095) == "errno 4095"

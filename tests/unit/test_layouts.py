@@ -175,10 +175,10 @@ def test_cycle_in_v6_files_list_is_reported() -> None:
 
 
 def test_flb_count_mismatch_on_7_0() -> None:
+    """Would catch: 7.0's FLB counts misread, or a count above its files reported as an error."""
     # Fewer users counted than files using the FLB is an error
     # (luo_flb_file_preserve_one() counts each); more is not by itself:
     # liveupdate_flb_get_outgoing() holds references too.
-    """Would catch: 7.0's FLB counts misread, or a count above its files reported as an error."""
     k = populate("7.0")
     (flb,) = h.luo_for_each_flb(k.prog)
     users = h.luo_flb_counts(flb)[0]
@@ -202,8 +202,8 @@ def test_no_flb_registered_before_7_2() -> None:
 
 
 def test_unexpected_mix_is_named() -> None:
-    # A 7.0-like kernel whose FLB support was configured out.
     """Would catch: a layout mix matching no release named as one without saying what differs."""
+    # A 7.0-like kernel whose FLB support was configured out.
     k = Kernel("7.0")
     del k.globals["luo_flb_global"]
     got = luo_layout(k.prog)
