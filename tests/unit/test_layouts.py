@@ -14,6 +14,7 @@ from luo_drgn.layout import luo_layout
 from luo_drgn.model import Snapshot, Target
 from tests.support.synthetic import (
     FLB_NAME,
+    GLOBALS,
     INCOMING,
     LAYOUTS,
     MEMFD,
@@ -25,6 +26,82 @@ from tests.support.synthetic import (
 
 ALL = sorted(LAYOUTS)
 INT_STATUS = {"7.0", "7.1"}  # layouts that can keep a failed retrieve's errno
+
+# The members, in order, of each layout's LUO structures as the kernels
+# define them: transcribed from the project's reference (shared/reference/
+# luo-layouts.md, gathered from mainline commits and the v6 series' review
+# thread), not from luo_drgn/layout.py, which describes the same kernels and
+# could be wrong with the synthetic programs built after it.
+_FILE_70 = ["fh", "file", "serialized_data", "private_data", "retrieve_status"]
+_SESSION_619 = ["name", "ser", "list", "retrieved", "file_set", "mutex"]
+_HEADER = ["count", "list", "rwsem", "header_ser", "ser", "active"]
+KERNEL_MEMBERS: dict[str, dict[str, list[str]]] = {
+    "v6": {
+        "luo_file": ["fh", "file", "serialized_data", "retrieved", "mutex", "list", "token"],
+        "luo_session": [
+            *("name", "files_list", "ser", "count", "list", "retrieved", "mutex"),
+            *("files", "pgcnt"),
+        ],
+        "luo_session_header": _HEADER,
+        "luo_session_global": ["incoming", "outgoing", "deserialized"],
+        "luo_global_t": ["enabled", "fdt_out", "fdt_in", "liveupdate_num"],
+        "luo_session_header_ser!": ["pgcnt", "count"],
+        "luo_session_ser!": ["name", "files", "pgcnt", "count"],
+        "luo_file_ser!": ["compatible", "data", "token"],
+    },
+    "6.19": {
+        "luo_file": [*_FILE_70[:4], "retrieved", "mutex", "list", "token"],
+        "luo_file_set": ["files_list", "files", "count"],
+        "luo_session": _SESSION_619,
+        "luo_session_header": _HEADER,
+        "luo_session_global": ["incoming", "outgoing"],
+        "luo_global_t": ["enabled", "fdt_out", "fdt_in", "liveupdate_num"],
+        "luo_session_header_ser!": ["count"],
+        "luo_session_ser!": ["name", "file_set_ser"],
+        "luo_file_set_ser!": ["files", "count"],
+        "luo_file_ser!": ["compatible", "data", "token"],
+    },
+    "7.0": {
+        "luo_file": [*_FILE_70, "mutex", "list", "token"],
+        "luo_file_set": ["files_list", "files", "count"],
+        "luo_session": _SESSION_619,
+        "liveupdate_file_handler": ["ops", "compatible", "list", "flb_list"],
+        "luo_flb_private": ["list", "outgoing", "incoming", "users", "initialized"],
+    },
+    "7.1": {
+        "luo_file": [*_FILE_70, "mutex", "list", "token"],
+        "luo_session": _SESSION_619,
+        "luo_flb_private": ["list", "outgoing", "incoming", "users", "initialized"],
+    },
+}
+# The kernels' member types where the layouts differ in type, not name.
+KERNEL_TYPES = {
+    ("v6", "luo_file", "retrieved"): "bool",
+    ("6.19", "luo_file", "retrieved"): "bool",
+    ("7.0", "luo_file", "retrieve_status"): "int",
+    ("7.0", "luo_flb_private_state", "count"): "long",
+    ("7.0", "luo_flb_private_state", "retrieved"): "bool",
+    ("7.1", "luo_flb_private_state", "count"): "refcount_struct",  # refcount_t
+    ("7.1", "luo_flb_private_state", "retrieved"): "bool",
+}
+# Which layouts have FLBs and the luo_preserved_files xarray.
+KERNEL_HAS = {"flb": {"7.0", "7.1"}, "luo_preserved_files": {"7.1"}}
+
+
+def test_synthetic_layouts_are_the_kernels() -> None:
+    """Would catch: a synthetic layout built with a member the kernel of that
+    version does not have, in another order or of another type, so that
+    every test on it checks luo-drgn against its own mistake."""
+    for layout, structs in KERNEL_MEMBERS.items():
+        for name, members in structs.items():
+            assert [m for m, _ in LAYOUTS[layout][name]] == members, (layout, name)
+    for (layout, name, member), type_name in KERNEL_TYPES.items():
+        assert dict(LAYOUTS[layout][name])[member] == type_name, (layout, name, member)
+    for layout in LAYOUTS:
+        assert ("luo_flb_private" in LAYOUTS[layout]) == (layout in KERNEL_HAS["flb"])
+        assert ("luo_preserved_files" in GLOBALS[layout]) == (
+            layout in KERNEL_HAS["luo_preserved_files"]
+        )
 
 
 def expected_status(layout: str, status: int) -> int:
