@@ -180,13 +180,17 @@ def pytest_report_collectionfinish(
     config: pytest.Config, start_path: Path, items: list[pytest.Item]
 ) -> list[str]:
     """Under the header: what this machine will skip, counted, and why."""
+    lines = []
     needs_qemu = [item for item in items if _regenerated(item) or "live" in item.nodeid]
     if shutil.which("qemu-system-x86_64") is None and needs_qemu:
-        return [
+        lines.append(
             f"QEMU is not installed: {len(needs_qemu)} tests will be SKIPPED "
             "(apt-get install qemu-system-x86)"
-        ]
-    return []
+        )
+    needs_gdb = [item for item in items if item.name == "test_userspace_core"]
+    if shutil.which("gcore") is None and needs_gdb:
+        lines.append("gdb is not installed: 1 test will be SKIPPED (apt-get install gdb)")
+    return lines
 
 
 _examples: dict[FixtureRef, examples.Example] = {}

@@ -20,6 +20,7 @@ import pytest
 
 from luo_drgn import examples
 from tests.support.doors import luo, run
+from tests.support.fixtures import skip_loudly
 
 TOP = Path(__file__).resolve().parents[2]
 COMMANDS = ["summary", "handlers", "sessions", "files", "check", "report"]
@@ -342,10 +343,13 @@ def test_bad_input(tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch) -
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("gcore") is None, reason="gcore (gdb) not installed")
 def test_userspace_core(tmp_path: Path) -> None:
     """Would catch: a userspace core dump opened as if it were a kernel's, instead of refused with
     why."""
+    if shutil.which("gcore") is None:
+        skip_loudly(
+            "gdb is not installed, so the userspace-core test did NOT run (apt-get install gdb)"
+        )
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         subprocess.run(
