@@ -138,6 +138,22 @@ def test_incomplete_walk_skips_counts_with_a_note() -> None:
 
 
 @pytest.mark.parametrize(
+    "refcount,want",
+    [
+        (2, []),  # every reference explained: nothing to verify
+        (3, [("not-in-dump", "info", "a", 1)]),  # one more: maybe what the dump lacks
+        (1, [("missing-file-reference", "error", "a", 1)]),  # fewer: wrong whatever is missing
+    ],
+)
+def test_references_in_a_dump_that_lacks_holders(refcount: int, want: list[Any]) -> None:
+    """Would catch: a filtered dump (makedumpfile -d, tasks or kernel objects
+    missing) making a fully explained file unverifiable, or an unexplained
+    reference a leak, though the missing memory may hold it."""
+    s = snap(session("a", [pfile(1, refcount=refcount)]), holders_not_in_dump=["3 tasks"])
+    assert codes(s) == want
+
+
+@pytest.mark.parametrize(
     "refcount,code,extra",
     [
         (3, "leaked-file-reference", "1 unexplained"),
