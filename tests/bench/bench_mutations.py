@@ -108,6 +108,12 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "<",
     ): "a note header that ends its segment leaves no room for the name 'GNU\\0' the "
     "build ID is found by (a longer note stops the walk): no build ID either way",
+    (
+        "luo_drgn/helpers/liveupdate.py",
+        "return 1 if raw > 0 else raw",
+        "0",
+        "1",
+    ): "the two differ only at raw == 1, where the else branch returns raw: 1 either way",
 }
 
 

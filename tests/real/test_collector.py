@@ -40,7 +40,12 @@ def test_layout_is_7_2(prog: drgn.Program) -> None:
 def test_layout_absent(prog: drgn.Program, snapshot: Snapshot) -> None:
     """Would catch: a kernel without CONFIG_LIVEUPDATE read as having LUO, or giving errors instead
     of the reason."""
-    assert not luo_layout(prog).present
+    layout = luo_layout(prog)
+    assert not layout.present and layout.name == "none"
+    # Nothing claimed of a LUO that is not there, should a reader not check
+    # present first.
+    assert layout.retrieve_field is None and layout.generation is None
+    assert not (layout.file_set or layout.block_sets or layout.preserved_xarray or layout.flb)
     assert snapshot.luo.state == "absent"
     assert "CONFIG_LIVEUPDATE" in snapshot.luo.reason
     assert not snapshot.sessions and not snapshot.errors
