@@ -271,6 +271,11 @@ def test_progress_counts_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
         "file references",
         *[f"file references ({n} tasks)" for n in range(8, tasks + 1, 8)],
     ]
+    # No session count for as few sessions as the cadence: one phase label.
+    monkeypatch.setattr(collector, "PROGRESS_EVERY", 4)
+    labels.clear()
+    collector.collect(prog, Target("vmcore", "outgoing", None, []), labels.append)
+    assert [x for x in labels if x.startswith("outgoing")] == []
 
 
 def test_whole_fault_vmcore_as_a_user_has_it() -> None:

@@ -468,6 +468,36 @@ def test_xa_for_each_block_is_drgns_walk(prog: drgn.Program) -> None:
     assert list(xa_for_each_block(prog, xa.value_(), "index")) == plain
 
 
+def test_xa_for_each_block_skips_internal_entries() -> None:
+    """Would catch: an xarray slot holding an internal entry that is not a
+    node (a sibling of a multi-index entry, or the retry entry a concurrent
+    deletion leaves for RCU readers) yielded as if it were a struct file.
+    Planted in an empty slot of the outgoing fixture's real leaf node."""
+    from drgn.helpers.linux.xarray import xa_for_each
+
+    from luo_drgn.blockread import xa_for_each_block
+
+    prog = examples.load("outgoing").program()
+    xa = prog["luo_preserved_files"].address_of_()
+    plain = [(i, e.value_()) for i, e in xa_for_each(xa)]
+    entry = xa.xa_head.value_()
+    while True:  # down the first populated slots to a leaf
+        node = drgn.Object(prog, "struct xa_node", address=entry - 2)
+        slots = [x.value_() for x in node.slots]
+        if node.shift.value_() == 0:
+            break
+        entry = next(x for x in slots if x)
+    used = next(i for i, x in enumerate(slots) if x)
+    empty = [i for i, x in enumerate(slots) if not x and i != used]
+    retry, sibling = 0x402, (used << 2) | 2  # xa_mk_internal(256), xa_mk_sibling(used)
+    for slot, value in ((empty[0], retry), (empty[1], sibling)):
+        data = value.to_bytes(8, "little")
+        at = node.slots[slot].address_
+        prog.add_memory_segment(at, 8, lambda a, n, o, p, d=data: d[o : o + n], False)
+    assert [x.value_() for x in node.slots][empty[0]] == retry
+    assert list(xa_for_each_block(prog, xa.value_(), "index")) == plain
+
+
 # -- the collector's block readers against the public helpers ----------------------
 
 

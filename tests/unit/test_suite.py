@@ -22,3 +22,21 @@ def test_every_test_says_what_it_would_catch() -> None:
         and not ast.get_docstring(node)
     ]
     assert bare == []
+
+
+def test_mutation_benchmark_equivalents_are_real_candidates() -> None:
+    """Would catch: an entry of the mutation benchmark's EQUIVALENT list that
+    no longer names a mutant (the code moved or changed), which would
+    silently stop excusing anything, or excuse a mutant nobody reviewed."""
+    from tests.bench.bench_mutations import EQUIVALENT, MODULES, mutants_of, sample
+
+    candidates = [m for path in MODULES for m in mutants_of(path)]
+    keys = {(m.path, m.source, m.old.strip(), m.new) for m in candidates}
+    assert [k for k in EQUIVALENT if (k[0], k[1], k[2].strip(), k[3]) not in keys] == []
+    # A fixed seed draws the same mutants, one in each module first.
+    chosen = sample(candidates, 40, 22)
+    assert chosen == sample(candidates, 40, 22) and len(chosen) == 40
+    assert {m.path for m in chosen} == set(MODULES)
+    for m in chosen:
+        text = (TESTS.parent / m.path).read_text()
+        ast.parse(m.apply(text))  # every mutant is still Python
