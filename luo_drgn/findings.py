@@ -252,7 +252,6 @@ REGISTRY: tuple[Code, ...] = (
         "preflight: an incoming file this kernel never retrieved (or a session never deserialized)"
         ": `luo_session_serialize()` hands over outgoing sessions only, so it is gone after this "
         "kexec (`check` lists the same as `not-retrieved`)",
-        decides=False,
     ),
     Code(
         "not-handed-on",
@@ -260,7 +259,6 @@ REGISTRY: tuple[Code, ...] = (
         "incoming",
         "preflight: an incoming file retrieved and not preserved again, or an empty incoming "
         "session: the next kernel will not have it",
-        decides=False,
     ),
     Code(
         "seals-not-handed-over",

@@ -55,6 +55,9 @@ def test_codes_are_unique_and_well_formed() -> None:
     for c in findings.REGISTRY:
         assert c.severity in findings.SEVERITIES and c.direction in ("incoming", "any")
         assert c.meaning and c.code == c.code.lower()
+        # decides is read for the next handover's codes only: an incoming
+        # code never decides, and saying so would be dead data.
+        assert c.decides or c.direction == "any", c.code
 
 
 def test_finding_takes_the_registered_severity() -> None:
