@@ -178,6 +178,33 @@ def test_leak_lists_what_was_not_scanned(snapshot: Snapshot) -> None:
     )
 
 
+@only(lambda name: name == "holders")
+def test_inflight_queue_walk_is_bounded_at_its_limit(
+    snapshot: Snapshot, prog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Would catch: the receive-queue walk refusing a queue exactly as long
+    as its limit, or accepting one longer.  The queue's length is plain
+    drgn's walk of sk_receive_queue on the holders guest's socket."""
+    from drgn.helpers.linux.list import list_for_each
+
+    from luo_drgn.helpers import file_holders
+    from luo_drgn.helpers.bounded import WalkError
+
+    (scm,) = {
+        x.obj for s in snapshot.sessions for f in s.files for x in f.holders if x.kind == "scm"
+    }
+    sock = Object(prog, "struct sock *", scm)
+    queue = sock.sk_receive_queue.address_of_()
+    length = sum(1 for _ in list_for_each(cast("struct list_head *", queue)))
+    assert length >= 1
+    monkeypatch.setattr(file_holders, "MAX_QUEUE", length)
+    files = list(file_holders.unix_sock_for_each_inflight_file(sock))
+    assert files
+    monkeypatch.setattr(file_holders, "MAX_QUEUE", length - 1)
+    with pytest.raises(WalkError, match="the queue does not close"):
+        list(file_holders.unix_sock_for_each_inflight_file(sock))
+
+
 @only(lambda name: name == "outgoing")
 def test_holder_scan_without_kernel_objects(prog: Any) -> None:
     """The scan of a kernel without the optional holders still finds every
