@@ -643,6 +643,25 @@ def test_luo_kho_preserved(prog: drgn.Program) -> None:
     assert h.luo_kho_preserved(prog, 0x100000) is False  # kernel text
 
 
+def test_luo_kho_preserved_range_ends() -> None:
+    """Would catch: the pfn range check off by one at either end: page 0
+    and the last page below max_pfn are looked at, max_pfn itself is past
+    the memory map (each given KHO's mark here)."""
+    from drgn.helpers.linux.mm import pfn_to_page
+
+    prog = examples.load("incoming").program()
+    max_pfn, shift = prog["max_pfn"].value_(), prog["PAGE_SHIFT"].value_()
+    mark = (0x4B484F50 << 32).to_bytes(8, "little")  # 'KHOP' in the upper half
+    for pfn in (0, max_pfn - 1):
+        assert h.luo_kho_preserved(prog, pfn << shift) is False
+        at = pfn_to_page(prog, pfn).private.address_
+        prog.add_memory_segment(at, 8, lambda a, n, o, p: mark[o : o + n], False)
+        assert h.luo_kho_preserved(prog, pfn << shift) is True
+    at = pfn_to_page(prog, max_pfn).private.address_
+    prog.add_memory_segment(at, 8, lambda a, n, o, p: mark[o : o + n], False)
+    assert h.luo_kho_preserved(prog, max_pfn << shift) is False  # marked, but past the map
+
+
 def test_luo_flb_compatible_and_counts() -> None:
     """No real fixture kernel registers an FLB yet: the helpers are checked
     on the synthetic 7.0 and 7.1 layouts, which differ in the count's type."""
@@ -668,7 +687,9 @@ def test_luo_preserved_file_refcount(prog: drgn.Program, expected: dict[str, Any
 
 
 def test_luo_preserved_file_refcount_dead_file() -> None:
-    """FILE_REF_RELEASED and above mean released (include/linux/file_ref.h)."""
+    """Would catch: a file_ref value read in the wrong zone, at either side of
+    each zone's edge (include/linux/file_ref.h's table of the zones):
+    FILE_REF_RELEASED and above mean released."""
     from luo_drgn import examples
 
     prog = examples.load("outgoing").program()
@@ -683,6 +704,10 @@ def test_luo_preserved_file_refcount_dead_file() -> None:
         (0xC000000000000000, -1),
         (0xFFFFFFFFFFFFFFFF, -1),
         (0x7FFFFFFFFFFFFFFE, 0x7FFFFFFFFFFFFFFF),
+        # Each zone's first value: FILE_REF_MAXREF is still a count.
+        (0x7FFFFFFFFFFFFFFF, 0x8000000000000000),
+        (0x8000000000000000, -2),
+        (0x0000000000000000, 1),  # FILE_REF_ONEREF
     ):
         data = raw.to_bytes(8, "little")
         prog.add_memory_segment(refcnt, 8, lambda a, n, off, phys, d=data: d[off : off + n])
