@@ -32,6 +32,14 @@ def test_next_arg_equals_in_the_first_place_does_not_count() -> None:
     ]
 
 
+def test_next_arg_strips_a_closing_quote_only_of_a_quoted_word() -> None:
+    """Would catch: a trailing '"' dropped from a word that did not start
+    quoted: next_arg() clears args[i-1] only when quoted, so 'a=b"' keeps
+    its quote (the value is 'b"')."""
+    assert luo_cmdline_args(b'x=1 a=b"') == [(b"x", b"1"), (b"a", b'b"')]
+    assert luo_cmdline_args(b'"a=b"') == [(b"a", b"b")]
+
+
 @pytest.mark.parametrize(
     "value,want",
     # kstrtobool() looks at the first letters only, in any case.

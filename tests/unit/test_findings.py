@@ -76,3 +76,10 @@ def test_kernel_errno_names() -> None:
     assert findings.errno_name(-95) == "EOPNOTSUPP"
     assert findings.errno_name(-22) == "EINVAL"
     assert findings.errno_name(-4095) == "errno 4095"
+
+
+def test_incoming_codes() -> None:
+    """Would catch: INCOMING_CODES (public) holding the codes about the next
+    handover instead of those about what the previous kernel handed over."""
+    assert {"not-retrieved", "retrieve-failed", "lost-at-kexec"} <= findings.INCOMING_CODES
+    assert not {"duplicate-token", "next-kernel-panic"} & findings.INCOMING_CODES
