@@ -877,3 +877,23 @@ def test_kimage_read_segment_prefers_cma(fresh_root: Path) -> None:
     at = image.segment_cma[0].address_
     prog.add_memory_segment(at, 8, lambda a, n, o, p: pointer[o : o + n], False)
     assert kimage_read_segment(image, 0, 0, 16) == planted[:16] != source
+
+
+def test_luo_deserialize_status_refuses_an_ambiguous_static() -> None:
+    """Would catch: luo_session_deserialize()'s statics taken from a guess
+    when the symbols are ambiguous (a second is_deserialized.N, as another
+    function's static would be named): the status is then unknown (None),
+    not read from whichever came first.  deserialize-failed's kernel logged
+    the real status (-22)."""
+    prog = examples.load("deserialize-failed").program()
+    assert h.luo_deserialize_status(prog) == (True, -22)
+    prog = examples.load("deserialize-failed").program()
+    other = drgn.Symbol(
+        "is_deserialized.7", 0xFFFFFFFF81000000, 1, drgn.SymbolBinding.LOCAL, drgn.SymbolKind.OBJECT
+    )
+
+    def finder(prog: drgn.Program, name: str | None, address: int | None, one: bool) -> list:  # type: ignore[type-arg]
+        return [other] if name in (None, other.name) and address is None else []
+
+    prog.register_symbol_finder("another static", finder, enable_index=0)
+    assert h.luo_deserialize_status(prog) is None
