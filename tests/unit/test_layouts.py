@@ -366,3 +366,17 @@ def test_reference_leak_and_underflow(layout: str) -> None:
         ("missing-file-reference", "error", "alpha", 0x10),
         ("leaked-file-reference", "error", "alpha", 0x11),
     }
+
+
+def test_serialized_sessions_need_both_pointers() -> None:
+    """Would catch: a pre-7.2 serialized array read while one of its two
+    pointers (header_ser, ser) is NULL: a half-set header has nothing
+    serialized yet, and is not read through NULL."""
+    k = populate("7.1")
+    assert [s.name.string_().decode() for s in h.luo_for_each_serialized_session(k.prog)] == list(
+        OUTGOING
+    )
+    header = k.prog["luo_session_global"].outgoing
+    k.set(k.prog["luo_session_global"].address_, "luo_session_global", "outgoing.ser", 0)
+    assert header.header_ser and not header.ser
+    assert list(h.luo_for_each_serialized_session(k.prog)) == []
