@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from luo_drgn.examples import cache_dir
+# kernel_dir: the committed kernels, where luo_drgn.examples finds them too.
+from luo_drgn.examples import cache_dir, kernel_dir  # noqa: F401
 
 VMCORES = Path(__file__).resolve().parent
 TOP = VMCORES.parent
@@ -22,9 +23,3 @@ def work_dir() -> Path:
     path = cache_dir() / "build"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def kernel_dir(name: str) -> Path:
-    """Where kernel ``name`` is kept (and written when built): every fixture
-    kernel is committed, so the tests need no kernel build."""
-    return DATA / "kernel" / name
