@@ -1,13 +1,18 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Build the fixture kernels and reduce their debug info for drgn.
 
-Three kernels are built from one source tree with out-of-tree build
-directories: ``luo`` (``kernel/base.config`` and ``kernel/live.config`` over
-tinyconfig), ``no-luo`` (``base.config`` and ``no-luo.config``) and ``full``
-(``luo`` plus ``full.config``: LUO's test FLBs, io_uring, loop, iommufd and
-kdump).  What is
-committed of each is the bzImage and the reduced, xz'd debug info, so
-vmcores can be regenerated without a kernel build.
+The kernels are built from Debian's source packages with out-of-tree build
+directories.  From linux-source-7.2 (7.2.13): ``luo`` (``kernel/base.config``
+and ``kernel/live.config`` over tinyconfig), ``no-luo`` (``base.config`` and
+``no-luo.config``), ``full`` (``luo`` plus ``full.config``: LUO's test FLBs,
+io_uring, loop, iommufd and kdump) and ``kho-default-off`` (``luo`` without
+``CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT``: KHO only with ``kho=on``).  From
+linux-source-7.3 (7.3.4), the release a host moves to: ``luo-7.3`` (the
+``luo`` config) and ``luo-7.3-kho-v5`` (the same with KHO's FDT compatible
+bumped to "kho-v5", as a future KHO ABI change will, so the next kernel
+refuses a 7.2.13 handover).  What is committed of each is the bzImage and
+the reduced, xz'd debug info, so vmcores can be regenerated without a
+kernel build.
 """
 
 from __future__ import annotations
@@ -17,14 +22,51 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
 
+# Debian's source packages: linux-source-VERSION from SUITE.
+SOURCES = {"7.2": "sid", "7.3": "trixie-backports"}
+
+
+@dataclass(frozen=True)
+class SourceEdit:
+    """One literal replacement in one source file, made in a private copy of
+    the tree (hard links for every other file) so the shared tree and the
+    kernels built from it are untouched."""
+
+    path: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Kernel:
+    fragments: tuple[str, ...]
+    source: str = "7.2"
+    edit: SourceEdit | None = None
+
+
 KERNELS = {
-    "luo": ["base.config", "live.config"],
-    "no-luo": ["base.config", "no-luo.config"],
-    "full": ["base.config", "live.config", "full.config"],
+    "luo": Kernel(("base.config", "live.config")),
+    "no-luo": Kernel(("base.config", "no-luo.config")),
+    "full": Kernel(("base.config", "live.config", "full.config")),
+    "kho-default-off": Kernel(("base.config", "live.config", "kho-default-off.config")),
+    "luo-7.3": Kernel(("base.config", "live.config"), source="7.3"),
+    # kho_populate() compares the handover FDT with KHO_FDT_COMPATIBLE: a
+    # kernel with another KHO ABI refuses the handover ("disabling KHO
+    # revival") and LUO comes up empty.
+    "luo-7.3-kho-v5": Kernel(
+        ("base.config", "live.config"),
+        source="7.3",
+        edit=SourceEdit(
+            "include/linux/kho/abi/kexec_handover.h",
+            '#define KHO_FDT_COMPATIBLE "kho-v4"',
+            '#define KHO_FDT_COMPATIBLE "kho-v5"',
+        ),
+    ),
 }
 
 # Sections drgn does not need to read types, variables and symbols: line
@@ -37,13 +79,27 @@ def run(args: list[str], **kw: object) -> None:
     subprocess.run([str(a) for a in args], check=True, **kw)  # type: ignore[arg-type]
 
 
-def fetch_source(dest: Path) -> Path:
-    """Return the kernel tree, fetching Debian's linux-source-7.2 if needed."""
-    run(["bash", paths.VMCORES / "fetch-kernel-source.sh", dest])
-    return dest / "linux-source-7.2"
+def fetch_source(dest: Path, version: str = "7.2") -> Path:
+    """Return the kernel tree, fetching Debian's linux-source-VERSION if needed."""
+    run(["bash", paths.VMCORES / "fetch-kernel-source.sh", dest, SOURCES[version], version])
+    return dest / f"linux-source-{version}"
 
 
-def configure(src: Path, out: Path, fragments: list[str]) -> None:
+def edited_tree(src: Path, edit: SourceEdit, dest: Path) -> Path:
+    """A copy of ``src`` (hard links) with ``edit`` made in a file of its own."""
+    if not (dest / "Makefile").exists():
+        run(["cp", "-al", src, dest])
+    target = dest / edit.path
+    text = target.read_text()
+    if edit.new not in text:
+        if edit.old not in text:
+            raise RuntimeError(f"{edit.path}: {edit.old!r} not found")
+        target.unlink()  # break the hard link: the shared tree stays as it is
+        target.write_text(text.replace(edit.old, edit.new))
+    return dest
+
+
+def configure(src: Path, out: Path, fragments: tuple[str, ...]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     make = ["make", "-s", f"O={out}", "ARCH=x86_64"]
     run(make + ["tinyconfig"], cwd=src, stdout=subprocess.DEVNULL)
@@ -100,13 +156,22 @@ def release_of(out: Path) -> str:
 
 
 def build_all(kernel_src: Path | None, jobs: int, names: list[str] | None = None) -> None:
-    """Build the kernels and commit-ready artifacts into vmcores/data/kernel."""
+    """Build the kernels and commit-ready artifacts into vmcores/data/kernel.
+
+    ``kernel_src`` is an unpacked 7.2 tree; the 7.3 kernels always use
+    Debian's linux-source-7.3.
+    """
     work = paths.work_dir()
-    src = kernel_src or fetch_source(work / "src")
     for name in names or list(KERNELS):
-        fragments = KERNELS[name]
+        spec = KERNELS[name]
+        if spec.source == "7.2" and kernel_src is not None:
+            src = kernel_src
+        else:
+            src = fetch_source(work / "src", spec.source)
+        if spec.edit is not None:
+            src = edited_tree(src, spec.edit, work / "src" / f"linux-source-{name}")
         out = work / f"out-{name}"
-        configure(src, out, fragments)
+        configure(src, out, spec.fragments)
         build(src, out, jobs)
         dest = paths.kernel_dir(name)
         dest.mkdir(parents=True, exist_ok=True)
