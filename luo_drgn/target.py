@@ -17,6 +17,7 @@ from pathlib import Path
 import drgn
 from drgn import FaultError, Program, ProgramFlags
 
+from .debuginfo import SEARCHED, add_search_directories
 from .model import Target
 
 
@@ -131,15 +132,10 @@ def _set_live(prog: Program) -> None:
         raise TargetError(f"cannot open the running kernel: {e}") from None
 
 
-def _search_directories(prog: Program, directories: list[Path]) -> None:
-    """Search each directory as drgn searches /usr/lib/debug (``.build-id/``,
-    ``vmlinux``, ``boot/vmlinux-RELEASE``, ``lib/modules/RELEASE/vmlinux``),
-    and so its ``usr/lib/debug`` too: a distro debug package unpacked there
-    (``dpkg -x``, ``rpm2cpio | cpio -id``) is found as installed."""
-    extra = tuple(str(p) for d in directories for p in (d, d / "usr/lib/debug") if p.is_dir())
-    options = prog.debug_info_options
-    options.directories = extra + tuple(options.directories)
-    options.kernel_directories = extra + tuple(options.kernel_directories)
+def _named(prog: Program) -> str:
+    """`` (build ID ...)``, where the dump says which build it is."""
+    build_id = kernel_build_id(prog)
+    return f" (build ID {build_id})" if build_id else ""
 
 
 def _load_debug_info(prog: Program, symbols: Sequence[str]) -> None:
@@ -148,7 +144,7 @@ def _load_debug_info(prog: Program, symbols: Sequence[str]) -> None:
     for s in files:
         if not Path(s).is_file():
             raise TargetError(f"{s}: no such debug info file or directory")
-    _search_directories(prog, directories)
+    add_search_directories(prog, directories)
     try:
         if files:
             prog.load_debug_info(files, default=bool(directories))
@@ -157,9 +153,8 @@ def _load_debug_info(prog: Program, symbols: Sequence[str]) -> None:
     except drgn.MissingDebugInfoError as e:
         if directories and not files:
             raise TargetError(
-                f"no debug info for this kernel in {', '.join(map(str, directories))} "
-                "(looked for .build-id/NN/REST.debug, vmlinux, boot/vmlinux-RELEASE and "
-                "lib/modules/RELEASE/vmlinux, there and under its usr/lib/debug)"
+                f"no debug info for this kernel{_named(prog)} in "
+                f"{', '.join(map(str, directories))} (looked for {SEARCHED})"
             ) from None
         if symbols:
             raise TargetError(
@@ -252,13 +247,27 @@ def target_of(prog: Program) -> Target:
     except (AttributeError, LookupError):
         debuginfo = []
     try:
-        release: str | None = prog["init_uts_ns"].name.release.string_().decode()
+        uts = prog["init_uts_ns"].name
+        release: str | None = uts.release.string_().decode(errors="replace")
+        hostname: str | None = uts.nodename.string_().decode(errors="replace")
     except (LookupError, FaultError):
-        release = None
+        release = hostname = None
     live = bool(prog.flags & ProgramFlags.IS_LIVE)
     return Target(
         kind="live" if live else "vmcore",
         path="/proc/kcore" if live else None,
         kernel_release=release,
         debuginfo=debuginfo,
+        hostname=hostname,
+        build_id=kernel_build_id(prog),
     )
+
+
+def kernel_build_id(prog: Program) -> str | None:
+    """The kernel's build ID (hex) as drgn knows it: from VMCOREINFO's
+    BUILD-ID line, or the running kernel's notes."""
+    try:
+        build_id = prog.main_module().build_id
+    except LookupError:
+        return None
+    return build_id.hex() if build_id else None
