@@ -912,6 +912,12 @@ class Preflight:
         handover fails or this kexec loses data."""
         return 0 if self.accepted and not any(f.severity != INFO for f in self.losses) else 1
 
+    @property
+    def shown(self) -> list[Finding]:
+        """The findings preflight's report lists: those that decide, then
+        what this kexec loses (the other errors are listed apart)."""
+        return self.findings + self.losses
+
 
 def preflight(snap: Snapshot) -> Preflight:
     """The verdict of ``preflight`` on an inspected snapshot."""

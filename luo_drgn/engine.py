@@ -23,7 +23,7 @@ from drgn import Program
 
 from . import examples
 from .analysis import inspect
-from .checks import has_errors, preflight
+from .checks import Preflight, has_errors, preflight
 from .collector import collect
 from .diff import Diff, diff
 from .model import Snapshot, Target
@@ -36,6 +36,7 @@ __all__ = (
     "INSPECT_ERRORS",
     "Outcome",
     "Source",
+    "decide",
     "exit_status",
     "open_side",
     "run",
@@ -136,6 +137,15 @@ def open_side(
     return inspect_target(prog, target, Request("report"), progress)
 
 
+def decide(request: Request, snap: Snapshot) -> tuple[int, Preflight | None]:
+    """A report command's exit status, and preflight's verdict when the
+    command is preflight (selected once: its status comes from it)."""
+    if request.command == "preflight":
+        verdict = preflight(snap)
+        return verdict.status, verdict
+    return exit_status(request, snap), None
+
+
 def exit_status(request: Request, value: Snapshot | Diff) -> int:
     """The exit status of a request's result (see the module's text)."""
     if isinstance(value, Diff):
@@ -182,7 +192,7 @@ def run(
         value = inspect_target(prog, target, request, progress)
         if done is not None:
             done()
-        verdict = preflight(value) if request.command == "preflight" else None
+        status, verdict = decide(request, value)
         chunks = render_chunks(
             value,
             request.command,
@@ -191,8 +201,7 @@ def run(
             session=request.session,
             style=style,
             preflight=verdict,
+            status=status,
         )
-        if verdict is not None:
-            # exit_status() would select the deciding findings again.
-            return Outcome(chunks, verdict.status, value)
+        return Outcome(chunks, status, value)
     return Outcome(chunks, exit_status(request, value), value)

@@ -373,6 +373,11 @@ class Target:
     debuginfo: list[str]
     layout: str | None = None
     panic: Panic | None = None  # a dump of a kernel that panicked
+    # init_uts_ns's nodename (what sethostname() or hostname= set; the
+    # kernel's default is "(none)"): which host of a fleet this is.
+    hostname: str | None = None
+    # The kernel's GNU build ID (hex), which names its debug info.
+    build_id: str | None = None
 
 
 @dataclass

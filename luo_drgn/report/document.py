@@ -238,6 +238,8 @@ def document(snap: Snapshot, sessions: bool = True, lazy: bool = False) -> dict[
             "kernel_release": t.kernel_release,
             "debuginfo": list(t.debuginfo),
             "layout": t.layout,
+            "hostname": t.hostname,
+            "build_id": t.build_id,
             "panic": (
                 {
                     "reason": t.panic.reason,
@@ -476,6 +478,8 @@ def from_document(doc: Any) -> Snapshot:
             t.get("kernel_release"),
             list(t.get("debuginfo") or []),
             t.get("layout"),
+            hostname=t.get("hostname"),
+            build_id=t.get("build_id"),
         )
     )
     if panic:
@@ -555,7 +559,7 @@ def from_document(doc: Any) -> Snapshot:
 
 # What --redact leaves: a session name, a process name or an address
 # replaced by a numbered placeholder.
-_PLACEHOLDER = re.compile(r"<(session|comm|addr|path|memfd)-[0-9]+>")
+_PLACEHOLDER = re.compile(r"<(session|comm|addr|path|memfd|host)-[0-9]+>")
 
 
 def is_redacted(doc: dict[str, Any]) -> bool:

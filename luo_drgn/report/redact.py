@@ -42,12 +42,12 @@ class Redactor:
     needs them."""
 
     # key -> (table, placeholder stem) of the values it holds.
-    NAME_KEYS = {"name": "session", "session": "session", "comm": "comm"}
+    NAME_KEYS = {"name": "session", "session": "session", "comm": "comm", "hostname": "host"}
 
     def __init__(self) -> None:
         self.addresses: dict[str, str] = {}
         self.comms: dict[str, str] = {}
-        self.names: dict[str, dict[str, str]] = {"session": {}, "comm": self.comms}
+        self.names: dict[str, dict[str, str]] = {"session": {}, "comm": self.comms, "host": {}}
         self.memfds: dict[str, str] = {}
         self.paths: dict[str, str] = {}
 

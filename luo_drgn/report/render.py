@@ -23,6 +23,7 @@ def render(
     session: str | None = None,
     style: Callable[[str, str], str] = lambda text, severity: text,
     preflight: Preflight | None = None,
+    status: int | None = None,
 ) -> str:
     """
     One command's output for a snapshot: the part of the document that
@@ -33,7 +34,14 @@ def render(
     """
     return "".join(
         render_chunks(
-            snap, command, fmt, redact=redact, session=session, style=style, preflight=preflight
+            snap,
+            command,
+            fmt,
+            redact=redact,
+            session=session,
+            style=style,
+            preflight=preflight,
+            status=status,
         )
     )
 
@@ -47,6 +55,7 @@ def render_chunks(
     session: str | None = None,
     style: Callable[[str, str], str] = lambda text, severity: text,
     preflight: Preflight | None = None,
+    status: int | None = None,
 ) -> Iterator[str]:
     """:func:`render`'s output in pieces, to be written as they come: a
     host's JSON report is tens of megabytes, made session by session.
@@ -54,6 +63,9 @@ def render_chunks(
     :param preflight: with ``preflight``, the verdict and the findings that
         decide it (:func:`luo_drgn.checks.preflight`: rendering decides
         nothing)
+    :param status: the command's exit status, written into its JSON with
+        the command's name, so that a saved document says what it answered
+        (``luo-inspect scan`` relays it)
     """
     if command == "preflight" and preflight is None:
         raise ValueError("the preflight command renders a verdict: pass preflight=")
@@ -64,12 +76,14 @@ def render_chunks(
         doc = document(snap, sessions="sessions" in PARTS[command], lazy=lazy)
         if preflight is not None and command == "preflight":
             doc["preflight"] = preflight_part(snap, preflight)
-            doc["findings"] = [finding_part(f) for f in preflight.findings + preflight.losses]
+            doc["findings"] = [finding_part(f) for f in preflight.shown]
             doc["preflight"]["other_errors"] = [finding_part(f) for f in preflight.other_errors]
         if redact:
             doc = Redactor().redact(doc)
         part = select(doc, command, session)
         if fmt == "json":
+            if status is not None:
+                part = {"schema": part["schema"], "command": command, "exit_status": status, **part}
             yield from _json_chunks({k: v for k, v in part.items() if k != TEXT_ONLY})
             yield "\n"
             return

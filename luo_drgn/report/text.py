@@ -67,7 +67,11 @@ def _header(w: Page, doc: dict[str, Any]) -> None:
     rows = [
         ["tool", f"luo-inspect {tool['version']} (drgn {tool['drgn']})"],
         ["target", f"{t['kind']}: {_v(t['path'])}"],
-        ["kernel", _v(t["kernel_release"])],
+        ["host", _v(t.get("hostname"))],
+        [
+            "kernel",
+            _v(t["kernel_release"]) + (f" (build ID {t['build_id']})" if t.get("build_id") else ""),
+        ],
         ["layout", _v(t["layout"])],
         ["debug info", ", ".join(t["debuginfo"]) or "-"],
     ]

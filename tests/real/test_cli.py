@@ -27,6 +27,9 @@ COMMANDS = ["summary", "handlers", "sessions", "files", "check", "report"]
 FORMATS = ["text", "json", "markdown"]
 KERNEL_ADDRESS = re.compile(r"0xffff[0-9a-f]{12}")
 SCHEMA = json.loads(resources.files("luo_drgn").joinpath("luo-inspect-1.schema.json").read_text())
+# What a document says of itself before its tool and target: the command
+# that wrote it and that command's exit status (luo-inspect scan relays them).
+SAYS = ["command", "exit_status"]
 
 
 def example_paths(name: str) -> tuple[str, str]:
@@ -87,7 +90,8 @@ def test_every_command_every_format(command: str, fmt: str) -> None:
         doc = json.loads(out)
         jsonschema.validate(doc, SCHEMA)
         assert doc["target"]["kernel_release"] == "7.2.13"
-        assert list(doc) == ["schema", "tool", "target", *PARTS[command]]
+        assert list(doc) == ["schema", *SAYS, "tool", "target", *PARTS[command]]
+        assert (doc["command"], doc["exit_status"]) == (command, code)
         if "sessions" in doc:
             assert [s["name"] for s in doc["sessions"]] == names
         if "findings" in doc:
@@ -128,7 +132,8 @@ def test_report_json_of_every_fixture(name: str) -> None:
     code, out = run("--example", name, "--format", "json", "report")
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
-    assert list(doc) == ["schema", "tool", "target", *PARTS["report"]]
+    assert list(doc) == ["schema", *SAYS, "tool", "target", *PARTS["report"]]
+    assert (doc["command"], doc["exit_status"]) == ("report", code)
     expected = examples.load(name).manifest["expected"]
     assert doc["luo"]["state"] == expected["luo_state"]
     errors = [f for f in doc["findings"] if f["severity"] == "error"]
@@ -607,8 +612,10 @@ def test_preflight_json_holds_only_deciding_findings() -> None:
     code, out = run("--example", "doomed", "preflight", "--format", "json")
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
+    assert (doc["command"], doc["exit_status"]) == ("preflight", code)
     assert code == 1 and list(doc) == [
         "schema",
+        *SAYS,
         "tool",
         "target",
         "luo",
