@@ -19,6 +19,7 @@ import click
 
 from . import engine, examples
 from .engine import INSPECT_ERRORS, Source
+from .fleet.record import COMMANDS as SCAN_COMMANDS
 from .request import (
     COMMANDS,
     DIFF_HELP,
@@ -271,6 +272,85 @@ def _diff(
             after_symbols=after_symbols or symbols,
         ),
     )
+
+
+@cli.command(name="scan")
+@click.argument("targets", nargs=-1, required=True)
+@click.option(
+    "--command",
+    "command",
+    type=click.Choice(SCAN_COMMANDS),
+    default="check",
+    show_default=True,
+    help="what to ask of every target",
+)
+@click.option(
+    "-s",
+    "--symbols",
+    metavar="PATH",
+    multiple=True,
+    help="debug info directory or file (repeatable): each dump's is found by its build ID",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the records to FILE")
+@click.option(
+    "--summary",
+    "summary_fmt",
+    type=click.Choice((*FORMATS, "none")),
+    default="text",
+    show_default=True,
+    help="the summary after the records (on stdout with -o, else on stderr)",
+)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="targets at once (default: CPUs)")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="seconds per target")
+@click.option(
+    "--memory",
+    "memory_mb",
+    type=click.IntRange(min=64),
+    help="MiB of address space per target (default: memory / jobs)",
+)
+@click.option(
+    "--scratch", type=click.Path(file_okay=False), help="where to unwrap compressed dumps"
+)
+@click.option("--scheduler", metavar="ADDRESS", help="run on a Dask scheduler (tcp://HOST:8786)")
+@click.pass_obj
+def _scan(
+    state: State,
+    targets: tuple[str, ...],
+    command: str,
+    symbols: tuple[str, ...],
+    output: str | None,
+    summary_fmt: str,
+    jobs: int | None,
+    timeout: float | None,
+    memory_mb: int | None,
+    scratch: str | None,
+    scheduler: str | None,
+) -> int:
+    """Inspect many targets, one JSON Lines record each, then a summary of the
+    fleet. TARGETS are vmcores (ELF, kdump; xz, gzip, bzip2 or zstd-wrapped),
+    saved --format json documents, example:NAME, or directories of them.
+    Exit status: the worst of the targets'."""
+    from . import fleet
+
+    if state.source.core or state.source.example:
+        raise click.UsageError("scan takes TARGETS instead of -c/--example")
+    try:
+        return fleet.scan_command(
+            targets,
+            command,
+            symbols=(*state.source.symbols, *symbols),
+            output=output,
+            summary_fmt=summary_fmt,
+            jobs=jobs,
+            timeout=timeout,
+            memory_mb=memory_mb,
+            scratch=scratch,
+            scheduler=scheduler,
+            verbose=state.verbose,
+        )
+    except fleet.ScanError as e:
+        click.echo(f"luo-inspect: {e}", err=True)
+        return 2
 
 
 @cli.command(name="shell")

@@ -113,7 +113,8 @@ def _regenerated(item: pytest.Item) -> bool:
     names = getattr(item, "fixturenames", ())
     callspec = getattr(item, "callspec", None)
     ref = callspec.params.get("fixture_ref") if callspec else None
-    return "fresh_root" in names or "full_root" in names or (ref and ref.origin != "committed")
+    regenerated = ("fresh_root", "full_root", "fleet_root")
+    return any(n in names for n in regenerated) or (ref and ref.origin != "committed")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -167,6 +168,14 @@ def _regenerate(runs: tuple[str, ...], name: str) -> Path:
 def fresh_root() -> Path:
     require_qemu("the fixtures were not regenerated and the fresh/* tests")
     return _regenerate(FRESH_RUNS, "fresh")
+
+
+@pytest.fixture(scope="session")
+def fleet_root() -> Path:
+    """The fleet of hosts luo-inspect scan is tested on (scenarios.FLEET_RUNS),
+    regenerated into the cache."""
+    require_qemu("the fleet fixtures were not regenerated and the scan tests")
+    return _regenerate(tuple(r.name for r in scenarios.FLEET_RUNS), "fleet")
 
 
 @pytest.fixture(scope="session")
