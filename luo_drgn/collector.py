@@ -66,11 +66,18 @@ Progress = Optional[Callable[[str], None]]
 
 class _Collector:
     def __init__(
-        self, prog: Program, target: Target, progress: Progress, accounting: bool, paths: bool
+        self,
+        prog: Program,
+        target: Target,
+        progress: Progress,
+        accounting: bool,
+        paths: bool,
+        next_kernel: bool = False,
     ) -> None:
         self.prog = prog
         self.accounting = accounting
         self.paths = paths
+        self.next_kernel = next_kernel
         self.f_ops: dict[int, int] = {}  # struct file -> f_op, read with the file
         self._ints: dict[int, int] = {}
         self._memfds: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
@@ -170,6 +177,10 @@ class _Collector:
             snap.luo.device_in_use = h.luo_device_in_use(prog)
             snap.kho_default = self.kho_default()
             snap.symbolic_errname = symbolic_errname(prog)
+        if self.next_kernel:
+            with self.guard("KHO FDT"):
+                compatible = h.kho_fdt_compatible(prog)
+                snap.kho_abi = compatible.decode(errors="replace") if compatible else None
         self.progress("handlers")
         with self.guard("luo_file_handler_list"):
             self.collect_handlers()
@@ -302,6 +313,26 @@ class _Collector:
             loaded.cmdline_note = "no boot_params segment (not an x86-64 bzImage)"
         else:
             loaded.cmdline = found[1].decode(errors="replace")
+        if self.next_kernel:
+            self.collect_kexec_payload(image, loaded)
+
+    def collect_kexec_payload(self, image: Object, loaded: KexecImage) -> None:
+        """The compressed kernel the loaded image boots (preflight identifies
+        it): a kernel segment is megabytes, read only when asked."""
+        try:
+            loaded.payload = h.kimage_kernel_payload(image)
+        except (FaultError, WalkError) as e:
+            loaded.payload_note = (
+                "its kernel segment is not in the dump"
+                if not_in_dump(e)
+                else f"its kernel segment cannot be read ({e})"
+            )
+            return
+        if loaded.payload is None:
+            loaded.payload_note = (
+                "it holds no x86-64 bzImage payload where boot_params says "
+                "(loaded by kexec_load(), or another architecture)"
+            )
 
     def kho_default(self) -> bool | None:
         """This kernel's CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT, where memory
@@ -726,6 +757,7 @@ def collect(
     progress: Progress = None,
     accounting: bool = True,
     paths: bool = True,
+    next_kernel: bool = False,
 ) -> Snapshot:
     """
     Read everything luo-drgn knows about from ``prog`` into a snapshot.
@@ -735,6 +767,8 @@ def collect(
     :param accounting: whether to find who holds each file (one pass over
         every task's fds and mappings)
     :param paths: whether to read each file's path (only reports print them)
+    :param next_kernel: whether to read what preflight needs of the next
+        kernel: the loaded image's compressed kernel, this kernel's KHO ABI
     """
     # Live memory changes while it is read: a list that moved under the walk
     # shows up as a walk error, so a live target is read again, a bounded
@@ -744,7 +778,7 @@ def collect(
     while True:
         reads += 1
         with paused_gc():
-            snap = _Collector(prog, target, progress, accounting, paths).run()
+            snap = _Collector(prog, target, progress, accounting, paths, next_kernel).run()
         if not snap.errors or reads == attempts:
             break
     if reads > 1:

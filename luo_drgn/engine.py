@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 from drgn import Program
@@ -26,11 +27,12 @@ from .analysis import inspect
 from .checks import Preflight, has_errors, preflight
 from .collector import collect
 from .diff import Diff, diff
-from .model import Snapshot, Target
-from .nextkernel import NextKernelError, read_next_kernel
+from .model import NextKernel, Snapshot, Target
+from .nextboot import next_kernel_name
+from .nextkernel import NextKernelError, read_loaded_kernel, read_next_kernel
 from .report import SavedReportError, load_report, prints_paths, render_chunks, render_diff
 from .request import Request, RequestError
-from .target import TargetError, open_target, target_of
+from .target import TargetError, open_target, own_debug_file, target_of
 
 __all__ = (
     "INSPECT_ERRORS",
@@ -70,6 +72,10 @@ class Source:
     example: str | None = None
     verbose: bool = False
 
+    def directories(self) -> list[Path]:
+        """The -s paths that are directories: searched by build ID."""
+        return [Path(s) for s in self.symbols if Path(s).is_dir()]
+
     def open(self) -> tuple[Program, Target]:
         if self.prog is not None:
             return self.prog, target_of(self.prog)
@@ -97,17 +103,73 @@ class Outcome:
 
 
 def inspect_target(
-    prog: Program, target: Target, request: Request, progress: Progress = None
+    prog: Program,
+    target: Target,
+    request: Request,
+    progress: Progress = None,
+    directories: Sequence[Path] = (),
 ) -> Snapshot:
     """Collect ``prog`` once, add what the request knows of the next
-    kernel, and run the checks."""
-    snap = collect(prog, target, progress=progress, paths=prints_paths(request.command))
+    kernel, and run the checks.
+
+    :param directories: where debug info is searched by build ID (``-s
+        DIR``): preflight's next kernel's too
+    :raises NextKernelError: for a ``--next-kernel`` that cannot be read, or
+        that is not the kernel loaded for ``kexec -e``
+    """
+    preflight = request.command == "preflight"
+    snap = collect(
+        prog, target, progress=progress, paths=prints_paths(request.command), next_kernel=preflight
+    )
+    if preflight:
+        snap.loaded_kernel = _loaded_kernel(prog, snap, directories)
+        snap.next_kernel = snap.loaded_kernel
     if request.next_cmdline is not None:
         snap.next_cmdline, snap.next_cmdline_source = request.next_cmdline, "--next-cmdline"
     if request.next_kernel is not None:
-        snap.next_kernel = read_next_kernel(request.next_kernel, request.next_kernel_debug)
+        given = read_next_kernel(request.next_kernel, request.next_kernel_debug, directories)
+        _check_given(given, snap)
+        snap.next_kernel = given
+    if snap.next_kernel is not None:
         snap.notes.extend(snap.next_kernel.notes)
     return inspect(snap)
+
+
+def _loaded_kernel(prog: Program, snap: Snapshot, directories: Sequence[Path]) -> NextKernel | None:
+    """The kernel the loaded image boots, read from its payload: with this
+    kernel's own debug info when it is the same build (the image's data
+    still says what the debug file cannot: kho_enable's initial value),
+    else with the debug info its build ID finds."""
+    image = snap.kexec_image
+    if image is None or image.payload is None:
+        return None
+    payload, image.payload = image.payload, None  # megabytes: read once
+    own = own_debug_file(prog)
+    known = {snap.target.build_id: own} if snap.target.build_id and own else {}
+    try:
+        return read_loaded_kernel(payload, directories, known)
+    except NextKernelError as e:
+        image.payload_note = str(e)
+        return None
+
+
+def _check_given(given: NextKernel, snap: Snapshot) -> None:
+    """A --next-kernel must be what kexec -e boots (preflight answers for
+    that kernel): refused when the loaded image is another build."""
+    loaded = snap.loaded_kernel
+    if loaded is None or loaded.build_id is None or given.build_id is None:
+        if snap.kexec_image is not None:
+            given.notes.append(
+                f"--next-kernel {given.path} could not be matched with the image loaded for "
+                f"kexec -e ({snap.kexec_image.payload_note or 'its build ID is not known'})"
+            )
+        return
+    if given.build_id != loaded.build_id:
+        raise NextKernelError(
+            f"--next-kernel {given.path} (build ID {given.build_id}) is not the kernel loaded "
+            f"for kexec -e: that is {next_kernel_name(loaded)}; preflight answers for the "
+            "kernel that will boot: drop --next-kernel, or load that kernel first"
+        )
 
 
 def open_side(
@@ -134,7 +196,7 @@ def open_side(
     else:
         source = Source(core=None if spec == "live" else spec, symbols=symbols, verbose=verbose)
     prog, target = source.open()
-    return inspect_target(prog, target, Request("report"), progress)
+    return inspect_target(prog, target, Request("report"), progress, source.directories())
 
 
 def decide(request: Request, snap: Snapshot) -> tuple[int, Preflight | None]:
@@ -182,14 +244,14 @@ def run(
             after = open_side(request.after, request.after_symbols, source.verbose, progress)
         else:
             prog, target = source.open()
-            after = inspect_target(prog, target, Request("report"), progress)
+            after = inspect_target(prog, target, Request("report"), progress, source.directories())
         if done is not None:
             done()
         value = diff(before, after)
         chunks: Iterator[str] = iter((render_diff(value, request.fmt),))
     else:
         prog, target = source.open()
-        value = inspect_target(prog, target, request, progress)
+        value = inspect_target(prog, target, request, progress, source.directories())
         if done is not None:
             done()
         status, verdict = decide(request, value)

@@ -234,7 +234,23 @@ REGISTRY: tuple[Code, ...] = (
         "next-kernel-abi",
         ERROR,
         "any",
-        "`--next-kernel` lays out a serialized structure differently under the same ABI string",
+        "the next kernel lays out a serialized structure differently under the same ABI string",
+    ),
+    Code(
+        "next-kernel-kho-abi",
+        ERROR,
+        "any",
+        "the next kernel's KHO ABI (`KHO_FDT_COMPATIBLE`) is not the one this kernel hands over: "
+        "its `kho_populate()` disables KHO revival, LUO comes up with no incoming session and "
+        "every retrieve fails with ENOENT (no panic)",
+    ),
+    Code(
+        "next-kernel-unknown",
+        ERROR,
+        "any",
+        "what could decide a loss could not be read of the next kernel (its KHO ABI, its KHO "
+        "default with no `kho=` given, its built-in command line): without its debug info, "
+        "preflight cannot say it will accept",
     ),
     Code(
         "kexec-image-no-handover",

@@ -303,6 +303,26 @@ class NextKernel:
     kho_default: bool | None = None
     # CONFIG_SYMBOLIC_ERRNAME (lib/errname.c): %pe prints "-EINVAL", not "-22".
     symbolic_errname: bool | None = None
+    # Which build it is: the GNU build ID of its ELF notes, and linux_banner
+    # ("Linux version 7.3.4 ...") with the release it names.
+    build_id: str | None = None
+    banner: str | None = None
+    release: str | None = None
+    # The KHO ABI its kho_populate() accepts (KHO_FDT_COMPATIBLE, "kho-v4").
+    kho_abi: str | None = None
+    # x86's CONFIG_CMDLINE (builtin_cmdline; "" with CONFIG_CMDLINE_BOOL and
+    # no built-in words, None without CONFIG_CMDLINE_BOOL or not readable)
+    # and whether it replaces the boot command line (CONFIG_CMDLINE_OVERRIDE;
+    # None: not known).
+    builtin_cmdline: str | None = None
+    cmdline_override: bool | None = None
+    # Where the facts come from: "--next-kernel" or "the loaded image".
+    source: str = "--next-kernel"
+    # The debug info the facts were read with (None: none was found, and
+    # only what the image's data shows is known).
+    debug_file: str | None = None
+    # What the verdict would need and could not be read (each a short phrase).
+    unknown: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -429,6 +449,10 @@ class KexecImage:
     # cmdline_note says why).
     cmdline: str | None = None
     cmdline_note: str | None = None
+    # The compressed kernel it boots (x86-64 bzImage payload), read for
+    # preflight only; None with payload_note saying why.
+    payload: bytes | None = field(default=None, repr=False)
+    payload_note: str | None = None
 
 
 @dataclass
@@ -455,6 +479,9 @@ class Snapshot:
     # CONFIG_SYMBOLIC_ERRNAME in this kernel: how a next kernel built like it
     # prints an errno with %pe ("-EINVAL" or "-22"); None: not known.
     symbolic_errname: bool | None = None
+    # The KHO ABI this kernel hands over (its KHO FDT's compatible,
+    # "kho-v4"), read for preflight; None: not read or no KHO.
+    kho_abi: str | None = None
     session_block_set: BlockSetState | None = None  # the outgoing sessions' blocks
     # What is known of the kernel the handover goes to (preflight's options):
     # its command line and what its image says.  None: not given (the same
@@ -463,6 +490,11 @@ class Snapshot:
     # Where next_cmdline came from: "--next-cmdline" or "the loaded kexec image".
     next_cmdline_source: str | None = None
     next_kernel: NextKernel | None = None
+    # What the image loaded for kexec -e will boot, identified from its
+    # payload (preflight): its build ID and banner, and the facts read from
+    # it when it is another build.  None: nothing loaded, or not readable
+    # (kexec_image.payload_note says why).
+    loaded_kernel: NextKernel | None = None
     # The image loaded for kexec -e: None when the kernel has none loaded
     # (or no kexec); kexec_read says whether it was looked for.
     kexec_image: KexecImage | None = None

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 from .findings import errno_name, finding
 from .helpers.kho import LUO_KHO_MAX_BLOCKS
-from .helpers.liveupdate import luo_cmdline_bool
 from .model import (
     BlockSetState,
     Finding,
@@ -40,6 +39,7 @@ from .model import (
     Session,
     Snapshot,
 )
+from .nextboot import boot_findings
 
 __all__ = (
     "predict_freeze",
@@ -258,10 +258,14 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     if refused and handover.source == "predicted":
         yield from refused
         return
-    yield from _loaded_image(snap)
-    yield from _next_cmdline(snap)
+    gate, read = boot_findings(snap, n)
+    yield from gate
     if handover.chain is None:
         return  # no session: luo_session_serialize() leaves sessions_pa at 0
+    if not read:
+        # Nothing handed over reaches luo_early_startup() (no KHO data, KHO
+        # off, or refused): no ABI check, no restore, nothing else to say.
+        return
     nk = snap.next_kernel
     if nk is not None and not nk.has_luo:
         yield finding(
@@ -352,85 +356,6 @@ def _arrival_findings(
     for session, what in arrival.dropped:
         yield finding(
             drop_code, f"{prefix.split(':')[0]}: session {session!r} loses {what}", session=session
-        )
-
-
-def _next_cmdline(snap: Snapshot) -> Iterator[Finding]:
-    """The next kernel's command line, as its early_param() handlers read it
-    (:func:`~luo_drgn.helpers.liveupdate.luo_cmdline_bool`: the last value
-    kstrtobool() accepts wins), then as luo_early_startup() and
-    liveupdate_ioctl_init() act on it."""
-    if snap.next_cmdline is None:
-        return
-    cmdline = snap.next_cmdline.encode()
-    # Each word is None where no occurrence set the variable.
-    kho, kho_word = luo_cmdline_bool(cmdline, "kho")
-    on, lu_word = luo_cmdline_bool(cmdline, "liveupdate")
-    if kho is None:
-        # kho_enable's initializer, CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT: the
-        # next image's, else this kernel's.
-        nk = snap.next_kernel
-        kho = nk.kho_default if nk is not None and nk.kho_default is not None else snap.kho_default
-    if kho is False:
-        kho_why = (
-            f"{kho_word.decode(errors='replace')} turns KHO off"
-            if kho_word is not None
-            else "KHO is off by default in it (CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT is not set)"
-        )
-        said = ' ("luo: Disabling liveupdate because KHO is disabled")' if on else ""
-        yield finding(
-            "next-kernel-no-luo",
-            f"the next kernel's command line: {kho_why}. luo_early_startup() finds "
-            f"kho_is_enabled() false, disables LUO{said} and never retrieves the handover; "
-            "liveupdate_ioctl_init() registers no /dev/liveupdate (opening it fails with "
-            "ENOENT): every preserved file is lost",
-        )
-    elif not on:
-        lu_why = (
-            f"{lu_word.decode(errors='replace')} turns LUO off"
-            if lu_word is not None
-            else "it has no liveupdate= that turns LUO on (LUO is off by default)"
-        )
-        yield finding(
-            "next-kernel-no-luo",
-            f"the next kernel's command line: {lu_why}. luo_early_startup() still restores "
-            "the handover (a LUO ABI mismatch still panics), but liveupdate_ioctl_init() "
-            "registers no /dev/liveupdate (opening it fails with ENOENT), so no session can "
-            "be retrieved: every preserved file is lost",
-        )
-
-
-def _loaded_image(snap: Snapshot) -> Iterator[Finding]:
-    """The image loaded for kexec -e, as kernel_kexec() boots it."""
-    image = snap.kexec_image
-    if image is None:
-        return
-    lost = "the next kernel finds no handover and every preserved file is lost"
-    if image.preserve_context:
-        # kernel_kexec(): liveupdate_reboot() only when !preserve_context.
-        yield finding(
-            "kexec-image-no-handover",
-            "the loaded image was loaded with KEXEC_PRESERVE_CONTEXT (kexec -l -p / --load-"
-            "preserve-context): kernel_kexec() skips liveupdate_reboot() for it, so LUO never "
-            f"freezes or serializes anything; {lost}",
-            address=image.address,
-        )
-    elif not image.file_mode:
-        # kho_fill_kimage() is called by kimage_file_prepare_segments() only.
-        yield finding(
-            "kexec-image-no-handover",
-            "the loaded image was loaded with kexec_load() (kexec -l without -s): only "
-            "kexec_file_load() gives an image KHO data (kimage_file_prepare_segments() -> "
-            f"kho_fill_kimage()), so it boots without the KHO FDT; {lost}. Load it with "
-            "kexec -s -l",
-            address=image.address,
-        )
-    elif image.kho_fdt == 0:
-        yield finding(
-            "kexec-image-no-handover",
-            "the loaded image carries no KHO FDT: kho_fill_kimage() gave it none (KHO was off "
-            f"when it was loaded), so setup_kho() passes nothing; {lost}",
-            address=image.address,
         )
 
 

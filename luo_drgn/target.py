@@ -263,6 +263,15 @@ def target_of(prog: Program) -> Target:
     )
 
 
+def own_debug_file(prog: Program) -> list[str]:
+    """The debug file drgn loaded for the kernel of ``prog`` (none found: [])."""
+    try:
+        path = prog.main_module().debug_file_path
+    except LookupError:
+        return []
+    return [path] if path else []
+
+
 def kernel_build_id(prog: Program) -> str | None:
     """The kernel's build ID (hex) as drgn knows it: from VMCOREINFO's
     BUILD-ID line, or the running kernel's notes."""

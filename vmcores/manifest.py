@@ -513,6 +513,8 @@ def next_kernel(after: list[str]) -> dict[str, Any]:
     return {
         "panicked": facts["restore_failed"],
         "luo_messages": facts["luo_messages"],
+        # kho_populate()'s verdict on the handed-over FDT, among the rest.
+        "kho_messages": [line for line in boot if line.startswith("KHO:")],
         "open_luo": [e["result"] for e in events if e["op"] == "open_luo"],
         "retrieve_session": {
             e["session"]: e["result"] for e in events if e["op"] == "retrieve_session"

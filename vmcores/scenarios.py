@@ -77,6 +77,10 @@ class Run:
     kexecs: int = 1
     # The first boot loads its next kernel with kexec-tools (/sbin/kexec).
     kexec_tools: bool = False
+    # The kernel the live update boots (a committed kernel's name), when it
+    # is not ``kernel``: a move to another release.  Its fixtures dumped at
+    # "next-ready" are made by it.
+    next_kernel: str | None = None
 
 
 RUNS = [
@@ -228,6 +232,45 @@ HANDOVER_RUNS += [
         cmdline_extra="luo_next=liveupdate=on,kho=off",
         description="the outgoing state with the next kernel loaded by kexec_file_load "
         "with kho=off on its command line; that kernel disables LUO",
+    ),
+]
+# Moves to another release, the reason live update exists: the next kernel
+# loaded (kexec_file_load) when the state is dumped, then the update goes on
+# and the next kernel's console and its driver's errnos are recorded.
+HANDOVER_RUNS += [
+    Run(
+        "upgrade",
+        "loaded",
+        next_kernel="luo-7.3",
+        stops=(("upgrade", "ready"), ("upgrade-after", "next-ready")),
+        description="7.2.13 with 7.3.4 loaded for kexec -e (upgrade), then 7.3.4 after the "
+        "update, once its driver retrieved: the next kernel accepts the handover",
+    ),
+    Run(
+        "rollback",
+        "loaded",
+        kernel="luo-7.3",
+        next_kernel="luo",
+        stops=(("rollback", "ready"), ("rollback-after", "next-ready")),
+        description="7.3.4 with 7.2.13 loaded for kexec -e (rollback), then 7.2.13 after the "
+        "update, once its driver retrieved: the next kernel accepts the handover",
+    ),
+    Run(
+        "loaded-kho-v5",
+        "loaded",
+        next_kernel="luo-7.3-kho-v5",
+        stops=(("loaded-kho-v5", "ready"),),
+        description="7.2.13 with a 7.3.4 whose KHO ABI is kho-v5 loaded for kexec -e: the next "
+        "kernel's kho_populate() refuses the handover, LUO comes up empty",
+    ),
+    Run(
+        "loaded-kho-default-off",
+        "loaded",
+        kernel="kho-default-off",
+        cmdline_extra="kho=on luo_next=liveupdate=on",
+        stops=(("loaded-kho-default-off", "ready"),),
+        description="a 7.2.13 built without CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT, booted with "
+        "kho=on, with itself loaded for kexec -e without kho=on: the next kernel disables LUO",
     ),
 ]
 # Session names the kernel compares as bytes (strncmp()), not as text.
@@ -638,7 +681,10 @@ def capture_handover(
     out.mkdir(parents=True, exist_ok=True)
     bzimage, debug, release = kernel_files(run.kernel)
     driver = build_driver(paths.cache_dir() / "guest")
-    initrd = build_initramfs(driver, bzimage, out, kexecs=run.kexecs, kexec_tools=run.kexec_tools)
+    next_bzimage = kernel_files(run.next_kernel)[0] if run.next_kernel else bzimage
+    initrd = build_initramfs(
+        driver, next_bzimage, out, kexecs=run.kexecs, kexec_tools=run.kexec_tools
+    )
     cmdline = luo_cmdline(run.scenario, extra=run.cmdline_extra)
     started = time.monotonic()
     stops: list[Stop] = []
@@ -1054,6 +1100,12 @@ def generate_handover(
         vmcore: Path | None = st.vmcore
         base = None
         made_here = {**made, "capture": st.point}
+        if run.next_kernel is not None:
+            made_here["next_kernel"] = run.next_kernel
+            if st.point == "next-ready":
+                # Dumped in the kernel the update booted: its debug info.
+                made_here["kernel"] = run.next_kernel
+                made_here["release"] = kernel_files(run.next_kernel)[2]
         if st.writes and st.fault_record is None:
             # A state after a fault was written (the next kernel's): what
             # was written, in this run's memory.

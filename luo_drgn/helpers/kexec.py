@@ -21,7 +21,6 @@ is therefore read from the boot_params segment's pages, where
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Iterator
 
@@ -36,6 +35,7 @@ __all__ = (
     "kexec_loaded_image",
     "kimage_boot_params_cmdline",
     "kimage_for_each_source_page",
+    "kimage_kernel_payload",
     "kimage_read_segment",
 )
 
@@ -144,6 +144,29 @@ def _u32(data: bytes, at: int) -> int:
     return int.from_bytes(data[at : at + 4], "little")
 
 
+def _boot_params_segment(
+    image: Object, pages: dict[int, int], fields: tuple[str, ...]
+) -> tuple[int, dict[str, int]] | None:
+    """The index of the segment that holds an x86-64 image's boot_params
+    (found by its ``HdrS`` magic) and the u32 ``fields`` of it, or None."""
+    prog = image.prog_
+    try:
+        params = prog.type("struct boot_params")
+    except LookupError:
+        return None
+    at = {name: offsetof(params, name) for name in ("hdr.header", *fields)}
+    head = max(at.values()) + 4
+    for index in range(min(image.nr_segments.value_(), len(image.segment))):
+        segment = image.segment[index]
+        if segment.memsz.value_() < params.size:
+            continue
+        data = kimage_read_segment(image, index, 0, head, pages)
+        if _u32(data, at["hdr.header"]) != _BOOT_PARAMS_MAGIC:
+            continue
+        return index, {name: _u32(data, offset) for name, offset in at.items()}
+    return None
+
+
 def kimage_boot_params_cmdline(image: Object) -> tuple[int, bytes] | None:
     """
     Get the command line an x86-64 image will boot with: the boot_params
@@ -156,29 +179,49 @@ def kimage_boot_params_cmdline(image: Object) -> tuple[int, bytes] | None:
         segment holds boot_params (another architecture or loader)
     :raises FaultError: if a segment's pages are not in memory
     """
-    prog = image.prog_
-    try:
-        params = prog.type("struct boot_params")
-    except LookupError:
-        return None
-    magic_at = offsetof(params, "hdr.header")
-    ptr_at = offsetof(params, "hdr.cmd_line_ptr")
-    ext_at = offsetof(params, "ext_cmd_line_ptr")
-    size_at = offsetof(params, "hdr.cmdline_size")
-    head = max(magic_at, ptr_at, ext_at, size_at) + 4
     pages = dict(kimage_for_each_source_page(image))
-    for index in range(min(image.nr_segments.value_(), len(image.segment))):
-        segment = image.segment[index]
-        if segment.memsz.value_() < params.size:
-            continue
-        data = kimage_read_segment(image, index, 0, head, pages)
-        u32 = functools.partial(_u32, data)
-        if u32(magic_at) != _BOOT_PARAMS_MAGIC:
-            continue
-        offset = (u32(ext_at) << 32 | u32(ptr_at)) - segment.mem.value_()
-        limit = min(u32(size_at) + 1 or 4096, segment.memsz.value_() - offset)
-        if offset < 0 or limit <= 0:
-            return index, b""
-        text = kimage_read_segment(image, index, offset, limit, pages)
-        return index, text.split(b"\0", 1)[0]
-    return None
+    found = _boot_params_segment(
+        image, pages, ("hdr.cmd_line_ptr", "ext_cmd_line_ptr", "hdr.cmdline_size")
+    )
+    if found is None:
+        return None
+    index, u32 = found
+    segment = image.segment[index]
+    offset = (u32["ext_cmd_line_ptr"] << 32 | u32["hdr.cmd_line_ptr"]) - segment.mem.value_()
+    limit = min(u32["hdr.cmdline_size"] + 1 or 4096, segment.memsz.value_() - offset)
+    if offset < 0 or limit <= 0:
+        return index, b""
+    text = kimage_read_segment(image, index, offset, limit, pages)
+    return index, text.split(b"\0", 1)[0]
+
+
+# A bound for a garbage payload length: far above any compressed kernel.
+_MAX_PAYLOAD = 1 << 28
+
+
+def kimage_kernel_payload(image: Object) -> bytes | None:
+    """
+    Get the compressed kernel an x86-64 image will boot.
+    ``bzImage64_load()`` adds the boot_params segment, then the bzImage's
+    protected-mode part as the next segment; the setup header it copied
+    into boot_params says where in that part the compressed vmlinux is
+    (``hdr.payload_offset``, ``hdr.payload_length``).
+
+    :param image: ``struct kimage *``
+    :return: the compressed payload, or None when no segment holds
+        boot_params (another architecture, or ``kexec_load()`` with
+        another layout) or the header's payload is not in the next segment
+    :raises FaultError: if the segments' pages are not in memory
+    """
+    pages = dict(kimage_for_each_source_page(image))
+    found = _boot_params_segment(image, pages, ("hdr.payload_offset", "hdr.payload_length"))
+    if found is None:
+        return None
+    index, u32 = found
+    offset, length = u32["hdr.payload_offset"], u32["hdr.payload_length"]
+    if index + 1 >= min(image.nr_segments.value_(), len(image.segment)):
+        return None
+    kernel = image.segment[index + 1]
+    if not 0 < length <= _MAX_PAYLOAD or offset + length > kernel.bufsz.value_():
+        return None
+    return kimage_read_segment(image, index + 1, offset, length, pages)

@@ -29,6 +29,7 @@ from .bounded import WalkError, validate_list_for_each_entry_bounded
 
 __all__ = (
     "LUO_KHO_MAX_BLOCKS",
+    "kho_fdt_compatible",
     "luo_block_chain_for_each_entry",
     "luo_block_chain_for_each_header",
     "luo_block_entries",
@@ -81,6 +82,67 @@ def luo_kho_preserved(prog: Program, phys: IntegerLike) -> bool | None:
     )
     magic = (private >> 32) if little else (private & 0xFFFFFFFF)
     return bool(magic == _KHO_PAGE_MAGIC)
+
+
+# scripts/dtc/libfdt/fdt.h: a flattened device tree, big-endian.
+_FDT_MAGIC = 0xD00DFEED
+_FDT_BEGIN_NODE, _FDT_END_NODE, _FDT_PROP, _FDT_NOP = 1, 2, 3, 4
+_FDT_HEADER_SIZE = 40
+
+
+def _be32(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 4], "big")
+
+
+def _fdt_root_property(fdt: bytes, name: bytes) -> bytes | None:
+    """A property of a flattened device tree's root node, or None (not an
+    FDT, no such property, or a tree cut short)."""
+    if len(fdt) < _FDT_HEADER_SIZE or _be32(fdt, 0) != _FDT_MAGIC:
+        return None
+    struct_at, strings_at = _be32(fdt, 8), _be32(fdt, 12)
+    at = struct_at
+    if _be32(fdt, at) != _FDT_BEGIN_NODE:
+        return None
+    at = fdt.find(b"\0", at + 4)  # the root's name, "" (then padding)
+    if at < 0:
+        return None
+    at = (at + 4) & ~3
+    while at + 12 <= len(fdt):
+        token = _be32(fdt, at)
+        if token == _FDT_NOP:
+            at += 4
+            continue
+        if token != _FDT_PROP:
+            return None  # the root's first child, or its end: no such property
+        length, name_off = _be32(fdt, at + 4), _be32(fdt, at + 8)
+        end = fdt.find(b"\0", strings_at + name_off)
+        if fdt[strings_at + name_off : end] == name:
+            return fdt[at + 12 : at + 12 + length]
+        at = (at + 12 + length + 3) & ~3
+    return None
+
+
+@takes_program_or_default
+def kho_fdt_compatible(prog: Program) -> bytes | None:
+    """
+    Get the KHO ABI this kernel hands over: the ``compatible`` of the root
+    node of its KHO FDT (``kho_out.fdt``, one page, made by ``kho_init()``
+    with ``KHO_FDT_COMPATIBLE``), which the next kernel's ``kho_populate()``
+    checks with ``fdt_node_check_compatible()``; on a mismatch it prints
+    "...is incompatible with..." and disables KHO revival.
+
+    :return: the string without its NUL (``b"kho-v4"``), or None on a kernel
+        without KHO or before ``kho_init()`` made the FDT
+    :raises FaultError: if the FDT page is not in memory
+    """
+    try:
+        fdt = prog["kho_out"].fdt.value_()
+    except (LookupError, AttributeError):
+        return None
+    if not fdt:
+        return None
+    value = _fdt_root_property(prog.read(fdt, prog["PAGE_SIZE"].value_()), b"compatible")
+    return value.split(b"\0", 1)[0] if value is not None else None
 
 
 def luo_read_ser(prog: Program, type: str | Type, pa: int) -> Object:

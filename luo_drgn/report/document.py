@@ -178,6 +178,26 @@ def _kexec_image(snap: Snapshot) -> dict[str, Any] | None:
         "kho_fdt": _hex(image.kho_fdt),
         "cmdline": image.cmdline,
         "cmdline_note": image.cmdline_note,
+        "kernel_note": image.payload_note,
+    }
+
+
+def _next_kernel(snap: Snapshot) -> dict[str, Any] | None:
+    """Which kernel the verdict is for, and how much of it is known."""
+    nk = snap.next_kernel
+    if nk is None:
+        return None
+    return {
+        "source": nk.source,
+        "path": nk.path if nk.source == "--next-kernel" else None,
+        "release": nk.release,
+        "banner": nk.banner,
+        "build_id": nk.build_id,
+        "same_build": nk.build_id is not None and nk.build_id == snap.target.build_id,
+        "debug_file": nk.debug_file,
+        "luo_abi": nk.abi,
+        "kho_abi": nk.kho_abi,
+        "unknown": list(nk.unknown),
     }
 
 
@@ -195,6 +215,7 @@ def preflight_part(snap: Snapshot, verdict: Preflight) -> dict[str, Any]:
         "next_cmdline": snap.next_cmdline,
         "next_cmdline_source": snap.next_cmdline_source,
         "next_kernel": snap.next_kernel.path if snap.next_kernel is not None else None,
+        "next_kernel_identity": _next_kernel(snap),
         "kexec_image": _kexec_image(snap),
         "losses": sum(1 for f in verdict.losses if f.severity != "info"),
     }

@@ -307,6 +307,24 @@ def _kexec_image_text(image: dict[str, Any] | None) -> str:
     return f"loaded by {how}{preserve}, {kho} ({image['address']})"
 
 
+def _next_kernel_text(p: dict[str, Any]) -> str:
+    nk = p.get("next_kernel_identity")
+    if nk is None:
+        image = p.get("kexec_image")
+        why = image.get("kernel_note") if image and image.get("loaded") else None
+        if why:
+            return f"not identified ({why}): this kernel's LUO ABI and file handlers assumed"
+        return p["next_kernel"] or "not given: this kernel's LUO ABI and file handlers assumed"
+    name = f"Linux {nk['release']}" if nk["release"] else (nk["path"] or "unknown release")
+    where = nk["path"] if nk["source"] == "--next-kernel" else nk["source"]
+    parts = [f"{name} ({where}, build ID {nk['build_id'] or 'unknown'})"]
+    if nk["same_build"]:
+        parts.append("this kernel's own build")
+    if nk["unknown"]:
+        parts.append("unknown: " + "; ".join(nk["unknown"]))
+    return ", ".join(parts)
+
+
 def _cmdline_text(p: dict[str, Any]) -> str:
     cmdline = p["next_cmdline"]
     if cmdline is not None:
@@ -329,6 +347,13 @@ def _preflight_text(w: Page, doc: dict[str, Any]) -> None:
             "the next kernel will accept the handover, ",
             w.style(f"but this kexec loses data ({lost} warning(s) below)", "warning"),
         )
+    elif {f["code"] for f in doc["findings"] if f["severity"] == "error"} == {
+        "next-kernel-unknown"
+    }:
+        verdict = (
+            w.style("cannot verify that the next kernel will accept the handover", "error"),
+            " (the findings below say what is unknown)",
+        )
     else:
         verdict = (
             w.style("the next kernel will NOT accept the handover", "error"),
@@ -344,10 +369,7 @@ def _preflight_text(w: Page, doc: dict[str, Any]) -> None:
             ["verdict", verdict],
             ["handover", f"{p['sessions']} sessions, {p['files']} files, {source}"],
             ["next kernel image", _kexec_image_text(p.get("kexec_image"))],
-            [
-                "next kernel",
-                p["next_kernel"] or "not given: this kernel's LUO ABI and file handlers assumed",
-            ],
+            ["next kernel", _next_kernel_text(p)],
             ["next command line", _cmdline_text(p)],
         ]
     )

@@ -741,13 +741,13 @@ def test_next_kernel_build_id_is_readelfs(kernel: str) -> None:
     """Would catch: the next kernel's build ID (which ties its image to its
     debug info) misread from its ELF notes, in the bzImage's vmlinux or in
     the debug file; binutils' readelf is the oracle."""
-    from luo_drgn.nextkernel import _Elf, _unpack_bzimage
+    from luo_drgn.nextkernel import _Elf, unpack
 
     image, debug = kernel_files(kernel)
     notes = subprocess.run(["readelf", "-n", debug], capture_output=True, text=True, check=True)
     (want,) = re.findall(r"Build ID: ([0-9a-f]+)", notes.stdout)
     assert _Elf(Path(debug).read_bytes()).build_id() == want
-    assert _Elf(_unpack_bzimage(Path(image).read_bytes(), image)).build_id() == want
+    assert _Elf(unpack(Path(image).read_bytes(), image)).build_id() == want
 
 
 def preflight_next(example: str, kernel: str, *more: str) -> tuple[int, str]:

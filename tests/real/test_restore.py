@@ -287,11 +287,68 @@ def test_freeze_without_room_refuses_the_kexec() -> None:
 
 
 def test_next_command_line() -> None:
-    """Would catch: a next command line without liveupdate=on accepted."""
-    snap = outgoing([hsession("a")], next_cmdline="console=ttyS0 quiet")
+    """Would catch: a next command line without liveupdate=on accepted (this kernel's KHO
+    default, kho_enable's initial value, is on, as in every fixture kernel but one)."""
+    snap = outgoing([hsession("a")], next_cmdline="console=ttyS0 quiet", kho_default=True)
     assert [f.code for f in only(snap)] == ["next-kernel-no-luo"]
-    snap = outgoing([hsession("a")], next_cmdline="console=ttyS0 liveupdate=on")
+    snap = outgoing([hsession("a")], next_cmdline="console=ttyS0 liveupdate=on", kho_default=True)
     assert only(snap) == []
+
+
+def test_unknown_kho_default_is_not_an_accept() -> None:
+    """Would catch: a next command line without kho= accepted while the KHO default it falls back
+    on is unknown (kho_enable = IS_ENABLED(CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT): off on a build
+    without the option, and luo_early_startup() then disables LUO); with kho=on it decides
+    nothing."""
+    snap = outgoing([hsession("a")], next_cmdline="console=ttyS0 liveupdate=on")
+    (f,) = only(snap)
+    assert f.code == "next-kernel-unknown" and "KHO default" in f.message
+    snap = outgoing([hsession("a")], next_cmdline="console=ttyS0 liveupdate=on kho=on")
+    assert only(snap) == []
+
+
+def test_kho_abi_refused_before_anything_is_read() -> None:
+    """Would catch: a next kernel with another KHO_FDT_COMPATIBLE accepted, reported as a panic, or
+    reported with the LUO checks that never run once kho_populate() disabled KHO revival (the
+    kho-v5 fixture's next kernel: no panic, every retrieve ENOENT)."""
+    snap = outgoing(
+        [hsession("a")],
+        blocks=chain(0),  # a block the restore would reject
+        kho_abi="kho-v4",
+        next_kernel=next_kernel(kho_abi="kho-v5", abi="luo-v9", kho_default=True),
+    )
+    (f,) = only(snap)
+    assert f.code == "next-kernel-kho-abi"
+    assert "incompatible with 'kho-v5'" in f.message and "panic" not in f.message
+
+
+def test_kho_off_stops_before_the_abi() -> None:
+    """Would catch: item 11 of issue #28: a next kernel with KHO off and another LUO ABI reported
+    as a panic, though luo_early_startup() returns before reading anything when KHO is off."""
+    snap = outgoing(
+        [hsession("a")],
+        next_cmdline="liveupdate=on kho=off",
+        next_kernel=next_kernel(abi="luo-v9", kho_default=True),
+    )
+    (f,) = only(snap)
+    assert f.code == "next-kernel-no-luo" and "kho=off turns KHO off" in f.message
+
+
+def test_builtin_command_line() -> None:
+    """Would catch: a built-in command line (x86 CONFIG_CMDLINE) ignored: with
+    CONFIG_CMDLINE_OVERRIDE it replaces the one given (here: no liveupdate=on, LUO stays off);
+    appended, the given words come last and win; unknown, both are weighed and a difference is
+    not an accept."""
+    given = "console=ttyS0 liveupdate=on"
+    for override, codes in ((True, ["next-kernel-no-luo"]), (False, [])):
+        nk = next_kernel(kho_default=True, builtin_cmdline="quiet", cmdline_override=override)
+        snap = outgoing([hsession("a")], next_cmdline=given, next_kernel=nk)
+        assert [f.code for f in only(snap)] == codes, override
+    nk = next_kernel(kho_default=True, builtin_cmdline="quiet liveupdate=off")
+    snap = outgoing([hsession("a")], next_cmdline=given, next_kernel=nk)
+    (f,) = only(snap)
+    assert f.code == "next-kernel-unknown" and "CONFIG_CMDLINE_OVERRIDE" in f.message
+    assert "liveupdate=off turns LUO off" in f.message
 
 
 def test_pending_incoming_checked_against_this_kernel() -> None:
