@@ -56,6 +56,12 @@ FRESH_RUNS = (
     "second",
     # A memfd sealed after preserve.
     "sealed",
+    # Moves to another release: 7.2.13 -> 7.3.4 and back, a kho-v5 next
+    # kernel, a build whose KHO is off by default.
+    "upgrade",
+    "rollback",
+    "loaded-kho-v5",
+    "loaded-kho-default-off",
     # Session names that differ in a byte that is not UTF-8.
     "byte-names",
 )

@@ -17,7 +17,6 @@ import importlib
 import json
 import lzma
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,10 +29,10 @@ import pytest
 import zstandard
 
 from luo_drgn import engine, examples
-from luo_drgn.debuginfo import build_id_path
 from luo_drgn.engine import Source
 from luo_drgn.fleet.record import TIMING_FIELDS
 from luo_drgn.request import Request
+from tests.support.debugdirs import build_id_dir, kernel_debug, readelf_build_id
 from tests.support.fixtures import skip_loudly
 from vmcores import scenarios
 
@@ -53,13 +52,6 @@ class Fleet:
     plain: dict[str, Path]  # fixture -> its plain ELF vmcore
     kernels: dict[str, str]  # fixture -> the kernel that made it
     broken: dict[str, Path]
-
-
-def _readelf_build_id(path: Path) -> str:
-    notes = subprocess.run(["readelf", "-n", path], capture_output=True, text=True, check=True)
-    match = re.search(r"Build ID: ([0-9a-f]+)", notes.stdout)
-    assert match, notes.stdout
-    return match.group(1)
 
 
 def _wrap(src: Path, dest: Path, how: str | None) -> Path:
@@ -92,10 +84,7 @@ def fleet(fleet_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
         host_dir.mkdir(parents=True)
         plain[run.name] = ex.core
         dumps[run.name] = _wrap(ex.core, host_dir / "vmcore", WRAPPED.get(run.name))
-        link = debug / build_id_path(_readelf_build_id(ex.debug[0]))
-        if not link.exists():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(ex.debug[0], link)
+    build_id_dir(debug, tuple(sorted(set(kernels.values()))))
     broken = {"truncated": targets / "broken" / "truncated.vmcore", "text": targets / "notes.txt"}
     broken["truncated"].parent.mkdir()
     with open(plain["fleet-hv-a"], "rb") as f:
@@ -184,10 +173,9 @@ def test_hosts_releases_and_build_ids(fleet: Fleet, serial: Any) -> None:
     for name, target in fleet.dumps.items():
         rec = recs[str(target)]
         kdir = examples.kernel_dir(fleet.kernels[name])
-        debug = examples.decompressed(kdir / "vmlinux.debug.xz")
         assert rec["host"] == HOSTS[name], name
         assert rec["kernel_release"] == (kdir / "release").read_text().strip()
-        assert rec["build_id"] == _readelf_build_id(debug)
+        assert rec["build_id"] == readelf_build_id(kernel_debug(fleet.kernels[name]))
         assert rec["kind"] == "vmcore"
     assert len({recs[str(t)]["build_id"] for t in fleet.dumps.values()}) == 2
 
