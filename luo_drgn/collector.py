@@ -767,7 +767,7 @@ def collect(
     :param accounting: whether to find who holds each file (one pass over
         every task's fds and mappings)
     :param paths: whether to read each file's path (only reports print them)
-    :param next_kernel: whether to read what preflight needs of the next
+    :param next_kernel: whether to read what the checks need of the next
         kernel: the loaded image's compressed kernel, this kernel's KHO ABI
     """
     # Live memory changes while it is read: a list that moved under the walk

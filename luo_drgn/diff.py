@@ -21,8 +21,9 @@ one state from its lifecycle there (kernel/liveupdate/ in 7.2):
   retrieved (``luo_session_serialize()`` hands over outgoing sessions only);
 - ``unreachable``: deserialized before a deserialization that then failed:
   every open of ``/dev/liveupdate`` returns EIO for the rest of the boot;
-- ``not-handed-on``: an incoming file the kernel before retrieved and did
-  not preserve again (not a loss the handover made);
+- ``not-handed-on``: an incoming file the kernel before retrieved and could
+  not preserve again until its session was finished (``luo_preserve_file()``
+  refuses it with EBUSY): not handed over, a loss as preflight counts it;
 - ``not-sent``: in the next kernel but not in what was handed over (a stale
   or foreign handover).
 
@@ -43,8 +44,9 @@ from .restore import incoming_not_handed_over
 
 __all__ = ("LOSSES", "Diff", "DiffRow", "diff")
 
-# States that make luo-inspect diff exit 1.
-LOSSES = frozenset(("lost", "retrieve-failed", "unreachable"))
+# States that make luo-inspect diff exit 1: as preflight counts losses, a
+# file retrieved and not handed on (luo_preserve_file() refused it) is one.
+LOSSES = frozenset(("lost", "retrieve-failed", "unreachable", "not-handed-on"))
 
 
 @dataclass
@@ -303,4 +305,13 @@ def _left_behind(before: Snapshot) -> list[DiffRow]:
         # retrieve; one never retrieved has its serialized state's.
         row.before_size, row.before_folios = _size(f, after=retrieved)
         rows.append(row)
+    for p in before.pending_incoming:
+        # A kernel that never opened /dev/liveupdate never deserialized what
+        # it received, and luo_session_serialize() does not hand it on.
+        why = (
+            "left behind: handed to the kernel before, which never deserialized it (nothing "
+            "opened /dev/liveupdate there); luo_session_serialize() hands over outgoing sessions "
+            "only, so it is gone"
+        )
+        rows += [DiffRow(p.name, f.token, "lost", why) for f in p.files]
     return rows

@@ -30,7 +30,14 @@ from .diff import Diff, diff
 from .model import NextKernel, Snapshot, Target
 from .nextboot import next_kernel_name
 from .nextkernel import NextKernelError, read_loaded_kernel, read_next_kernel
-from .report import SavedReportError, load_report, prints_paths, render_chunks, render_diff
+from .report import (
+    SavedReportError,
+    load_report,
+    prints_findings,
+    prints_paths,
+    render_chunks,
+    render_diff,
+)
 from .request import Request, RequestError
 from .target import TargetError, open_target, own_debug_file, target_of
 
@@ -117,11 +124,13 @@ def inspect_target(
     :raises NextKernelError: for a ``--next-kernel`` that cannot be read, or
         that is not the kernel loaded for ``kexec -e``
     """
-    preflight = request.command == "preflight"
+    # The next kernel decides findings: every command that prints them
+    # reads the kernel the loaded image boots (check says what preflight says).
+    findings = prints_findings(request.command)
     snap = collect(
-        prog, target, progress=progress, paths=prints_paths(request.command), next_kernel=preflight
+        prog, target, progress=progress, paths=prints_paths(request.command), next_kernel=findings
     )
-    if preflight:
+    if findings:
         snap.loaded_kernel = _loaded_kernel(prog, snap, directories)
         snap.next_kernel = snap.loaded_kernel
     if request.next_cmdline is not None:

@@ -133,6 +133,16 @@ REGISTRY: tuple[Code, ...] = (
         "mutex held): not an inconsistency; its reference and index entry are in flight",
     ),
     Code(
+        "preserve-in-progress",
+        INFO,
+        "any",
+        "a dump inside `luo_preserve_file()` (`LIVEUPDATE_SESSION_PRESERVE_FD`, the session's "
+        "mutex held): its file block set grown for one more file and the file indexed in "
+        "`luo_preserved_files`, not yet listed; not an inconsistency, and the freeze waits for "
+        "that mutex",
+        decides=False,
+    ),
+    Code(
         "not-retrieved",
         INFO,
         "incoming",
@@ -270,11 +280,20 @@ REGISTRY: tuple[Code, ...] = (
         "kexec (`check` lists the same as `not-retrieved`)",
     ),
     Code(
+        "not-preserved-again",
+        WARNING,
+        "incoming",
+        "preflight: an incoming file retrieved and not finished: `luo_preserve_file()` refuses to "
+        "preserve it again (`xa_insert()` into `luo_preserved_files` returns EBUSY) until its "
+        "session is finished, so a kexec now does not hand its data over; preflight counts it as "
+        "a loss",
+    ),
+    Code(
         "not-handed-on",
         INFO,
         "incoming",
-        "preflight: an incoming file retrieved and not preserved again, or an empty incoming "
-        "session: the next kernel will not have it",
+        "preflight: an empty incoming session: the next kernel will not have it (nothing in it "
+        "is lost)",
     ),
     Code(
         "seals-not-handed-over",

@@ -450,7 +450,7 @@ class KexecImage:
     cmdline: str | None = None
     cmdline_note: str | None = None
     # The compressed kernel it boots (x86-64 bzImage payload), read for
-    # preflight only; None with payload_note saying why.
+    # the commands that print findings; None with payload_note saying why.
     payload: bytes | None = field(default=None, repr=False)
     payload_note: str | None = None
 
@@ -491,7 +491,7 @@ class Snapshot:
     next_cmdline_source: str | None = None
     next_kernel: NextKernel | None = None
     # What the image loaded for kexec -e will boot, identified from its
-    # payload (preflight): its build ID and banner, and the facts read from
+    # payload (every command that prints findings): its build ID and banner, and the facts read from
     # it when it is another build.  None: nothing loaded, or not readable
     # (kexec_image.payload_note says why).
     loaded_kernel: NextKernel | None = None

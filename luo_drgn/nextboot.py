@@ -170,6 +170,14 @@ def boot_findings(snap: Snapshot, n: int) -> tuple[list[Finding], bool]:
         return [kho_abi], False
     read = True
     unknown: list[str] = []
+    image = snap.kexec_image
+    if snap.next_cmdline is None and image is not None and image.cmdline is None:
+        # Loaded, and its command line not readable (arm64 keeps it in the
+        # DTB segment's /chosen/bootargs, drivers/of/kexec.c; or its pages
+        # are not in the dump): without liveupdate=on every file is lost.
+        unknown.append(
+            f"its command line ({image.cmdline_note or 'not readable'}; give --next-cmdline)"
+        )
     if snap.next_cmdline is not None:
         outcomes = [_cmdline(snap, c) for c in effective_cmdlines(snap.next_cmdline, nk)]
         found, read, phrase = outcomes[0]
@@ -200,9 +208,11 @@ def _loaded_image(snap: Snapshot) -> Iterator[Finding]:
         # kernel_kexec(): liveupdate_reboot() only when !preserve_context.
         yield finding(
             "kexec-image-no-handover",
-            "the loaded image was loaded with KEXEC_PRESERVE_CONTEXT (kexec -l -p / --load-"
-            "preserve-context): kernel_kexec() skips liveupdate_reboot() for it, so LUO never "
-            f"freezes or serializes anything; {lost}",
+            # kexec-tools: --load-preserve-context has no short option; its
+            # -p is --load-panic.
+            "the loaded image was loaded with KEXEC_PRESERVE_CONTEXT (kexec "
+            "--load-preserve-context): kernel_kexec() skips liveupdate_reboot() for it, so LUO "
+            f"never freezes or serializes anything; {lost}",
             address=image.address,
         )
     elif not image.file_mode:

@@ -43,6 +43,7 @@ from .nextboot import boot_findings
 
 __all__ = (
     "predict_freeze",
+    "preserving",
     "Arrival",
     "check_handover",
     "deserialize",
@@ -258,10 +259,14 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     if refused and handover.source == "predicted":
         yield from refused
         return
+    if not handover.listed and not any(s.direction == "outgoing" for s in snap.sessions):
+        # No session: whatever the next kernel does, nothing preserved can
+        # be lost (luo_session_serialize() leaves sessions_pa at 0).
+        return
     gate, read = boot_findings(snap, n)
     yield from gate
     if handover.chain is None:
-        return  # no session: luo_session_serialize() leaves sessions_pa at 0
+        return  # no session serialized: nothing for the restore to read
     if not read:
         # Nothing handed over reaches luo_early_startup() (no KHO data, KHO
         # off, or refused): no ABI check, no restore, nothing else to say.
@@ -400,12 +405,15 @@ def left_behind(snap: Snapshot) -> Iterator[Finding]:
                 direction="incoming",
             )
         elif f.retrieve_status == 1:
+            # luo_preserve_file(): xa_insert() into luo_preserved_files fails
+            # with -EBUSY while the retrieved file is still listed there, which
+            # it is until luo_file_finish() of its session.
             yield finding(
-                "not-handed-on",
-                f"incoming session {s.name!r} token {f.token:#x} was retrieved and is not "
-                f"preserved again (luo_preserve_file() refuses it with EBUSY until "
-                f"{s.name!r} is finished): after this kexec only what the application "
-                "keeps elsewhere remains",
+                "not-preserved-again",
+                f"incoming session {s.name!r} token {f.token:#x} ({_size(f)}) was retrieved "
+                f"and cannot be preserved again until {s.name!r} is finished "
+                "(luo_preserve_file() refuses it with EBUSY): a kexec now does not hand its "
+                "data over, and only what the application keeps elsewhere remains",
                 session=s.name,
                 token=f.token,
                 address=f.address,
@@ -423,15 +431,25 @@ def left_behind(snap: Snapshot) -> Iterator[Finding]:
                 direction="incoming",
             )
     for p in snap.pending_incoming:
-        yield finding(
-            "lost-at-kexec",
-            f"incoming session {p.name!r} ({len(p.files)} files, tokens "
-            f"{', '.join(f'{f.token:#x}' for f in p.files) or 'none'}) was never deserialized "
-            "(nothing opened /dev/liveupdate in this kernel): it is lost at this kexec "
-            f"({why})",
-            session=p.name,
-            direction="incoming",
+        never = (
+            "was never deserialized (nothing opened /dev/liveupdate in this kernel): it is lost "
+            f"at this kexec ({why})"
         )
+        if not p.files:
+            yield finding(
+                "not-handed-on",
+                f"incoming session {p.name!r} (no files) {never}",
+                session=p.name,
+                direction="incoming",
+            )
+        for entry in p.files:
+            yield finding(
+                "lost-at-kexec",
+                f"incoming session {p.name!r} token {entry.token:#x} {never}",
+                session=p.name,
+                token=entry.token,
+                direction="incoming",
+            )
 
 
 def _pending(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
@@ -498,6 +516,18 @@ def _seals_added(snap: Snapshot) -> Iterator[Finding]:
                 )
 
 
+def preserving(s: Session) -> bool:
+    """Possibly inside ``luo_preserve_file()``: an outgoing session whose
+    mutex is held (``luo_session_preserve_fd()`` holds it throughout), and
+    whose file block set is grown for one file more than it lists, or is
+    exactly as the listed files need (when one more fits)."""
+    b = s.block_set
+    if s.direction != "outgoing" or s.mutex_owner is None or b is None or not b.count_per_block:
+        return False
+    growing = -(-(s.file_count + 1) // b.count_per_block)
+    return b.nblocks == growing
+
+
 def _predict_chain(block_set: BlockSetState, count: int) -> HandoverChain:
     """A block set's chain once ``count`` entries are written in it:
     ``kho_block_set_it_reserve_entry()`` fills block after block."""
@@ -533,8 +563,15 @@ def predict_freeze(snap: Snapshot) -> Handover | None:
         if s.block_set is None or not s.block_set.complete:
             return None
         # luo_file_freeze() writes one entry per file on the list, then
-        # file_set->count as the count the next kernel checks them by.
+        # file_set->count as the count the next kernel checks them by.  A
+        # preserve in progress finishes (listing its file in the block it
+        # grew) or fails (shrinking it back) before the freeze takes the
+        # session mutex: either way no block is left empty.
         fchain = _predict_chain(s.block_set, len(s.files))
+        if preserving(s) and fchain.blocks and fchain.blocks[-1].count == 0:
+            fchain.blocks.pop()
+            if fchain.blocks:
+                fchain.blocks[-1].next = 0
         files = [SerializedFile(f.token, f.handler, f.serialized_data) for f in s.files]
         sessions.append(HandoverSession(s.name, fchain.head_pa, s.file_count, files, fchain))
     return Handover(
@@ -553,6 +590,12 @@ def check_handover(snap: Snapshot, notes: list[str]) -> Iterator[Finding]:
     incoming data as this kernel's first open of /dev/liveupdate will."""
     if snap.handover_out is not None:
         yield from _next_kernel(snap, snap.handover_out)
+    else:
+        # Layouts before 7.2 have no handover model, but the image and the
+        # command line the next kernel boots with decide all the same.
+        n = sum(1 for s in snap.sessions if s.direction == "outgoing")
+        if n and snap.luo.state == "enabled":
+            yield from boot_findings(snap, n)[0]
     if snap.handover_in is not None:
         yield from _pending(snap, snap.handover_in)
     yield from _memfd_retrieves(snap)

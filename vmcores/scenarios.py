@@ -273,6 +273,28 @@ HANDOVER_RUNS += [
         "kho=on, with itself loaded for kexec -e without kho=on: the next kernel disables LUO",
     ),
 ]
+# False alarms preflight must not raise (issue #28): a preserve caught in
+# progress (a VM-sized memfd's preserve takes seconds, and a freeze waits
+# for the session mutex), and no session at all with a next kernel that
+# has LUO off (nothing preserved, nothing lost).
+HANDOVER_RUNS += [
+    Run(
+        "preserving",
+        "journey",
+        stops=(("preserving", "preserving"),),
+        description="the journey's first LIVEUPDATE_SESSION_PRESERVE_FD caught inside "
+        "memfd_luo_preserve(): the file block set grown, the file indexed, not listed yet; then "
+        "the update goes on and the next kernel retrieves",
+    ),
+    Run(
+        "no-session",
+        "no-session",
+        cmdline_extra="luo_next=liveupdate=off",
+        stops=(("no-session", "ready"),),
+        description="/dev/liveupdate open, no session created, the next kernel loaded with "
+        "liveupdate=off: nothing is preserved, so nothing can be lost",
+    ),
+]
 # Session names the kernel compares as bytes (strncmp()), not as text.
 HANDOVER_RUNS.append(
     Run(
@@ -731,6 +753,14 @@ def capture_handover(
                 elif stop == "serialize":
                     _run_to(gdb, debug, "luo_session_serialize", timeout)
                     point = stop
+                elif stop == "preserving":
+                    # Inside the first LIVEUPDATE_SESSION_PRESERVE_FD's
+                    # handler preserve: luo_preserve_file() has grown the
+                    # file block set, indexed the file and counted its FLBs,
+                    # and not listed it yet (the session mutex is held).
+                    _disarm(gdb, armed)
+                    _run_to(gdb, debug, "memfd_luo_preserve", timeout)
+                    point = stop
                 elif stop == "kexec-failed":
                     # The freeze failed: reboot() returned and the driver
                     # logged it; stop the guest there.
@@ -806,6 +836,10 @@ def capture_handover(
             ):
                 _disarm(gdb, armed)
                 gdb.detach()  # the guest runs on
+                if run.stops[-1][1] == "preserving":
+                    # Stopped before the driver's first ready marker: the
+                    # next kernel's is the one after it.
+                    guest.wait_for(f"@@LUO-READY {run.scenario}", timeout)
                 if run.stops[-1][1] == "flb-finishing":
                     # Stopped in the next kernel: phase 1's ready marker
                     # is not the end.

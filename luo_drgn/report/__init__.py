@@ -18,7 +18,7 @@ shows them.
 """
 
 from .diffview import DIFF_SCHEMA, diff_document, render_diff
-from .document import SCHEMA, document, prints_paths, select
+from .document import SCHEMA, document, prints_findings, prints_paths, select
 from .redact import Redactor
 from .render import render, render_chunks
 from .saved import SavedReportError, load_report
@@ -31,6 +31,7 @@ __all__ = (
     "diff_document",
     "document",
     "load_report",
+    "prints_findings",
     "prints_paths",
     "render",
     "render_chunks",

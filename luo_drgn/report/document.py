@@ -234,6 +234,12 @@ def finding_part(f: Finding) -> dict[str, Any]:
     }
 
 
+def prints_findings(command: str) -> bool:
+    """Whether ``command``'s output shows findings (which then take in the
+    kernel the loaded image boots)."""
+    return "findings" in PARTS.get(command, TOP_LEVEL)
+
+
 def prints_paths(command: str) -> bool:
     """Whether ``command``'s output shows the files' paths (which the
     collector then reads)."""

@@ -555,13 +555,22 @@ def test_second_update_loses_what_was_never_retrieved(
         ("vm-gamma", 0x301, "OK"),
         ("vm-gamma", 0x302, "OK"),
     }
-    # Retrieved and not preserved again (EBUSY in the log): info only.
+    # Retrieved and not preserved again (EBUSY in the log): a loss, a
+    # warning (luo_preserve_file() refuses it until the session is
+    # finished); the empty session loses nothing: info.
     refused = [r for r in expected["refusals"] if r["op"] == "preserve" and r["errno"] == "EBUSY"]
     assert {"op": "preserve", "session": "vm-alpha", "token": 0x100, "errno": "EBUSY"} in refused
+    again = {(f.session, f.token) for f in verdict.losses if f.code == "not-preserved-again"}
+    assert again == {("vm-alpha", 0x100), ("vm-alpha", 0x101)}
+    assert all(f.severity == "warning" for f in verdict.losses if f.code == "not-preserved-again")
     handed_on = {(f.session, f.token) for f in verdict.losses if f.code == "not-handed-on"}
-    assert handed_on == {("vm-alpha", 0x100), ("vm-alpha", 0x101), ("empty", None)}
+    assert handed_on == {("empty", None)}
     # check shows the waiting files as not-retrieved (info), not as losses.
-    assert not [f for f in snapshot.findings if f.code in ("lost-at-kexec", "not-handed-on")]
+    assert not [
+        f
+        for f in snapshot.findings
+        if f.code in ("lost-at-kexec", "not-handed-on", "not-preserved-again")
+    ]
     waiting = {(f.session, f.token) for f in snapshot.findings if f.code == "not-retrieved"}
     assert ("vm-alpha", 0x102) in waiting and ("vm-beta", None) in waiting
 

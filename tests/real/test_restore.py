@@ -5,6 +5,8 @@ flag.  The real kernel's reactions are tested on the fixtures."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from typing import Any
 
 from luo_drgn.analysis import inspect
@@ -418,3 +420,19 @@ def test_incoming_side_does_not_decide_preflight() -> None:
     snap = snapshot(ho)
     assert [f.code for f in only(snap)] == ["deserialize-will-fail"]
     assert preflight_findings(snap) == [] and handover_accepted(snap)
+
+
+def test_preserve_context_names_kexec_tools_option() -> None:
+    """Would catch: item 12 of issue #28: the preserve-context finding naming kexec-tools' -p,
+    which is --load-panic; the option is --load-preserve-context (oracle: the installed
+    kexec-tools' own --help)."""
+    from luo_drgn.model import KexecImage
+
+    usage = subprocess.run(["kexec", "--help"], capture_output=True, text=True).stdout
+    assert re.search(r"^\s*-p, --load-panic\b", usage, re.M)
+    assert re.search(r"^\s*--load-preserve-context\b", usage, re.M)
+    image = KexecImage(0xFFFF0000, True, True, 0x1000)
+    snap = outgoing([hsession("a")], kexec_image=image, kexec_read=True, kho_default=True)
+    (f,) = only(snap)
+    assert f.code == "kexec-image-no-handover"
+    assert "kexec --load-preserve-context" in f.message and "-p" not in f.message.split()

@@ -37,7 +37,9 @@ def is_healthy(name: str) -> bool:
     return has_sessions(name) and not name.startswith(
         # loaded-kho-off: the loaded image's command line turns KHO off;
         # loaded-legacy: an image from kexec_load() carries no handover;
-        # sealed: a seal added after preserve is not handed over.
+        # sealed: a seal added after preserve is not handed over;
+        # loaded-kho-v5, loaded-kho-default-off: the next kernel refuses the
+        # handover (another KHO ABI) or has KHO off.
         (
             "doomed",
             "deserialize-failed",
@@ -46,6 +48,8 @@ def is_healthy(name: str) -> bool:
             "loaded-kho-off",
             "loaded-legacy",
             "sealed",
+            "loaded-kho-v5",
+            "loaded-kho-default-off",
         )
     )
 

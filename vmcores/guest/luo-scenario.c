@@ -1121,6 +1121,17 @@ int main(void)
 		kexec_next("2");
 		hang();
 	}
+	if (!strcmp(scenario, "no-session")) {
+		/*
+		 * no-session: /dev/liveupdate held, no session created, the
+		 * next kernel loaded (with LUO off on its command line).
+		 */
+		kexec_load_next("2");
+		ready(scenario);
+		sleep(3);
+		kexec_reboot();
+		hang();
+	}
 	alpha0 = build_outgoing(luo_fd);
 	if (!strncmp(scenario, "loaded", 6)) {
 		/*
