@@ -16,6 +16,7 @@ those would be imported back and forth.  The restore path's verdicts are
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from .findings import (
     finding,
 )
 from .holders import NEVER_SCANNED
-from .model import Finding, Flb, PreservedFile, Session, Snapshot
+from .model import Finding, Flb, PreservedFile, Session, Snapshot, WalkErrorRecord
 from .restore import left_behind, preserving
 
 Notes = list[str]
@@ -297,6 +298,7 @@ def check_counts(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                 "session-count-mismatch",
                 f"the {direction} session header counts {d.session_count} sessions, "
                 f"its list has {listed}",
+                direction=direction,
             )
     for s in snap.sessions:
         if not s.files_complete:
@@ -780,12 +782,15 @@ def _flb_count(
         )
         return
     if count < users:
+        # The incoming count is this kernel's, never handed on: it does not
+        # decide preflight (luo_flb_serialize() writes the outgoing side).
         yield finding(
             "flb-count-mismatch",
             f"FLB {flb.compatible!r} counts {count} {direction} users, {users} {consequence}",
             session=None,
             token=None,
             address=flb.address,
+            direction="incoming" if direction == "incoming" else None,
         )
     elif count > users:
         notes.append(
@@ -855,6 +860,16 @@ def _check_flb_serialization(snap: Snapshot) -> Iterator[Finding]:
         )
 
 
+def _walk_error_side(snap: Snapshot, e: WalkErrorRecord) -> str | None:
+    """The side a walk error is on: "incoming" where it names it or its
+    session is only an incoming one (preflight leaves those out: the
+    freeze and the next kernel never read this kernel's incoming side)."""
+    if re.search(r"\bincoming\b", e.where):
+        return "incoming"
+    sides = {s.direction for s in snap.sessions if e.session is not None and s.name == e.session}
+    return "incoming" if sides == {"incoming"} else None
+
+
 def check_walk_errors(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for e in snap.errors:
         yield finding(
@@ -863,6 +878,7 @@ def check_walk_errors(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             session=e.session,
             token=e.token,
             address=e.address,
+            direction=_walk_error_side(snap, e),
         )
 
 

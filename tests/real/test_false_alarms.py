@@ -120,3 +120,33 @@ def test_a_preserve_in_progress_at_a_block_boundary() -> None:
     assert handover is not None
     (session,) = handover.sessions
     assert session.chain is not None and [b.count for b in session.chain.blocks] == [63]
+
+
+def test_incoming_side_does_not_decide_preflight() -> None:
+    """Would catch: item 7: an incoming FLB count below its files, an incoming session count
+    that disagrees with its list, or a broken incoming session list deciding preflight:
+    luo_session_serialize() writes outgoing sessions only and luo_flb_serialize() the outgoing
+    counts, so the next kernel never reads them.  A broken walk of the global FLB list still
+    decides (luo_flb_serialize() walks it).  Synthetic: a guest cannot break its incoming lists
+    and then kexec without the write being this test's own."""
+    from luo_drgn.analysis import inspect
+    from luo_drgn.model import Flb, WalkErrorRecord
+
+    def snap_with(errors: list[WalkErrorRecord], flbs: list[Flb]) -> Snapshot:
+        snap = Snapshot(Target("vmcore", "x", "7.2.13", []))
+        snap.luo = LuoState("enabled", liveupdate_num=1, frozen=False)
+        snap.kho_default = True
+        f = PreservedFile(0x8000, 0x100, "memfd-v2", 0xFFFF1000, True, 0x9000, retrieve_status=1)
+        snap.sessions = [Session(0x7000, "old", "incoming", True, False, 1, files=[f])]
+        snap.luo.incoming.session_count = 2  # its list has 1
+        snap.errors, snap.flbs = errors, flbs
+        return inspect(snap)
+
+    flb = Flb(0xF000, "test-flb-v0", 0, 0, ["memfd-v2"], retrieve_status=1)
+    snap = snap_with([WalkErrorRecord("incoming session at 0x7100", "a cycle")], [flb])
+    codes = {f.code for f in snap.findings if f.severity == "error"}
+    assert {"corrupt-structure", "session-count-mismatch", "flb-count-mismatch"} <= codes
+    verdict = preflight(snap)
+    assert verdict.accepted and verdict.findings == []
+    snap = snap_with([WalkErrorRecord("luo_flb_global", "a cycle")], [])
+    assert [f.code for f in preflight(snap).findings] == ["corrupt-structure"]
