@@ -472,6 +472,7 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     token=f.token,
                     address=f.address,
                 )
+        yield from _finish_discards(s)
     for p in snap.pending_incoming:
         yield finding(
             "not-retrieved",
@@ -480,6 +481,28 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             session=p.name,
             direction="incoming",
         )
+
+
+def _finish_discards(s: Session) -> Iterator[Finding]:
+    """luo_session_finish_one() -> luo_file_finish(): each luo_file's
+    .finish() runs with its retrieve_status, and memfd_luo_finish() frees the
+    folios of one never retrieved (0); luo_session_release() does the same
+    when a retrieved session's fd is closed, the agent dying included."""
+    if not s.retrieved or s.finished:
+        return
+    never = [f for f in s.files if f.retrieve_status == 0 and f.file is None]
+    if not never:
+        return
+    tokens = ", ".join(f"{f.token:#x}" for f in never)
+    yield finding(
+        "finish-discards",
+        f"{_where(s)}: finishing it now (LIVEUPDATE_SESSION_FINISH, or closing its fd, as a "
+        f"dying agent does) discards {len(never)} file(s) never retrieved ({tokens}): "
+        "luo_file_finish() calls .finish() with retrieve_status 0 and memfd_luo_finish() "
+        "frees their folios",
+        session=s.name,
+        direction=s.direction,
+    )
 
 
 def check_finished(snap: Snapshot, notes: Notes) -> Iterator[Finding]:

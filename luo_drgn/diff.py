@@ -11,7 +11,8 @@ one state from its lifecycle there (kernel/liveupdate/ in 7.2):
 - ``arrived``: deserialized, not retrieved;
 - ``retrieved``: ``luo_retrieve_file()`` succeeded (the holder is named);
 - ``retrieve-failed``: it failed and the luo_file keeps the errno;
-- ``finished``: ``LIVEUPDATE_SESSION_FINISH`` took the files; a session that
+- ``finished``: ``LIVEUPDATE_SESSION_FINISH`` (or closing the session fd)
+  took the files, retrieved or discarded (memory cannot tell); a session that
   was also closed is freed, so after a successful deserialization an absent
   session reads ``finished`` too, and the row says memory cannot tell it
   from one lost without trace;
@@ -43,6 +44,13 @@ from .model import Finding, PreservedFile, Session, Snapshot
 from .restore import incoming_not_handed_over
 
 __all__ = ("LOSSES", "Diff", "DiffRow", "diff")
+
+# A finished session's file: LIVEUPDATE_SESSION_FINISH (or the session fd's
+# release, luo_session_release()) took it, retrieved or not.
+FINISHED = (
+    "finished: retrieved or discarded (LIVEUPDATE_SESSION_FINISH or closing the session fd "
+    "discards a file never retrieved); memory cannot tell"
+)
 
 # States that make luo-inspect diff exit 1: as preflight counts losses, a
 # file retrieved and not handed on (luo_preserve_file() refused it) is one.
@@ -197,7 +205,8 @@ def diff(before: Snapshot, after: Snapshot) -> Diff:
                     row.state = "finished"
                     row.detail = (
                         "absent after a successful deserialization: a session finished and "
-                        "closed is freed; memory cannot tell it from one lost without trace"
+                        "closed is freed (retrieved or discarded); memory cannot tell it from "
+                        "one lost without trace"
                     )
                 if f is not None:
                     row.before_size, row.before_folios = _size(f, after=False)
@@ -217,7 +226,10 @@ def diff(before: Snapshot, after: Snapshot) -> Diff:
                 )
             elif g is None:
                 if a.finished or (a.retrieved and not a.files and a.file_count == 0):
-                    row.state, row.detail = "finished", "LIVEUPDATE_SESSION_FINISH took it"
+                    # luo_file_finish() frees every luo_file; one never
+                    # retrieved goes to .finish() with retrieve_status 0, and
+                    # memfd_luo_finish() frees its folios: gone either way.
+                    row.state, row.detail = "finished", FINISHED
                 elif failed is not None and s.name == stopped_at:
                     row.state = "lost"
                     row.detail = (

@@ -143,6 +143,16 @@ REGISTRY: tuple[Code, ...] = (
         decides=False,
     ),
     Code(
+        "finish-discards",
+        WARNING,
+        "incoming",
+        "a retrieved incoming session still has files never retrieved: "
+        "`LIVEUPDATE_SESSION_FINISH`, or closing its fd (`luo_session_release()`, also when the "
+        "agent dies), discards them: `luo_file_finish()` calls `.finish()` with retrieve_status 0 "
+        "and `memfd_luo_finish()` frees their folios",
+        decides=False,
+    ),
+    Code(
         "not-retrieved",
         INFO,
         "incoming",

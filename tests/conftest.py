@@ -65,6 +65,8 @@ FRESH_RUNS = (
     # False alarms: a preserve caught in progress, no session at all.
     "preserving",
     "no-session",
+    # Finishing a session with files never retrieved.
+    "finish-early",
     # Session names that differ in a byte that is not UTF-8.
     "byte-names",
 )

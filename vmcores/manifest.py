@@ -254,6 +254,9 @@ class _Model:
     def op_kexec_load(self, ev: dict[str, Any]) -> None:
         pass
 
+    def op_killed(self, ev: dict[str, Any]) -> None:
+        self.procs.pop(ev["child"], None)
+
     def op_kexec_load_crash(self, ev: dict[str, Any]) -> None:
         pass
 

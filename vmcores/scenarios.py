@@ -77,6 +77,9 @@ class Run:
     kexecs: int = 1
     # The first boot loads its next kernel with kexec-tools (/sbin/kexec).
     kexec_tools: bool = False
+    # A console line to wait for after the last stop, the guest running on
+    # (what its driver does after the dump is recorded with the rest).
+    tail: str | None = None
     # The kernel the live update boots (a committed kernel's name), when it
     # is not ``kernel``: a move to another release.  Its fixtures dumped at
     # "next-ready" are made by it.
@@ -293,6 +296,15 @@ HANDOVER_RUNS += [
         stops=(("no-session", "ready"),),
         description="/dev/liveupdate open, no session created, the next kernel loaded with "
         "liveupdate=off: nothing is preserved, so nothing can be lost",
+    ),
+    Run(
+        "finish-early",
+        "finish-early",
+        stops=(("finish-early", "next-ready"),),
+        tail="@@LUO-DONE finish-early",
+        description="after a live update, vm-alpha retrieved with only 0x100 (dumped); then its "
+        "FINISH with 0x101 and 0x102 never retrieved, and an agent killed with vm-beta's "
+        "session fd open",
     ),
 ]
 # Session names the kernel compares as bytes (strncmp()), not as text.
@@ -829,6 +841,10 @@ def capture_handover(
                         )
                     )
                 point = stop if stop in ("next-ready", "kexec-failed") else None
+            if run.tail is not None:
+                _disarm(gdb, armed)
+                gdb.detach()
+                guest.wait_for(run.tail, timeout)
             # The rest of the run: the next kernel panics (a stop at panic)
             # or its driver gets ready.
             if point not in ("panic", "next-ready", "kexec-failed") and not any(

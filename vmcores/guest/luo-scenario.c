@@ -596,6 +596,37 @@ static void build_second_update(int luo_fd)
 	preserve(next_alpha, "vm-alpha", make_memfd("alpha-next", 2 * 4096, 19), 0x110);
 }
 
+/*
+ * finish-early, after the live update: vm-alpha retrieved with only 0x100,
+ * dumped (@@LUO-READY); then LIVEUPDATE_SESSION_FINISH with 0x101 and 0x102
+ * never retrieved, and a retrieve of 0x101 after it; then an agent killed
+ * with vm-beta's session fd open, and vm-beta asked for again.
+ */
+static void finish_early(int luo_fd, const char *scenario)
+{
+	int alpha = retrieve_session(luo_fd, "vm-alpha");
+	pid_t child;
+
+	retrieve(alpha, "vm-alpha", 0x100, 8192, 1);
+	ready(scenario);
+	sleep(3);	/* the host dumps this state meanwhile */
+	finish(alpha, "vm-alpha");
+	retrieve(alpha, "vm-alpha", 0x101, 3 * 4096, 2);
+	child = fork();
+	if (child == 0) {
+		retrieve_session(luo_fd, "vm-beta");
+		hang();
+	}
+	sleep(1);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	emit("{\"op\":\"killed\",\"pid\":%d,\"child\":%d}", getpid(), child);
+	retrieve_session(luo_fd, "vm-beta");
+	printf("@@LUO-DONE %s\n", scenario);
+	fflush(stdout);
+	hang();
+}
+
 /* second, boot 3: what arrived of both updates. */
 static void retrieve_second_update(int luo_fd)
 {
@@ -1052,6 +1083,8 @@ int main(void)
 				retrieve_crowd(luo_fd);
 			} else if (!strcmp(scenario, "flb-finished")) {
 				finish_everything(luo_fd);
+			} else if (!strcmp(scenario, "finish-early")) {
+				finish_early(luo_fd, scenario);
 			} else if (!strcmp(scenario, "byte-names")) {
 				retrieve(retrieve_session(luo_fd, "vm-\xff"), "vm-\xff", 0x800, 4096, 20);
 				retrieve(retrieve_session(luo_fd, "vm-\xfe"), "vm-\xfe", 0x800, 4096, 21);
@@ -1172,7 +1205,7 @@ int main(void)
 	}
 	if (!strncmp(scenario, "journey", 7) || !strncmp(scenario, "flb", 3) ||
 	    !strcmp(scenario, "second") || !strcmp(scenario, "sealed") ||
-	    !strcmp(scenario, "byte-names")) {
+	    !strcmp(scenario, "byte-names") || !strcmp(scenario, "finish-early")) {
 		/* The state an operator saves before kexec -e, then the update. */
 		ready(scenario);
 		sleep(3);
