@@ -381,11 +381,11 @@ def _freeze(model: _Model, capture: str | None) -> dict[str, Any] | None:
     return None
 
 
-def _in_flight(after: list[str]) -> dict[str, Any] | None:
-    """The retrieve a dump interrupted: the first one the driver logs after it
-    (an ioctl is logged when it returns)."""
+def _in_flight(after: list[str], op: str = "retrieve") -> dict[str, Any] | None:
+    """The retrieve (or preserve) a dump interrupted: the first one the driver
+    logs after it (an ioctl is logged when it returns)."""
     for ev in guest_events(after):
-        if ev["op"] == "retrieve":
+        if ev["op"] == op:
             return {"session": ev["session"], "token": ev["token"], "result": ev["result"]}
     return None
 
@@ -485,6 +485,11 @@ def expected_state(
             if capture == "retrieving" and after is not None
             else {}
         ),
+        **(
+            {"preserving": _in_flight(after, "preserve")}
+            if capture == "preserving" and after is not None
+            else {}
+        ),
     }
 
 
@@ -516,8 +521,6 @@ def next_kernel(after: list[str]) -> dict[str, Any]:
     return {
         "panicked": facts["restore_failed"],
         "luo_messages": facts["luo_messages"],
-        # kho_populate()'s verdict on the handed-over FDT, among the rest.
-        "kho_messages": [line for line in boot if line.startswith("KHO:")],
         "open_luo": [e["result"] for e in events if e["op"] == "open_luo"],
         "retrieve_session": {
             e["session"]: e["result"] for e in events if e["op"] == "retrieve_session"

@@ -632,6 +632,8 @@ def test_preflight_json_holds_only_deciding_findings() -> None:
         "next_cmdline": None,
         "next_cmdline_source": None,
         "next_kernel": None,
+        # Nothing loaded: which kernel boots is not known.
+        "next_kernel_identity": None,
         # Dumped at @@LUO-READY, before the driver's kexec_file_load().
         "kexec_image": {"loaded": False},
         "losses": 0,

@@ -49,6 +49,9 @@ def test_preserve_in_progress_is_not_an_alarm(fresh_root: Path) -> None:
         assert not [f for f in findings if f[1] == "error"], command
     _, findings = _inspect(fresh_root, "preserving", "check")
     assert ("preserve-in-progress", "info") in findings
+    # The preserve the dump interrupted, as the guest logged it on return.
+    flight = manifest["expected"]["preserving"]
+    assert (flight["session"], flight["token"], flight["result"]) == ("vm-alpha", 0x100, "OK")
 
 
 def test_no_session_loses_nothing(fresh_root: Path) -> None:

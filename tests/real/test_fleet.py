@@ -203,20 +203,26 @@ def test_each_record_is_that_dumps_own_run(fleet: Fleet, serial: Any) -> None:
 def _expected_class(manifest: dict[str, Any]) -> tuple[str, dict[str, int]]:
     """A host's verdict and finding codes under check, from what its guest did: a next kernel
     that panicked on the handover is an error; a disabled LUO says so; each incoming session
-    not retrieved, and each file of a retrieved one not retrieved, waits."""
+    not retrieved, and each file of a retrieved one not retrieved, waits (and that session
+    would discard them if finished now)."""
     expected = manifest["expected"]
     if (expected.get("next_kernel") or {}).get("panicked"):
         return "errors", {"next-kernel-panic": 1}
     if expected["luo_state"] == "disabled":
         return "no-errors", {"luo-disabled": 1}
-    waiting = 0
+    waiting = discarding = 0
     for s in expected["sessions"]:
         if s["direction"] == "incoming":
             if not s["retrieved"]:
                 waiting += 1
             else:
-                waiting += sum(1 for f in s["files"] if f["retrieve_status"] == 0)
-    return "no-errors", ({"not-retrieved": waiting} if waiting else {})
+                never = sum(1 for f in s["files"] if f["retrieve_status"] == 0)
+                waiting += never
+                # Retrieved with files never retrieved: finishing it (or
+                # closing its fd) discards them, a warning per session.
+                discarding += bool(never and not s["finished"])
+    codes = {"not-retrieved": waiting} if waiting else {}
+    return "no-errors", codes | ({"finish-discards": discarding} if discarding else {})
 
 
 def test_summary_classes_match_the_hosts_states(

@@ -57,7 +57,11 @@ def test_all_is_sorted_and_complete(module: str) -> None:
         for name in mod.__all__:
             # drgn's CLI imports every helper into one namespace: each is
             # prefixed with its subsystem.
-            assert name.lower().startswith(("luo_", "memfd_luo_", "validate_luo_")), name
+            # KHO's own (kho_*) name what they walk, as drgn's would.
+            prefixes = ("luo_", "memfd_luo_", "validate_luo_") + (
+                ("kho_",) if module == "kho" else ()
+            )
+            assert name.lower().startswith(prefixes), name
     # The package exports the helpers (not bounded's generic validators).
     if module != "bounded":
         assert set(mod.__all__) <= set(h.__all__)

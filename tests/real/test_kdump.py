@@ -26,6 +26,7 @@ from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
 from luo_drgn.model import Snapshot, Target
 from luo_drgn.report import render
+from tests.support.debugdirs import readelf_build_id
 from tests.support.plain import expected_holder_keys, holder_keys
 from vmcores.scenarios import QEMU_KDUMP
 
@@ -192,7 +193,9 @@ def test_debug_info_directory(full_root: Path, tmp_path: Path) -> None:
         assert str(path) in out.stdout
     (tmp_path / "empty").mkdir()
     line = _one_line_exit_2(_cli("-c", str(ex.core), "-s", str(tmp_path / "empty"), "summary"))
-    assert line.startswith("luo-inspect: no debug info for this kernel in ")
+    # The dump names its build: readelf's build ID of the kernel's debug file.
+    build_id = readelf_build_id(debug)
+    assert line.startswith(f"luo-inspect: no debug info for this kernel (build ID {build_id}) in ")
 
 
 def test_redacted_kdump_report(dumps: dict[str, Any]) -> None:

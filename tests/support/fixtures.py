@@ -24,7 +24,14 @@ def only(predicate):  # type: ignore[no-untyped-def]
 # decides at boot and no later state changes: its release, layout, and the
 # file handlers and FLBs it registers.  Asserting those on every dump would
 # repeat one fact some sixty times.
-ONE_PER_KERNEL = ("committed/incoming", "committed/no-luo", "full/flb-incoming")
+ONE_PER_KERNEL = (
+    "committed/incoming",
+    "committed/no-luo",
+    "full/flb-incoming",
+    # 7.3.4 after the upgrade; 7.2.13 built without KHO's default.
+    "fresh/upgrade-after",
+    "fresh/loaded-kho-default-off",
+)
 
 
 def once_per_kernel(predicate=lambda name: True):  # type: ignore[no-untyped-def]

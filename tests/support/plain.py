@@ -25,9 +25,10 @@ def has_sessions(name: str) -> bool:
         "doomed-panic",
         "journey-drop-before",
         "freeze-failed",
-        # Caught inside a retrieve or a finish: the log shows it only once
-        # it returned.
+        # Caught inside a retrieve, a preserve or a finish: the log shows it
+        # only once it returned.
         "retrieving",
+        "preserving",
         "flb-finishing",
     )
 
