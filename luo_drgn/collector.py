@@ -303,11 +303,7 @@ class _Collector:
         try:
             found = h.kimage_boot_params_cmdline(image)
         except (FaultError, WalkError) as e:
-            loaded.cmdline_note = (
-                "its boot_params segment is not in the dump"
-                if not_in_dump(e)
-                else f"its pages cannot be read ({e})"
-            )
+            loaded.cmdline_note = _unread("its boot_params segment", e)
             return
         if found is None:
             loaded.cmdline_note = "no boot_params segment (not an x86-64 bzImage)"
@@ -322,11 +318,7 @@ class _Collector:
         try:
             loaded.payload = h.kimage_kernel_payload(image)
         except (FaultError, WalkError) as e:
-            loaded.payload_note = (
-                "its kernel segment is not in the dump"
-                if not_in_dump(e)
-                else f"its kernel segment cannot be read ({e})"
-            )
+            loaded.payload_note = _unread("its kernel segment", e)
             return
         if loaded.payload is None:
             loaded.payload_note = (
@@ -749,6 +741,12 @@ def _name(raw: bytes) -> str:
         except UnicodeDecodeError:
             pass
     return raw.replace(b"\\", b"\\\\").decode(errors="backslashreplace")
+
+
+def _unread(what: str, e: Exception) -> str:
+    """Why a loaded image's segment could not be read: a filtered dump lacks
+    it (not an error), or its pages fault."""
+    return f"{what} is not in the dump" if not_in_dump(e) else f"{what} cannot be read ({e})"
 
 
 def collect(
