@@ -52,8 +52,10 @@ FRESH_RUNS = (
     # The next kernel loaded (kexec_file_load) when dumped: healthy, kho=off.
     "loaded",
     "loaded-kho-off",
-    # A host's second live update: boot 1, boot 2 (both directions), boot 3.
+    # A host's second live update: boot 1, boot 2 (both directions), boot 3;
+    # and through a middle kernel that never opens /dev/liveupdate.
     "second",
+    "second-pending",
     # A memfd sealed after preserve.
     "sealed",
     # Moves to another release: 7.2.13 -> 7.3.4 and back, a kho-v5 next

@@ -240,6 +240,21 @@ HANDOVER_RUNS += [
 # Moves to another release, the reason live update exists: the next kernel
 # loaded (kexec_file_load) when the state is dumped, then the update goes on
 # and the next kernel's console and its driver's errnos are recorded.
+# A host's second update through a middle kernel that never opened
+# /dev/liveupdate: what it received was never deserialized, and is lost at
+# its own kexec (boot 3's driver asks for it and logs ENOENT).
+HANDOVER_RUNS.append(
+    Run(
+        "second-pending",
+        "second-pending",
+        memory_mb=512,
+        kexecs=2,
+        stops=(("second-pending-before", "next-ready"), ("second-pending-after", "next-ready")),
+        description="a host's second live update through a middle kernel that never opens "
+        "/dev/liveupdate: boot 2 is dumped with the handover still pending before its own "
+        "kexec; boot 3 logs what arrived",
+    )
+)
 HANDOVER_RUNS += [
     Run(
         "upgrade",

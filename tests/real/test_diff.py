@@ -442,3 +442,36 @@ def test_optional_field_dropped_reads_as_unknown(tmp_path: Path) -> None:
     partial.write_text(json.dumps(doc))
     code, out = run("diff", str(partial), "example:journey-after")
     assert code == 2 and "without 'name'" in out and len(out.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "pair", [("second-before", "second-after"), ("second-pending-before", "second-pending-after")]
+)
+def test_diff_and_preflight_agree_on_what_a_second_update_loses(
+    pair: tuple[str, str], fresh_root: Path
+) -> None:
+    """Would catch: item 8 of issue #28: diff and preflight naming different (session, token)
+    pairs as lost at a host's second update: the files a middle kernel never retrieved, never
+    deserialized (it never opened /dev/liveupdate: second-pending) or retrieved and could not
+    preserve again.  Oracle: boot 3, from its guest log: none of them is among what arrived
+    there, and every one it asked for failed."""
+    from luo_drgn.checks import preflight
+    from luo_drgn.diff import LOSSES
+
+    before_ex, after_ex = (examples.load(n, fresh_root) for n in pair)
+    before, after = snapshot_of(before_ex), snapshot_of(after_ex)
+    said = {(f.session, f.token) for f in preflight(before).losses if f.severity != "info"}
+    shown = {(r.session, r.token) for r in diff(before, after).rows if r.state in LOSSES}
+    assert said == shown and said
+    arrived = {
+        (s["name"], f["token"])
+        for s in after_ex.manifest["expected"]["sessions"]
+        if s["direction"] == "incoming"
+        for f in s["files"]
+    }
+    assert not said & arrived
+    boot3 = before_ex.manifest["expected"]["next_kernel"]
+    ok_sessions = {n for n, r in boot3["retrieve_session"].items() if r == "OK"}
+    for session, token, result in boot3["retrieve"]:
+        if (session, token) in said:
+            assert result != "OK" or session not in ok_sessions, (session, token)

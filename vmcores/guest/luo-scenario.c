@@ -1053,14 +1053,25 @@ int main(void)
 	 */
 	if (!strcmp(scenario, "outgoing") || !strcmp(scenario, "disabled") ||
 	    !strcmp(scenario, "no-luo") || !strcmp(phase, "3") ||
-	    (!strcmp(phase, "2") && strcmp(scenario, "second")))
+	    (!strcmp(phase, "2") && strncmp(scenario, "second", 6)))
 		drop_kexec_images();
 	if (!strcmp(scenario, "disabled") || !strcmp(scenario, "no-luo")) {
 		open_luo();
 		ready(scenario);
 		hang();
 	}
-	if (!strcmp(scenario, "second") && strcmp(phase, "1")) {
+	if (!strcmp(scenario, "second-pending") && !strcmp(phase, "2")) {
+		/*
+		 * second-pending, boot 2: a middle kernel that never opens
+		 * /dev/liveupdate, so never deserializes what it received,
+		 * before its own kexec; boot 3 is second's.
+		 */
+		ready(scenario);
+		sleep(3);	/* the host dumps this state meanwhile */
+		kexec_next("3");
+		hang();
+	}
+	if (!strncmp(scenario, "second", 6) && strcmp(phase, "1")) {
 		luo_fd = open_luo();
 		if (!strcmp(phase, "2")) {
 			build_second_update(luo_fd);
@@ -1204,7 +1215,7 @@ int main(void)
 		add_seals(alpha0, F_SEAL_SHRINK | F_SEAL_GROW);
 	}
 	if (!strncmp(scenario, "journey", 7) || !strncmp(scenario, "flb", 3) ||
-	    !strcmp(scenario, "second") || !strcmp(scenario, "sealed") ||
+	    !strncmp(scenario, "second", 6) || !strcmp(scenario, "sealed") ||
 	    !strcmp(scenario, "byte-names") || !strcmp(scenario, "finish-early")) {
 		/* The state an operator saves before kexec -e, then the update. */
 		ready(scenario);
