@@ -150,7 +150,6 @@ REGISTRY: tuple[Code, ...] = (
         "`LIVEUPDATE_SESSION_FINISH`, or closing its fd (`luo_session_release()`, also when the "
         "agent dies), discards them: `luo_file_finish()` calls `.finish()` with retrieve_status 0 "
         "and `memfd_luo_finish()` frees their folios",
-        decides=False,
     ),
     Code(
         "not-retrieved",

@@ -180,7 +180,9 @@ def test_reference_accounting(refcount: int, code: str, extra: str) -> None:
         (0, 0x1000, [("retrieve-inconsistent", "error", "s", 1)]),
         (-5, None, [("retrieve-failed", "warning", "s", 1)]),
         (-2, None, [("retrieve-failed", "warning", "s", 1)]),
-        (0, None, [("not-retrieved", "info", "s", 1)]),
+        # Retrieved session, this file not: finishing would discard it
+        # (luo_file_finish() -> memfd_luo_finish() with retrieve_status 0).
+        (0, None, [("finish-discards", "warning", "s", None), ("not-retrieved", "info", "s", 1)]),
         (1, 0x1000, []),
     ],
 )
