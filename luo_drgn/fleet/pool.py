@@ -59,6 +59,11 @@ def default_memory_mb(jobs: int) -> int:
 
 
 def _omp_threads(jobs: int) -> int:
+    """The OpenMP threads each worker gets: the user's OMP_NUM_THREADS, or
+    the CPUs shared among the workers."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
     return max(1, default_jobs() // max(1, jobs))
 
 
@@ -124,10 +129,8 @@ def _run_forked(
     memory_mb: int | None,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(index, record)`` as each target finishes, ``workers`` at a time."""
+    # Each child sets its libgomp's thread count (the fork server loaded it).
     threads = _omp_threads(workers)
-    # Read by libgomp as the fork server loads drgn (the server starts at
-    # its first use and keeps its environment; the child sets it again).
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["luo_drgn.fleet.worker"])
     waiting = list(enumerate(jobs))

@@ -8,7 +8,10 @@ under its build ID, as a fleet's would; then, over N rounds, times
 
 - one ``luo-inspect -c DUMP -s DIR check --format json`` process per dump,
   one after the other (what a shell loop over the fleet costs);
-- ``luo-inspect scan DIR... -s DIR --jobs 1`` and ``--jobs 2``;
+- ``luo-inspect scan DIR... -s DIR --jobs 1`` and ``--jobs 2``, as they
+  run by default (each worker gets CPUs / jobs OpenMP threads: one worker
+  indexes each dump's debug info on every CPU), and again with
+  ``OMP_NUM_THREADS=1`` (the processes alone in parallel);
 
 and prints the medians: targets per minute, the scan's per-target cost
 against one check process's (each loads its dump's debug info: drgn binds a
@@ -62,10 +65,14 @@ def fleet(root: Path, copies: int) -> tuple[list[Path], Path]:
     return dumps, debug
 
 
-def timed(args: list[str]) -> float:
+def timed(args: list[str], env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "luo_drgn", *args], capture_output=True, cwd=TOP, check=False
+        [sys.executable, "-m", "luo_drgn", *args],
+        capture_output=True,
+        cwd=TOP,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     return time.perf_counter() - started
 
@@ -75,48 +82,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--copies", type=int, default=2, help="links to each dump")
     opts = parser.parse_args()
+    configs = {
+        "scan --jobs 1": (1, None),
+        "scan --jobs 2": (2, None),
+        "scan --jobs 1, OMP_NUM_THREADS=1": (1, {"OMP_NUM_THREADS": "1"}),
+        "scan --jobs 2, OMP_NUM_THREADS=1": (2, {"OMP_NUM_THREADS": "1"}),
+    }
     with tempfile.TemporaryDirectory(dir=examples.cache_dir()) as tmp:
         dumps, debug = fleet(Path(tmp), opts.copies)
         n = len(dumps)
-        times: dict[str, list[float]] = {"single": [], "jobs 1": [], "jobs 2": []}
+        targets = str(Path(tmp) / "targets")
+        times: dict[str, list[float]] = {"one check each": [], **{k: [] for k in configs}}
         for _ in range(opts.rounds):
-            times["single"].append(
-                sum(
-                    timed(["-c", str(d), "-s", str(debug), "check", "--format", "json"])
-                    for d in dumps
-                )
-            )
-            for jobs in (1, 2):
-                times[f"jobs {jobs}"].append(
-                    timed(
-                        [
-                            "scan",
-                            str(Path(tmp) / "targets"),
-                            "-s",
-                            str(debug),
-                            "--jobs",
-                            str(jobs),
-                            "-o",
-                            os.devnull,
-                            "--summary",
-                            "none",
-                        ]
-                    )  # fmt: skip
-                )
+            check = ["-s", str(debug), "check", "--format", "json"]
+            times["one check each"].append(sum(timed(["-c", str(d), *check]) for d in dumps))
+            for name, (jobs, env) in configs.items():
+                scan = ["scan", targets, "-s", str(debug), "--jobs", str(jobs), "-o", os.devnull]
+                times[name].append(timed([*scan, "--summary", "none"], env))
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(
-        f"{n} dumps ({n // opts.copies} fixtures x {opts.copies}), medians of {opts.rounds} rounds"
-    )
+    print(f"{n} dumps ({n // opts.copies} fixtures x {opts.copies}), medians of {opts.rounds}")
     for k, total in med.items():
         print(
-            f"{k:<40} {total:7.2f} s  {n / total * 60:6.1f} targets/min  {total / n:5.2f} s/target"
+            f"{k:<34} {total:6.2f} s  {n / total * 60:6.1f} targets/min  {total / n:.2f} s/target"
         )
-    print(
-        f"per-target cost, scan --jobs 1 / one check process: {med['jobs 1'] / med['single']:.2f}x"
-    )
-    print(
-        f"targets per minute, 2 workers / 1 worker:          {med['jobs 1'] / med['jobs 2']:.2f}x"
-    )
+    single, one, two = med["one check each"], med["scan --jobs 1"], med["scan --jobs 2"]
+    omp = med["scan --jobs 1, OMP_NUM_THREADS=1"] / med["scan --jobs 2, OMP_NUM_THREADS=1"]
+    print(f"per-target cost, scan --jobs 1 / one check process:   {one / single:.2f}x")
+    print(f"throughput, 2 workers / 1 worker:                     {one / two:.2f}x")
+    print(f"  the same with OMP_NUM_THREADS=1 (processes alone):  {omp:.2f}x")
+    print(f"throughput, scan --jobs 2 / one check process each:   {single / two:.2f}x")
 
 
 if __name__ == "__main__":
