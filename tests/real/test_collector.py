@@ -14,7 +14,12 @@ from luo_drgn.collector import collect
 from luo_drgn.layout import luo_layout
 from luo_drgn.model import Snapshot, Target
 from tests.support.fixtures import once_per_kernel, only
-from tests.support.plain import expected_holder_keys, has_sessions, holder_keys
+from tests.support.plain import (
+    expected_holder_keys,
+    has_sessions,
+    holder_keys,
+    sessions_handed_over,
+)
 from vmcores import manifest as guest
 
 
@@ -62,15 +67,15 @@ def test_disabled_explained(snapshot: Snapshot, expected: dict[str, Any]) -> Non
 
 
 @only(has_sessions)
-def test_luo_state(snapshot: Snapshot, expected: dict[str, Any]) -> None:
+def test_luo_state(snapshot: Snapshot, expected: dict[str, Any], manifest: dict[str, Any]) -> None:
     """Would catch: the collector misreading the live-update number, the freeze, or the incoming
     data's state."""
     luo = snapshot.luo
     assert luo.state == "enabled"
     assert luo.liveupdate_num == expected["liveupdate_num"]
     assert luo.frozen == expected["frozen"]
-    assert luo.incoming_present == (expected["phase"] > 1)
-    if expected["phase"] > 1:
+    assert luo.incoming_present == sessions_handed_over(manifest)
+    if sessions_handed_over(manifest):
         assert luo.incoming_deserialized == expected["deserialized"]
     assert not snapshot.errors
 

@@ -28,7 +28,13 @@ from luo_drgn import helpers as h
 from luo_drgn.helpers import liveupdate
 from luo_drgn.helpers.bounded import WalkError
 from tests.support.fixtures import once_per_kernel, only
-from tests.support.plain import expected_sessions, has_sessions, name_bytes, session_named
+from tests.support.plain import (
+    expected_sessions,
+    has_sessions,
+    name_bytes,
+    session_named,
+    sessions_handed_over,
+)
 from tests.support.plain import files as plain_files
 from tests.support.plain import sessions as plain_sessions
 
@@ -149,15 +155,18 @@ def test_luo_outgoing_frozen(prog: drgn.Program, expected: dict[str, Any]) -> No
 
 
 @only(has_sessions)
-def test_luo_incoming_present(prog: drgn.Program, expected: dict[str, Any]) -> None:
-    """Would catch: incoming LUO data reported in a first-boot kernel, or missed after a kexec."""
-    assert h.luo_incoming_present(prog) is (expected["phase"] > 1)
+def test_luo_incoming_present(prog: drgn.Program, manifest: dict[str, Any]) -> None:
+    """Would catch: incoming LUO data reported in a first-boot kernel or after a kernel that
+    handed no session over (second-pending's middle kernel), or missed after a kexec."""
+    assert h.luo_incoming_present(prog) is sessions_handed_over(manifest)
 
 
 @only(has_sessions)
-def test_luo_incoming_deserialized(prog: drgn.Program, expected: dict[str, Any]) -> None:
+def test_luo_incoming_deserialized(
+    prog: drgn.Program, expected: dict[str, Any], manifest: dict[str, Any]
+) -> None:
     """Would catch: the incoming data's deserialization state misread."""
-    want = expected["deserialized"] if expected["phase"] > 1 else None
+    want = expected["deserialized"] if sessions_handed_over(manifest) else None
     assert h.luo_incoming_deserialized(prog) is want
 
 

@@ -146,3 +146,18 @@ def name_bytes(logged: str) -> bytes:
             out += logged[i].encode()
             i += 1
     return bytes(out)
+
+
+def sessions_handed_over(manifest: dict[str, Any]) -> bool:
+    """Whether the kernel before this one handed sessions over, from the
+    guest log: its boot created one (luo_session_serialize() writes
+    sessions_pa 0 for none, and luo_session_setup_incoming() then leaves the
+    incoming header inactive).  False in a first boot."""
+    from vmcores.manifest import guest_events
+
+    events = guest_events(manifest["guest_log"])
+    starts = [i for i, e in enumerate(events) if e["op"] == "start"]
+    if len(starts) < 2:
+        return False
+    before = events[starts[-2] : starts[-1]]
+    return any(e["op"] == "create_session" and e.get("result") == "OK" for e in before)
