@@ -19,12 +19,12 @@ import click
 
 from . import engine, examples
 from .engine import INSPECT_ERRORS, Source
-from .fleet.record import COMMANDS as SCAN_COMMANDS
 from .request import (
     COMMANDS,
     DIFF_HELP,
     FORMATS,
     PREFLIGHT_HELP,
+    SCAN_COMMANDS,
     SESSION_COMMANDS,
     Request,
     RequestError,

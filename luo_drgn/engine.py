@@ -47,6 +47,7 @@ __all__ = (
     "Source",
     "decide",
     "exit_status",
+    "inspect_source",
     "open_side",
     "run",
 )
@@ -130,14 +131,13 @@ def inspect_target(
     snap = collect(
         prog, target, progress=progress, paths=prints_paths(request.command), next_kernel=findings
     )
-    if findings:
-        snap.loaded_kernel = _loaded_kernel(prog, snap, directories)
-        snap.next_kernel = snap.loaded_kernel
+    loaded = _loaded_kernel(prog, snap, directories) if findings else None
+    snap.next_kernel = loaded
     if request.next_cmdline is not None:
         snap.next_cmdline, snap.next_cmdline_source = request.next_cmdline, "--next-cmdline"
     if request.next_kernel is not None:
         given = read_next_kernel(request.next_kernel, request.next_kernel_debug, directories)
-        _check_given(given, snap)
+        _check_given(given, loaded, snap)
         snap.next_kernel = given
     if snap.next_kernel is not None:
         snap.notes.extend(snap.next_kernel.notes)
@@ -162,10 +162,10 @@ def _loaded_kernel(prog: Program, snap: Snapshot, directories: Sequence[Path]) -
         return None
 
 
-def _check_given(given: NextKernel, snap: Snapshot) -> None:
+def _check_given(given: NextKernel, loaded: NextKernel | None, snap: Snapshot) -> None:
     """A --next-kernel must be what kexec -e boots (preflight answers for
-    that kernel): refused when the loaded image is another build."""
-    loaded = snap.loaded_kernel
+    that kernel, ``loaded``): refused when the loaded image is another
+    build."""
     if loaded is None or loaded.build_id is None or given.build_id is None:
         if snap.kexec_image is not None:
             given.notes.append(
@@ -179,6 +179,13 @@ def _check_given(given: NextKernel, snap: Snapshot) -> None:
             f"for kexec -e: that is {next_kernel_name(loaded)}; preflight answers for the "
             "kernel that will boot: drop --next-kernel, or load that kernel first"
         )
+
+
+def inspect_source(source: Source, request: Request, progress: Progress = None) -> Snapshot:
+    """Open ``source`` and inspect it (:func:`inspect_target`), its ``-s``
+    directories searched for the next kernel's debug info too."""
+    prog, target = source.open()
+    return inspect_target(prog, target, request, progress, source.directories())
 
 
 def open_side(
@@ -204,8 +211,7 @@ def open_side(
         source = Source(example=spec.split(":", 1)[1], verbose=verbose)
     else:
         source = Source(core=None if spec == "live" else spec, symbols=symbols, verbose=verbose)
-    prog, target = source.open()
-    return inspect_target(prog, target, Request("report"), progress, source.directories())
+    return inspect_source(source, Request("report"), progress)
 
 
 def decide(request: Request, snap: Snapshot) -> tuple[int, Preflight | None]:
@@ -214,16 +220,14 @@ def decide(request: Request, snap: Snapshot) -> tuple[int, Preflight | None]:
     if request.command == "preflight":
         verdict = preflight(snap)
         return verdict.status, verdict
-    return exit_status(request, snap), None
+    return (1 if has_errors(snap) else 0), None
 
 
 def exit_status(request: Request, value: Snapshot | Diff) -> int:
     """The exit status of a request's result (see the module's text)."""
     if isinstance(value, Diff):
         return 1 if value.lost else 0
-    if request.command == "preflight":
-        return preflight(value).status
-    return 1 if has_errors(value) else 0
+    return decide(request, value)[0]
 
 
 def run(
@@ -252,15 +256,13 @@ def run(
         if request.after is not None:
             after = open_side(request.after, request.after_symbols, source.verbose, progress)
         else:
-            prog, target = source.open()
-            after = inspect_target(prog, target, Request("report"), progress, source.directories())
+            after = inspect_source(source, Request("report"), progress)
         if done is not None:
             done()
         value = diff(before, after)
         chunks: Iterator[str] = iter((render_diff(value, request.fmt),))
     else:
-        prog, target = source.open()
-        value = inspect_target(prog, target, request, progress, source.directories())
+        value = inspect_source(source, request, progress)
         if done is not None:
             done()
         status, verdict = decide(request, value)

@@ -480,7 +480,8 @@ class Snapshot:
     # prints an errno with %pe ("-EINVAL" or "-22"); None: not known.
     symbolic_errname: bool | None = None
     # The KHO ABI this kernel hands over (its KHO FDT's compatible,
-    # "kho-v4"), read for preflight; None: not read or no KHO.
+    # "kho-v4"), read by the commands that print findings; None: not read
+    # or no KHO.
     kho_abi: str | None = None
     session_block_set: BlockSetState | None = None  # the outgoing sessions' blocks
     # What is known of the kernel the handover goes to (preflight's options):
@@ -490,11 +491,6 @@ class Snapshot:
     # Where next_cmdline came from: "--next-cmdline" or "the loaded kexec image".
     next_cmdline_source: str | None = None
     next_kernel: NextKernel | None = None
-    # What the image loaded for kexec -e will boot, identified from its
-    # payload (every command that prints findings): its build ID and banner, and the facts read from
-    # it when it is another build.  None: nothing loaded, or not readable
-    # (kexec_image.payload_note says why).
-    loaded_kernel: NextKernel | None = None
     # The image loaded for kexec -e: None when the kernel has none loaded
     # (or no kexec); kexec_read says whether it was looked for.
     kexec_image: KexecImage | None = None

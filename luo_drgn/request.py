@@ -20,6 +20,7 @@ __all__ = (
     "PREFLIGHT_HELP",
     "Request",
     "RequestError",
+    "SCAN_COMMANDS",
     "SESSION_COMMANDS",
 )
 
@@ -46,6 +47,8 @@ DIFF_HELP = (
     "2 cannot inspect."
 )
 ALL_COMMANDS = (*COMMANDS, "preflight", "diff")
+# What ``luo-inspect scan`` can ask of every target.
+SCAN_COMMANDS = ("check", "preflight", "report")
 # The commands that --session narrows.
 SESSION_COMMANDS = ("sessions", "files")
 

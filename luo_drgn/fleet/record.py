@@ -18,7 +18,6 @@ from typing import Any
 from ..findings import SEVERITIES
 
 __all__ = (
-    "COMMANDS",
     "RECORD_SCHEMA",
     "SUMMARY_SCHEMA",
     "TIMING_FIELDS",
@@ -30,8 +29,6 @@ __all__ = (
 
 RECORD_SCHEMA = "luo-inspect-scan/1"
 SUMMARY_SCHEMA = "luo-inspect-scan-summary/1"
-# What a scan can ask of every target.
-COMMANDS = ("check", "preflight", "report")
 # Fields that differ between two scans of the same targets.
 TIMING_FIELDS = ("seconds",)
 
