@@ -68,8 +68,8 @@ def inspect_job(job: Job) -> dict[str, Any]:
 
 def _inspect(target: str, kind: str, command: str, source: Source) -> dict[str, Any]:
     request = Request(command)
-    prog, tgt = source.open()
-    snap = engine.inspect_target(prog, tgt, request)
+    snap = engine.inspect_source(source, request)
+    tgt = snap.target
     status, verdict = engine.decide(request, snap)
     shown = verdict.shown if verdict is not None else snap.findings
     return record(

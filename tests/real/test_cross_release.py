@@ -166,3 +166,21 @@ def test_unknown_next_kernel_is_not_an_accept(fresh_root: Path, monkeypatch: Any
     assert f["code"] == "next-kernel-unknown"
     assert "KHO default" in f["message"] and "built-in command line" in f["message"]
     assert doc["preflight"]["next_kernel_identity"]["release"] == "7.3.4"
+
+
+def test_scan_preflight_finds_the_next_kernels_debug_info(
+    fresh_root: Path, debug_dir: Path, tmp_path: Path
+) -> None:
+    """Would catch: luo-inspect scan --command preflight not searching its -s directories for
+    the loaded kernel's debug info (it would answer "cannot verify" where luo-inspect preflight,
+    given the same -s, answers what the real 7.3.4 did: accept)."""
+    ex = examples.load("upgrade", fresh_root)
+    assert _accepted(ex.manifest["expected"]["next_kernel"])
+    out = tmp_path / "records.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "luo_drgn", "scan", str(ex.core), "-s", str(debug_dir),
+         "--command", "preflight", "-o", str(out), "--summary", "none"],
+        cwd=TOP, timeout=300, check=False,
+    )  # fmt: skip
+    (rec,) = (json.loads(line) for line in out.read_text().splitlines())
+    assert (rec["verdict"], rec["exit_status"], rec["findings"]) == ("accept", 0, [])
