@@ -321,8 +321,10 @@ class NextKernel:
     # The debug info the facts were read with (None: none was found, and
     # only what the image's data shows is known).
     debug_file: str | None = None
-    # What the verdict would need and could not be read (each a short phrase).
-    unknown: list[str] = field(default_factory=list)
+    # What could not be read of it, by fact ("debug_info", "kho_abi",
+    # "kho_default", "builtin_cmdline", "cmdline_override"): a short phrase
+    # each, which the report shows and the verdict weighs by its key.
+    unknown: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

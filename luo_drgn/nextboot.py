@@ -136,14 +136,19 @@ def _cmdline(snap: Snapshot, cmdline: str) -> tuple[Finding | None, bool, str | 
     return None, True, None
 
 
+# What, of the next kernel's unknowns, can lose every file by itself: its
+# KHO ABI (kho_populate()) and a built-in command line not read at all.  Its
+# KHO default and CONFIG_CMDLINE_OVERRIDE decide only for some command lines,
+# and are weighed there (_cmdline(), effective_cmdlines()).
+DECIDING_UNKNOWNS = ("kho_abi", "builtin_cmdline")
+
+
 def _unknown(snap: Snapshot, phrases: list[str]) -> Iterator[Finding]:
     """What the verdict needs of the next kernel and could not be read: an
     unknown never counts as an accept where it could lose data."""
     nk = snap.next_kernel
-    deciding = [
-        u for u in (nk.unknown if nk is not None else []) if "KHO ABI" in u or "command line" in u
-    ]
-    deciding += phrases
+    known = nk.unknown if nk is not None else {}
+    deciding = [known[key] for key in DECIDING_UNKNOWNS if key in known] + phrases
     if not deciding:
         return
     name = f" ({next_kernel_name(nk)})" if nk is not None else ""

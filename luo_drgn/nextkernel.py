@@ -394,7 +394,7 @@ def _read(
             raise NextKernelError(f"{path}: the debug info given is not for this kernel")
         debug_found = False
     notes: list[str] = []
-    unknown: list[str] = []
+    unknown: dict[str, str] = {}
     abi, abis = _unique(_ABI, data)
     kho_abi, khos = (None, set()) if debug_only else _unique(_KHO_ABI, data)
     config = None if debug_only else _ikconfig(data)
@@ -412,7 +412,7 @@ def _read(
     else:
         # A kernel without CONFIG_LIVEUPDATE has no LUO ABI string.
         has_luo = bool(abis)
-        unknown.append(
+        unknown["debug_info"] = (
             f"its debug info (build ID {build_id or 'unknown'}, in no -s directory nor drgn's "
             "default paths): the layouts of the serialized structures are taken from its LUO "
             "ABI string, its file handlers from its data"
@@ -434,7 +434,7 @@ def _read(
             )
     if not debug_only:
         if kho_abi is None:
-            unknown.append(f"its KHO ABI (KHO_FDT_COMPATIBLE: {sorted(khos) or 'not found'})")
+            unknown["kho_abi"] = f"its KHO ABI (KHO_FDT_COMPATIBLE: {sorted(khos) or 'not found'})"
         # kexec_handover.c: kho_enable's initializer is
         # IS_ENABLED(CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT).
         if debug_found:
@@ -448,14 +448,16 @@ def _read(
             elif builtin is None:
                 builtin = config.get("CONFIG_CMDLINE", '""').strip('"')
         if kho_default is None:
-            unknown.append("its KHO default (CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT)")
+            unknown["kho_default"] = "its KHO default (CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT)"
         if not debug_found and config is None:
-            unknown.append("its built-in command line (CONFIG_CMDLINE_BOOL, CONFIG_CMDLINE)")
+            unknown["builtin_cmdline"] = (
+                "its built-in command line (CONFIG_CMDLINE_BOOL, CONFIG_CMDLINE)"
+            )
     override: bool | None = None
     if config is not None:
         override = config.get("CONFIG_CMDLINE_OVERRIDE") == "y"
     elif builtin:
-        unknown.append(
+        unknown["cmdline_override"] = (
             "whether its built-in command line replaces the one given "
             "(CONFIG_CMDLINE_OVERRIDE: the image carries no .config)"
         )

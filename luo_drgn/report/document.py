@@ -197,7 +197,7 @@ def _next_kernel(snap: Snapshot) -> dict[str, Any] | None:
         "debug_file": nk.debug_file,
         "luo_abi": nk.abi,
         "kho_abi": nk.kho_abi,
-        "unknown": list(nk.unknown),
+        "unknown": list(nk.unknown.values()),
     }
 
 

@@ -353,6 +353,15 @@ def test_builtin_command_line() -> None:
     (f,) = only(snap)
     assert f.code == "next-kernel-unknown" and "CONFIG_CMDLINE_OVERRIDE" in f.message
     assert "liveupdate=off turns LUO off" in f.message
+    # Unknown whether it replaces, as the reader records it without a .config,
+    # but both ways boot with LUO and KHO on: nothing to verify.
+    nk = next_kernel(
+        kho_default=True,
+        builtin_cmdline="quiet liveupdate=on",
+        unknown={"cmdline_override": "whether its built-in command line replaces the one given"},
+    )
+    snap = outgoing([hsession("a")], next_cmdline=given, next_kernel=nk)
+    assert only(snap) == []
 
 
 def test_pending_incoming_checked_against_this_kernel() -> None:
