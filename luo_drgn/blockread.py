@@ -59,7 +59,8 @@ def list_for_each_entry_block(
     entry_type = prog.type(type) if isinstance(type, str) else type
     size, offset = sizeof(entry_type), offsetof(entry_type, member)
     # struct list_head: next, then prev.
-    fmt = Words.cached(prog).fmt  # byte order, then one pointer
+    words = Words.cached(prog)
+    fmt = words.fmt  # byte order, then one pointer
     pair = struct.Struct(fmt[0] + 2 * fmt[1])
     blocks: dict[int, bytes] = {}
 
@@ -68,7 +69,7 @@ def list_for_each_entry_block(
         return nxt, prev
 
     def read_node(addr: int) -> tuple[int, int]:
-        raw = blocks[addr] = prog.read(addr - offset, size)
+        raw = blocks[addr] = words.read_bytes(prog, addr - offset, size)
         nxt, prev = pair.unpack_from(raw, offset)
         return nxt, prev
 
@@ -186,7 +187,8 @@ class _Fields:
 
     def read(self, prog: Program, address: int, physical: bool = False) -> list[Any]:
         """Read the members of the structure at ``address``."""
-        return self._unpack(prog.read(address + self.start, self.size, physical), 0)
+        raw = Words.cached(prog).read_bytes(prog, address + self.start, self.size, physical)
+        return self._unpack(raw, 0)
 
     def unpack(self, raw: bytes) -> list[Any]:
         """Unpack the members from the bytes of a whole structure."""

@@ -35,7 +35,16 @@ class Words:
         )
 
     def read(self, prog: Program, address: int) -> int:
-        return int.from_bytes(prog.read(address, self.size), self.order)
+        return int.from_bytes(self.read_bytes(prog, address, self.size), self.order)
+
+    def read_bytes(self, prog: Program, address: int, size: int, physical: bool = False) -> bytes:
+        """``prog.read()`` at an address worked out in Python from pointers
+        read from memory (a member's offset added, container_of()'s
+        subtracted), wrapped as the kernel's pointer arithmetic wraps: a
+        garbage pointer then faults (FaultError) like any other, instead of
+        leaving drgn's address range (OverflowError)."""
+        data: bytes = prog.read(address & ((1 << (8 * self.size)) - 1), size, physical)
+        return data
 
     @classmethod
     def cached(cls, prog: Program) -> Words:

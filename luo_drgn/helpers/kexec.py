@@ -120,9 +120,9 @@ def kimage_read_segment(
         cma = image.segment_cma[index]
     except (AttributeError, LookupError):
         cma = None
+    words = Words.cached(prog)
     if cma is not None and cma.value_():
-        data: bytes = prog.read(page_to_phys(cma).value_() + offset, size, True)
-        return data
+        return words.read_bytes(prog, page_to_phys(cma).value_() + offset, size, True)
     if pages is None:
         pages = dict(kimage_for_each_source_page(image))
     page_size = prog["PAGE_SIZE"].value_()
@@ -134,7 +134,7 @@ def kimage_read_segment(
         if source is None:
             raise FaultError(f"no source page for {page:#x} in the kexec image", page)
         n = min(size - len(out), page + page_size - at)
-        out += prog.read(source + (at - page), n, True)
+        out += words.read_bytes(prog, source + (at - page), n, True)
         at += n
     return bytes(out)
 

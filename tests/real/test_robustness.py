@@ -116,3 +116,24 @@ def test_garbage_over_a_session(seed: int) -> None:
     # Its list pointers are garbage: the walk stops there and says so.
     assert snap.luo.state == "enabled" and snap.errors
     assert any(f.code == "corrupt-structure" for f in snap.findings)
+
+
+@pytest.mark.parametrize("pointer", [0, (1 << 64) - 1])
+def test_struct_file_pointer_at_the_ends_of_the_address_space(pointer: int) -> None:
+    """Would catch: a luo_file whose file pointer is zeroed or all-ones (the corruption
+    benchmark's first internal error: the block reader added a member's offset past 2**64, or
+    container_of() subtracted one below 0, and drgn raised OverflowError) ending the report
+    instead of becoming a walk error on that file, as the kernel's wrapping pointer arithmetic
+    would fault on it."""
+    prog = fresh_program()
+    luo_file = next(iter(h.luo_session_for_each_file(alpha(prog))))
+    plant_bytes(prog, luo_file.file.address_, pointer.to_bytes(8, "little"))
+    snap = snapshot(prog)
+    token = luo_file.token.value_()
+    (first, *_) = snap.session("vm-alpha").files
+    assert (first.token, first.file or 0) == (token, pointer)
+    # Named as what it is: a corrupt structure at that token (NULL: an
+    # outgoing luo_file with no struct file; all-ones: its inode faults).
+    assert ("corrupt-structure", "vm-alpha", token) in {
+        (f.code, f.session, f.token) for f in snap.findings if f.severity == "error"
+    }
