@@ -25,11 +25,10 @@ from drgn.helpers.linux.panic import panic_message, panic_task
 from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.sched import task_cpu
 
-from . import blockread
 from . import helpers as h
-from .helpers.bounded import WalkError, not_in_dump
-from .holders import NOT_IN_DUMP, scan_holders
-from .layout import luo_layout
+from .helpers.bounded import WalkError
+from .helpers.liveupdate import LUO_DIRECTIONS, LuoFileRow
+from .holders import NOT_IN_DUMP, not_in_dump, scan_holders
 from .model import (
     BlockSetState,
     Flb,
@@ -153,7 +152,7 @@ class _Collector:
         prog, snap = self.prog, self.snap
         with self.guard("the panic"):
             snap.target.panic = self.panic()
-        layout = luo_layout(prog)
+        layout = h.luo_layout(prog)
         snap.target.layout = layout.name
         if not layout.present:
             snap.luo = LuoState(
@@ -185,7 +184,7 @@ class _Collector:
         with self.guard("luo_file_handler_list"):
             self.collect_handlers()
         self.progress("sessions")
-        for direction in h.LUO_DIRECTIONS:
+        for direction in LUO_DIRECTIONS:
             with self.guard(f"{direction} sessions"):
                 self.collect_sessions(direction)
         with self.guard("outgoing frozen state"):
@@ -210,7 +209,7 @@ class _Collector:
         if snap.luo.frozen:
             with self.guard("serialized outgoing sessions"):
                 snap.serialized_outgoing = self.collect_serialized(
-                    h.luo_for_each_serialized_session(prog, "outgoing")
+                    h.validate_luo_for_each_serialized_session(prog, "outgoing")
                 )
         if layout.block_sets:
             snap.ser_layouts = ser_layouts(prog)
@@ -231,7 +230,7 @@ class _Collector:
                     # Keyed by inode numbers, the tree is sparse and deep: each
                     # node read whole (xa_for_each() reads ~80 times an entry).
                     index: entry
-                    for index, entry in blockread.xa_for_each_block(
+                    for index, entry in h.validate_xa_for_each_block(
                         prog,
                         prog["luo_preserved_files"].address_of_().value_(),
                         "luo_preserved_files",
@@ -337,12 +336,12 @@ class _Collector:
             return None  # no command line in the debug info: nothing to tell by
         if h.luo_cmdline_bool(cmdline, "kho")[1] is not None:
             return None  # kho= decided, not the default
-        return h.luo_kho_enabled(self.prog)
+        return h.kho_is_enabled(self.prog)
 
     def disabled_reason(self) -> str:
         # luo_early_startup() and luo_late_startup(): why enabled is false.
         prog = self.prog
-        if h.luo_kho_enabled(prog) is False:
+        if h.kho_is_enabled(prog) is False:
             return (
                 "KHO is disabled: kexec handover was turned off or could not "
                 "reserve its scratch area, so LUO disabled itself"
@@ -406,7 +405,7 @@ class _Collector:
             h.luo_session_file_count(s),
         )
         session.name_terminated = h.luo_session_name_terminated(s)
-        if luo_layout(self.prog).block_sets:
+        if h.luo_layout(self.prog).block_sets:
             with self.guard(f"block set of {direction} session {name!r}", name):
                 session.block_set = self.block_set_state(
                     s.file_set.block_set.address_of_(),
@@ -420,7 +419,9 @@ class _Collector:
         # One read a luo_file (blockread: what the helpers read member by
         # member), for hosts with tens of thousands.
         files, session.files_complete = self.drain(
-            blockread.luo_session_file_rows(s), f"files of {direction} session {name!r}", name
+            h.validate_luo_session_for_each_file_row(s),
+            f"files of {direction} session {name!r}",
+            name,
         )
         for f in files:
             with self.guard(f"luo_file at {f.address:#x} in session {name!r}", name):
@@ -434,7 +435,7 @@ class _Collector:
     ) -> BlockSetState:
         """A ``struct kho_block_set *``: its counts, its listed blocks, and
         (``pas``) where each block's header is."""
-        blocks, complete = self.drain(h.validate_luo_block_set_for_each_block(bs), where, session)
+        blocks, complete = self.drain(h.validate_kho_block_set_for_each_block(bs), where, session)
         state = BlockSetState(
             int(bs.nblocks.value_()),
             len(blocks),
@@ -442,11 +443,11 @@ class _Collector:
             complete=complete,
         )
         if pas:
-            state.block_pas = [h.luo_block_ser_pa(b) for b in blocks]
+            state.block_pas = [h.kho_block_pa(b) for b in blocks]
         return state
 
     def collect_file(
-        self, f: blockread.LuoFileRow, session: str, registered: dict[int, str], direction: str
+        self, f: LuoFileRow, session: str, registered: dict[int, str], direction: str
     ) -> PreservedFile:
         prog = self.prog
         fh = self.same(f.fh)
@@ -467,7 +468,7 @@ class _Collector:
             # The handler's state still waits in preserved memory until a
             # retrieve restores (and frees) it.
             with self.guard(f"preserved memory of {session!r} token {pf.token:#x}"):
-                pf.data_preserved = h.luo_kho_preserved(prog, pf.serialized_data)
+                pf.data_preserved = h.kho_is_preserved(prog, pf.serialized_data)
         if pf.file is not None:
             where = f"struct file {pf.file:#x} of {session!r} token {pf.token:#x}"
             file = Object(prog, "struct file *", pf.file)
@@ -481,25 +482,25 @@ class _Collector:
             )
             with self.guard(where, session, pf.token):
                 try:
-                    row = blockread.preserved_file_row(prog, pf.file, seals=sealable)
+                    row = h.file_row(prog, pf.file, seals=sealable)
                     pf.refcount, pf.inode, pf.size = row.refcount, row.ino, self.same(row.size)
                     pf.seals = row.seals
                     self.f_ops[pf.file] = self.same(row.f_op)
                 except FaultError:
                     # Member by member, as far as they can be read.
-                    pf.refcount = h.luo_preserved_file_refcount(file)
+                    pf.refcount = h.file_refcount(file)
                     pf.inode = int(file.f_inode.i_ino.value_())
                     pf.size = int(file.f_inode.i_size.value_())
                     pf.seals = h.memfd_luo_file_seals(file) if sealable else None
             if pf.refcount is not None and self.paths:
                 try:
-                    pf.path = _text(blockread.preserved_file_path(file, row))
+                    pf.path = _text(h.file_fd_path(file, row))
                 except Exception as e:  # noqa: BLE001 - a path is cosmetic
                     self.snap.notes.append(f"no path for {where}: {e}")
         if pf.handler and pf.handler.startswith("memfd") and pf.retrieve_status == 0:
             # After a retrieve the memfd handler frees its serialized state.
             with self.guard(f"memfd state of {session!r} token {pf.token:#x}", session, pf.token):
-                memfd = blockread.memfd_luo_ser_scalars(prog, f.serialized_data)
+                memfd = h.memfd_luo_ser_scalars(prog, f.serialized_data)
                 if memfd is not None:
                     # Read-only, and alike across a host's memfds: shared.
                     memfd = self._memfds.setdefault(tuple(memfd.items()), memfd)
@@ -513,7 +514,7 @@ class _Collector:
             name = _name(ser.name.string_())
             _, count = h.luo_session_ser_file_set(ser)
             entries, _ = self.drain(
-                h.luo_session_ser_for_each_file(ser), f"serialized files of {name!r}"
+                h.validate_luo_session_ser_for_each_file(ser), f"serialized files of {name!r}"
             )
             out.append(SerializedSession(name, count, [_serialized_file(e) for e in entries]))
         return out
@@ -552,17 +553,17 @@ class _Collector:
         """A serialized chain and the entries its counts admit, read as
         kho_block_set_restore() and kho_block_set_it_read_entry() will."""
         prog = self.prog
-        cpb = h.luo_count_per_block(prog, entry_type)
+        cpb = h.kho_block_count_per_block(prog, entry_type)
         chain = HandoverChain(head_pa, cpb)
         entries: list[Object] = []
         try:
-            for pa, header in h.luo_block_chain_for_each_header(prog, head_pa):
+            for pa, header in h.validate_kho_block_chain_for_each_header(prog, head_pa):
                 block = HandoverBlock(pa, int(header.count.value_()), int(header.next.value_()))
                 chain.blocks.append(block)
                 if 0 < block.count <= cpb:
-                    entries += h.luo_block_entries(prog, entry_type, pa, block.count)
+                    entries += h.kho_block_entries(prog, entry_type, pa, block.count)
                 if uncounted and block.count < cpb:
-                    rest = h.luo_block_entries(prog, entry_type, pa, cpb)[max(block.count, 0) :]
+                    rest = h.kho_block_entries(prog, entry_type, pa, cpb)[max(block.count, 0) :]
                     names = (e.name.string_() for e in rest)
                     block.uncounted = [_name(n) for n in names if n]
         except WalkError as e:
@@ -616,7 +617,7 @@ class _Collector:
                     ),
                 )
             )
-        if not luo_layout(self.prog).block_sets:
+        if not h.luo_layout(self.prog).block_sets:
             return  # before 7.2: no serialized FLB arrays to read
         # luo_flb_serialize() writes the outgoing array at reboot, after the
         # sessions' freeze: before that it holds nothing meaningful.
@@ -629,7 +630,7 @@ class _Collector:
                         int(x.data.value_()),
                         int(x.count.value_()),
                     )
-                    for x in h.luo_for_each_serialized_flb(self.prog, direction)
+                    for x in h.validate_luo_for_each_serialized_flb(self.prog, direction)
                 ]
 
     def collect_holders(self) -> None:
@@ -668,9 +669,7 @@ class _Collector:
                 time.sleep(LIVE_REREAD_DELAY)
             for f in unexplained:
                 with self.guard(f"struct file {f.file:#x} read again", None, f.token):
-                    f.refcount_reread = h.luo_preserved_file_refcount(
-                        Object(self.prog, "struct file *", f.file)
-                    )
+                    f.refcount_reread = h.file_refcount(Object(self.prog, "struct file *", f.file))
         for s in snap.sessions:
             s.holders = scan.sessions.get(s.address, [])
         snap.luo_device_holders = scan.luo_device

@@ -12,6 +12,7 @@ from __future__ import annotations
 from drgn import Program
 from drgn.commands import DrgnCodeBuilder
 
+from .helpers.liveupdate import LUO_DIRECTIONS
 from .request import Request
 
 __all__ = ("drgn_code",)
@@ -19,8 +20,8 @@ __all__ = ("drgn_code",)
 
 def _directions(code: DrgnCodeBuilder, request: Request) -> None:
     """Open the loop over sessions, narrowed to --session."""
-    code.add_from_import("luo_drgn.helpers", "LUO_DIRECTIONS", "luo_for_each_session")
-    code.append("for direction in LUO_DIRECTIONS:\n")
+    code.add_from_import("luo_drgn.helpers", "luo_for_each_session")
+    code.append(f"for direction in {LUO_DIRECTIONS!r}:\n")
     code.append("    for session in luo_for_each_session(prog, direction):\n")
     code.append("        name = session.name.string_().decode(errors='replace')\n")
     if request.session is not None:

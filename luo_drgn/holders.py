@@ -57,27 +57,44 @@ from drgn.helpers.linux.net import for_each_net
 from drgn.helpers.linux.pid import for_each_task
 
 from .helpers._words import Words
-from .helpers.bounded import WalkError, not_in_dump
+from .helpers.bounded import WalkError
 from .helpers.file_holders import (
     MAX_FDS,
-    io_ring_ctx_for_each_fixed_file,
     io_uring_task_for_each_registered_ring,
     iommufd_ctx_for_each_mapped_file,
     loop_for_each_backing_file,
-    unix_for_each_sock,
-    unix_sock_for_each_inflight_file,
+    validate_io_ring_ctx_for_each_fixed_file,
+    validate_unix_for_each_sock,
+    validate_unix_sock_for_each_inflight_file,
 )
 from .model import Holder, HolderList
 
 __all__ = (
     "NEVER_SCANNED",
     "NOT_IN_DUMP",
+    "not_in_dump",
     "HolderScan",
     "scan_holders",
 )
 
 # The reason given for a holder kind whose walk met a page the dump lacks.
 NOT_IN_DUMP = "not in the dump"
+
+
+def not_in_dump(e: BaseException) -> bool:
+    """
+    Whether a read failed because the dump does not have that page: a
+    filtered kdump (``makedumpfile -d``) leaves out zero, cache, user and
+    free pages, and libkdumpfile reports those reads as "Excluded page".
+    Missing is not corrupt: such a fault says nothing about the kernel.
+
+    :param e: an exception from a read, or a :class:`~luo_drgn.helpers.bounded.WalkError` whose
+        ``__cause__`` is one
+    """
+    if isinstance(e, WalkError) and e.__cause__ is not None:
+        e = e.__cause__
+    return isinstance(e, FaultError) and "Excluded page" in str(e)
+
 
 # Holders no scan can enumerate from memory: each takes a reference for a
 # while only, or keeps it where no walk reaches (a request's own file).
@@ -300,8 +317,8 @@ def _scan_kernel_holders(
         sk_socket = prog.type("struct sock").member("sk_socket").offset
         try:
             for net in for_each_net(prog):
-                for sk in unix_for_each_sock(net):
-                    for file in unix_sock_for_each_inflight_file(sk):
+                for sk in validate_unix_for_each_sock(net):
+                    for file in validate_unix_sock_for_each_inflight_file(sk):
                         addr = file.value_()
                         if addr not in wanted:
                             continue
@@ -317,7 +334,7 @@ def _scan_kernel_holders(
         for ctx_addr, (pid, comm, fd) in found.rings.items():
             ctx = Object(prog, "struct io_ring_ctx *", ctx_addr)
             try:
-                for slot, file in io_ring_ctx_for_each_fixed_file(ctx):
+                for slot, file in validate_io_ring_ctx_for_each_fixed_file(ctx):
                     if file.value_() in wanted:
                         record(
                             file.value_(),

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .findings import errno_name, finding
-from .helpers.kho import LUO_KHO_MAX_BLOCKS
+from .helpers.kho import KHO_MAX_BLOCKS
 from .model import (
     BlockSetState,
     Finding,
@@ -76,7 +76,7 @@ def restore_chain(chain: HandoverChain, what: str) -> str | None:
     Why ``kho_block_set_restore()`` will reject a chain, or None.
 
     It first runs ``kho_block_set_is_cyclic()`` (Floyd's algorithm, at most
-    ``LUO_KHO_MAX_BLOCKS`` blocks: "Block set is corrupted"), then adds each
+    ``KHO_MAX_BLOCKS`` blocks: "Block set is corrupted"), then adds each
     block, refusing one whose count is 0 or above ``count_per_block``
     ("Block contains invalid entry count").  Either way it returns -EINVAL.
     """
@@ -85,7 +85,7 @@ def restore_chain(chain: HandoverChain, what: str) -> str | None:
         where = f" at {chain.fault_address:#x}" if chain.fault_address is not None else ""
         if "cycle" in chain.fault or "more than" in chain.fault:
             return (
-                f"{what} comes back on itself or runs past {LUO_KHO_MAX_BLOCKS} blocks "
+                f"{what} comes back on itself or runs past {KHO_MAX_BLOCKS} blocks "
                 f"({chain.fault}{where}): kho_block_set_is_cyclic() refuses it "
                 '("luo: Block set is corrupted")'
             )

@@ -9,7 +9,7 @@ from typing import Literal
 
 from drgn import PlatformFlags, Program
 
-__all__ = ("Words",)
+__all__: tuple[str, ...] = ()  # not a helper: imported by name
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,12 @@ from ._words import Words
 from .bounded import WalkError
 
 __all__ = (
-    "io_ring_ctx_for_each_fixed_file",
     "io_uring_task_for_each_registered_ring",
     "iommufd_ctx_for_each_mapped_file",
     "loop_for_each_backing_file",
-    "unix_for_each_sock",
-    "unix_sock_for_each_inflight_file",
+    "validate_io_ring_ctx_for_each_fixed_file",
+    "validate_unix_for_each_sock",
+    "validate_unix_sock_for_each_inflight_file",
 )
 
 # net/unix/af_unix.h (since 6.0): UNIX_HASH_SIZE = 256 * 2 buckets per
@@ -62,7 +62,7 @@ FFS_FLAGS = 0x3
 MAX_FDS = 1 << 24
 
 
-def unix_for_each_sock(net: Object) -> Iterator[Object]:
+def validate_unix_for_each_sock(net: Object) -> Iterator[Object]:
     """
     Iterate over the AF_UNIX sockets of a network namespace: every socket,
     bound or not, including embryo sockets not yet accepted
@@ -94,7 +94,7 @@ def unix_for_each_sock(net: Object) -> Iterator[Object]:
             node = words.read(prog, node)  # hlist_node.next
 
 
-def unix_sock_for_each_inflight_file(sk: Object) -> Iterator[Object]:
+def validate_unix_sock_for_each_inflight_file(sk: Object) -> Iterator[Object]:
     """
     Iterate over the files passed with SCM_RIGHTS in messages queued on a
     unix socket and not yet received: each holds a reference in the
@@ -124,7 +124,7 @@ def unix_sock_for_each_inflight_file(sk: Object) -> Iterator[Object]:
         skb = skb.next
 
 
-def io_ring_ctx_for_each_fixed_file(ctx: Object) -> Iterator[tuple[int, Object]]:
+def validate_io_ring_ctx_for_each_fixed_file(ctx: Object) -> Iterator[tuple[int, Object]]:
     """
     Iterate over the registered (fixed) files of an io_uring ring, as
     ``io_slot_file()`` reads them (io_uring/filetable.h): the node pointer

@@ -34,9 +34,9 @@ from .bounded import WalkError
 __all__ = (
     "kexec_loaded_image",
     "kimage_boot_params_cmdline",
-    "kimage_for_each_source_page",
     "kimage_kernel_payload",
     "kimage_read_segment",
+    "validate_kimage_for_each_source_page",
 )
 
 # include/linux/kexec.h: the flags in the low bits of a kimage_entry_t.
@@ -61,7 +61,7 @@ def kexec_loaded_image(prog: Program) -> Object:
     return prog["kexec_image"]
 
 
-def kimage_for_each_source_page(image: Object) -> Iterator[tuple[int, int]]:
+def validate_kimage_for_each_source_page(image: Object) -> Iterator[tuple[int, int]]:
     """
     Iterate over the pages of a loaded image as the relocation code will
     copy them (``for_each_kimage_entry()``): each source page and the
@@ -108,7 +108,7 @@ def kimage_read_segment(
 
     :param image: ``struct kimage *``
     :param pages: destination -> source, from
-        :func:`kimage_for_each_source_page` (walked here when not given)
+        :func:`validate_kimage_for_each_source_page` (walked here when not given)
     :raises FaultError: if the bytes are not in memory (not in the dump)
     """
     prog = image.prog_
@@ -124,7 +124,7 @@ def kimage_read_segment(
     if cma is not None and cma.value_():
         return words.read_bytes(prog, page_to_phys(cma).value_() + offset, size, True)
     if pages is None:
-        pages = dict(kimage_for_each_source_page(image))
+        pages = dict(validate_kimage_for_each_source_page(image))
     page_size = prog["PAGE_SIZE"].value_()
     out = bytearray()
     at = mem + offset
@@ -179,7 +179,7 @@ def kimage_boot_params_cmdline(image: Object) -> tuple[int, bytes] | None:
         segment holds boot_params (another architecture or loader)
     :raises FaultError: if a segment's pages are not in memory
     """
-    pages = dict(kimage_for_each_source_page(image))
+    pages = dict(validate_kimage_for_each_source_page(image))
     found = _boot_params_segment(
         image, pages, ("hdr.cmd_line_ptr", "ext_cmd_line_ptr", "hdr.cmdline_size")
     )
@@ -213,7 +213,7 @@ def kimage_kernel_payload(image: Object) -> bytes | None:
         another layout) or the header's payload is not in the next segment
     :raises FaultError: if the segments' pages are not in memory
     """
-    pages = dict(kimage_for_each_source_page(image))
+    pages = dict(validate_kimage_for_each_source_page(image))
     found = _boot_params_segment(image, pages, ("hdr.payload_offset", "hdr.payload_length"))
     if found is None:
         return None

@@ -12,7 +12,7 @@ their in-memory list or, as the next kernel reads them, from the physical
 previous kernel preserved.
 
 Serialized data is addressed physically, so it is read through physical
-memory (:func:`luo_read_ser`), which needs no direct-map translation.
+memory (:func:`kho_read_phys`), which needs no direct-map translation.
 """
 
 from __future__ import annotations
@@ -28,23 +28,23 @@ from drgn.helpers.linux.mm import pfn_to_page, virt_to_phys
 from .bounded import WalkError, validate_list_for_each_entry_bounded
 
 __all__ = (
-    "LUO_KHO_MAX_BLOCKS",
+    "kho_block_count_per_block",
+    "kho_block_entries",
+    "kho_block_pa",
+    "kho_block_set_for_each_block",
     "kho_fdt_compatible",
-    "luo_block_chain_for_each_entry",
-    "luo_block_chain_for_each_header",
-    "luo_block_entries",
-    "luo_block_ser_pa",
-    "luo_block_set_for_each_block",
-    "luo_count_per_block",
-    "luo_kho_preserved",
-    "luo_read_ser",
-    "luo_read_ser_array",
-    "validate_luo_block_set_for_each_block",
+    "kho_is_enabled",
+    "kho_is_preserved",
+    "kho_read_phys",
+    "kho_read_phys_array",
+    "validate_kho_block_chain_for_each_entry",
+    "validate_kho_block_chain_for_each_header",
+    "validate_kho_block_set_for_each_block",
 )
 
 
 # kho_block.c's KHO_MAX_BLOCKS: the next kernel rejects a longer chain.
-LUO_KHO_MAX_BLOCKS = 10000
+KHO_MAX_BLOCKS = 10000
 
 
 # A block is a page; far above any page size, a bound for garbage counts.
@@ -58,7 +58,7 @@ _KHO_PAGE_MAGIC = 0x4B484F50
 
 
 @takes_program_or_default
-def luo_kho_preserved(prog: Program, phys: IntegerLike) -> bool | None:
+def kho_is_preserved(prog: Program, phys: IntegerLike) -> bool | None:
     """
     Return whether ``phys`` starts memory the previous kernel preserved
     through KHO and nothing has restored yet: ``deserialize_bitmap()`` marks
@@ -145,7 +145,7 @@ def kho_fdt_compatible(prog: Program) -> bytes | None:
     return value.split(b"\0", 1)[0] if value is not None else None
 
 
-def luo_read_ser(prog: Program, type: str | Type, pa: int) -> Object:
+def kho_read_phys(prog: Program, type: str | Type, pa: int) -> Object:
     """
     Read a serialized LUO structure at a physical address.
 
@@ -161,7 +161,7 @@ def luo_read_ser(prog: Program, type: str | Type, pa: int) -> Object:
     return Object.from_bytes_(prog, t, prog.read(pa, t.size, True))
 
 
-def luo_read_ser_array(prog: Program, t: Type, pa: int, count: int, what: str) -> list[Object]:
+def kho_read_phys_array(prog: Program, t: Type, pa: int, count: int, what: str) -> list[Object]:
     """
     Read ``count`` consecutive serialized values of type ``t`` at physical
     address ``pa``, in one read.
@@ -179,7 +179,7 @@ def luo_read_ser_array(prog: Program, t: Type, pa: int, count: int, what: str) -
 
 
 @takes_program_or_default
-def luo_count_per_block(prog: Program, type: str | Type) -> int:
+def kho_block_count_per_block(prog: Program, type: str | Type) -> int:
     """
     Get how many entries of a type fit in one KHO block, as
     ``KHO_BLOCK_SET_INIT()`` computes it: a page less the block header.
@@ -192,7 +192,7 @@ def luo_count_per_block(prog: Program, type: str | Type) -> int:
     return (int(prog["PAGE_SIZE"].value_()) - header_size) // entry_size
 
 
-def luo_block_set_for_each_block(block_set: Object) -> Iterator[Object]:
+def kho_block_set_for_each_block(block_set: Object) -> Iterator[Object]:
     """
     Iterate over the blocks of a KHO block set, in chain order.
 
@@ -202,10 +202,10 @@ def luo_block_set_for_each_block(block_set: Object) -> Iterator[Object]:
     return list_for_each_entry("struct kho_block", block_set.blocks.address_of_(), "list")
 
 
-def validate_luo_block_set_for_each_block(block_set: Object) -> Iterator[Object]:
+def validate_kho_block_set_for_each_block(block_set: Object) -> Iterator[Object]:
     """
-    Like :func:`luo_block_set_for_each_block`, validating the list as it
-    goes and stopping past :data:`LUO_KHO_MAX_BLOCKS`: ``kho_block_set_grow()``
+    Like :func:`kho_block_set_for_each_block`, validating the list as it
+    goes and stopping past :data:`KHO_MAX_BLOCKS`: ``kho_block_set_grow()``
     refuses a block beyond it (-ENOSPC), so a longer list is corrupt.
 
     :param block_set: ``struct kho_block_set *``
@@ -218,11 +218,11 @@ def validate_luo_block_set_for_each_block(block_set: Object) -> Iterator[Object]
         block_set.blocks.address_of_(),
         "list",
         "kho_block_set blocks",
-        limit=LUO_KHO_MAX_BLOCKS,
+        limit=KHO_MAX_BLOCKS,
     )
 
 
-def luo_block_ser_pa(block: Object) -> int:
+def kho_block_pa(block: Object) -> int:
     """
     Get the physical address of a block's serialized header (what the
     previous block's ``next`` and a chain's head point to).
@@ -233,13 +233,15 @@ def luo_block_ser_pa(block: Object) -> int:
 
 
 @takes_program_or_default
-def luo_block_chain_for_each_header(prog: Program, head_pa: int) -> Iterator[tuple[int, Object]]:
+def validate_kho_block_chain_for_each_header(
+    prog: Program, head_pa: int
+) -> Iterator[tuple[int, Object]]:
     """
     Iterate over a serialized KHO block chain as the next kernel reads it:
     from ``head_pa`` along each header's physical ``next``.
 
     Like ``kho_block_set_is_cyclic()``, the walk refuses a chain that comes
-    back on itself or is longer than :data:`LUO_KHO_MAX_BLOCKS`; it yields
+    back on itself or is longer than :data:`KHO_MAX_BLOCKS`; it yields
     every block before the one that shows it.
 
     :param head_pa: physical address of the first block header
@@ -254,11 +256,11 @@ def luo_block_chain_for_each_header(prog: Program, head_pa: int) -> Iterator[tup
     while pa:
         if pa in seen:
             raise WalkError(what, pa, "cycle in the block chain")
-        if len(seen) >= LUO_KHO_MAX_BLOCKS:
-            raise WalkError(what, pa, f"more than {LUO_KHO_MAX_BLOCKS} blocks")
+        if len(seen) >= KHO_MAX_BLOCKS:
+            raise WalkError(what, pa, f"more than {KHO_MAX_BLOCKS} blocks")
         seen.add(pa)
         try:
-            header = luo_read_ser(prog, header_t, pa)
+            header = kho_read_phys(prog, header_t, pa)
         except FaultError as e:
             raise WalkError(what, e.address, "cannot read a block header") from e
         yield pa, header
@@ -266,7 +268,7 @@ def luo_block_chain_for_each_header(prog: Program, head_pa: int) -> Iterator[tup
 
 
 @takes_program_or_default
-def luo_block_entries(prog: Program, type: str | Type, pa: int, count: int) -> list[Object]:
+def kho_block_entries(prog: Program, type: str | Type, pa: int, count: int) -> list[Object]:
     """
     Read the first ``count`` entries of the serialized block whose header is
     at physical ``pa`` (entries follow the header).
@@ -280,11 +282,11 @@ def luo_block_entries(prog: Program, type: str | Type, pa: int, count: int) -> l
     what = f"KHO block at {pa:#x}"
     if count < 0 or count * t.size + header_size > _MAX_BLOCK_SIZE:
         raise WalkError(what, pa, f"impossible entry count {count}")
-    return luo_read_ser_array(prog, t, pa + header_size, count, what)
+    return kho_read_phys_array(prog, t, pa + header_size, count, what)
 
 
 @takes_program_or_default
-def luo_block_chain_for_each_entry(
+def validate_kho_block_chain_for_each_entry(
     prog: Program, head_pa: int, type: str | Type, what: str
 ) -> Iterator[Object]:
     """
@@ -294,12 +296,27 @@ def luo_block_chain_for_each_entry(
     :param head_pa: physical address of the first block header
     :param type: the entry type, e.g. ``"struct luo_file_ser"``
     :param what: what the chain holds, for the error message
-    :raises WalkError: see :func:`luo_block_chain_for_each_header` and
-        :func:`luo_block_entries`
+    :raises WalkError: see :func:`validate_kho_block_chain_for_each_header` and
+        :func:`kho_block_entries`
     :return: Iterator of ``type`` value objects.
     """
-    for pa, header in luo_block_chain_for_each_header(prog, head_pa):
+    for pa, header in validate_kho_block_chain_for_each_header(prog, head_pa):
         try:
-            yield from luo_block_entries(prog, type, pa, int(header.count.value_()))
+            yield from kho_block_entries(prog, type, pa, int(header.count.value_()))
         except WalkError as e:
             raise WalkError(what, e.address, e.reason) from e
+
+
+@takes_program_or_default
+def kho_is_enabled(prog: Program) -> bool | None:
+    """
+    Return whether Kexec HandOver is enabled (``kho_is_enabled()``), which
+    LUO needs, or None on a kernel without KHO.
+
+    KHO turns itself off when it cannot reserve its scratch area; LUO then
+    disables itself too (``liveupdate_early_init()``).
+    """
+    try:
+        return bool(prog["kho_enable"].value_())
+    except LookupError:
+        return None

@@ -49,7 +49,6 @@ from tests.support.tree import copy_tree, run_pytest  # noqa: E402
 # which exit status follows.  (Rendering and the front-ends are held to
 # their output by the document and door tests instead.)
 MODULES = (
-    "luo_drgn/blockread.py",
     "luo_drgn/checks.py",
     "luo_drgn/collector.py",
     "luo_drgn/diff.py",
@@ -60,8 +59,11 @@ MODULES = (
     "luo_drgn/helpers/kexec.py",
     "luo_drgn/helpers/kho.py",
     "luo_drgn/helpers/liveupdate.py",
+    "luo_drgn/helpers/liveupdate_handover.py",
+    "luo_drgn/helpers/liveupdate_layout.py",
+    "luo_drgn/helpers/liveupdate_state.py",
+    "luo_drgn/helpers/vfs.py",
     "luo_drgn/holders.py",
-    "luo_drgn/layout.py",
     "luo_drgn/nextkernel.py",
     "luo_drgn/report/saved.py",
     "luo_drgn/restore.py",

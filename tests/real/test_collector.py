@@ -11,7 +11,7 @@ import pytest
 
 from luo_drgn import helpers as h
 from luo_drgn.collector import collect
-from luo_drgn.layout import luo_layout
+from luo_drgn.helpers.liveupdate_layout import luo_layout
 from luo_drgn.model import Snapshot, Target
 from tests.support.fixtures import once_per_kernel, only
 from tests.support.plain import (
@@ -164,8 +164,8 @@ def test_serialized_outgoing(
         assert [f.token for f in got.files] == [f["token"] for f in w["files"]]
         assert {f.handler for f in got.files} <= {"memfd-v2"}
     # The serialized handle is the physical address of the memfd state.
-    first = next(iter(h.luo_for_each_serialized_session(prog, "outgoing")))
-    entry = next(iter(h.luo_session_ser_for_each_file(first)))
+    first = next(iter(h.validate_luo_for_each_serialized_session(prog, "outgoing")))
+    entry = next(iter(h.validate_luo_session_ser_for_each_file(first)))
     luo_file = _luo_file_of(prog, entry.token.value_())
     assert entry.data == luo_file.serialized_data
     state = h.memfd_luo_serialized_state(luo_file)

@@ -201,12 +201,12 @@ def test_a_bug_in_the_tool_is_an_internal_error_not_a_finding(
     """Would catch: the collector's guard swallowing a bug in luo-drgn as a
     corrupt-structure finding about the kernel (exit 1): it is exit 2, one
     line, in luo-inspect and %luo."""
-    from luo_drgn import blockread
+    from luo_drgn import helpers
 
     def broken(session: Any) -> Any:
         raise TypeError("a bug planted by the test")
 
-    monkeypatch.setattr(blockread, "luo_session_file_rows", broken)
+    monkeypatch.setattr(helpers, "validate_luo_session_for_each_file_row", broken)
     assert main(["--example", "incoming", "check"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("luo-inspect: internal error: TypeError: a bug planted by the test")

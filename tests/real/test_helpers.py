@@ -23,10 +23,11 @@ import drgn
 import pytest
 from drgn.helpers.linux.list import list_for_each_entry
 
-from luo_drgn import blockread, examples
+from luo_drgn import examples
 from luo_drgn import helpers as h
-from luo_drgn.helpers import liveupdate
+from luo_drgn.helpers import liveupdate_state
 from luo_drgn.helpers.bounded import WalkError
+from luo_drgn.helpers.liveupdate import LUO_DIRECTIONS
 from tests.support.fixtures import once_per_kernel, only
 from tests.support.plain import (
     expected_sessions,
@@ -40,37 +41,46 @@ from tests.support.plain import sessions as plain_sessions
 
 
 def all_luo_files(prog: drgn.Program) -> list[drgn.Object]:
-    return [f for d in h.LUO_DIRECTIONS for s in plain_sessions(prog, d) for f in plain_files(s)]
+    return [f for d in LUO_DIRECTIONS for s in plain_sessions(prog, d) for f in plain_files(s)]
 
 
 LAYER = Path(h.__file__).parent
-LAYER_MODULES = ("liveupdate", "kho", "file_holders", "bounded")
+LAYER_MODULES = tuple(p.stem for p in sorted(LAYER.glob("*.py")) if p.stem != "__init__")
+# What each module's helpers are named after: the kernel objects they walk,
+# so none collides in drgn's CLI globals.
+PREFIXES = {
+    "_words": (),
+    "bounded": ("list_", "xa_"),
+    "file_holders": ("io_", "iommufd_", "loop_", "unix_"),
+    "kexec": ("kexec_", "kimage_"),
+    "kho": ("kho_",),
+    "vfs": ("file_",),
+}
+LUO_PREFIXES = ("luo_", "memfd_luo_")
 
 
 @pytest.mark.parametrize("module", LAYER_MODULES)
-def test_all_is_sorted_and_complete(module: str) -> None:
-    """Would catch: a public helper missing from __all__, an unsorted __all__, or a helper name
-    without its subsystem prefix."""
+def test_all_lists_every_helper_and_only_helpers(module: str) -> None:
+    """Would catch: a public helper missing from __all__, an unsorted __all__,
+    a constant, class or internal function exported (drgn's CLI would import
+    it into every session's globals), or a helper name without the object
+    it walks as its prefix."""
+    import inspect
+
     mod = importlib.import_module(f"luo_drgn.helpers.{module}")
-    assert list(mod.__all__) == sorted(mod.__all__, key=lambda n: (not n.isupper(), n))
+    assert list(mod.__all__) == sorted(mod.__all__)
     public = {
         n
         for n, v in vars(mod).items()
-        if not n.startswith("_") and getattr(v, "__module__", "") == mod.__name__
+        if not n.startswith("_") and inspect.isfunction(v) and v.__module__ == mod.__name__
     }
     assert public <= set(mod.__all__)
-    if module in ("liveupdate", "kho"):
-        for name in mod.__all__:
-            # drgn's CLI imports every helper into one namespace: each is
-            # prefixed with its subsystem.
-            # KHO's own (kho_*) name what they walk, as drgn's would.
-            prefixes = ("luo_", "memfd_luo_", "validate_luo_") + (
-                ("kho_",) if module == "kho" else ()
-            )
-            assert name.lower().startswith(prefixes), name
-    # The package exports the helpers (not bounded's generic validators).
-    if module != "bounded":
-        assert set(mod.__all__) <= set(h.__all__)
+    for name in mod.__all__:
+        assert inspect.isfunction(getattr(mod, name)), name
+        # A validating iterator is its plain name with validate_ before it.
+        plain = name[len("validate_") :] if name.startswith("validate_") else name
+        assert plain.startswith(PREFIXES.get(module, LUO_PREFIXES)), name
+    assert set(mod.__all__) <= set(h.__all__)
 
 
 @pytest.mark.parametrize("module", LAYER_MODULES)
@@ -131,7 +141,7 @@ def test_luo_kho_enabled(prog: drgn.Program, expected: dict[str, Any]) -> None:
     """Would catch: kho=off read as KHO enabled, or the reverse."""
     # The disabled fixture's kernel said why on its console.
     disabled = expected["disabled_reason"] or ""
-    assert h.luo_kho_enabled(prog) is ("KHO is disabled" not in disabled)
+    assert h.kho_is_enabled(prog) is ("KHO is disabled" not in disabled)
 
 
 @only(lambda name: name in ("outgoing", "incoming", "disabled"))
@@ -218,7 +228,7 @@ def test_luo_for_each_session(prog: drgn.Program, expected: dict[str, Any]) -> N
     """Would catch: a session walk that skips, repeats or reorders a
     session, or reads one direction's list for the other; and a header
     count that disagrees with the sessions the guest created."""
-    for direction in h.LUO_DIRECTIONS:
+    for direction in LUO_DIRECTIONS:
         got = list(h.luo_for_each_session(prog, direction))
         want = [name_bytes(s["name"]) for s in expected_sessions(expected, direction)]
         assert got == plain_sessions(prog, direction)
@@ -235,16 +245,16 @@ def test_direction_is_checked() -> None:
 @only(has_sessions)
 def test_luo_session_name(prog: drgn.Program, expected: dict[str, Any]) -> None:
     """Would catch: session names decoded instead of kept as the bytes the kernel compares."""
-    names = [bytes(s.name.string_()) for d in h.LUO_DIRECTIONS for s in plain_sessions(prog, d)]
+    names = [bytes(s.name.string_()) for d in LUO_DIRECTIONS for s in plain_sessions(prog, d)]
     assert all(isinstance(n, bytes) for n in names)
-    want = [name_bytes(s["name"]) for d in h.LUO_DIRECTIONS for s in expected_sessions(expected, d)]
+    want = [name_bytes(s["name"]) for d in LUO_DIRECTIONS for s in expected_sessions(expected, d)]
     assert names == want
 
 
 @only(has_sessions)
 def test_luo_session_retrieved(prog: drgn.Program, expected: dict[str, Any]) -> None:
     """Would catch: a session's retrieved flag misread."""
-    for d in h.LUO_DIRECTIONS:
+    for d in LUO_DIRECTIONS:
         for s, want in zip(plain_sessions(prog, d), expected_sessions(expected, d)):
             assert bool(s.retrieved) is want["retrieved"]
 
@@ -252,7 +262,7 @@ def test_luo_session_retrieved(prog: drgn.Program, expected: dict[str, Any]) -> 
 @only(has_sessions)
 def test_luo_session_for_each_file(prog: drgn.Program, expected: dict[str, Any]) -> None:
     """Would catch: a session's file walk that skips, repeats or reorders files."""
-    for d in h.LUO_DIRECTIONS:
+    for d in LUO_DIRECTIONS:
         for s, want in zip(plain_sessions(prog, d), expected_sessions(expected, d)):
             got = list(h.luo_session_for_each_file(s))
             assert got == plain_files(s)
@@ -262,7 +272,7 @@ def test_luo_session_for_each_file(prog: drgn.Program, expected: dict[str, Any])
 @only(has_sessions)
 def test_luo_session_file_count(prog: drgn.Program, expected: dict[str, Any]) -> None:
     """Would catch: a session's file count read from the wrong field."""
-    for d in h.LUO_DIRECTIONS:
+    for d in LUO_DIRECTIONS:
         for s, want in zip(plain_sessions(prog, d), expected_sessions(expected, d)):
             assert h.luo_session_file_count(s) == want["file_count"]
 
@@ -300,7 +310,7 @@ def test_luo_session_finished_cannot_tell_an_empty_handover() -> None:
 
 
 def expected_files(expected: dict[str, Any]) -> list[dict[str, Any]]:
-    return [f for d in h.LUO_DIRECTIONS for s in expected_sessions(expected, d) for f in s["files"]]
+    return [f for d in LUO_DIRECTIONS for s in expected_sessions(expected, d) for f in s["files"]]
 
 
 @only(has_sessions)
@@ -365,7 +375,7 @@ def test_luo_read_ser(prog: drgn.Program) -> None:
     """Would catch: a physical read of a serialized structure unlike the bytes in memory."""
     f = plain_files(session_named(prog, "vm-alpha", "outgoing"))[0]
     pa = f.serialized_data.value_()
-    ser = h.luo_read_ser(prog, "struct memfd_luo_ser", pa)
+    ser = h.kho_read_phys(prog, "struct memfd_luo_ser", pa)
     assert ser.type_.type_name() == "struct memfd_luo_ser" and ser.address_ is None
     raw = prog.read(pa, ser.type_.size, True)
     assert ser.to_bytes_() == raw
@@ -377,7 +387,7 @@ def test_luo_read_ser(prog: drgn.Program) -> None:
 @only(lambda name: name in ("frozen", "outgoing"))
 def test_luo_for_each_serialized_session(prog: drgn.Program, expected: dict[str, Any]) -> None:
     """Would catch: serialized sessions read before the freeze wrote any, or misread after it."""
-    got = list(h.luo_for_each_serialized_session(prog, "outgoing"))
+    got = list(h.validate_luo_for_each_serialized_session(prog, "outgoing"))
     if not expected["frozen"]:
         # Before the freeze nothing was written: no block has a count.
         assert got == []
@@ -391,7 +401,7 @@ def test_luo_for_each_serialized_session(prog: drgn.Program, expected: dict[str,
 @only(lambda name: name == "frozen")
 def test_luo_session_ser_name(prog: drgn.Program, expected: dict[str, Any]) -> None:
     """Would catch: a serialized session's name misread."""
-    names = [bytes(s.name.string_()) for s in h.luo_for_each_serialized_session(prog)]
+    names = [bytes(s.name.string_()) for s in h.validate_luo_for_each_serialized_session(prog)]
     assert names == [s["name"].encode() for s in expected["sessions"]]
 
 
@@ -399,7 +409,9 @@ def test_luo_session_ser_name(prog: drgn.Program, expected: dict[str, Any]) -> N
 def test_luo_session_ser_file_set(prog: drgn.Program, expected: dict[str, Any]) -> None:
     """Would catch: a serialized session's file block address or count misread."""
     direction = "outgoing" if expected["frozen"] else "incoming"
-    for ser, want in zip(h.luo_for_each_serialized_session(prog, direction), expected["sessions"]):
+    for ser, want in zip(
+        h.validate_luo_for_each_serialized_session(prog, direction), expected["sessions"]
+    ):
         pa, count = h.luo_session_ser_file_set(ser)
         assert count == len(want["files"])
         # The first block's header sits at pa: its count is this session's.
@@ -412,8 +424,10 @@ def test_luo_session_ser_file_set(prog: drgn.Program, expected: dict[str, Any]) 
 def test_luo_session_ser_for_each_file(prog: drgn.Program, expected: dict[str, Any]) -> None:
     """Would catch: a serialized session's file entries walked wrong."""
     direction = "outgoing" if expected["frozen"] else "incoming"
-    for ser, want in zip(h.luo_for_each_serialized_session(prog, direction), expected["sessions"]):
-        entries = list(h.luo_session_ser_for_each_file(ser))
+    for ser, want in zip(
+        h.validate_luo_for_each_serialized_session(prog, direction), expected["sessions"]
+    ):
+        entries = list(h.validate_luo_session_ser_for_each_file(ser))
         assert [e.token.value_() for e in entries] == [f["token"] for f in want["files"]]
 
 
@@ -428,8 +442,10 @@ def test_luo_file_ser_token_compatible_data(prog: drgn.Program, expected: dict[s
             for s in plain_sessions(prog, "outgoing")
             for f in plain_files(s)
         }
-    for ser, want in zip(h.luo_for_each_serialized_session(prog, direction), expected["sessions"]):
-        for e, wf in zip(h.luo_session_ser_for_each_file(ser), want["files"]):
+    for ser, want in zip(
+        h.validate_luo_for_each_serialized_session(prog, direction), expected["sessions"]
+    ):
+        for e, wf in zip(h.validate_luo_session_ser_for_each_file(ser), want["files"]):
             assert e.token.value_() == wf["token"]
             assert bytes(e.compatible.string_()) == wf["handler"].encode()
             data = e.data.value_()
@@ -474,11 +490,11 @@ def test_xa_for_each_block_is_drgns_walk(prog: drgn.Program) -> None:
     """Would catch: the block xarray reader disagreeing with drgn's own xa_for_each."""
     from drgn.helpers.linux.xarray import xa_for_each
 
-    from luo_drgn.blockread import xa_for_each_block
+    from luo_drgn.helpers.bounded import validate_xa_for_each_block
 
     xa = prog["luo_preserved_files"].address_of_()
     plain = [(i, e.value_()) for i, e in xa_for_each(xa)]
-    assert list(xa_for_each_block(prog, xa.value_(), "index")) == plain
+    assert list(validate_xa_for_each_block(prog, xa.value_(), "index")) == plain
 
 
 def test_xa_for_each_block_skips_internal_entries() -> None:
@@ -488,7 +504,7 @@ def test_xa_for_each_block_skips_internal_entries() -> None:
     Planted in an empty slot of the outgoing fixture's real leaf node."""
     from drgn.helpers.linux.xarray import xa_for_each
 
-    from luo_drgn.blockread import xa_for_each_block
+    from luo_drgn.helpers.bounded import validate_xa_for_each_block
 
     prog = examples.load("outgoing").program()
     xa = prog["luo_preserved_files"].address_of_()
@@ -508,7 +524,7 @@ def test_xa_for_each_block_skips_internal_entries() -> None:
         at = node.slots[slot].address_
         prog.add_memory_segment(at, 8, lambda a, n, o, p, d=data: d[o : o + n], False)
     assert [x.value_() for x in node.slots][empty[0]] == retry
-    assert list(xa_for_each_block(prog, xa.value_(), "index")) == plain
+    assert list(validate_xa_for_each_block(prog, xa.value_(), "index")) == plain
 
 
 # -- the collector's block readers against the public helpers ----------------------
@@ -517,13 +533,13 @@ def test_xa_for_each_block_skips_internal_entries() -> None:
 @only(has_sessions)
 def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
     """The collector reads each luo_file, struct file and inode in one read
-    (blockread.luo_session_file_rows() and the rest); what it unpacks must be
+    (h.validate_luo_session_for_each_file_row() and the rest); what it unpacks must be
     what the public helpers, the reference, read member by member."""
     from drgn import Object, TypeKind
 
-    for direction in h.LUO_DIRECTIONS:
+    for direction in LUO_DIRECTIONS:
         for session in h.luo_for_each_session(prog, direction):
-            rows = list(blockread.luo_session_file_rows(session))
+            rows = list(h.validate_luo_session_for_each_file_row(session))
             files = list(h.luo_session_for_each_file(session))
             assert [r.address for r in rows] == [f.value_() for f in files]
             for row, f in zip(rows, files):
@@ -539,7 +555,7 @@ def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
                 if row.serialized_data and row.retrieve_status == 0:
                     state = h.memfd_luo_serialized_state(f)
                     assert state is not None
-                    assert blockread.memfd_luo_ser_scalars(prog, row.serialized_data) == {
+                    assert h.memfd_luo_ser_scalars(prog, row.serialized_data) == {
                         m.name: state.member_(m.name).value_()
                         for m in state.type_.members or ()
                         if m.name is not None
@@ -548,9 +564,9 @@ def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
                 if not row.file:
                     continue
                 file = Object(prog, "struct file *", row.file)
-                file_row = blockread.preserved_file_row(prog, row.file)
+                file_row = h.file_row(prog, row.file)
                 assert file_row == (
-                    h.luo_preserved_file_refcount(file),
+                    h.file_refcount(file),
                     file.f_inode.i_ino.value_(),
                     file.f_inode.i_size.value_(),
                     file.f_op.value_(),
@@ -560,12 +576,12 @@ def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
                     None,  # seals: not asked for
                 )
                 # With the seals, read with the inode from shmem_inode_info.
-                sealed = blockread.preserved_file_row(prog, row.file, seals=True)
+                sealed = h.file_row(prog, row.file, seals=True)
                 assert sealed == (*file_row[:-1], h.memfd_luo_file_seals(file))
                 assert sealed.seals is not None  # every preserved file is a memfd
-                path = h.luo_preserved_file_path(file)
-                assert blockread.preserved_file_path(file, file_row) == path
-                assert blockread.preserved_file_path(file, None) == path
+                path = h.file_fd_path(file)
+                assert h.file_fd_path(file, file_row) == path
+                assert h.file_fd_path(file, None) == path
 
 
 # -- FLBs -----------------------------------------------------------------------------
@@ -620,7 +636,7 @@ def test_luo_for_each_serialized_flb(
 ) -> None:
     """The FLB array, against plain drgn reads of luo_flb_global's header."""
     header = prog["luo_flb_global"].member_(direction)
-    got = list(h.luo_for_each_serialized_flb(prog, direction))
+    got = list(h.validate_luo_for_each_serialized_flb(prog, direction))
     if not header.active:
         assert got == []
         return
@@ -649,11 +665,11 @@ def test_luo_kho_preserved(prog: drgn.Program) -> None:
         if not pa:
             continue
         marked = phys_to_page(prog, pa).private.value_() >> 32 == 0x4B484F50
-        assert h.luo_kho_preserved(prog, pa) is marked
+        assert h.kho_is_preserved(prog, pa) is marked
         assert marked is (f.retrieve_status.value_() == 0)
         seen.add(marked)
     assert seen == {True, False}
-    assert h.luo_kho_preserved(prog, 0x100000) is False  # kernel text
+    assert h.kho_is_preserved(prog, 0x100000) is False  # kernel text
 
 
 def test_luo_kho_preserved_range_ends() -> None:
@@ -666,13 +682,13 @@ def test_luo_kho_preserved_range_ends() -> None:
     max_pfn, shift = prog["max_pfn"].value_(), prog["PAGE_SHIFT"].value_()
     mark = (0x4B484F50 << 32).to_bytes(8, "little")  # 'KHOP' in the upper half
     for pfn in (0, max_pfn - 1):
-        assert h.luo_kho_preserved(prog, pfn << shift) is False
+        assert h.kho_is_preserved(prog, pfn << shift) is False
         at = pfn_to_page(prog, pfn).private.address_
         prog.add_memory_segment(at, 8, lambda a, n, o, p: mark[o : o + n], False)
-        assert h.luo_kho_preserved(prog, pfn << shift) is True
+        assert h.kho_is_preserved(prog, pfn << shift) is True
     at = pfn_to_page(prog, max_pfn).private.address_
     prog.add_memory_segment(at, 8, lambda a, n, o, p: mark[o : o + n], False)
-    assert h.luo_kho_preserved(prog, max_pfn << shift) is False  # marked, but past the map
+    assert h.kho_is_preserved(prog, max_pfn << shift) is False  # marked, but past the map
 
 
 def test_luo_flb_compatible_and_counts() -> None:
@@ -696,7 +712,7 @@ def test_luo_preserved_file_refcount(prog: drgn.Program, expected: dict[str, Any
     """Would catch: a file's reference count read without file_ref_t's offset of one."""
     for f, want in zip(all_luo_files(prog), expected_files(expected)):
         if want["has_file"]:
-            assert h.luo_preserved_file_refcount(f.file) == want["refcount"]
+            assert h.file_refcount(f.file) == want["refcount"]
 
 
 def test_luo_preserved_file_refcount_dead_file() -> None:
@@ -707,7 +723,7 @@ def test_luo_preserved_file_refcount_dead_file() -> None:
 
     prog = examples.load("outgoing").program()
     file = plain_files(session_named(prog, "vm-alpha", "outgoing"))[0].file
-    assert h.luo_preserved_file_refcount(file) == 5
+    assert h.file_refcount(file) == 5
     refcnt = file.f_ref.refcnt.counter.address_
     # include/linux/file_ref.h: the saturation zone is alive (pinned); the
     # dead zone and NOREF are released.
@@ -724,7 +740,7 @@ def test_luo_preserved_file_refcount_dead_file() -> None:
     ):
         data = raw.to_bytes(8, "little")
         prog.add_memory_segment(refcnt, 8, lambda a, n, off, phys, d=data: d[off : off + n])
-        assert h.luo_preserved_file_refcount(file) == want, hex(raw)
+        assert h.file_refcount(file) == want, hex(raw)
 
 
 @only(has_sessions)
@@ -740,7 +756,7 @@ def test_luo_preserved_file_path(prog: drgn.Program) -> None:
     """Would catch: a memfd's path shown otherwise than /proc/PID/fd shows it."""
     for f in all_luo_files(prog):
         if f.file:
-            path = h.luo_preserved_file_path(f.file)
+            path = h.file_fd_path(f.file)
             name = f.file.f_path.dentry.d_name.name.string_()
             # As /proc/PID/fd shows a memfd: its dentry name, deleted.
             assert path == b"/" + name + b" (deleted)"
@@ -843,7 +859,7 @@ def test_rwsem_write_locked_on_preempt_rt_too(rt: bool, value: int, locked: bool
     data = value.to_bytes(8, "little")
     prog.add_memory_segment(0xFFFF888000001000, 16, lambda a, n, o, p: (data + bytes(8))[o : o + n])
     sem = drgn.Object(prog, prog.pointer_type(sem_t), 0xFFFF888000001000)
-    assert liveupdate._rwsem_write_locked(sem) is locked
+    assert liveupdate_state._rwsem_write_locked(sem) is locked
 
 
 @only(has_sessions)

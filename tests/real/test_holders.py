@@ -198,11 +198,11 @@ def test_inflight_queue_walk_is_bounded_at_its_limit(
     length = sum(1 for _ in list_for_each(cast("struct list_head *", queue)))
     assert length >= 1
     monkeypatch.setattr(file_holders, "MAX_QUEUE", length)
-    files = list(file_holders.unix_sock_for_each_inflight_file(sock))
+    files = list(file_holders.validate_unix_sock_for_each_inflight_file(sock))
     assert files
     monkeypatch.setattr(file_holders, "MAX_QUEUE", length - 1)
     with pytest.raises(WalkError, match="the queue does not close"):
-        list(file_holders.unix_sock_for_each_inflight_file(sock))
+        list(file_holders.validate_unix_sock_for_each_inflight_file(sock))
 
 
 @only(lambda name: name == "outgoing")

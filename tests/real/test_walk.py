@@ -16,7 +16,7 @@ from luo_drgn.helpers.bounded import (
     validate_list_for_each_bounded,
     validate_list_for_each_entry_bounded,
 )
-from luo_drgn.helpers.kho import LUO_KHO_MAX_BLOCKS, validate_luo_block_set_for_each_block
+from luo_drgn.helpers.kho import KHO_MAX_BLOCKS, validate_kho_block_set_for_each_block
 
 
 def outgoing() -> tuple[drgn.Program, drgn.Object, list[drgn.Object]]:
@@ -135,9 +135,9 @@ def test_block_set_walk_stops_past_kho_max_blocks() -> None:
     makes (KHO_MAX_BLOCKS, 10000 in 7.2.13's kernel/liveupdate/kho_block.c)
     walked as healthy, or the longest healthy one refused."""
     prog = examples.load("outgoing").program()
-    whole = list(validate_luo_block_set_for_each_block(fake_block_set(prog, LUO_KHO_MAX_BLOCKS)))
-    assert len(whole) == LUO_KHO_MAX_BLOCKS == 10000
+    whole = list(validate_kho_block_set_for_each_block(fake_block_set(prog, KHO_MAX_BLOCKS)))
+    assert len(whole) == KHO_MAX_BLOCKS == 10000
     seen = []
     with pytest.raises(WalkError, match="more than 10000 entries"):
-        seen.extend(validate_luo_block_set_for_each_block(fake_block_set(prog, 10001)))
+        seen.extend(validate_kho_block_set_for_each_block(fake_block_set(prog, 10001)))
     assert len(seen) == 10000

@@ -4,7 +4,7 @@
 The real fixtures are 7.2; the v6 series, 6.19.0, 6.19.y/7.0 and 7.1 are
 built here with drgn's own API (``set_linux_kernel_custom``, type and object
 finders, memory segments) from the LUO structures of each kernel version
-(documented member by member in ``luo_drgn/layout.py``).
+(documented member by member in ``luo_drgn/helpers/liveupdate_layout.py``).
 
 Each layout is one declarative description: its struct definitions, as
 ``(member, type)`` lists in a tiny notation (``u64``, ``char[64]``, ``*luo_file``,

@@ -10,7 +10,7 @@ import pytest
 from luo_drgn import helpers as h
 from luo_drgn.analysis import inspect
 from luo_drgn.collector import collect
-from luo_drgn.layout import luo_layout
+from luo_drgn.helpers.liveupdate_layout import luo_layout
 from luo_drgn.model import Snapshot, Target
 from tests.support.synthetic import (
     FLB_NAME,
@@ -30,7 +30,7 @@ INT_STATUS = {"7.0", "7.1"}  # layouts that can keep a failed retrieve's errno
 # The members, in order, of each layout's LUO structures as the kernels
 # define them: transcribed from the project's reference (shared/reference/
 # luo-layouts.md, gathered from mainline commits and the v6 series' review
-# thread), not from luo_drgn/layout.py, which describes the same kernels and
+# thread), not from luo_drgn/helpers/liveupdate_layout.py, which describes the same kernels and
 # could be wrong with the synthetic programs built after it.
 _FILE_70 = ["fh", "file", "serialized_data", "private_data", "retrieve_status"]
 _SESSION_619 = ["name", "ser", "list", "retrieved", "file_set", "mutex"]
@@ -154,16 +154,16 @@ def test_sessions_and_files(kernel: Kernel, layout: str) -> None:
                 if x.refcount is None:
                     assert not f.file
                 else:
-                    assert h.luo_preserved_file_refcount(f.file) == x.refcount
+                    assert h.file_refcount(f.file) == x.refcount
 
 
 def test_serialized(kernel: Kernel) -> None:
     """Would catch: an older layout's serialized sessions read wrong."""
     assert h.luo_outgoing_frozen(kernel.prog) is True
-    ser = list(h.luo_for_each_serialized_session(kernel.prog, "outgoing"))
+    ser = list(h.validate_luo_for_each_serialized_session(kernel.prog, "outgoing"))
     assert [s.name.string_().decode() for s in ser] == list(OUTGOING)
     for s, files in zip(ser, OUTGOING.values()):
-        entries = list(h.luo_session_ser_for_each_file(s))
+        entries = list(h.validate_luo_session_ser_for_each_file(s))
         assert [e.token.value_() for e in entries] == [x.token for x in files]
         assert {e.compatible.string_().decode() for e in entries} == {MEMFD}
 
@@ -321,7 +321,7 @@ def test_pending_incoming(layout: str) -> None:
     pending = list(h.luo_for_each_pending_incoming_session(k.prog))
     assert [bytes(p.name.string_()).decode() for p in pending] == list(INCOMING)
     for p, files in zip(pending, INCOMING.values()):
-        assert [e.token.value_() for e in h.luo_session_ser_for_each_file(p)] == [
+        assert [e.token.value_() for e in h.validate_luo_session_ser_for_each_file(p)] == [
             x.token for x in files
         ]
     snap = snapshot_of(k)
@@ -382,10 +382,10 @@ def test_serialized_sessions_need_both_pointers() -> None:
     pointers (header_ser, ser) is NULL: a half-set header has nothing
     serialized yet, and is not read through NULL."""
     k = populate("7.1")
-    assert [s.name.string_().decode() for s in h.luo_for_each_serialized_session(k.prog)] == list(
-        OUTGOING
-    )
+    assert [
+        s.name.string_().decode() for s in h.validate_luo_for_each_serialized_session(k.prog)
+    ] == list(OUTGOING)
     header = k.prog["luo_session_global"].outgoing
     k.set(k.prog["luo_session_global"].address_, "luo_session_global", "outgoing.ser", 0)
     assert header.header_ser and not header.ser
-    assert list(h.luo_for_each_serialized_session(k.prog)) == []
+    assert list(h.validate_luo_for_each_serialized_session(k.prog)) == []

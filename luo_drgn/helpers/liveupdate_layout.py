@@ -3,32 +3,27 @@
 LUO Layouts
 -----------
 
-The ``luo_drgn.layout`` module tells which LUO layout a kernel has, decided
-from its types and symbols.
+The ``luo_drgn.helpers.liveupdate_layout`` module tells which layout a
+kernel's Live Update Orchestrator has, from its types and symbols: each
+member or symbol that changed is probed once per program and cached in
+``prog.cache``, and the probes together name the nearest known generation.
 
 LUO changed shape several times between the v6 patch series (November 2025)
 and 7.2, and 6.19.y stable kernels took a ``struct luo_file`` change in a
-backport, so the version string says nothing reliable.  It names the
-layout for reports from the drgn layer's probes
-(:mod:`luo_drgn.helpers.liveupdate`), each made once per program and cached
-in ``prog.cache``.
+backport, so the version string says nothing reliable.  This module is the
+one place those facts are written: the other LUO helper modules ask it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from drgn import Program
 from drgn.helpers.common.prog import takes_program_or_default
 
-from .helpers import liveupdate as lu
+__all__ = ("luo_layout",)
 
-__all__ = (
-    "GENERATIONS",
-    "Layout",
-    "luo_layout",
-)
 
 GENERATIONS = ("v6", "6.19", "7.0", "7.1", "7.2")
 
@@ -110,27 +105,97 @@ _EXPECTED = {
 }
 
 
-def _probe(prog: Program) -> Layout:
+def _probe(prog: Program, feature: str, probe: Callable[[], bool]) -> bool:
+    key = "luo_drgn_has_" + feature
+    try:
+        found: bool = prog.cache[key]
+    except KeyError:
+        found = prog.cache[key] = probe()
+    return found
+
+
+def _has_member(prog: Program, type: str, member: str) -> bool:
+    try:
+        return bool(prog.type(type).has_member(member))
+    except LookupError:
+        return False
+
+
+def _has_symbol(prog: Program, name: str) -> bool:
+    try:
+        prog[name]
+    except LookupError:
+        return False
+    return True
+
+
+def _has_file_set(prog: Program) -> bool:
+    # Linux 6.19 grouped a session's files in struct luo_file_set; the v6
+    # series (November 2025) hung them on session->files_list.
+    return _probe(prog, "file_set", lambda: _has_member(prog, "struct luo_session", "file_set"))
+
+
+def _retrieve_field(prog: Program) -> str | None:
+    # The 6.19.y stable backport and Linux 7.0 turned "bool retrieved" into
+    # "int retrieve_status", which keeps a failed retrieve's errno too.
+    if _probe(
+        prog,
+        "retrieve_status",
+        lambda: _has_member(prog, "struct luo_file", "retrieve_status"),
+    ):
+        return "retrieve_status"
+    if _probe(prog, "retrieved", lambda: _has_member(prog, "struct luo_file", "retrieved")):
+        return "retrieved"
+    return None
+
+
+def _has_block_sets(prog: Program) -> bool:
+    # Linux 7.2 replaced the contiguous serialization arrays (and the FDT)
+    # with linked KHO block sets.
+    return _probe(prog, "block_sets", lambda: _has_member(prog, "struct luo_file_set", "block_set"))
+
+
+def _has_preserved_xarray(prog: Program) -> bool:
+    # Linux 7.1 indexes preserved files in the luo_preserved_files xarray.
+    return _probe(prog, "preserved_xarray", lambda: _has_symbol(prog, "luo_preserved_files"))
+
+
+def _has_flbs(prog: Program) -> bool:
+    # File-Lifecycle-Bound objects: the 6.19.y stable backport and Linux 7.0.
+    return _probe(prog, "flbs", lambda: _has_symbol(prog, "luo_flb_global"))
+
+
+def _has_serialize_rwsem(prog: Program) -> bool:
+    # Linux 7.2 freezes the sessions under luo_session_serialize_rwsem.
+    return _probe(prog, "serialize_rwsem", lambda: _has_symbol(prog, "luo_session_serialize_rwsem"))
+
+
+def _has_file_ref(prog: Program) -> bool:
+    # Linux 6.13 ("fs: add file_ref") made struct file's count a file_ref_t.
+    return _probe(prog, "file_ref", lambda: _has_member(prog, "struct file", "f_ref"))
+
+
+def _probe_layout(prog: Program) -> Layout:
     # The drgn layer's probes: one copy of each fact, each citing the
     # release that changed it.
-    if not lu._has_symbol(prog, "luo_session_global"):
+    if not _has_symbol(prog, "luo_session_global"):
         try:
             prog.type("struct luo_session")
         except LookupError:
             return Layout(present=False)
     features = dict(
-        file_set=lu._has_file_set(prog),
-        retrieve_field=lu._retrieve_field(prog),
-        block_sets=lu._has_block_sets(prog),
-        preserved_xarray=lu._has_preserved_xarray(prog),
-        flb=lu._has_flbs(prog),
+        file_set=_has_file_set(prog),
+        retrieve_field=_retrieve_field(prog),
+        block_sets=_has_block_sets(prog),
+        preserved_xarray=_has_preserved_xarray(prog),
+        flb=_has_flbs(prog),
     )
     generation, differences = _nearest(features)
     return Layout(
         present=True,
         generation=generation,
-        serialize_rwsem=lu._has_serialize_rwsem(prog),
-        file_ref=lu._has_file_ref(prog),
+        serialize_rwsem=_has_serialize_rwsem(prog),
+        file_ref=_has_file_ref(prog),
         differences=differences,
         **features,  # type: ignore[arg-type]
     )
@@ -164,5 +229,5 @@ def luo_layout(prog: Program) -> Layout:
         cached: Layout = prog.cache["luo_drgn_layout"]
         return cached
     except KeyError:
-        layout = prog.cache["luo_drgn_layout"] = _probe(prog)
+        layout = prog.cache["luo_drgn_layout"] = _probe_layout(prog)
         return layout
