@@ -164,9 +164,8 @@ class _Collector:
         # error says why the state is a guess.
         snap.luo = LuoState("enabled", "luo_global could not be read")
         with self.guard("luo_global"):
-            luo_global = prog["luo_global"]
-            liveupdate_num = int(luo_global.liveupdate_num.value_())
-            if not luo_global.enabled.value_():
+            liveupdate_num = h.luo_liveupdate_count(prog)
+            if not h.luo_is_enabled(prog):
                 snap.luo = LuoState(
                     "disabled", self.disabled_reason(), liveupdate_num=liveupdate_num
                 )
@@ -230,11 +229,8 @@ class _Collector:
                     # Keyed by inode numbers, the tree is sparse and deep: each
                     # node read whole (xa_for_each() reads ~80 times an entry).
                     index: entry
-                    for index, entry in h.validate_xa_for_each_block(
-                        prog,
-                        prog["luo_preserved_files"].address_of_().value_(),
-                        "luo_preserved_files",
-                        MAX_PRESERVED_FILES,
+                    for index, entry in h.validate_luo_for_each_preserved_file_entry(
+                        prog, MAX_PRESERVED_FILES
                     )
                 }
         else:
@@ -330,11 +326,10 @@ class _Collector:
         shows it: kho_enable starts at it, kho= changes it, and a failed
         scratch reservation clears it; LUO being enabled means it did not
         fail (luo_early_startup() disables LUO when KHO is off)."""
-        try:
-            cmdline = self.prog["saved_command_line"].string_()
-        except LookupError:
+        cmdline = h.cmdline_saved(self.prog)
+        if cmdline is None:
             return None  # no command line in the debug info: nothing to tell by
-        if h.luo_cmdline_bool(cmdline, "kho")[1] is not None:
+        if h.cmdline_bool(cmdline, "kho")[1] is not None:
             return None  # kho= decided, not the default
         return h.kho_is_enabled(self.prog)
 
@@ -347,7 +342,7 @@ class _Collector:
                 "reserve its scratch area, so LUO disabled itself"
             )
         try:
-            value = h.luo_cmdline_param(prog, "liveupdate")
+            value = h.cmdline_param(prog, "liveupdate")
             requested = h.luo_liveupdate_requested(prog)
         except (LookupError, FaultError):
             value = requested = None
@@ -523,7 +518,7 @@ class _Collector:
 
     def collect_handover_out(self) -> Handover | None:
         prog, snap = self.prog, self.snap
-        luo_ser = prog["luo_global"].luo_ser_out
+        luo_ser = h.luo_outgoing_ser(prog)
         if not luo_ser:
             return None
         outgoing = [s for s in snap.sessions if s.direction == "outgoing"]
@@ -595,8 +590,6 @@ class _Collector:
         for flb in flbs:
             out, inc = h.luo_flb_counts(flb)
             status = h.luo_flb_incoming_status(flb)
-            # flb->private: a member marked __private, named so in the debug info.
-            private = flb.member_("private")
             self.snap.flbs.append(
                 Flb(
                     flb.value_(),
@@ -604,8 +597,8 @@ class _Collector:
                     out,
                     inc,
                     users.get(flb.value_(), []),
-                    int(private.outgoing.data.value_()),
-                    int(private.incoming.data.value_()),
+                    h.luo_flb_data(flb, "outgoing"),
+                    h.luo_flb_data(flb, "incoming"),
                     status[0] if status else None,
                     status[1] if status else None,
                     *(

@@ -46,7 +46,6 @@ It also finds the fds of LUO's own files (session files and
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -56,13 +55,15 @@ from drgn.helpers.linux.mm import for_each_vma
 from drgn.helpers.linux.net import for_each_net
 from drgn.helpers.linux.pid import for_each_task
 
-from .helpers._words import Words
 from .helpers.bounded import WalkError
 from .helpers.file_holders import (
-    MAX_FDS,
+    file_holders_known_file_operations,
+    file_member_word_reader,
+    files_struct_fd_array,
     io_uring_task_for_each_registered_ring,
     iommufd_ctx_for_each_mapped_file,
     loop_for_each_backing_file,
+    sock_file,
     validate_io_ring_ctx_for_each_fixed_file,
     validate_unix_for_each_sock,
     validate_unix_sock_for_each_inflight_file,
@@ -130,15 +131,6 @@ class HolderScan:
     fds: int = 0
 
 
-def _address_of(prog: Program, name: str) -> int | None:
-    """The address of a kernel variable, None where this kernel lacks it."""
-    try:
-        address: int | None = prog[name].address_
-    except LookupError:
-        return None
-    return address
-
-
 @dataclass
 class _Fops:
     """The ``file_operations`` that make a struct file worth a second look."""
@@ -149,14 +141,20 @@ class _Fops:
     io_uring: int | None
     iommufd: int | None
 
+    unix: bool  # AF_UNIX built in (unix_dgram_ops)
+    loop: bool  # the loop driver built in (loop_index_idr)
+
     @classmethod
     def of(cls, prog: Program) -> _Fops:
+        known = file_holders_known_file_operations(prog)
         return cls(
-            _address_of(prog, "luo_session_fops"),
-            _address_of(prog, "luo_fops"),
-            _address_of(prog, "socket_file_ops"),
-            _address_of(prog, "io_uring_fops"),
-            _address_of(prog, "iommufd_fops"),
+            known["luo_session_fops"],
+            known["luo_fops"],
+            known["socket_file_ops"],
+            known["io_uring_fops"],
+            known["iommufd_fops"],
+            known["unix_dgram_ops"] is not None,
+            known["loop_index_idr"] is not None,
         )
 
     def all(self) -> set[int]:
@@ -198,11 +196,9 @@ def scan_holders(
     """
     wanted_set = set(wanted)
     scan = HolderScan(f_ops=f_ops if f_ops is not None else {})
-    words = Words.cached(prog)
     fops = _Fops.of(prog)
-    file_t = prog.type("struct file")
-    f_op_offset = file_t.member("f_op").offset
-    private_offset = file_t.member("private_data").offset
+    read_f_op = file_member_word_reader(prog, "f_op")
+    read_private = file_member_word_reader(prog, "private_data")
     seen_files_structs: set[int] = set()
     seen_mms: set[int] = set()
     found = _Pass()
@@ -237,15 +233,13 @@ def scan_holders(
             if files and files not in seen_files_structs:
                 seen_files_structs.add(files)
                 _scan_fd_table(
-                    prog,
-                    words,
                     task.files,
                     pid,
                     comm,
                     wanted_set,
                     fops,
-                    f_op_offset,
-                    private_offset,
+                    read_f_op,
+                    read_private,
                     scan,
                     found,
                     record,
@@ -254,7 +248,7 @@ def scan_holders(
                 seen_mms.add(mm)
                 _scan_mm(task.mm, pid, comm, wanted_set, scan, record)
             if fops.io_uring is not None:
-                _scan_registered_rings(task, pid, comm, fops, private_offset, scan, found)
+                _scan_registered_rings(task, pid, comm, fops, read_private, scan, found)
     except FaultError as e:
         if not_in_dump(e):
             # The rest of the task list is out of reach: every task after it.
@@ -262,7 +256,7 @@ def scan_holders(
             scan.unscanned.append(("the rest of the task list", NOT_IN_DUMP))
         else:
             scan.errors.append(("tasks", "task list walk faulted", e.address))
-    _scan_kernel_holders(prog, words, fops, found, wanted_set, scan, record)
+    _scan_kernel_holders(prog, fops, found, wanted_set, scan, record)
     return scan
 
 
@@ -271,17 +265,16 @@ def _scan_registered_rings(
     pid: int,
     comm: str,
     fops: _Fops,
-    private_offset: int,
+    read_private: Callable[[int], int],
     scan: HolderScan,
     found: _Pass,
 ) -> None:
     """Rings a task registered (IORING_REGISTER_RING_FDS): one whose fd was
     closed is reachable only there, and its fixed files are holders too."""
-    prog = task.prog_
     try:
         for _, file in io_uring_task_for_each_registered_ring(task):
             if file.f_op.value_() == fops.io_uring:
-                ctx = Words.cached(prog).read(prog, file.value_() + private_offset)
+                ctx = read_private(file.value_())
                 found.rings.setdefault(ctx, (pid, comm, None))
     except FaultError as e:
         _fault(scan, f"registered io_uring rings of pid {pid}", "cannot read them", e)
@@ -289,7 +282,6 @@ def _scan_registered_rings(
 
 def _scan_kernel_holders(
     prog: Program,
-    words: Words,
     fops: _Fops,
     found: _Pass,
     wanted: set[int],
@@ -309,12 +301,11 @@ def _scan_kernel_holders(
             scan.unscanned.append((kind, f"the walk failed: {e}"))
 
     # SCM_RIGHTS messages in flight, on every unix socket's receive queue.
-    if fops.socket is None or _address_of(prog, "unix_dgram_ops") is None:
+    if fops.socket is None or not fops.unix:
         unscanned("SCM_RIGHTS messages in flight", "AF_UNIX is not built into this kernel")
     elif _lacks_type(prog, "struct unix_skb_parms"):
         unscanned("SCM_RIGHTS messages in flight", "struct unix_skb_parms is not in the debug info")
     else:
-        sk_socket = prog.type("struct sock").member("sk_socket").offset
         try:
             for net in for_each_net(prog):
                 for sk in validate_unix_for_each_sock(net):
@@ -322,7 +313,7 @@ def _scan_kernel_holders(
                         addr = file.value_()
                         if addr not in wanted:
                             continue
-                        pid, comm, fd = _owner_of_sock(prog, words, sk, sk_socket, found)
+                        pid, comm, fd = _owner_of_sock(sk, found)
                         record(addr, Holder("scm", pid, comm, fd, obj=sk.value_()))
         except (FaultError, WalkError) as e:
             failed("SCM_RIGHTS messages in flight", e)
@@ -344,7 +335,7 @@ def _scan_kernel_holders(
                 failed(f"io_uring fixed files of ring {ctx_addr:#x}", e)
 
     # Loop devices' backing files.
-    if _address_of(prog, "loop_index_idr") is None:
+    if not fops.loop:
         unscanned("loop devices", "the loop driver is not built into this kernel")
     else:
         try:
@@ -389,15 +380,12 @@ def _lacks_type(prog: Program, name: str) -> bool:
     return False
 
 
-def _owner_of_sock(
-    prog: Program, words: Words, sk: Object, sk_socket: int, found: _Pass
-) -> tuple[int | None, str | None, int | None]:
+def _owner_of_sock(sk: Object, found: _Pass) -> tuple[int | None, str | None, int | None]:
     """The fd through which a process holds socket ``sk``, where one does
     (an embryo socket, or one itself in flight, has none)."""
-    socket = words.read(prog, sk.value_() + sk_socket)
-    if not socket:
+    file = sock_file(sk)
+    if not file:
         return None, None, None
-    file = Object(prog, "struct socket *", socket).file.value_()
     owner = found.sockets.get(file)
     return owner if owner is not None else (None, None, None)
 
@@ -413,35 +401,29 @@ def _fault(scan: HolderScan, where: str, message: str, e: FaultError) -> None:
 
 
 def _scan_fd_table(
-    prog: Program,
-    words: Words,
     files: Object,
     pid: int,
     comm: str,
     wanted: set[int],
     fops: _Fops,
-    f_op_offset: int,
-    private_offset: int,
+    read_f_op: Callable[[int], int],
+    read_private: Callable[[int], int],
     scan: HolderScan,
     found: _Pass,
     record: Callable[[int, Holder], None],
 ) -> None:
     special = fops.all()
     try:
-        fdt = files.fdt
-        max_fds = fdt.max_fds.value_()
-        if not 0 <= max_fds <= MAX_FDS:
-            scan.errors.append(
-                (f"fd table of pid {pid}", f"impossible max_fds {max_fds}", fdt.value_())
-            )
-            return
-        raw = prog.read(fdt.fd.value_(), max_fds * words.size)
+        slots = files_struct_fd_array(files)
+    except WalkError as e:
+        scan.errors.append((f"fd table of pid {pid}", e.reason, e.address))
+        return
     except FaultError as e:
         _fault(scan, f"fd table of pid {pid}", "cannot read the fd table", e)
         return
     held, f_ops = scan.files, scan.f_ops  # the hot loop: a million slots on a host
     fds = 0
-    for fd, (addr,) in enumerate(struct.iter_unpack(words.fmt, raw)):
+    for fd, addr in enumerate(slots):
         if not addr:
             continue
         fds += 1
@@ -456,22 +438,22 @@ def _scan_fd_table(
             f_op = f_ops.get(addr)
             if f_op is None:
                 # One read per distinct struct file, however many fds share it.
-                f_op = f_ops[addr] = words.read(prog, addr + f_op_offset)
+                f_op = f_ops[addr] = read_f_op(addr)
             if f_op not in special:
                 continue
             holder = Holder("fd", pid=pid, comm=comm, fd=fd)
             if f_op == fops.device:
                 scan.luo_device.append(holder)
             elif f_op == fops.session:
-                session = words.read(prog, addr + private_offset)
+                session = read_private(addr)
                 scan.sessions.setdefault(session, []).append(holder)
             elif f_op == fops.socket:
                 found.sockets.setdefault(addr, (pid, comm, fd))
             elif f_op == fops.io_uring:
-                ctx = words.read(prog, addr + private_offset)
+                ctx = read_private(addr)
                 found.rings.setdefault(ctx, (pid, comm, fd))
             elif f_op == fops.iommufd:
-                ictx = words.read(prog, addr + private_offset)
+                ictx = read_private(addr)
                 found.iommufds.setdefault(ictx, (pid, comm, fd))
         except FaultError as e:
             _fault(scan, f"fd {fd} of pid {pid}", "cannot read struct file", e)

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .findings import finding
-from .helpers.liveupdate_state import luo_cmdline_bool
+from .helpers.cmdline import cmdline_bool
 from .model import Finding, NextKernel, Snapshot
 
 __all__ = ("boot_findings", "effective_cmdlines", "next_kernel_name")
@@ -81,14 +81,14 @@ def _kho_abi(snap: Snapshot, n: int) -> Finding | None:
 
 def _cmdline(snap: Snapshot, cmdline: str) -> tuple[Finding | None, bool, str | None]:
     """The next kernel's command line, as its early_param() handlers read it
-    (:func:`~luo_drgn.helpers.liveupdate_state.luo_cmdline_bool`: the last value
+    (:func:`~luo_drgn.helpers.cmdline.cmdline_bool`: the last value
     kstrtobool() accepts wins), then as luo_early_startup() and
     liveupdate_ioctl_init() act on it: (the finding, whether the handover
     is still read, what is unknown that decides)."""
     raw = cmdline.encode()
     # Each word is None where no occurrence set the variable.
-    kho, kho_word = luo_cmdline_bool(raw, "kho")
-    on, lu_word = luo_cmdline_bool(raw, "liveupdate")
+    kho, kho_word = cmdline_bool(raw, "kho")
+    on, lu_word = cmdline_bool(raw, "liveupdate")
     if kho is None:
         # kho_enable's initializer, CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT: the
         # next kernel's, else (the same build) this kernel's.

@@ -42,6 +42,9 @@ import drgn
 from drgn import Architecture, Platform, PlatformFlags, Program, SymbolKind
 
 from .debuginfo import add_search_directories
+from .helpers.cmdline import cmdline_builtin
+from .helpers.kho import kho_is_enabled
+from .helpers.liveupdate_layout import luo_layout
 from .model import NextKernel, SerLayout
 
 __all__ = (
@@ -292,15 +295,6 @@ def _ikconfig(data: bytes) -> dict[str, str] | None:
     return out
 
 
-def _builtin_cmdline(prog: Program) -> str | None:
-    """x86's builtin_cmdline (arch/x86/kernel/setup.c, CONFIG_CMDLINE_BOOL):
-    "" when built without any, None when the kernel has no such variable."""
-    try:
-        return str(prog["builtin_cmdline"].string_().decode(errors="replace"))
-    except (LookupError, drgn.FaultError):
-        return None
-
-
 def read_next_kernel(
     path: str, debug: Sequence[str] = (), directories: Sequence[Path] = ()
 ) -> NextKernel:
@@ -403,11 +397,7 @@ def _read(
     builtin: str | None = None
     layouts: dict[str, SerLayout | None] = {}
     if debug_found:
-        try:
-            prog["luo_session_global"]
-            has_luo = True
-        except LookupError:
-            has_luo = False
+        has_luo = luo_layout(prog).present
         layouts = ser_layouts(prog)
     else:
         # A kernel without CONFIG_LIVEUPDATE has no LUO ABI string.
@@ -438,9 +428,10 @@ def _read(
         # kexec_handover.c: kho_enable's initializer is
         # IS_ENABLED(CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT).
         if debug_found:
-            with contextlib.suppress(LookupError, drgn.FaultError):
-                kho_default = bool(prog["kho_enable"].value_())
-            builtin = _builtin_cmdline(prog)
+            with contextlib.suppress(drgn.FaultError):
+                kho_default = kho_is_enabled(prog)
+            raw_builtin = cmdline_builtin(prog)
+            builtin = None if raw_builtin is None else raw_builtin.decode(errors="replace")
         if config is not None:
             kho_default = config.get("CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT") == "y"
             if config.get("CONFIG_CMDLINE_BOOL") != "y":

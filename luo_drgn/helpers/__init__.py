@@ -30,6 +30,8 @@ Every module's helpers are exported here, so ``from luo_drgn.helpers import
 
 from .bounded import *  # noqa: F403
 from .bounded import __all__ as _bounded
+from .cmdline import *  # noqa: F403
+from .cmdline import __all__ as _cmdline
 from .file_holders import *  # noqa: F403
 from .file_holders import __all__ as _file_holders
 from .kexec import *  # noqa: F403
@@ -51,6 +53,7 @@ __all__ = tuple(  # noqa: PLE0605
     sorted(
         (
             *_bounded,
+            *_cmdline,
             *_file_holders,
             *_kexec,
             *_kho,

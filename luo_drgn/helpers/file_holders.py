@@ -29,7 +29,7 @@ pointer size and byte order of ``prog.platform``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from drgn import Object, Program, cast, container_of
 from drgn.helpers.linux.idr import idr_for_each
@@ -40,9 +40,13 @@ from ._words import Words
 from .bounded import WalkError
 
 __all__ = (
+    "file_holders_known_file_operations",
+    "file_member_word_reader",
+    "files_struct_fd_array",
     "io_uring_task_for_each_registered_ring",
     "iommufd_ctx_for_each_mapped_file",
     "loop_for_each_backing_file",
+    "sock_file",
     "validate_io_ring_ctx_for_each_fixed_file",
     "validate_unix_for_each_sock",
     "validate_unix_sock_for_each_inflight_file",
@@ -218,3 +222,93 @@ def iommufd_ctx_for_each_mapped_file(ictx: Object) -> Iterator[tuple[Object, Obj
             seen.add(pages.value_())
             if pages.type.value_() == file_type and pages.file:
                 yield ioas, pages.file.read_()
+
+
+# --- one-read forms for a pass over every task's fds -------------------------
+
+
+def files_struct_fd_array(files: Object) -> list[int]:
+    """
+    Read a task's whole fd array (``files->fdt->fd``) in one read.
+
+    A host has millions of fd slots: one read per table, unpacked with the
+    pointer size and byte order of ``prog.platform``, is what makes a pass
+    over every task's fds affordable.
+
+    :param files: ``struct files_struct *``
+    :return: the ``struct file`` address in each slot, 0 for an unused one,
+        indexed by fd
+    :raises WalkError: when ``max_fds`` is impossible (over :data:`MAX_FDS`)
+    :raises FaultError: when the table cannot be read
+    """
+    prog = files.prog_
+    fdt = files.fdt
+    max_fds = fdt.max_fds.value_()
+    if not 0 <= max_fds <= MAX_FDS:
+        raise WalkError("fd table", fdt.value_(), f"impossible max_fds {max_fds}")
+    words = Words.cached(prog)
+    raw = prog.read(fdt.fd.value_(), max_fds * words.size)
+    return list(struct.unpack(f"{words.fmt[0]}{max_fds}{words.fmt[1]}", raw))
+
+
+def file_member_word_reader(prog: Program, member: str) -> Callable[[int], int]:
+    """
+    Get a reader of one pointer-sized member of ``struct file``, given the
+    file's address: for a pass that reads ``f_op`` or ``private_data`` of
+    thousands of files without an Object each.
+
+    :param member: ``"f_op"``, ``"private_data"`` or another pointer member
+    :return: a function from a ``struct file`` address to the member's value
+        (raising :class:`drgn.FaultError` where it cannot be read)
+    """
+    words = Words.cached(prog)
+    offset = prog.type("struct file").member(member).offset
+
+    def read(file: int) -> int:
+        return words.read(prog, file + offset)
+
+    return read
+
+
+def sock_file(sk: Object) -> int:
+    """
+    Get the ``struct file`` of the socket a ``struct sock`` belongs to, the
+    file an fd of its owner points at.
+
+    :param sk: ``struct sock *``
+    :return: the file's address; 0 for a sock with no socket (an embryo
+        socket, or one itself in flight)
+    """
+    socket = sk.sk_socket.value_()
+    if not socket:
+        return 0
+    return int(Object(sk.prog_, "struct socket *", socket).file.value_())
+
+
+def file_holders_known_file_operations(prog: Program) -> dict[str, int | None]:
+    """
+    Get the addresses of the ``file_operations`` that make a struct file
+    worth a second look in a pass over fds (a LUO session or the LUO device,
+    a socket, an io_uring ring, an iommufd), and of what tells whether the
+    unix socket and loop drivers are built in.
+
+    :return: ``luo_session_fops``, ``luo_fops``, ``socket_file_ops``,
+        ``io_uring_fops``, ``iommufd_fops``, ``unix_dgram_ops`` and
+        ``loop_index_idr``, each its address or None where this kernel
+        lacks it
+    """
+    out: dict[str, int | None] = {}
+    for name in (
+        "luo_session_fops",
+        "luo_fops",
+        "socket_file_ops",
+        "io_uring_fops",
+        "iommufd_fops",
+        "unix_dgram_ops",
+        "loop_index_idr",
+    ):
+        try:
+            out[name] = prog[name].address_
+        except LookupError:
+            out[name] = None
+    return out

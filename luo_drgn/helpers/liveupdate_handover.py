@@ -27,6 +27,7 @@ from .bounded import (
     WalkError,
     _fields,
     validate_list_for_each_entry_bounded,
+    validate_xa_for_each_block,
 )
 from .kho import (
     kho_read_phys,
@@ -46,16 +47,19 @@ from .vfs import _shmem_fops
 
 __all__ = (
     "luo_flb_counts",
+    "luo_flb_data",
     "luo_flb_incoming_status",
     "luo_flb_lock_owner",
     "luo_for_each_flb",
     "luo_for_each_pending_incoming_session",
     "luo_for_each_preserved_file",
+    "luo_outgoing_ser",
     "luo_session_ser_file_set",
     "memfd_luo_file_seals",
     "memfd_luo_ser_scalars",
     "memfd_luo_serialized_state",
     "validate_luo_for_each_flb",
+    "validate_luo_for_each_preserved_file_entry",
     "validate_luo_for_each_serialized_flb",
     "validate_luo_for_each_serialized_session",
     "validate_luo_session_ser_for_each_file",
@@ -374,3 +378,46 @@ def memfd_luo_ser_scalars(prog: Program, serialized_data: int) -> dict[str, Any]
     )
     # One value per name: _Fields.read() unpacks the members it was given.
     return dict(zip(names, values))
+
+
+@takes_program_or_default
+def validate_luo_for_each_preserved_file_entry(
+    prog: Program, limit: int = _MAX_SERIALIZED_ENTRIES
+) -> Iterator[tuple[int, int]]:
+    """
+    Iterate over ``luo_preserved_files`` as :func:`luo_for_each_preserved_file`
+    does, each XArray node read whole (keyed by inode numbers, the tree is
+    sparse and deep: drgn's ``xa_for_each()`` reads about 80 times an
+    entry), bounded (:func:`~luo_drgn.helpers.bounded.validate_xa_for_each_block`).
+
+    :param limit: the most entries a sane index has
+    :return: Iterator of (index, ``struct file`` address) tuples.
+    :raises WalkError: on a corrupted tree
+    """
+    yield from validate_xa_for_each_block(
+        prog, prog["luo_preserved_files"].address_of_().value_(), "luo_preserved_files", limit
+    )
+
+
+@takes_program_or_default
+def luo_outgoing_ser(prog: Program) -> Object:
+    """
+    Get the header of what this kernel hands over (``luo_global.luo_ser_out``,
+    7.2): its ABI string (``compatible``) and, once frozen, the physical
+    address of the serialized sessions (``sessions_pa``).
+
+    :return: ``struct luo_ser *`` (NULL before LUO set it up)
+    """
+    return prog["luo_global"].luo_ser_out
+
+
+def luo_flb_data(flb: Object, direction: str) -> int:
+    """
+    Get the data an FLB's ``.preserve()`` returned (outgoing) or the
+    previous kernel handed over (incoming).
+
+    :param flb: ``struct liveupdate_flb *``
+    :param direction: ``"outgoing"`` or ``"incoming"``
+    :return: the ``data`` of that direction's private state
+    """
+    return int(_flb_state(flb, direction).data.value_())

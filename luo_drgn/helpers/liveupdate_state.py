@@ -23,6 +23,7 @@ from drgn.helpers.linux.locking import RwsemLocked, rwsem_locked
 from drgn.helpers.linux.printk import get_printk_records
 
 from .bounded import WalkError
+from .cmdline import cmdline_bool
 from .kho import (
     kho_block_entries,
     kho_block_pa,
@@ -39,13 +40,12 @@ from .liveupdate_layout import (
 )
 
 __all__ = (
-    "luo_cmdline_args",
-    "luo_cmdline_bool",
-    "luo_cmdline_param",
     "luo_deserialize_status",
     "luo_device_in_use",
     "luo_incoming_deserialized",
     "luo_incoming_present",
+    "luo_is_enabled",
+    "luo_liveupdate_count",
     "luo_liveupdate_requested",
     "luo_log_messages",
     "luo_outgoing_freeze_state",
@@ -66,91 +66,6 @@ def luo_device_in_use(prog: Program) -> bool | None:
         return None
 
 
-def luo_cmdline_args(cmdline: bytes) -> list[tuple[bytes, bytes | None]]:
-    """
-    Split a kernel command line as the kernel does: ``parse_args()`` with
-    ``next_arg()`` (kernel/params.c), which keeps a quoted value's spaces and
-    drops its quotes, and stops at ``--`` (what follows is for init).
-
-    :param cmdline: the command line
-    :return: (parameter, value) pairs in order; the value is None for a
-        parameter without ``=``
-    """
-    out: list[tuple[bytes, bytes | None]] = []
-    args = cmdline.lstrip()
-    while args:
-        quoted = args[:1] == b'"'
-        if quoted:
-            args = args[1:]
-        # next_arg() (lib/cmdline.c): equals is 0 until an '=' is found, so
-        # an '=' in the first place does not count ("=a=b" is "=a", "b").
-        in_quote, equals, i = quoted, 0, 0
-        while i < len(args):
-            c = args[i : i + 1]
-            if c.isspace() and not in_quote:
-                break
-            if not equals and c == b"=":
-                equals = i
-            if c == b'"':
-                in_quote = not in_quote
-            i += 1
-        word, args = args[:i], args[i + 1 :].lstrip()
-        if quoted and word.endswith(b'"'):
-            word = word[:-1]
-        if not equals or equals >= len(word):
-            param, value = word, None
-        else:
-            param, value = word[:equals], word[equals + 1 :]
-            # Don't include quotes in value.
-            if value.startswith(b'"'):
-                value = value[1:]
-                if value.endswith(b'"'):
-                    value = value[:-1]
-        if value is None and param == b"--":
-            break
-        out.append((param, value))
-    return out
-
-
-def luo_cmdline_bool(cmdline: bytes, name: str) -> tuple[bool | None, bytes | None]:
-    """
-    Get what a boolean ``early_param()`` leaves from a kernel command line,
-    as ``liveupdate=`` (``early_liveupdate_param()``) and ``kho=``
-    (``kho_parse_enable()``) are parsed: ``do_early_param()`` calls the
-    handler for each occurrence, in order, and ``kstrtobool()`` sets the
-    variable only for a value it accepts (y/t/1/e/on, n/f/0/d/off, any case;
-    another is "Malformed early option" and changes nothing), so the last
-    accepted value wins.
-
-    :param name: the parameter, e.g. ``"liveupdate"``
-    :return: (value, the ``name=value`` word that set it), or (None, None)
-        when no occurrence sets it: the variable keeps its default
-    """
-    result: tuple[bool | None, bytes | None] = (None, None)
-    key = name.encode()
-    for param, value in luo_cmdline_args(cmdline):
-        if param == key and value is not None:
-            parsed = _kstrtobool(value)
-            if parsed is not None:
-                result = (parsed, param + b"=" + value)
-    return result
-
-
-@takes_program_or_default
-def luo_cmdline_param(prog: Program, name: str = "liveupdate") -> bytes | None:
-    """
-    Return the value of a ``name=value`` parameter on the kernel command line
-    (``saved_command_line``), the last one if repeated, or None if absent.
-
-    :param name: the parameter's name, ``liveupdate`` by default
-    """
-    value = None
-    for param, v in luo_cmdline_args(prog["saved_command_line"].string_()):
-        if param == name.encode() and v is not None:
-            value = v
-    return value
-
-
 @takes_program_or_default
 def luo_log_messages(prog: Program) -> list[bytes]:
     """
@@ -168,30 +83,15 @@ def luo_log_messages(prog: Program) -> list[bytes]:
     ]
 
 
-def _kstrtobool(value: bytes) -> bool | None:
-    """lib/kstrtox.c's kstrtobool(): e/y/t/1/on true, d/n/f/0/off false,
-    by the first letters only, any case; None where it returns -EINVAL."""
-    if not value:
-        return None
-    first, second = value[:1].lower(), value[1:2].lower()
-    if first in (b"e", b"y", b"t", b"1"):
-        return True
-    if first in (b"d", b"n", b"f", b"0"):
-        return False
-    if first == b"o":
-        return {b"n": True, b"f": False}.get(second)
-    return None
-
-
 @takes_program_or_default
 def luo_liveupdate_requested(prog: Program) -> bool | None:
     """
     Return what the kernel command line asked of LUO, as
-    ``early_liveupdate_param()`` parses it (:func:`luo_cmdline_bool`): True
+    ``early_liveupdate_param()`` parses it (:func:`cmdline_bool`): True
     for ``liveupdate=on``, False for ``liveupdate=off``, None when no
     ``liveupdate=`` value is a boolean (LUO is off by default).
     """
-    return luo_cmdline_bool(prog["saved_command_line"].string_(), "liveupdate")[0]
+    return cmdline_bool(prog["saved_command_line"].string_(), "liveupdate")[0]
 
 
 @takes_program_or_default
@@ -354,3 +254,22 @@ def luo_incoming_deserialized(prog: Program) -> bool | None:
         # (kho_block_set_destroy() zeroes head_pa).
         return not inc.block_set.head_pa.value_()
     return not list_empty(inc.list.address_of_())
+
+
+@takes_program_or_default
+def luo_is_enabled(prog: Program) -> bool:
+    """
+    Return whether LUO is enabled (``luo_global.enabled``, which
+    ``luo_early_startup()`` sets when KHO is on and ``liveupdate=on`` was
+    given, and ``luo_late_startup()`` clears again when its set-up fails).
+    """
+    return bool(prog["luo_global"].enabled.value_())
+
+
+@takes_program_or_default
+def luo_liveupdate_count(prog: Program) -> int:
+    """
+    Get how many live updates led to this kernel (``luo_global.liveupdate_num``:
+    the previous kernel's count plus one, read back from the handover).
+    """
+    return int(prog["luo_global"].liveupdate_num.value_())

@@ -51,7 +51,8 @@ LAYER_MODULES = tuple(p.stem for p in sorted(LAYER.glob("*.py")) if p.stem != "_
 PREFIXES = {
     "_words": (),
     "bounded": ("list_", "xa_"),
-    "file_holders": ("io_", "iommufd_", "loop_", "unix_"),
+    "cmdline": ("cmdline_",),
+    "file_holders": ("file_", "files_", "io_", "iommufd_", "loop_", "sock_", "unix_"),
     "kexec": ("kexec_", "kimage_"),
     "kho": ("kho_",),
     "vfs": ("file_",),
@@ -153,9 +154,9 @@ def test_luo_cmdline_param(prog: drgn.Program, manifest: dict[str, Any]) -> None
         if line.startswith("Command line:")
     ][-1:]
     words = dict(w.split("=", 1) for w in cmdline.split() if "=" in w)
-    assert h.luo_cmdline_param(prog) == words["liveupdate"].encode() == b"on"
-    assert h.luo_cmdline_param(prog, "luo_scenario") == words["luo_scenario"].encode()
-    assert h.luo_cmdline_param(prog, "no_such_parameter") is None
+    assert h.cmdline_param(prog) == words["liveupdate"].encode() == b"on"
+    assert h.cmdline_param(prog, "luo_scenario") == words["luo_scenario"].encode()
+    assert h.cmdline_param(prog, "no_such_parameter") is None
 
 
 @only(has_sessions)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from luo_drgn.helpers import luo_cmdline_args, luo_cmdline_bool
+from luo_drgn.helpers import cmdline_args, cmdline_bool
 
 
 def test_next_arg_quotes_and_double_dash() -> None:
     """next_arg(): a quoted value keeps its spaces and loses its quotes; a
     whole quoted word loses its quotes; parse_args() stops at "--"."""
-    assert luo_cmdline_args(b'  a x="b c" "d=e f" g -- liveupdate=on') == [
+    assert cmdline_args(b'  a x="b c" "d=e f" g -- liveupdate=on') == [
         (b"a", None),
         (b"x", b"b c"),
         (b"d", b"e f"),
@@ -25,7 +25,7 @@ def test_next_arg_equals_in_the_first_place_does_not_count() -> None:
     """Would catch: a word starting with '=' split there: next_arg() keeps
     equals at 0 until an '=' past the first character, so "=a=b" is the
     parameter "=a" with the value "b", and "=a" has no value."""
-    assert luo_cmdline_args(b"=a=b =a liveupdate=on") == [
+    assert cmdline_args(b"=a=b =a liveupdate=on") == [
         (b"=a", b"b"),
         (b"=a", None),
         (b"liveupdate", b"on"),
@@ -36,8 +36,8 @@ def test_next_arg_strips_a_closing_quote_only_of_a_quoted_word() -> None:
     """Would catch: a trailing '"' dropped from a word that did not start
     quoted: next_arg() clears args[i-1] only when quoted, so 'a=b"' keeps
     its quote (the value is 'b"')."""
-    assert luo_cmdline_args(b'x=1 a=b"') == [(b"x", b"1"), (b"a", b'b"')]
-    assert luo_cmdline_args(b'"a=b"') == [(b"a", b"b")]
+    assert cmdline_args(b'x=1 a=b"') == [(b"x", b"1"), (b"a", b'b"')]
+    assert cmdline_args(b'"a=b"') == [(b"a", b"b")]
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_next_arg_strips_a_closing_quote_only_of_a_quoted_word() -> None:
 )
 def test_kstrtobool_spellings(value: str, want: bool) -> None:
     """Would catch: a spelling of liveupdate= that kstrtobool() accepts, read otherwise."""
-    assert luo_cmdline_bool(f"liveupdate={value}".encode(), "liveupdate") == (
+    assert cmdline_bool(f"liveupdate={value}".encode(), "liveupdate") == (
         want,
         f"liveupdate={value}".encode(),
     )
@@ -74,4 +74,4 @@ def test_kstrtobool_spellings(value: str, want: bool) -> None:
 )
 def test_last_accepted_value_wins(cmdline: bytes, want: tuple[bool | None, bytes | None]) -> None:
     """Would catch: the first liveupdate= taken where the kernel takes the last one it accepts."""
-    assert luo_cmdline_bool(cmdline, "liveupdate") == want
+    assert cmdline_bool(cmdline, "liveupdate") == want
