@@ -94,6 +94,7 @@ def validate_list_addresses(
     :param what: what the list is, for the error message
     :raises WalkError: see :func:`validate_list_for_each_bounded`
     :return: Iterator of ``struct list_head`` addresses.
+    :param limit: the most nodes a sane list has
     """
     seen: set[int] = set()
     prev_addr = head_addr
@@ -187,6 +188,7 @@ def validate_list_for_each_entry_bounded(
     :param what: what the list is, for the error message
     :raises WalkError: see :func:`validate_list_for_each_bounded`
     :return: Iterator of ``type *`` objects.
+    :param limit: the most entries a sane list has
     """
     entry_type = head.prog_.type(type) if isinstance(type, str) else type
     for node in validate_list_for_each_bounded(head, what or str(member), limit):
@@ -209,6 +211,10 @@ def validate_list_for_each_entry_block(
     :param head: address of the ``struct list_head``
     :raises WalkError: see :func:`validate_list_for_each_bounded`
     :return: Iterator of (entry address, the entry's bytes) tuples.
+    :param type: the entry type
+    :param member: the name of the ``struct list_head`` member in the entry type
+    :param what: what the list is, for the error message
+    :param limit: the most entries a sane list has
     """
     entry_type = prog.type(type) if isinstance(type, str) else type
     size, offset = sizeof(entry_type), offsetof(entry_type, member)
@@ -254,6 +260,8 @@ def validate_xa_for_each_block(
 
     :param xa: address of the ``struct xarray``
     :return: Iterator of (index, entry value) tuples.
+    :param what: what the XArray is, for the error message
+    :param limit: the most entries a sane XArray has
     """
     words = Words.cached(prog)
     node_type = prog.type("struct xa_node")

@@ -117,6 +117,7 @@ def cmdline_bool(cmdline: bytes, name: str) -> tuple[bool | None, bytes | None]:
     :param name: the parameter, e.g. ``"liveupdate"``
     :return: (value, the ``name=value`` word that set it), or (None, None)
         when no occurrence sets it: the variable keeps its default
+    :param cmdline: the command line, as bytes
     """
     result: tuple[bool | None, bytes | None] = (None, None)
     key = name.encode()
@@ -135,6 +136,7 @@ def cmdline_param(prog: Program, name: str = "liveupdate") -> bytes | None:
     (``saved_command_line``), the last one if repeated, or None if absent.
 
     :param name: the parameter's name, ``liveupdate`` by default
+    :return: the value, as bytes, or None
     """
     value = None
     for param, v in cmdline_args(prog["saved_command_line"].string_()):

@@ -107,9 +107,14 @@ def kimage_read_segment(
     them until ``kexec -e``: its CMA allocation or its source pages.
 
     :param image: ``struct kimage *``
+    :param index: the segment's index in ``image->segment``
+    :param offset: where to start, from the segment's start
+    :param size: how many bytes to read
     :param pages: destination -> source, from
         :func:`validate_kimage_for_each_source_page` (walked here when not given)
+    :raises ValueError: if the bytes are not all inside the segment
     :raises FaultError: if the bytes are not in memory (not in the dump)
+    :return: the bytes
     """
     prog = image.prog_
     segment = image.segment[index]

@@ -169,6 +169,9 @@ def kho_read_phys_array(prog: Program, t: Type, pa: int, count: int, what: str) 
     :param what: what the array is, for the error message
     :raises WalkError: if they cannot be read
     :return: list of ``t`` value objects
+    :param t: the value type
+    :param pa: physical address of the first value
+    :param count: how many values
     """
     try:
         raw = prog.read(pa, count * t.size, True)
@@ -185,6 +188,7 @@ def kho_block_count_per_block(prog: Program, type: str | Type) -> int:
     ``KHO_BLOCK_SET_INIT()`` computes it: a page less the block header.
 
     :param type: the entry type, e.g. ``"struct luo_file_ser"``
+    :return: entries per block
     """
     t = prog.type(type) if isinstance(type, str) else type
     header_size: int = prog.type("struct kho_block_header_ser").size
@@ -228,6 +232,7 @@ def kho_block_pa(block: Object) -> int:
     previous block's ``next`` and a chain's head point to).
 
     :param block: ``struct kho_block *``
+    :return: the physical address
     """
     return int(virt_to_phys(block.ser).value_())
 
@@ -276,6 +281,8 @@ def kho_block_entries(prog: Program, type: str | Type, pa: int, count: int) -> l
     :param type: the entry type, e.g. ``"struct luo_session_ser"``
     :raises WalkError: if they cannot be read, or do not fit in a block
     :return: list of ``type`` value objects
+    :param pa: physical address of the block's header
+    :param count: how many entries to read
     """
     t = prog.type(type) if isinstance(type, str) else type
     header_size = prog.type("struct kho_block_header_ser").size
@@ -315,6 +322,8 @@ def kho_is_enabled(prog: Program) -> bool | None:
 
     KHO turns itself off when it cannot reserve its scratch area; LUO then
     disables itself too (``liveupdate_early_init()``).
+
+    :return: True, False, or None without KHO
     """
     try:
         return bool(prog["kho_enable"].value_())

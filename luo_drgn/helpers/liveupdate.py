@@ -196,6 +196,7 @@ def luo_session_header_count(prog: Program, direction: str = "outgoing") -> int:
     list may disagree).
 
     :param direction: ``"outgoing"`` or ``"incoming"``
+    :return: the count
     """
     return int(_session_header(prog, direction).count.value_())
 
@@ -206,6 +207,7 @@ def luo_session_name_terminated(session: Object) -> bool:
     ``luo_session_create()`` requires (a name is at most 63 bytes).
 
     :param session: ``struct luo_session *``
+    :return: True or False
     """
     return b"\0" in session.name.to_bytes_()
 
@@ -285,6 +287,7 @@ def luo_session_file_count(session: Object) -> int:
     Get the number of files a session claims (its list may disagree).
 
     :param session: ``struct luo_session *``
+    :return: the count
     """
     if _has_file_set(session.prog_):
         return int(session.file_set.count.value_())
@@ -306,6 +309,7 @@ def luo_session_finished(session: Object) -> bool | None:
     with files left was not finished, and an empty one cannot be told.
 
     :param session: ``struct luo_session *`` (incoming)
+    :return: True, False, or None where memory cannot tell
     """
     if not session.retrieved:
         return False
@@ -328,6 +332,7 @@ def luo_file_retrieve_status(luo_file: Object) -> int:
     never attempted, 1 retrieved, a negative errno for a failed retrieve.
 
     :param luo_file: ``struct luo_file *``
+    :return: 0, 1 or a negative errno
     """
     field = _retrieve_field(luo_file.prog_) or "retrieve_status"
     return _retrieve_state(field, int(luo_file.member_(field).value_()))
@@ -359,7 +364,16 @@ _MUTEX_FLAGS = 0x07
 
 
 def validate_luo_session_for_each_file_row(session: Object) -> Iterator[LuoFileRow]:
-    """validate_luo_session_for_each_file(), each luo_file read in one read."""
+    """
+    Iterate over the files of a session as
+    :func:`validate_luo_session_for_each_file` does, with the same checks,
+    each ``struct luo_file`` read whole in one read: for hosts with tens of
+    thousands of preserved files.
+
+    :param session: ``struct luo_session *``
+    :raises WalkError: see :func:`validate_luo_session_for_each_file`
+    :return: Iterator of :class:`LuoFileRow`, one per ``struct luo_file``.
+    """
     prog = session.prog_
     status = _retrieve_field(prog) or "retrieve_status"
     fields = _fields(

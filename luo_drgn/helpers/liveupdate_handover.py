@@ -219,6 +219,7 @@ def luo_flb_counts(flb: Object) -> tuple[int, int]:
     Get the (outgoing, incoming) user counts of an FLB.
 
     :param flb: ``struct liveupdate_flb *``
+    :return: (outgoing users, incoming users)
     """
     private = flb.member_("private")
 
@@ -353,6 +354,8 @@ def memfd_luo_ser_scalars(prog: Program, serialized_data: int) -> dict[str, Any]
 
     :param serialized_data: the luo_file's (the physical address of its
         ``struct memfd_luo_ser``)
+    :return: member name -> value, or None when nothing was serialized or the kernel has no
+        ``struct memfd_luo_ser``
     """
     if not serialized_data:
         return None

@@ -224,6 +224,9 @@ def _nearest(features: Mapping[str, object]) -> tuple[str, tuple[str, ...]]:
 def luo_layout(prog: Program) -> Layout:
     """
     Detect the LUO layout of the kernel in ``prog`` (cached).
+
+    :return: the :class:`Layout`: present or not, the nearest generation, and how this kernel
+        differs from it
     """
     try:
         cached: Layout = prog.cache["luo_drgn_layout"]

@@ -59,6 +59,8 @@ def luo_device_in_use(prog: Program) -> bool | None:
     Return whether ``/dev/liveupdate`` is open (``luo_dev.in_use``: only one
     process may hold it, ``luo_open()`` refuses others with EBUSY), or None
     on a kernel without it.
+
+    :return: True, False, or None without ``luo_dev``
     """
     try:
         return bool(prog["luo_dev"].in_use.counter.value_())
@@ -75,6 +77,8 @@ def luo_log_messages(prog: Program) -> list[bytes]:
     A restore that fails at boot frees the data it rejected before
     ``liveupdate_early_init()`` panics: these messages are then the only
     account of what went wrong.
+
+    :return: the messages' texts, as bytes
     """
     return [
         r.text
@@ -90,6 +94,8 @@ def luo_liveupdate_requested(prog: Program) -> bool | None:
     ``early_liveupdate_param()`` parses it (:func:`cmdline_bool`): True
     for ``liveupdate=on``, False for ``liveupdate=off``, None when no
     ``liveupdate=`` value is a boolean (LUO is off by default).
+
+    :return: True, False, or None
     """
     return cmdline_bool(prog["saved_command_line"].string_(), "liveupdate")[0]
 
@@ -99,6 +105,8 @@ def luo_outgoing_frozen(prog: Program) -> bool | None:
     """
     Return whether the outgoing sessions were serialized for a kexec (the
     "frozen" state), or None where memory cannot tell.
+
+    :return: True, False, or None
     """
     out = _session_header(prog, "outgoing")
     if _has_serialize_rwsem(prog):
@@ -191,6 +199,8 @@ def luo_incoming_present(prog: Program) -> bool:
     """
     Return whether the previous kernel handed sessions over (the incoming
     session header is ``active``: ``luo_session_setup_incoming()`` ran).
+
+    :return: True or False
     """
     return bool(_session_header(prog, "incoming").active.value_())
 
@@ -245,6 +255,8 @@ def luo_incoming_deserialized(prog: Program) -> bool | None:
     Return whether the incoming sessions were deserialized (which happens at
     the first open of ``/dev/liveupdate``), or None when nothing was handed
     over.
+
+    :return: True, False, or None
     """
     inc = _session_header(prog, "incoming")
     if not inc.active:
@@ -262,6 +274,8 @@ def luo_is_enabled(prog: Program) -> bool:
     Return whether LUO is enabled (``luo_global.enabled``, which
     ``luo_early_startup()`` sets when KHO is on and ``liveupdate=on`` was
     given, and ``luo_late_startup()`` clears again when its set-up fails).
+
+    :return: True or False
     """
     return bool(prog["luo_global"].enabled.value_())
 
@@ -271,5 +285,7 @@ def luo_liveupdate_count(prog: Program) -> int:
     """
     Get how many live updates led to this kernel (``luo_global.liveupdate_num``:
     the previous kernel's count plus one, read back from the handover).
+
+    :return: the count, 0 on a cold boot
     """
     return int(prog["luo_global"].liveupdate_num.value_())
