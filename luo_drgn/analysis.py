@@ -13,7 +13,8 @@ snapshot without changing it (:func:`luo_drgn.checks.run_checks`).
 from __future__ import annotations
 
 from . import restore
-from .checks import explained_refs, frozen_files, run_checks
+from .checks import run_checks
+from .derive import explained_refs, frozen_files
 from .model import Snapshot
 
 __all__ = ("derive", "inspect")

@@ -89,7 +89,7 @@ def drgn_code(request: Request, prog: Program) -> str:
     else:
         _snapshot(code, request)
         if command == "preflight":
-            code.add_from_import("luo_drgn.checks", "preflight")
+            code.add_from_import("luo_drgn.preflight", "preflight")
             code.append(
                 "verdict = preflight(snapshot)\n"
                 "print('accepted' if verdict.accepted else 'refused')\n"

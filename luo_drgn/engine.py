@@ -24,12 +24,13 @@ from drgn import Program
 
 from . import examples
 from .analysis import inspect
-from .checks import Preflight, has_errors, preflight
+from .checks import has_errors
 from .collector import collect
 from .diff import Diff, diff
 from .model import NextKernel, Snapshot, Target
 from .nextboot import next_kernel_name
 from .nextkernel import NextKernelError, read_loaded_kernel, read_next_kernel
+from .preflight import Preflight, preflight
 from .report import (
     SavedReportError,
     load_report,

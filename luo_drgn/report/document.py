@@ -14,7 +14,6 @@ from typing import Any, Callable, overload
 import drgn
 
 from .. import __version__
-from ..checks import Preflight
 from ..findings import errno_name
 from ..holders import NEVER_SCANNED
 from ..model import (
@@ -33,6 +32,7 @@ from ..model import (
     Target,
     WalkErrorRecord,
 )
+from ..preflight import Preflight
 
 SCHEMA = "luo-inspect/1"
 

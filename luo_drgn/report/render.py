@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Callable
 
-from ..checks import Preflight
 from ..model import Snapshot, paused_gc
+from ..preflight import Preflight
 from .document import PARTS, TEXT_ONLY, document, finding_part, preflight_part, select
 from .jsonstream import _json_chunks
 from .redact import Redactor

@@ -49,12 +49,17 @@ from tests.support.tree import copy_tree, run_pytest  # noqa: E402
 # which exit status follows.  (Rendering and the front-ends are held to
 # their output by the document and door tests instead.)
 MODULES = (
-    "luo_drgn/checks.py",
+    "luo_drgn/checks/files.py",
+    "luo_drgn/checks/flbs.py",
+    "luo_drgn/checks/state.py",
+    "luo_drgn/checks/structure.py",
     "luo_drgn/collector.py",
+    "luo_drgn/derive.py",
     "luo_drgn/diff.py",
     "luo_drgn/engine.py",
     "luo_drgn/findings.py",
     "luo_drgn/helpers/bounded.py",
+    "luo_drgn/helpers/cmdline.py",
     "luo_drgn/helpers/file_holders.py",
     "luo_drgn/helpers/kexec.py",
     "luo_drgn/helpers/kho.py",
@@ -64,7 +69,9 @@ MODULES = (
     "luo_drgn/helpers/liveupdate_state.py",
     "luo_drgn/helpers/vfs.py",
     "luo_drgn/holders.py",
+    "luo_drgn/nextboot.py",
     "luo_drgn/nextkernel.py",
+    "luo_drgn/preflight.py",
     "luo_drgn/report/saved.py",
     "luo_drgn/restore.py",
 )

@@ -14,9 +14,10 @@ import pytest
 
 from luo_drgn import examples
 from luo_drgn.analysis import inspect
-from luo_drgn.checks import handover_accepted, preflight_findings, retrieving
 from luo_drgn.collector import collect
+from luo_drgn.derive import retrieving
 from luo_drgn.model import Snapshot
+from luo_drgn.preflight import preflight, preflight_findings
 from tests.support.fixtures import only
 from tests.support.plain import files as plain_files
 from tests.support.plain import is_fault, is_healthy, next_kernel_cmdline, session_named
@@ -207,7 +208,7 @@ def test_verdict_follows_the_next_kernel(
     assert seen == reaction
     # What the log cannot show is only sessions it never asked for.
     assert all(session not in asked for _, session in decisive - seen)
-    assert handover_accepted(snapshot) == (not reaction)
+    assert preflight(snapshot).accepted == (not reaction)
 
 
 @only(lambda name: name in ("doomed", "doomed-frozen"))
@@ -462,7 +463,7 @@ def test_freeze_failed_and_rolled_back(
     (refused,) = [f for f in preflight_findings(snapshot) if f.code == "kexec-will-fail"]
     assert (refused.session, refused.token) == ("vm-beta", 0x200)
     assert f'"{said[0]}"' in refused.message and "EINVAL" in refused.message
-    assert not handover_accepted(snapshot)
+    assert not preflight(snapshot).accepted
 
 
 @only(lambda name: name == "retrieving")
@@ -511,7 +512,7 @@ def test_loaded_image_is_the_next_kernel(
     LUO disabled, /dev/liveupdate ENOENT).  Would catch: the image's boot
     params misread, a verdict from an assumed command line (issue #19's
     "accepted, exit 0" for kho=off)."""
-    from luo_drgn.checks import preflight
+    from luo_drgn.preflight import preflight
 
     expected = manifest["expected"]
     assert snapshot.kexec_image is not None
@@ -545,7 +546,7 @@ def test_second_update_loses_what_was_never_retrieved(
     retrieve, and boot 3 asking for it (ENOENT).  Would catch: preflight
     silent on the incoming side (issue #19), or an outgoing session of the
     same name taken for the incoming one."""
-    from luo_drgn.checks import preflight
+    from luo_drgn.preflight import preflight
 
     expected = manifest["expected"]
     never = {
@@ -626,7 +627,7 @@ def test_seal_added_after_preserve_is_not_handed_over(
     serialized state only, or the loss not deciding the exit status."""
     from drgn import Object, container_of
 
-    from luo_drgn.checks import preflight
+    from luo_drgn.preflight import preflight
     from vmcores.manifest import guest_events
 
     events = guest_events(manifest["guest_log"])
@@ -673,7 +674,7 @@ def test_legacy_loaded_image_hands_nothing_over(
     Preflight, without --next-cmdline, reads the image kexec-tools built
     (its boot_params) and refuses it.  Would catch: a legacy image taken
     for a healthy next kernel."""
-    from luo_drgn.checks import preflight
+    from luo_drgn.preflight import preflight
 
     nk = manifest["expected"]["next_kernel"]
     assert not any("Retrieved live update data" in m for m in nk["luo_messages"])
@@ -722,7 +723,7 @@ def test_names_differing_in_bytes_are_two_sessions(
     were one name: a false duplicate-session-name and a false "will NOT
     accept" (next-kernel-eio).  The guest logs each name as the inspector
     shows bytes that are not UTF-8 (\\xNN)."""
-    from luo_drgn.checks import preflight
+    from luo_drgn.preflight import preflight
 
     expected = manifest["expected"]
     odd = [s["name"] for s in expected["sessions"] if "\\x" in s["name"]]

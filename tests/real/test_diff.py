@@ -455,8 +455,8 @@ def test_diff_and_preflight_agree_on_what_a_second_update_loses(
     deserialized (it never opened /dev/liveupdate: second-pending) or retrieved and could not
     preserve again.  Oracle: boot 3, from its guest log: none of them is among what arrived
     there, and every one it asked for failed."""
-    from luo_drgn.checks import preflight
     from luo_drgn.diff import LOSSES
+    from luo_drgn.preflight import preflight
 
     before_ex, after_ex = (examples.load(n, fresh_root) for n in pair)
     before, after = snapshot_of(before_ex), snapshot_of(after_ex)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from luo_drgn import engine, examples
-from luo_drgn.checks import preflight
 from luo_drgn.engine import Source
 from luo_drgn.model import (
     BlockSetState,
@@ -19,6 +18,7 @@ from luo_drgn.model import (
     Snapshot,
     Target,
 )
+from luo_drgn.preflight import preflight
 from luo_drgn.request import Request
 from luo_drgn.restore import predict_freeze
 from tests.support.debugdirs import kernel_debug

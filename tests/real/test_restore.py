@@ -10,7 +10,6 @@ import subprocess
 from typing import Any
 
 from luo_drgn.analysis import inspect
-from luo_drgn.checks import handover_accepted, preflight_findings
 from luo_drgn.model import (
     Finding,
     Handler,
@@ -26,6 +25,7 @@ from luo_drgn.model import (
     Snapshot,
     Target,
 )
+from luo_drgn.preflight import preflight, preflight_findings
 
 SESSIONS_PER_BLOCK = 51  # struct luo_session_ser is 80 bytes: (4096 - 16) / 80
 FILES_PER_BLOCK = 63  # struct luo_file_ser is 64 bytes
@@ -114,14 +114,14 @@ def only(snap: Snapshot) -> list[Finding]:
 def test_healthy_handover_is_accepted() -> None:
     """Would catch: a false refusal of a handover the next kernel accepts."""
     snap = outgoing([hsession("a", 3), hsession("b", 0), hsession("c", 2)])
-    assert only(snap) == [] and handover_accepted(snap)
+    assert only(snap) == [] and preflight(snap).accepted
 
 
 def test_fifty_sessions_fit_one_block() -> None:
     """Would catch: an off-by-one at the session block's capacity, on the side that fits."""
     # The healthy neighbour of the 7.2.13 bug: 50 sessions, one block.
     snap = outgoing([hsession(f"s{i:02d}", 0) for i in range(50)], source="predicted")
-    assert only(snap) == [] and handover_accepted(snap)
+    assert only(snap) == [] and preflight(snap).accepted
 
 
 def test_empty_trailing_session_block_panics_the_next_kernel() -> None:
@@ -138,7 +138,7 @@ def test_empty_trailing_session_block_panics_the_next_kernel() -> None:
     assert "The incoming tree failed to initialize properly [-22]" in f.message
     assert "All 51 sessions are lost." in f.message
     assert "luo_session_insert() grows it before its duplicate-name check" in f.message
-    assert not handover_accepted(snap)
+    assert not preflight(snap).accepted
 
 
 def test_frozen_block_count_above_capacity() -> None:
@@ -277,7 +277,7 @@ def test_freeze_with_every_slot_used_goes_ahead() -> None:
     """Would catch: an off-by-one in luo_session_serialize()'s room check:
     51 sessions fill one block's 51 slots exactly, and the freeze succeeds."""
     snap = outgoing([hsession(f"s{i}", 0) for i in range(51)], source="predicted", blocks=chain(51))
-    assert only(snap) == [] and handover_accepted(snap)
+    assert only(snap) == [] and preflight(snap).accepted
 
 
 def test_freeze_without_room_refuses_the_kexec() -> None:
@@ -387,7 +387,7 @@ def test_preflight_ignores_incoming_only_sessions() -> None:
     snap = outgoing([hsession("a")])
     snap.findings.append(Finding("leaked-file-reference", "error", "x", "old", 1, 0x1))
     snap.sessions.append(Session(0x9000, "old", "incoming", True, False, 1))
-    assert preflight_findings(snap) == [] and handover_accepted(snap)
+    assert preflight_findings(snap) == [] and preflight(snap).accepted
 
 
 def test_memfd_with_unknown_seals_fails_its_retrieve_only() -> None:
@@ -430,7 +430,7 @@ def test_incoming_side_does_not_decide_preflight() -> None:
     )
     snap = snapshot(ho)
     assert [f.code for f in only(snap)] == ["deserialize-will-fail"]
-    assert preflight_findings(snap) == [] and handover_accepted(snap)
+    assert preflight_findings(snap) == [] and preflight(snap).accepted
 
 
 def test_preserve_context_names_kexec_tools_option() -> None:

@@ -410,8 +410,8 @@ def test_loaded_image_without_handover(
     (kernel_kexec(), kimage_file_prepare_segments() -> kho_fill_kimage()):
     an error that decides preflight.  Would catch: such an image read as a
     healthy next kernel."""
-    from luo_drgn.checks import preflight
     from luo_drgn.model import Handover, KexecImage
+    from luo_drgn.preflight import preflight
 
     s = snap(session("a", [pfile(1)]))
     s.handover_out = Handover("outgoing", "frozen", "luo-v2", 0, None)
