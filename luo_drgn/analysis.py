@@ -6,15 +6,15 @@ The collector only reads memory into a snapshot.  What the kernel will do
 with it is worked out here, before the checks run: whether each outgoing
 file is frozen, how many of a file's references its holders explain, and,
 before LUO freezes, what the freeze will write (the restore model's
-:func:`~luo_drgn.restore.predict_freeze`).  The checks then look at the
+:func:`~luo_drgn.freeze.predict_freeze`).  The checks then look at the
 snapshot without changing it (:func:`luo_drgn.checks.run_checks`).
 """
 
 from __future__ import annotations
 
-from . import restore
 from .checks import run_checks
 from .derive import explained_refs, frozen_files
+from .freeze import predict_freeze
 from .model import Snapshot
 
 __all__ = ("derive", "inspect")
@@ -31,7 +31,7 @@ def derive(snap: Snapshot) -> None:
         # was told another.
         snap.next_cmdline, snap.next_cmdline_source = image.cmdline, "the loaded kexec image"
     if snap.handover_out is None and not snap.luo.frozen:
-        snap.handover_out = restore.predict_freeze(snap)
+        snap.handover_out = predict_freeze(snap)
     frozen = frozen_files(snap)
     for s in snap.sessions:
         for f in s.files:

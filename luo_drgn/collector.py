@@ -4,52 +4,42 @@
 The collector never raises because of bad memory: a fault, a broken list or
 an impossible value becomes an entry in ``snapshot.errors`` saying where it
 happened, and the rest of the snapshot is still filled.  A bug in luo-drgn
-is not bad memory: it propagates (see :meth:`_Collector.guard`).
+is not bad memory: it propagates (see :meth:`~luo_drgn.collector_base.CollectorBase.guard`).
 
-Somewhat over 600 lines: one reader of every LUO structure, in the order of
-one pass over memory, with the error plumbing each read needs; the pieces
-that are not LUO's own are elsewhere (:mod:`luo_drgn.blockread`,
-:mod:`luo_drgn.holders`, :mod:`luo_drgn.nextkernel`).
+It reads memory only through the helpers (:mod:`luo_drgn.helpers`), in the
+order of one pass over memory: LUO's state, the handlers, the sessions and
+their files here; what crosses the kexec in
+:mod:`luo_drgn.collector_handover`; the error plumbing each read needs in
+:mod:`luo_drgn.collector_base`; the holders in :mod:`luo_drgn.holders`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Generator, Iterator
-from typing import Callable, Optional, TypeVar
+from typing import TypeVar
 
-from drgn import FaultError, Object, ObjectAbsentError, OutOfBoundsError, Program, ProgramFlags
-from drgn.helpers import ValidationError
+from drgn import FaultError, Object, Program, ProgramFlags
 from drgn.helpers.linux.panic import panic_message, panic_task
 from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.sched import task_cpu
 
 from . import helpers as h
+from .collector_base import Progress, kernel_name, kernel_text, unread
+from .collector_handover import HandoverReads
 from .helpers.bounded import WalkError
 from .helpers.liveupdate import LUO_DIRECTIONS, LuoFileRow
-from .holders import NOT_IN_DUMP, not_in_dump, scan_holders
+from .holders import NOT_IN_DUMP, scan_holders
 from .model import (
-    BlockSetState,
-    Flb,
     Handler,
-    Handover,
-    HandoverBlock,
-    HandoverChain,
-    HandoverSession,
     Holder,
     HolderList,
     KexecImage,
     LuoState,
     Panic,
     PreservedFile,
-    SerializedFile,
-    SerializedFlb,
-    SerializedSession,
     Session,
     Snapshot,
     Target,
-    WalkErrorRecord,
     paused_gc,
 )
 from .nextkernel import ser_layouts, symbolic_errname
@@ -60,92 +50,9 @@ LIVE_ATTEMPTS = 3
 LIVE_REREAD_DELAY = 0.2
 # A host with many sessions: say how far the walk got every this many.
 PROGRESS_EVERY = 100
-Progress = Optional[Callable[[str], None]]
 
 
-class _Collector:
-    def __init__(
-        self,
-        prog: Program,
-        target: Target,
-        progress: Progress,
-        accounting: bool,
-        paths: bool,
-        next_kernel: bool = False,
-    ) -> None:
-        self.prog = prog
-        self.accounting = accounting
-        self.paths = paths
-        self.next_kernel = next_kernel
-        self.f_ops: dict[int, int] = {}  # struct file -> f_op, read with the file
-        self._ints: dict[int, int] = {}
-        self._memfds: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
-        self.handler_objects: list[Object] = []  # struct liveupdate_file_handler *
-        self.snap = Snapshot(target=target)
-        self.progress = progress or (lambda msg: None)
-
-    def same(self, value: int) -> int:
-        """One int object for a value many files share (a handler, a token,
-        an f_op): a host's snapshot has a hundred thousand of each."""
-        return self._ints.setdefault(value, value)
-
-    # -- error plumbing ---------------------------------------------------
-
-    def error(
-        self,
-        where: str,
-        message: str,
-        address: int | None = None,
-        session: str | None = None,
-        token: int | None = None,
-    ) -> None:
-        if address is not None:
-            message += f" at {address:#x}"
-        self.snap.errors.append(WalkErrorRecord(where, message, address, session, token))
-
-    def missing(
-        self,
-        where: str,
-        address: int | None,
-        session: str | None = None,
-        token: int | None = None,
-    ) -> None:
-        """A read the dump cannot serve: not an error, a fact about the dump."""
-        self.snap.not_in_dump.append(
-            WalkErrorRecord(where, "not in the dump", address, session, token)
-        )
-
-    @contextlib.contextmanager
-    def guard(
-        self, where: str, session: str | None = None, token: int | None = None
-    ) -> Generator[None, None, None]:
-        """Turn what bad memory throws at us into an error entry: a fault, a
-        walk that stopped, a value drgn cannot use.  Anything else is a bug
-        in luo-drgn, not a fact about the kernel: it propagates (the doors
-        report an internal error, exit 2), never a corrupt-structure."""
-        try:
-            yield
-        except (WalkError, FaultError) as e:
-            if not_in_dump(e):
-                self.missing(where, e.address, session, token)
-            elif isinstance(e, WalkError):
-                # ``where`` names the list the walk was on (e.what says it again).
-                self.error(where, e.reason, e.address, session, token)
-            else:
-                self.error(where, f"memory fault: {e.message}", e.address, session, token)
-        except (ValidationError, ObjectAbsentError, OutOfBoundsError) as e:
-            self.error(where, f"{type(e).__name__}: {e}", None, session, token)
-
-    def drain(
-        self, it: Iterator[T], where: str, session: str | None = None
-    ) -> tuple[list[T], bool]:
-        """Read an iterator to its end or its first error; say which."""
-        out: list[T] = []
-        with self.guard(where, session):
-            out.extend(it)
-            return out, True
-        return out, False
-
+class _Collector(HandoverReads):
     # -- sections ---------------------------------------------------------
 
     def run(self) -> Snapshot:
@@ -257,12 +164,12 @@ class _Collector:
             return None
         messages = _panic_messages(self.prog)
         panic = Panic(
-            _text(messages[0]) if messages else "unknown: no panic message in the log buffer",
-            _text(messages[1]) if messages and messages[1] else None,
+            kernel_text(messages[0]) if messages else "unknown: no panic message in the log buffer",
+            kernel_text(messages[1]) if messages and messages[1] else None,
         )
         with self.guard("the task that panicked"):
             panic.pid = task.pid.value_()
-            panic.comm = _text(task.comm.string_())
+            panic.comm = kernel_text(task.comm.string_())
             panic.cpu = task_cpu(task)
         return panic
 
@@ -272,7 +179,7 @@ class _Collector:
         if self.snap.luo.kernel_log:
             return
         with self.guard("kernel log"):
-            self.snap.luo.kernel_log = [_text(m) for m in h.luo_log_messages(self.prog)]
+            self.snap.luo.kernel_log = [kernel_text(m) for m in h.luo_log_messages(self.prog)]
 
     def collect_kexec_image(self) -> None:
         """The image loaded for kexec -e, and the command line it boots
@@ -298,7 +205,7 @@ class _Collector:
         try:
             found = h.kimage_boot_params_cmdline(image)
         except (FaultError, WalkError) as e:
-            loaded.cmdline_note = _unread("its boot_params segment", e)
+            loaded.cmdline_note = unread("its boot_params segment", e)
             return
         if found is None:
             loaded.cmdline_note = "no boot_params segment (not an x86-64 bzImage)"
@@ -313,7 +220,7 @@ class _Collector:
         try:
             loaded.payload = h.kimage_kernel_payload(image)
         except (FaultError, WalkError) as e:
-            loaded.payload_note = _unread("its kernel segment", e)
+            loaded.payload_note = unread("its kernel segment", e)
             return
         if loaded.payload is None:
             loaded.payload_note = (
@@ -349,10 +256,10 @@ class _Collector:
         if value is None:
             return "LUO is off by default: the kernel command line has no liveupdate=on"
         if requested is False:
-            return f"liveupdate={_text(value)} on the kernel command line turned LUO off"
+            return f"liveupdate={kernel_text(value)} on the kernel command line turned LUO off"
         if requested is None:
             return (
-                f"liveupdate={_text(value)} on the kernel command line is not a boolean, so "
+                f"liveupdate={kernel_text(value)} on the kernel command line is not a boolean, so "
                 "LUO stayed off"
             )
         return (
@@ -370,7 +277,7 @@ class _Collector:
                 self.snap.handlers.append(
                     Handler(
                         fh.value_(),
-                        _text(fh.compatible.string_()),
+                        kernel_text(fh.compatible.string_()),
                         fh.ops.value_(),
                     )
                 )
@@ -390,7 +297,7 @@ class _Collector:
                 snap.sessions.append(self.collect_session(s, direction, registered))
 
     def collect_session(self, s: Object, direction: str, registered: dict[int, str]) -> Session:
-        name = _name(s.name.string_())
+        name = kernel_name(s.name.string_())
         session = Session(
             s.value_(),
             name,
@@ -410,7 +317,7 @@ class _Collector:
                 )
         with self.guard(f"mutex of {direction} session {name!r}", name):
             owner = h.luo_session_mutex_owner(s)
-            session.mutex_owner = (owner[0], _text(owner[1])) if owner else None
+            session.mutex_owner = (owner[0], kernel_text(owner[1])) if owner else None
         # One read a luo_file (blockread: what the helpers read member by
         # member), for hosts with tens of thousands.
         files, session.files_complete = self.drain(
@@ -424,22 +331,6 @@ class _Collector:
         if direction == "incoming":
             session.finished = h.luo_session_finished(s)
         return session
-
-    def block_set_state(
-        self, bs: Object, where: str, session: str | None, pas: bool
-    ) -> BlockSetState:
-        """A ``struct kho_block_set *``: its counts, its listed blocks, and
-        (``pas``) where each block's header is."""
-        blocks, complete = self.drain(h.validate_kho_block_set_for_each_block(bs), where, session)
-        state = BlockSetState(
-            int(bs.nblocks.value_()),
-            len(blocks),
-            int(bs.count_per_block.value_()),
-            complete=complete,
-        )
-        if pas:
-            state.block_pas = [h.kho_block_pa(b) for b in blocks]
-        return state
 
     def collect_file(
         self, f: LuoFileRow, session: str, registered: dict[int, str], direction: str
@@ -458,7 +349,7 @@ class _Collector:
         )
         if f.mutex_locked:
             owner = h.luo_file_mutex_owner(Object(prog, "struct luo_file *", f.address))
-            pf.mutex_owner = (owner[0], _text(owner[1])) if owner else None
+            pf.mutex_owner = (owner[0], kernel_text(owner[1])) if owner else None
         if direction == "incoming" and pf.retrieve_status == 0 and pf.serialized_data:
             # The handler's state still waits in preserved memory until a
             # retrieve restores (and frees) it.
@@ -489,7 +380,7 @@ class _Collector:
                     pf.seals = h.memfd_luo_file_seals(file) if sealable else None
             if pf.refcount is not None and self.paths:
                 try:
-                    pf.path = _text(h.file_fd_path(file, row))
+                    pf.path = kernel_text(h.file_fd_path(file, row))
                 except Exception as e:  # noqa: BLE001 - a path is cosmetic
                     self.snap.notes.append(f"no path for {where}: {e}")
         if pf.handler and pf.handler.startswith("memfd") and pf.retrieve_status == 0:
@@ -501,130 +392,6 @@ class _Collector:
                     memfd = self._memfds.setdefault(tuple(memfd.items()), memfd)
                 pf.memfd = memfd
         return pf
-
-    def collect_serialized(self, sessions_it: Iterator[Object]) -> list[SerializedSession]:
-        out = []
-        sessions, _ = self.drain(sessions_it, "serialized sessions")
-        for ser in sessions:
-            name = _name(ser.name.string_())
-            _, count = h.luo_session_ser_file_set(ser)
-            entries, _ = self.drain(
-                h.validate_luo_session_ser_for_each_file(ser), f"serialized files of {name!r}"
-            )
-            out.append(SerializedSession(name, count, [_serialized_file(e) for e in entries]))
-        return out
-
-    # -- the handover, as the next kernel will read it (7.2) -----------------
-
-    def collect_handover_out(self) -> Handover | None:
-        prog, snap = self.prog, self.snap
-        luo_ser = h.luo_outgoing_ser(prog)
-        if not luo_ser:
-            return None
-        outgoing = [s for s in snap.sessions if s.direction == "outgoing"]
-        listed = [s.name for s in outgoing]
-        compatible = _text(luo_ser.compatible.string_())
-        if snap.luo.frozen:
-            sessions_pa = int(luo_ser.sessions_pa.value_())
-            chain, sessions = self.read_handover(sessions_pa, uncounted=True)
-            return Handover("outgoing", "frozen", compatible, sessions_pa, chain, sessions, listed)
-        # Not frozen yet: what the freeze will write is predicted from these
-        # by the analysis (luo_drgn.restore.predict_freeze()).
-        snap.luo_ser_compatible = compatible
-        snap.session_block_set = self.block_set_state(
-            h.luo_session_block_set(prog, "outgoing"), "outgoing handover", None, pas=True
-        )
-        return None
-
-    def collect_handover_in(self) -> Handover:
-        bs = h.luo_session_block_set(self.prog, "incoming")
-        head_pa = int(bs.head_pa.value_())
-        chain, sessions = self.read_handover(head_pa, uncounted=False)
-        return Handover("incoming", "pending", None, head_pa, chain, sessions)
-
-    def read_chain(
-        self, head_pa: int, entry_type: str, uncounted: bool = False
-    ) -> tuple[HandoverChain, list[Object]]:
-        """A serialized chain and the entries its counts admit, read as
-        kho_block_set_restore() and kho_block_set_it_read_entry() will."""
-        prog = self.prog
-        cpb = h.kho_block_count_per_block(prog, entry_type)
-        chain = HandoverChain(head_pa, cpb)
-        entries: list[Object] = []
-        try:
-            for pa, header in h.validate_kho_block_chain_for_each_header(prog, head_pa):
-                block = HandoverBlock(pa, int(header.count.value_()), int(header.next.value_()))
-                chain.blocks.append(block)
-                if 0 < block.count <= cpb:
-                    entries += h.kho_block_entries(prog, entry_type, pa, block.count)
-                if uncounted and block.count < cpb:
-                    rest = h.kho_block_entries(prog, entry_type, pa, cpb)[max(block.count, 0) :]
-                    names = (e.name.string_() for e in rest)
-                    block.uncounted = [_name(n) for n in names if n]
-        except WalkError as e:
-            chain.fault, chain.fault_address = e.reason, e.address
-        return chain, entries
-
-    def read_handover(
-        self, sessions_pa: int, uncounted: bool
-    ) -> tuple[HandoverChain | None, list[HandoverSession]]:
-        if not sessions_pa:
-            return None, []
-        chain, entries = self.read_chain(sessions_pa, "struct luo_session_ser", uncounted)
-        sessions = []
-        for ser in entries:
-            files_pa, count = h.luo_session_ser_file_set(ser)
-            session = HandoverSession(_name(ser.name.string_()), files_pa, count)
-            if files_pa:
-                session.chain, files = self.read_chain(files_pa, "struct luo_file_ser")
-                session.files = [_serialized_file(e) for e in files]
-            sessions.append(session)
-        return chain, sessions
-
-    def collect_flbs(self) -> None:
-        flbs, _ = self.drain(h.validate_luo_for_each_flb(self.prog), "luo_flb_global.list")
-        users: dict[int, list[str]] = {}
-        for fh in self.handler_objects:
-            for flb in h.validate_luo_file_handler_for_each_flb(fh):
-                users.setdefault(flb.value_(), []).append(_text(fh.compatible.string_()))
-        for flb in flbs:
-            out, inc = h.luo_flb_counts(flb)
-            status = h.luo_flb_incoming_status(flb)
-            self.snap.flbs.append(
-                Flb(
-                    flb.value_(),
-                    _name(flb.compatible.string_()),
-                    out,
-                    inc,
-                    users.get(flb.value_(), []),
-                    h.luo_flb_data(flb, "outgoing"),
-                    h.luo_flb_data(flb, "incoming"),
-                    status[0] if status else None,
-                    status[1] if status else None,
-                    *(
-                        (owner[0], _text(owner[1])) if owner else None
-                        for owner in (
-                            h.luo_flb_lock_owner(flb, "outgoing"),
-                            h.luo_flb_lock_owner(flb, "incoming"),
-                        )
-                    ),
-                )
-            )
-        if not h.luo_layout(self.prog).block_sets:
-            return  # before 7.2: no serialized FLB arrays to read
-        # luo_flb_serialize() writes the outgoing array at reboot, after the
-        # sessions' freeze: before that it holds nothing meaningful.
-        directions = ("outgoing", "incoming") if self.snap.luo.frozen else ("incoming",)
-        for direction in directions:
-            with self.guard(f"serialized {direction} FLBs"):
-                self.snap.serialized_flbs[direction] = [
-                    SerializedFlb(
-                        _name(x.name.string_()),
-                        int(x.data.value_()),
-                        int(x.count.value_()),
-                    )
-                    for x in h.validate_luo_for_each_serialized_flb(self.prog, direction)
-                ]
 
     def collect_holders(self) -> None:
         snap = self.snap
@@ -670,15 +437,6 @@ class _Collector:
         snap.holders_scanned = True
 
 
-def _serialized_file(file_ser: Object) -> SerializedFile:
-    """A ``struct luo_file_ser`` as plain data."""
-    return SerializedFile(
-        int(file_ser.token.value_()),
-        _text(file_ser.compatible.string_()),
-        int(file_ser.data.value_()),
-    )
-
-
 # Far above any real count of preserved files, low enough that a corrupted
 # luo_preserved_files tree cannot keep the walk busy.
 MAX_PRESERVED_FILES = 1 << 20
@@ -714,31 +472,6 @@ def _panic_messages(prog: Program) -> tuple[bytes, bytes | None] | None:
         if r.text.startswith(_PANIC_CAUSES):
             cause = r.text.strip()
     return message[len(_PANIC) :].strip(), cause
-
-
-def _text(raw: bytes) -> str:
-    """A kernel string for display: undecodable bytes replaced, not fatal."""
-    return raw.decode(errors="replace")
-
-
-def _name(raw: bytes) -> str:
-    """A name the kernel compares as bytes (strncmp(): session names in
-    luo_session_insert(), FLB compatibles in luo_flb_retrieve_one()), as
-    text that keeps distinct bytes distinct: UTF-8 as it is, any other byte
-    as ``\\xNN`` and a backslash doubled (so neither form is mistaken for
-    the other).  A replacement character would make two names one."""
-    if b"\\" not in raw:
-        try:
-            return raw.decode()
-        except UnicodeDecodeError:
-            pass
-    return raw.replace(b"\\", b"\\\\").decode(errors="backslashreplace")
-
-
-def _unread(what: str, e: Exception) -> str:
-    """Why a loaded image's segment could not be read: a filtered dump lacks
-    it (not an error), or its pages fault."""
-    return f"{what} is not in the dump" if not_in_dump(e) else f"{what} cannot be read ({e})"
 
 
 def collect(

@@ -189,7 +189,7 @@ class BlockSetState:
     listed: int  # blocks on its list
     count_per_block: int
     # Outgoing, not frozen yet: the physical address of each listed block's
-    # header, where the freeze will write (luo_drgn.restore.predict_freeze).
+    # header, where the freeze will write (luo_drgn.freeze.predict_freeze).
     block_pas: list[int] = field(default_factory=list)
     complete: bool = True  # False when the walk of its list stopped early
 

@@ -14,9 +14,9 @@ from ..findings import (
     errno_name,
     finding,
 )
+from ..freeze import preserving
 from ..holders import NEVER_SCANNED
 from ..model import Finding, Session, Snapshot
-from ..restore import preserving
 from ._common import Notes, _where
 
 

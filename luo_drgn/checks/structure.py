@@ -14,8 +14,8 @@ from ..derive import retrieving
 from ..findings import (
     finding,
 )
+from ..freeze import preserving
 from ..model import Finding, PreservedFile, Session, Snapshot
-from ..restore import preserving
 from ._common import Notes, _where
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from luo_drgn import engine, examples
 from luo_drgn.engine import Source
+from luo_drgn.freeze import predict_freeze
 from luo_drgn.model import (
     BlockSetState,
     KexecImage,
@@ -20,7 +21,6 @@ from luo_drgn.model import (
 )
 from luo_drgn.preflight import preflight
 from luo_drgn.request import Request
-from luo_drgn.restore import predict_freeze
 from tests.support.debugdirs import kernel_debug
 
 

@@ -450,7 +450,7 @@ def test_session_names_compare_as_the_kernel_compares_them() -> None:
     not a duplicate (nor, in the next kernel, an EEXIST that stops
     luo_session_deserialize()).  Synthetic: the fixture guests log each
     name as JSON text, which cannot carry these bytes."""
-    from luo_drgn.collector import _name
+    from luo_drgn.collector_base import kernel_name as _name
     from luo_drgn.model import Handover, HandoverSession
     from luo_drgn.restore import deserialize
 
