@@ -27,11 +27,12 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from drgn.commands import CommandError, run_command
 
+    from luo_drgn.engine import EXIT_CANNOT_INSPECT
     from luo_drgn.plugin import exit_status
 
     try:
         run_command(prog, shlex.join(["luo", *sys.argv[1:]]))  # type: ignore[name-defined]  # noqa: F821
     except CommandError as e:
         print(e, file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_CANNOT_INSPECT)
     sys.exit(exit_status(prog))  # type: ignore[name-defined]  # noqa: F821

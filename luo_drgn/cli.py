@@ -18,7 +18,7 @@ from typing import Any, Callable
 import click
 
 from . import engine, examples
-from .engine import INSPECT_ERRORS, Source
+from .engine import EXIT_CANNOT_INSPECT, INSPECT_ERRORS, Source, failure
 from .request import (
     COMMANDS,
     DIFF_HELP,
@@ -349,8 +349,8 @@ def _scan(
             verbose=state.verbose,
         )
     except fleet.ScanError as e:
-        click.echo(f"luo-inspect: {e}", err=True)
-        return 2
+        click.echo(f"luo-inspect: {failure(e, (fleet.ScanError,))[1]}", err=True)
+        return EXIT_CANNOT_INSPECT
 
 
 @cli.command(name="shell")
@@ -378,11 +378,6 @@ def _shell(state: State) -> None:
     )
 
 
-def exit_status(result: Any) -> int:
-    """A command's exit status (see :mod:`luo_drgn.engine`); 0 for --help."""
-    return result if isinstance(result, int) else 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``luo-inspect``: exit 0 (no error finding), 1 (errors), 2 (cannot
     inspect; one line on stderr)."""
@@ -395,15 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except click.exceptions.Abort:
         return 2
-    except INSPECT_ERRORS as e:
-        click.echo(f"luo-inspect: {e}", err=True)
-        return 2
-    except Exception as e:  # noqa: BLE001
-        if state.verbose or "-v" in args or "--verbose" in args:
-            traceback.print_exc()
-        click.echo(
-            f"luo-inspect: internal error: {type(e).__name__}: {e} (run with -v for the traceback)",
-            err=True,
-        )
-        return 2
-    return exit_status(result)
+    except Exception as e:  # noqa: BLE001 - every error is one line and exit 2
+        status, line = failure(e)
+        if not isinstance(e, INSPECT_ERRORS):
+            if state.verbose or "-v" in args or "--verbose" in args:
+                traceback.print_exc()
+            line += " (run with -v for the traceback)"
+        click.echo(f"luo-inspect: {line}", err=True)
+        return status
+    # A command's exit status (see luo_drgn.engine); None for --help.
+    return result if isinstance(result, int) else 0

@@ -39,15 +39,17 @@ from .report import (
     render_chunks,
     render_diff,
 )
-from .request import Request, RequestError
+from .request import EXIT_CANNOT_INSPECT, Request, RequestError
 from .target import TargetError, open_target, own_debug_file, target_of
 
 __all__ = (
+    "EXIT_CANNOT_INSPECT",
     "INSPECT_ERRORS",
     "Outcome",
     "Source",
     "decide",
     "exit_status",
+    "failure",
     "inspect_source",
     "open_side",
     "run",
@@ -61,6 +63,24 @@ INSPECT_ERRORS = (
     SavedReportError,
     RequestError,
 )
+
+
+def failure(e: Exception, expected: tuple[type[Exception], ...] = ()) -> tuple[int, str]:
+    """
+    The one error-to-exit mapping of every door (luo-inspect, ``%luo``,
+    ``commands/luo.py``, a scan's records): an exception a request raised,
+    as an exit status and the one line that says why.
+
+    :param expected: the door's own errors that are not bugs (a scan's
+        ScanError, a target of no known kind), shown as they are
+    :return: (:data:`EXIT_CANNOT_INSPECT`, the line): a target that cannot
+        be inspected or a usage error says what is wrong; anything else is a
+        bug in luo-drgn, an "internal error" naming the exception
+    """
+    if isinstance(e, (*INSPECT_ERRORS, *expected)):
+        return EXIT_CANNOT_INSPECT, str(e)
+    return EXIT_CANNOT_INSPECT, f"internal error: {type(e).__name__}: {e}"
+
 
 Progress = Optional[Callable[[str], None]]
 Style = Callable[[str, str], str]

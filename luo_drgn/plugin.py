@@ -134,10 +134,11 @@ def _cmd_luo(
         outcome = engine.run(request, engine.Source(prog=prog))
         for chunk in outcome.chunks:
             sys.stdout.write(chunk)
-    except engine.INSPECT_ERRORS as e:
-        raise CommandError(f"{name}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - a bug in luo-drgn: one line, as luo-inspect's exit 2
-        raise CommandError(f"{name}: internal error: {type(e).__name__}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - one line, as luo-inspect's exit 2
+        prog.cache[_EXIT_STATUS], line = engine.failure(e)
+        raise CommandError(f"{name}: {line}") from (
+            None if isinstance(e, engine.INSPECT_ERRORS) else e
+        )
     prog.cache[_EXIT_STATUS] = outcome.status
     return outcome.value
 

@@ -16,6 +16,7 @@ __all__ = (
     "ALL_COMMANDS",
     "COMMANDS",
     "DIFF_HELP",
+    "EXIT_CANNOT_INSPECT",
     "FORMATS",
     "PREFLIGHT_HELP",
     "Request",
@@ -51,6 +52,12 @@ ALL_COMMANDS = (*COMMANDS, "preflight", "diff")
 SCAN_COMMANDS = ("check", "preflight", "report")
 # The commands that --session narrows.
 SESSION_COMMANDS = ("sessions", "files")
+
+
+# The exit status of a target that cannot be inspected, of a usage error and
+# of a bug in luo-drgn, from every door (0 and 1 are the result's own:
+# luo_drgn.engine.exit_status()).
+EXIT_CANNOT_INSPECT = 2
 
 
 class RequestError(Exception):

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..findings import SEVERITIES
+from ..request import EXIT_CANNOT_INSPECT
 
 __all__ = (
     "RECORD_SCHEMA",
@@ -100,7 +101,7 @@ def error_record(
         target,
         kind,
         command,
-        status=2,
+        status=EXIT_CANNOT_INSPECT,
         verdict="cannot-inspect",
         error=error,
         seconds=seconds,

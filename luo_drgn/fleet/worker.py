@@ -21,7 +21,7 @@ import traceback
 from typing import Any
 
 from .. import engine
-from ..engine import INSPECT_ERRORS, Source
+from ..engine import INSPECT_ERRORS, Source, failure
 from ..findings import ERROR, INFO
 from ..report.document import SCHEMA
 from ..request import Request
@@ -52,15 +52,13 @@ def inspect_job(job: Job) -> dict[str, Any]:
                     else Source(core=str(path), symbols=tuple(job.get("symbols") or ()))
                 )
                 rec = _inspect(target, kind, command, source)
-    except (TargetKindError, *INSPECT_ERRORS) as e:
-        rec = error_record(target, kind, command, str(e))
     except MemoryError:
         rec = error_record(
             target, kind, command, "ran out of memory (the scan's --memory limit per target)"
         )
     except Exception as e:  # noqa: BLE001 - one target's bug must not end the scan
-        rec = error_record(target, kind, command, f"internal error: {type(e).__name__}: {e}")
-        if job.get("verbose"):
+        rec = error_record(target, kind, command, failure(e, (TargetKindError,))[1])
+        if job.get("verbose") and not isinstance(e, (TargetKindError, *INSPECT_ERRORS)):
             traceback.print_exc()
     rec["seconds"] = round(time.monotonic() - started, 3)
     return rec
