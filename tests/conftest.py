@@ -21,10 +21,16 @@ from typing import Any
 
 import pytest
 
-from luo_drgn import examples
-from luo_drgn.analysis import inspect
-from luo_drgn.collector import collect
-from luo_drgn.model import Snapshot, Target
+# Before anything imports luo_drgn.helpers: the helper tests may run on
+# drgn's copy of them (tests/support/helpers_from_drgn.py).
+from tests.support.helpers_from_drgn import alias
+
+alias()
+
+from luo_drgn import examples  # noqa: E402
+from luo_drgn.analysis import inspect  # noqa: E402
+from luo_drgn.collector import collect  # noqa: E402
+from luo_drgn.model import Snapshot, Target  # noqa: E402
 
 TOP = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TOP))

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 
 from luo_drgn import examples
-from tests.support.doors import luo, run
+from tests.support.doors import console_script, luo, run
 from tests.support.fixtures import skip_loudly
 
 TOP = Path(__file__).resolve().parents[2]
@@ -389,8 +389,7 @@ def test_userspace_core(tmp_path: Path) -> None:
 
 def test_luo_inspect_executable() -> None:
     """Would catch: a broken console-script entry point (the installed luo-inspect)."""
-    exe = shutil.which("luo-inspect")
-    assert exe is not None, "the package is not installed (pip install -e .)"
+    exe = console_script("luo-inspect")
     proc = subprocess.run(
         [exe, "--example", "incoming", "report"], capture_output=True, text=True, timeout=120
     )
@@ -401,8 +400,7 @@ def test_luo_inspect_executable() -> None:
 def drgn_run(
     core: str, debug: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("drgn")
-    assert exe is not None
+    exe = console_script("drgn")
     return subprocess.run(
         [exe, "-q", "-c", core, "-s", debug, *args],
         capture_output=True,

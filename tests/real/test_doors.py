@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import luo_drgn.plugin
 from luo_drgn import examples
 from luo_drgn.cli import main
 from luo_drgn.request import ALL_COMMANDS
+from tests.support.doors import console_script
 
 TOP = Path(__file__).resolve().parents[2]
 SCRIPT = str(TOP / "commands" / "luo.py")
@@ -128,8 +128,7 @@ def via_plugin(prog: Any, capsys: pytest.CaptureFixture[str], *args: str) -> tup
 def via_script(ex: examples.Example, *args: str) -> tuple[int, str]:
     if args and args[0] == "diff":
         args = ("diff", "--before", args[1], *args[2:])
-    drgn = shutil.which("drgn")
-    assert drgn is not None
+    drgn = console_script("drgn")
     proc = subprocess.run(
         [drgn, "-q", "-c", str(ex.core), "-s", str(ex.debug[0]), SCRIPT, *args],
         capture_output=True,

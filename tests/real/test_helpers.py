@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import errno
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -104,6 +105,17 @@ def test_the_drgn_layer_imports_only_drgn(module: str) -> None:
     }
     assert not outside
     assert all(name.count(".") == 1 or not name.startswith(".") for name in imported)
+
+
+def test_the_helpers_run_are_the_ones_asked_for() -> None:
+    """Would catch: the run of these tests inside drgn
+    (tests/real/test_helpers_in_drgn.py) testing luo-drgn's own helpers
+    instead of drgn's copies, and so proving nothing."""
+    from tests.support.helpers_from_drgn import VARIABLE
+
+    where = "drgn.helpers.linux." if os.environ.get(VARIABLE) else "luo_drgn.helpers."
+    assert h.luo_for_each_session.__module__.startswith(where)
+    assert sys.modules["luo_drgn.helpers.kho"].__name__.startswith(where)
 
 
 def test_the_drgn_layer_runs_alone(tmp_path: Path) -> None:

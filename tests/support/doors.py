@@ -32,3 +32,16 @@ def luo(prog, command: str):  # type: ignore[no-untyped-def]
     import luo_drgn.plugin  # noqa: F401
 
     return run_command(prog, command, globals={})
+
+
+def console_script(name: str) -> str:
+    """The console script ``name`` of the Python running the tests (its
+    venv's ``bin``), not another Python's found first on PATH."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    assert found is not None, f"{name} is not installed (pip install -e .)"
+    return found
