@@ -29,47 +29,13 @@ from luo_drgn.model import (
 )
 from luo_drgn.report.saved import SavedReportError, load_report
 from tests.support.doors import luo, run
+from tests.support.journey import story
 from vmcores.manifest import guest_events
 
 DIFF_SCHEMA = json.loads(
     resources.files("luo_drgn").joinpath("luo-inspect-diff-1.schema.json").read_text()
 )
 SAVED_BEFORE = examples.DATA / "fixtures" / "journey-after" / "before.json"
-
-
-def story(before: dict[str, Any], after: dict[str, Any]) -> dict[tuple[str, int | None], str]:
-    """The state of each sent (session, token) in the next kernel, from the
-    two guest logs (token None: a session without files)."""
-    arrived = {s["name"]: s for s in after["sessions"] if s["direction"] == "incoming"}
-    out: dict[tuple[str, int | None], str] = {}
-    for s in before["sessions"]:
-        if s["direction"] != "outgoing":
-            continue
-        a = arrived.get(s["name"])
-        for f in s["files"] or [None]:
-            token = f["token"] if f else None
-            if after.get("restore_failed") or a is None:
-                state = "lost"
-            elif a["finished"]:
-                state = "finished"
-            elif token is None:
-                state = "arrived"
-            else:
-                g = next(x for x in a["files"] if x["token"] == token)
-                status = g["retrieve_status"]
-                state = (
-                    "retrieved" if status > 0 else "retrieve-failed" if status < 0 else "arrived"
-                )
-            out[(s["name"], token)] = state
-    # What the kernel before received and did not hand on: its incoming
-    # files never retrieved are gone, the retrieved ones not handed over.
-    for s in before["sessions"]:
-        if s["direction"] == "incoming" and not s["finished"]:
-            for f in s["files"]:
-                out[(s["name"], f["token"])] = (
-                    "not-handed-on" if f["retrieve_status"] == 1 else "lost"
-                )
-    return out
 
 
 def resized(manifest: dict[str, Any]) -> dict[tuple[str, int], int]:

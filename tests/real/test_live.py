@@ -200,7 +200,7 @@ def test_diff_saved_report_against_the_live_kernel(live_run: live.LiveRun) -> No
 
     import jsonschema
 
-    from tests.real.test_diff import story
+    from tests.support.journey import story
 
     rc, out, err = live_run.inspections["diff"]
     assert rc == 0, err

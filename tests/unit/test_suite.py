@@ -28,7 +28,7 @@ def test_mutation_benchmark_equivalents_are_real_candidates() -> None:
     """Would catch: an entry of the mutation benchmark's EQUIVALENT list that
     no longer names a mutant (the code moved or changed), which would
     silently stop excusing anything, or excuse a mutant nobody reviewed."""
-    from tests.bench.bench_mutations import EQUIVALENT, MODULES, mutants_of, sample
+    from tests.support.mutants import EQUIVALENT, MODULES, mutants_of, sample
 
     candidates = [m for path in MODULES for m in mutants_of(path)]
     keys = {(m.path, m.source, m.old.strip(), m.new) for m in candidates}
@@ -40,3 +40,23 @@ def test_mutation_benchmark_equivalents_are_real_candidates() -> None:
     for m in chosen:
         text = (TESTS.parent / m.path).read_text()
         ast.parse(m.apply(text))  # every mutant is still Python
+
+
+def test_test_modules_do_not_import_each_other() -> None:
+    """Would catch: a test module importing another's code (test_live took
+    test_diff's story, test_suite the benchmark's mutants): shared code
+    lives in tests/support, so a module runs and reads on its own."""
+    import ast
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[1]
+    crossing = []
+    for path in sorted(tests.rglob("*.py")):
+        if "support" in path.relative_to(tests).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                ("tests.real", "tests.unit", "tests.bench")
+            ):
+                crossing.append(f"{path.relative_to(tests)}: {node.module}")
+    assert crossing == []
