@@ -11,6 +11,7 @@ under CI (``CI=true``), where that is a failure.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -219,6 +220,35 @@ def pytest_report_collectionfinish(
     if shutil.which("gcore") is None and needs_gdb:
         lines.append("gdb is not installed: 1 test will be SKIPPED (apt-get install gdb)")
     return lines
+
+
+_opened: dict[tuple[str, str], tuple[Any, Target]] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_program_per_example() -> Any:
+    """Door tests run a command on a bundled example hundreds of times;
+    opening it (a core, its debug info indexed) is most of each run.  In
+    this process each example is opened once: the doors get the same
+    Program again, with a fresh Target (the collector writes into it).
+    The open itself stays tested: the first run of each example, and
+    every subprocess test, opens it as luo-inspect does."""
+    from luo_drgn import engine
+
+    real_open = engine.Source.open
+
+    def open_once(self: engine.Source) -> tuple[Any, Target]:
+        if self.example is None or self.prog is not None or self.core or self.symbols:
+            return real_open(self)
+        key = (str(examples.DATA), self.example)
+        if key not in _opened:
+            _opened[key] = real_open(self)
+        prog, target = _opened[key]
+        return prog, copy.deepcopy(target)
+
+    engine.Source.open = open_once  # type: ignore[method-assign]
+    yield
+    engine.Source.open = real_open  # type: ignore[method-assign]
 
 
 _examples: dict[FixtureRef, examples.Example] = {}

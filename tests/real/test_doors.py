@@ -28,7 +28,7 @@ import luo_drgn.plugin
 from luo_drgn import examples
 from luo_drgn.cli import main
 from luo_drgn.request import ALL_COMMANDS
-from tests.support.doors import console_script
+from tests.support.doors import console_script, program, run_script
 
 TOP = Path(__file__).resolve().parents[2]
 SCRIPT = str(TOP / "commands" / "luo.py")
@@ -125,6 +125,15 @@ def via_plugin(prog: Any, capsys: pytest.CaptureFixture[str], *args: str) -> tup
     return luo_drgn.plugin.exit_status(prog), capsys.readouterr().out
 
 
+def via_script_in_process(prog: Any, *args: str) -> tuple[int, str]:
+    """commands/luo.py, in this process (:func:`via_script` runs it under
+    drgn, in one case)."""
+    if args and args[0] == "diff":
+        args = ("diff", "--before", args[1], *args[2:])
+    status, out, _ = run_script(prog, *args)
+    return status, out
+
+
 def via_script(ex: examples.Example, *args: str) -> tuple[int, str]:
     if args and args[0] == "diff":
         args = ("diff", "--before", args[1], *args[2:])
@@ -138,15 +147,6 @@ def via_script(ex: examples.Example, *args: str) -> tuple[int, str]:
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, proc.stdout
-
-
-_programs: dict[str, Any] = {}
-
-
-def program(name: str) -> Any:
-    if name not in _programs:
-        _programs[name] = examples.load(name).program()
-    return _programs[name]
 
 
 def test_every_command_and_status_is_covered() -> None:
@@ -169,7 +169,7 @@ def test_doors_agree(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[s
     got = {
         "luo-inspect": via_luo_inspect(tmp_path, ex, *args),
         "%luo": via_plugin(program(case.fixture), capsys, *args),
-        "commands/luo.py": via_script(ex, *args),
+        "commands/luo.py": via_script_in_process(program(case.fixture), *args),
     }
     assert {door: status for door, (status, _) in got.items()} == dict.fromkeys(got, case.status), (
         case.why
@@ -192,6 +192,24 @@ def test_doors_agree(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[s
         # The guest's retrieve of vm-alpha's 0x101 failed with EOPNOTSUPP.
         failed = [r for r in docs["%luo"]["rows"] if r["state"] == "retrieve-failed"]
         assert [(r["session"], r["token"]) for r in failed] == [("vm-alpha", 0x101)]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if (c.command, c.fixture, c.options) == ("preflight", "doomed", ())],
+    ids=lambda c: c.id,
+)
+def test_the_script_door_under_drgn(case: Case, tmp_path: Path) -> None:
+    """Would catch: commands/luo.py failing where drgn runs it (its import
+    of this checkout, drgn's globals), or exiting otherwise than
+    luo-inspect (it once exited 0 for a refused preflight).  One case in a
+    real drgn process; the others run the script in this one."""
+    ex = examples.load(case.fixture)
+    args = (case.command, "--format", "json", *case.options)
+    status, out = via_script(ex, *args)
+    want_status, want = via_luo_inspect(tmp_path, ex, *args)
+    assert status == want_status == case.status
+    assert _without_target(json.loads(out)) == _without_target(json.loads(want))
 
 
 def test_a_bug_in_the_tool_is_an_internal_error_not_a_finding(

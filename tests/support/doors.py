@@ -45,3 +45,43 @@ def console_script(name: str) -> str:
     found = str(beside) if beside.is_file() else shutil.which(name)
     assert found is not None, f"{name} is not installed (pip install -e .)"
     return found
+
+
+SCRIPT = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "commands" / "luo.py")
+
+
+def run_script(prog, *args: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    """``commands/luo.py`` as drgn runs it (``prog`` in its globals, its
+    arguments in sys.argv), in this process: (exit status, stdout, stderr).
+    A test per door runs it under a real drgn too."""
+    import contextlib
+    import io
+    import runpy
+    import sys
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = [SCRIPT, *args]
+    status: object = "no exit status"
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(SCRIPT, init_globals={"prog": prog}, run_name="__main__")
+    except SystemExit as e:
+        status = e.code
+    finally:
+        sys.argv = argv
+    assert isinstance(status, int), status
+    return status, out.getvalue(), err.getvalue()
+
+
+_programs: dict[str, object] = {}
+
+
+def program(name: str):  # type: ignore[no-untyped-def]
+    """The committed example ``name`` opened once per test process (for
+    the doors that are handed a program: ``%luo``, commands/luo.py)."""
+    from luo_drgn import examples
+
+    if name not in _programs:
+        _programs[name] = examples.load(name).program()
+    return _programs[name]
