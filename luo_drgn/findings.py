@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from .model import Finding
+from .model import Finding, PreservedFile, Session
 
 __all__ = (
     "CODES",
@@ -34,6 +34,7 @@ __all__ = (
     "WARNING",
     "Code",
     "errno_name",
+    "file_finding",
     "finding",
     "readme_table",
 )
@@ -406,6 +407,39 @@ def finding(
     :raises KeyError: for a code the registry does not have
     """
     return Finding(code, _BY_CODE[code].severity, message, session, token, address, direction)
+
+
+class _LuoFile:
+    """:func:`file_finding`'s default address: the file's luo_file."""
+
+
+_LUO_FILE = _LuoFile()
+
+
+def file_finding(
+    code: str,
+    message: str,
+    session: Session,
+    file: PreservedFile,
+    *,
+    address: int | None | _LuoFile = _LUO_FILE,
+) -> Finding:
+    """A finding about one file of a session: :func:`finding`, placed at the
+    session (its name and direction) and the file's token.
+
+    :param address: what the finding points at; default the luo_file
+        (``file.address``)
+    """
+    if isinstance(address, _LuoFile):
+        address = file.address
+    return finding(
+        code,
+        message,
+        session=session.name,
+        direction=session.direction,
+        token=file.token,
+        address=address,
+    )
 
 
 def readme_table() -> str:

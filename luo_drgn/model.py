@@ -125,6 +125,23 @@ class HolderList(Sequence[Holder]):
                 yield Holder("fd", fds[i], _COMMS[fds[i + 1]], fds[i + 2])
                 i += 3
 
+    def runs(self) -> Iterator[Holder | Iterator[tuple[int, str, int]]]:
+        """The holders in order, as a writer of many wants them: each run of
+        fd holders as (pid, process name, fd) tuples, unpacked from the
+        array a run at a time, and each other holder as itself."""
+        fds, comms = self._fds, _COMMS
+        i = position = 0
+        for at, holder in self._others or ():
+            end = i + 3 * (at - position)
+            if end > i:
+                yield zip(
+                    fds[i:end:3], map(comms.__getitem__, fds[i + 1 : end : 3]), fds[i + 2 : end : 3]
+                )
+            i, position = end, at + 1
+            yield holder
+        if i < len(fds):
+            yield zip(fds[i::3], map(comms.__getitem__, fds[i + 1 :: 3]), fds[i + 2 :: 3])
+
     @overload
     def __getitem__(self, index: int) -> Holder: ...
 

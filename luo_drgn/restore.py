@@ -25,7 +25,7 @@ import errno
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .findings import errno_name, finding
+from .findings import errno_name, file_finding, finding
 from .helpers.kho import KHO_MAX_BLOCKS
 from .model import (
     Finding,
@@ -235,16 +235,14 @@ def _next_kernel(snap: Snapshot, handover: Handover) -> Iterator[Finding]:
     # memfd_luo_freeze(): WARN_ON_ONCE(!args->serialized_data), -EINVAL; the
     # freeze rolls back and reboot() fails: there is no next kernel.
     refused = [
-        finding(
+        file_finding(
             "kexec-will-fail",
             f"the kexec will be refused: memfd_luo_freeze() refuses session {s.name!r} "
             f"token {f.token:#x}, which has no serialized state (serialized_data 0), so "
             "luo_session_serialize() rolls back and reboot() returns EINVAL "
             f'("luo: Freeze failed for token[{f.token:#x}] handler[{f.handler}] err[-22]")',
-            session=s.name,
-            direction=s.direction,
-            token=f.token,
-            address=f.address,
+            s,
+            f,
         )
         for s in snap.sessions
         if s.direction == "outgoing"
@@ -469,15 +467,14 @@ def _memfd_retrieves(snap: Snapshot) -> Iterator[Finding]:
                 continue
             seals = f.memfd.get("seals", 0)
             if seals & ~MEMFD_LUO_ALL_SEALS:
-                yield finding(
+                yield file_finding(
                     "retrieve-will-fail",
                     f"in {where}, retrieving token {f.token:#x} of session {s.name!r} will "
                     f"fail with EOPNOTSUPP: its serialized memfd state has seals {seals:#x}, "
                     f"and memfd_luo_retrieve() accepts only {MEMFD_LUO_ALL_SEALS:#x}; the "
                     "file's contents are lost, the session's other files are not",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
+                    s,
+                    f,
                     address=f.serialized_data,
                 )
 
@@ -497,16 +494,15 @@ def _seals_added(snap: Snapshot) -> Iterator[Finding]:
             handed = f.memfd["seals"]
             added = f.seals & ~handed
             if added:
-                yield finding(
+                yield file_finding(
                     "seals-not-handed-over",
                     f"session {s.name!r} token {f.token:#x}: its memfd has seals {f.seals:#x} "
                     f"now, and its serialized state hands over {handed:#x}: "
                     "memfd_luo_preserve() recorded the seals once and memfd_luo_freeze() "
                     f"updates only the position, so in the next kernel the seals {added:#x} "
                     "(added after preserve, F_ADD_SEALS) are gone",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
+                    s,
+                    f,
                     address=f.serialized_data,
                 )
 

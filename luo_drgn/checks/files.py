@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from ..derive import _explained_by, retrieving
 from ..findings import (
     errno_name,
+    file_finding,
     finding,
 )
 from ..freeze import preserving
@@ -26,24 +27,22 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             if f.file is None or f.refcount is None or f.explained_refs is None:
                 continue
             if f.refcount == -2:
-                yield finding(
+                yield file_finding(
                     "corrupt-structure",
                     f"{_where(s, f)}: struct file {f.file:#x}'s reference count is in "
                     "file_ref's saturation zone: it is pinned and never freed, and its "
                     "references cannot be accounted",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
+                    s,
+                    f,
                     address=f.file,
                 )
             elif f.refcount < 0:
-                yield finding(
+                yield file_finding(
                     "corrupt-structure",
                     f"{_where(s, f)}: struct file {f.file:#x} is released (dead) but "
                     "LUO still points to it",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
+                    s,
+                    f,
                     address=f.file,
                 )
             elif (
@@ -54,52 +53,48 @@ def check_references(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                 # Live: gone when read again, a syscall's temporary fget().
                 # (A file still alive has at least LUO's reference; -1 and
                 # -2 are released and saturated counts, no verdict.)
-                yield finding(
+                yield file_finding(
                     "transient-file-reference",
                     f"{_where(s, f)}: struct file {f.file:#x} had {f.refcount} "
                     f"references and {f.explained_refs} holders, then "
                     f"{f.refcount_reread} when read again: a temporary reference "
                     "(a system call using the file), not a leak",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
+                    s,
+                    f,
                     address=f.file,
                 )
             elif f.refcount > f.explained_refs and snap.holders_not_in_dump:
                 # The holders the dump lacks may account for it: no verdict.
-                yield finding(
+                yield file_finding(
                     "not-in-dump",
                     f"cannot verify {_where(s, f)}: struct file {f.file:#x} has "
                     f"{f.refcount} references, {f.explained_refs} explained by "
                     f"{_explained_by(f)}; the others may be held by what the dump lacks: "
                     + ", ".join(snap.holders_not_in_dump),
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
+                    s,
+                    f,
                     address=f.file,
                 )
             elif f.refcount > f.explained_refs:
                 extra = f.refcount - f.explained_refs
-                yield finding(
+                yield file_finding(
                     "leaked-file-reference",
                     f"{_where(s, f)}: struct file {f.file:#x} has {f.refcount} "
                     f"references, {f.explained_refs} explained by "
                     f"{_explained_by(f)}: {extra} unexplained; "
                     f"not scanned: {_unscanned(snap)}",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
+                    s,
+                    f,
                     address=f.file,
                 )
             elif f.refcount < f.explained_refs:
-                yield finding(
+                yield file_finding(
                     "missing-file-reference",
                     f"{_where(s, f)}: struct file {f.file:#x} has {f.refcount} "
                     f"references but {f.explained_refs} holders: "
                     "an underflow, use-after-free risk",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
+                    s,
+                    f,
                     address=f.file,
                 )
 
@@ -109,13 +104,11 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         if s.direction == "outgoing":
             for f in s.files:
                 if f.file is None:
-                    yield finding(
+                    yield file_finding(
                         "corrupt-structure",
                         f"{_where(s, f)}: an outgoing luo_file with no struct file",
-                        session=s.name,
-                        direction=s.direction,
-                        token=f.token,
-                        address=f.address,
+                        s,
+                        f,
                     )
             continue
         if not s.retrieved:
@@ -129,53 +122,43 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             )
         for f in s.files:
             if f.retrieve_status > 0 and f.file is None:
-                yield finding(
+                yield file_finding(
                     "retrieve-inconsistent",
                     f"{_where(s, f)}: retrieved but has no struct file",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
-                    address=f.address,
+                    s,
+                    f,
                 )
             elif retrieving(s, f):
                 owner = f.mutex_owner or (0, "?")
-                yield finding(
+                yield file_finding(
                     "retrieve-in-progress",
                     f"{_where(s, f)}: a retrieve is in progress (luo_retrieve_file() holds "
                     f"the luo_file's mutex, {owner[0]}/{owner[1]}, between setting file and "
                     "retrieve_status): not an inconsistency; on a live target, read again",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
-                    address=f.address,
+                    s,
+                    f,
                 )
             elif f.retrieve_status <= 0 and f.file is not None:
-                yield finding(
+                yield file_finding(
                     "retrieve-inconsistent",
                     f"{_where(s, f)}: never retrieved but points to struct file {f.file:#x}",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
-                    address=f.address,
+                    s,
+                    f,
                 )
             if f.retrieve_status < 0:
-                yield finding(
+                yield file_finding(
                     "retrieve-failed",
                     f"{_where(s, f)}: retrieve failed with "
                     f"{errno_name(f.retrieve_status)} (kept: later retrieves fail too)",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
-                    address=f.address,
+                    s,
+                    f,
                 )
             elif f.retrieve_status == 0 and s.retrieved and f.file is None:
-                yield finding(
+                yield file_finding(
                     "not-retrieved",
                     f"{_where(s, f)} has not been retrieved",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
-                    address=f.address,
+                    s,
+                    f,
                 )
         yield from _finish_discards(s)
     for p in snap.pending_incoming:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from ..derive import retrieving
 from ..findings import (
+    file_finding,
     finding,
 )
 from ..freeze import preserving
@@ -208,13 +209,11 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         for f in s.files:
             w = written.pop(f.token, None)
             if w is None:
-                yield finding(
+                yield file_finding(
                     "serialization-mismatch",
                     f"{_where(s, f)} was not serialized",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
-                    address=f.address,
+                    s,
+                    f,
                 )
                 continue
             diffs = []
@@ -223,13 +222,11 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
             if w.data != f.serialized_data:
                 diffs.append(f"data {w.data:#x} written, {f.serialized_data:#x} in memory")
             if diffs:
-                yield finding(
+                yield file_finding(
                     "serialization-mismatch",
                     f"{_where(s, f)}: " + "; ".join(diffs),
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
-                    address=f.address,
+                    s,
+                    f,
                 )
         for token in written:
             yield finding(
@@ -280,12 +277,11 @@ def check_preserved_index(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         )
     for addr in sorted(set(in_lists) - indexed):
         s, f = in_lists[addr]
-        yield finding(
+        yield file_finding(
             "preserved-index-mismatch",
             f"{_where(s, f)}: struct file {addr:#x} is missing from luo_preserved_files",
-            session=s.name,
-            direction=s.direction,
-            token=f.token,
+            s,
+            f,
             address=addr,
         )
 
@@ -294,12 +290,11 @@ def check_handlers(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for s in snap.sessions:
         for f in s.files:
             if not f.handler_registered:
-                yield finding(
+                yield file_finding(
                     "unknown-handler",
                     f"{_where(s, f)}: handler {f.handler_address:#x} is not on "
                     "luo_file_handler_list",
-                    session=s.name,
-                    direction=s.direction,
-                    token=f.token,
+                    s,
+                    f,
                     address=f.handler_address,
                 )

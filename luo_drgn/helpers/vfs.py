@@ -91,6 +91,7 @@ class FileRow(NamedTuple):
     inode: int  # file->f_inode
     mnt: int  # file->f_path.mnt
     dentry: int  # file->f_path.dentry
+    nlink: int  # inode->i_nlink: 0 for an unlinked file, as memfds are
     seals: int | None = None  # memfd_luo_file_seals(), when asked for
 
 
@@ -115,7 +116,12 @@ def file_row(prog: Program, file: int, seals: bool = False) -> FileRow:
     refcount = _file_ref_count(raw_count) if file_ref else raw_count
     if seals and f_op == _shmem_fops(prog):
         info = _fields(
-            prog, "struct shmem_inode_info", "seals", "vfs_inode.i_ino", "vfs_inode.i_size"
+            prog,
+            "struct shmem_inode_info",
+            "seals",
+            "vfs_inode.i_ino",
+            "vfs_inode.i_size",
+            "vfs_inode.i_nlink",
         )
         try:
             at = prog.cache["luo_drgn_shmem_vfs_inode"]
@@ -124,10 +130,10 @@ def file_row(prog: Program, file: int, seals: bool = False) -> FileRow:
                 prog.type("struct shmem_inode_info"), "vfs_inode"
             )
         # container_of(inode, struct shmem_inode_info, vfs_inode)
-        sealed, ino, size = info.read(prog, inode - at)
-        return FileRow(refcount, ino, size, f_op, inode, mnt, dentry, sealed)
-    ino, size = _fields(prog, "struct inode", "i_ino", "i_size").read(prog, inode)
-    return FileRow(refcount, ino, size, f_op, inode, mnt, dentry)
+        sealed, ino, size, nlink = info.read(prog, inode - at)
+        return FileRow(refcount, ino, size, f_op, inode, mnt, dentry, nlink, sealed)
+    ino, size, nlink = _fields(prog, "struct inode", "i_ino", "i_size", "i_nlink").read(prog, inode)
+    return FileRow(refcount, ino, size, f_op, inode, mnt, dentry, nlink)
 
 
 def _shm_mnt(prog: Program) -> int | None:
@@ -166,9 +172,8 @@ def file_fd_path(file: Object, row: FileRow | None = None) -> bytes:
             prog, "struct dentry", "d_parent", "d_name.len", "d_name.name"
         ).read(prog, row.dentry)
         if parent == row.dentry:
-            (nlink,) = _fields(prog, "struct inode", "i_nlink").read(prog, row.inode)
             path = b"/" + bytes(prog.read(name, length))
-            return path + b" (deleted)" if nlink == 0 else path
+            return path + b" (deleted)" if row.nlink == 0 else path
     path = d_path(file.f_path.address_of_())
     if path.startswith(b"["):
         path = b"/" + file.f_path.dentry.d_name.name.string_()

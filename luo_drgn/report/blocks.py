@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
-from tabulate import tabulate
-
 __all__ = (
     "Cell",
     "Fields",
@@ -134,6 +132,10 @@ def render_page(
         if not rows:
             out.extend(["(none)", ""])
             return
+        # Imported here: a JSON report draws no table, and tabulate is a
+        # tenth of luo-inspect's start-up.
+        from tabulate import tabulate
+
         out.extend([tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True), ""])
 
     for block in page.blocks:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from luo_drgn.model import Snapshot
-from luo_drgn.report.document import TEXT_ONLY, document, from_document
-from luo_drgn.report.saved import load_report
+from luo_drgn.report.document import TEXT_ONLY, document
+from luo_drgn.report.saved import from_document, load_report
 
 
 def written(snap: Snapshot) -> dict[str, Any]:

@@ -547,6 +547,7 @@ def test_block_readers_read_what_the_helpers_read(prog: drgn.Program) -> None:
                     file.f_inode.value_(),
                     file.f_path.mnt.value_(),
                     file.f_path.dentry.value_(),
+                    file.f_inode.i_nlink.value_(),
                     None,  # seals: not asked for
                 )
                 # With the seals, read with the inode from shmem_inode_info.
