@@ -208,9 +208,10 @@ def luo_incoming_present(prog: Program) -> bool:
 def _local_statics(prog: Program) -> dict[str, Object] | None:
     """luo_session_deserialize()'s function-local statics, found by symbol:
     the compiler names them is_deserialized.N and saved_err.N (prog[...]
-    does not find locals).  Another function may have a saved_err of its
-    own: the one taken is the nearest to is_deserialized, as the statics of
-    one function are laid out together."""
+    does not find locals).  Read only when the symbol table has exactly one
+    of each: were another function to have a saved_err of its own, nothing
+    in the symbol table would say which is luo_session_deserialize()'s, and
+    a guess could report a failed deserialization as a success."""
     try:
         cached: dict[str, Object] | None = prog.cache["luo_drgn_deserialize_statics"]
         return cached
@@ -222,9 +223,8 @@ def _local_statics(prog: Program) -> dict[str, Object] | None:
         if base in found and suffix.isdigit() and sym.kind == drgn.SymbolKind.OBJECT:
             found[base].append(sym)
     out: dict[str, Object] | None = None
-    if len(found["is_deserialized"]) == 1 and found["saved_err"]:
-        flag = found["is_deserialized"][0]
-        err = min(found["saved_err"], key=lambda s: abs(s.address - flag.address))
+    if len(found["is_deserialized"]) == 1 and len(found["saved_err"]) == 1:
+        (flag,), (err,) = found["is_deserialized"], found["saved_err"]
         out = {
             "is_deserialized": Object(prog, "bool", address=flag.address),
             "saved_err": Object(prog, "int", address=err.address),

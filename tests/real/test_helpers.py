@@ -118,6 +118,26 @@ def test_the_helpers_run_are_the_ones_asked_for() -> None:
     assert sys.modules["luo_drgn.helpers.kho"].__name__.startswith(where)
 
 
+def test_luo_deserialize_status_reads_only_an_unambiguous_static() -> None:
+    """Would catch: luo_session_deserialize()'s saved_err taken by a guess
+    when the symbol table has two candidates: nearest by address, another
+    function's saved_err.7 planted beside it read 0 (success) where the
+    kernel kept -EINVAL.  With two, the status is unknown (None)."""
+    prog = examples.load("deserialize-failed").program()
+    assert h.luo_deserialize_status(prog) == (True, -errno.EINVAL)
+    (real,) = [s for s in prog.symbols() if s.name.startswith("saved_err.")]
+    prog = examples.load("deserialize-failed").program()
+
+    def another(p: drgn.Program, name: Any, address: Any, one: bool) -> list[drgn.Symbol]:
+        if name in (None, "saved_err.7") and address is None:
+            kind, binding = drgn.SymbolKind.OBJECT, drgn.SymbolBinding.LOCAL
+            return [drgn.Symbol("saved_err.7", real.address + 8, 4, binding, kind)]
+        return []
+
+    prog.register_symbol_finder("another", another, enable_index=0)
+    assert h.luo_deserialize_status(prog) is None
+
+
 def test_the_drgn_layer_runs_alone(tmp_path: Path) -> None:
     """The helpers copied out, with luo_drgn made unimportable, walk a real
     core: the drgn layer needs no other file of the tool."""
