@@ -37,6 +37,7 @@ __all__ = (
     "file_finding",
     "finding",
     "readme_table",
+    "session_finding",
 )
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -439,6 +440,19 @@ def file_finding(
         direction=session.direction,
         token=file.token,
         address=address,
+    )
+
+
+def session_finding(code: str, message: str, session: Session) -> Finding:
+    """A finding about a session as a whole: :func:`finding`, placed at the
+    session (its name, direction and address)."""
+    return finding(
+        code,
+        message,
+        session=session.name,
+        direction=session.direction,
+        token=None,
+        address=session.address,
     )
 
 

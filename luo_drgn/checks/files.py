@@ -14,6 +14,7 @@ from ..findings import (
     errno_name,
     file_finding,
     finding,
+    session_finding,
 )
 from ..freeze import preserving
 from ..holders import NEVER_SCANNED
@@ -112,13 +113,10 @@ def check_retrieve(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
                     )
             continue
         if not s.retrieved:
-            yield finding(
+            yield session_finding(
                 "not-retrieved",
                 f"{_where(s)} ({len(s.files)} files) has not been retrieved",
-                session=s.name,
-                direction=s.direction,
-                token=None,
-                address=s.address,
+                s,
             )
         for f in s.files:
             if f.retrieve_status > 0 and f.file is None:
@@ -199,14 +197,11 @@ def check_finished(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for s in snap.sessions:
         if s.finished and (s.files or s.file_count):
             n = max(len(s.files), s.file_count)
-            yield finding(
+            yield session_finding(
                 "finished-still-held",
                 f"{_where(s)} is finished (luo_file_finish() destroyed its block set) but still "
                 f"holds {n} luo_file(s): they were never finished nor freed",
-                session=s.name,
-                direction=s.direction,
-                token=None,
-                address=s.address,
+                s,
             )
 
 

@@ -14,6 +14,7 @@ from ..derive import retrieving
 from ..findings import (
     file_finding,
     finding,
+    session_finding,
 )
 from ..freeze import preserving
 from ..model import Finding, PreservedFile, Session, Snapshot
@@ -138,14 +139,11 @@ def check_duplicate_session_names(snap: Snapshot, notes: Notes) -> Iterator[Find
     for s in snap.sessions:
         key = (s.direction, s.name)
         if key in seen:
-            yield finding(
+            yield session_finding(
                 "duplicate-session-name",
                 f"two {s.direction} sessions are named {s.name!r} "
                 f"({seen[key].address:#x}, {s.address:#x})",
-                session=s.name,
-                direction=s.direction,
-                token=None,
-                address=s.address,
+                s,
             )
         seen[key] = s
 
@@ -169,14 +167,11 @@ def check_counts(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
         if not s.files_complete:
             notes.append(f"file count of {_where(s)} not checked: the list walk stopped early")
         elif s.file_count != len(s.files):
-            yield finding(
+            yield session_finding(
                 "file-count-mismatch",
                 f"{_where(s)}: file set count is {s.file_count}, its list has "
                 f"{len(s.files)} luo_files",
-                session=s.name,
-                direction=s.direction,
-                token=None,
-                address=s.address,
+                s,
             )
 
 
@@ -188,13 +183,10 @@ def check_serialization(snap: Snapshot, notes: Notes) -> Iterator[Finding]:
     for s in live:
         entry = ser.pop(s.name, None)
         if entry is None:
-            yield finding(
+            yield session_finding(
                 "serialization-mismatch",
                 f"{_where(s)} is not in the serialized session entries",
-                session=s.name,
-                direction=s.direction,
-                token=None,
-                address=s.address,
+                s,
             )
             continue
         if entry.file_count != len(entry.files):
