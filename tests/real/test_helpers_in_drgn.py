@@ -18,6 +18,12 @@ from luo_drgn import helpers
 from tests.support.helpers_from_drgn import SOURCE, VARIABLE, modules
 
 TOP = Path(__file__).resolve().parents[2]
+# The helper tests: the layer's, one module a helper module, the walks'.
+HELPER_TESTS = sorted(
+    str(p.relative_to(TOP))
+    for p in (TOP / "tests" / "real").glob("test_helpers*.py")
+    if p.name != Path(__file__).name
+) + ["tests/real/test_walk.py"]
 LISTING = (
     "import json, drgn, drgn.helpers.linux as linux; "
     "print(json.dumps([drgn.__file__, sorted(linux.__all__)]))"
@@ -62,7 +68,7 @@ def test_the_helpers_merge_into_drgn(tmp_path: Path) -> None:
     assert set(merged) - set(original) == set(helpers.__all__)
     assert set(original) <= set(merged)
 
-    # The helper tests, on the committed fixtures, with luo_drgn.helpers
+    # The helper tests (HELPER_TESTS), on the committed fixtures, with luo_drgn.helpers
     # made drgn's copies (tests/support/helpers_from_drgn.py).
     env = dict(os.environ, PYTHONPATH=str(site), LUO_DRGN_COMMITTED_ONLY="1")
     env[VARIABLE] = "1"
@@ -76,8 +82,7 @@ def test_the_helpers_merge_into_drgn(tmp_path: Path) -> None:
             "no:cacheprovider",
             "-p",
             "no:xdist",
-            "tests/real/test_helpers.py",
-            "tests/real/test_walk.py",
+            *HELPER_TESTS,
         ],
         cwd=TOP,
         env=env,

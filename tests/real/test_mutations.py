@@ -41,7 +41,7 @@ MUTATIONS = (
         "            # Handed over with no files: nothing was restored to destroy.\n"
         "            return None\n",
         "            return True\n",
-        ("tests/real/test_helpers.py", "-k", "finished"),
+        ("tests/real/test_helpers_liveupdate.py", "-k", "finished"),
     ),
     Mutation(
         "cycle detection deleted from the list walk",

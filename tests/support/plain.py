@@ -161,3 +161,18 @@ def sessions_handed_over(manifest: dict[str, Any]) -> bool:
         return False
     before = events[starts[-2] : starts[-1]]
     return any(e["op"] == "create_session" and e.get("result") == "OK" for e in before)
+
+
+def all_luo_files(prog: drgn.Program) -> list[drgn.Object]:
+    """Every luo_file, outgoing sessions first, by plain drgn."""
+    return [f for d in ("outgoing", "incoming") for s in sessions(prog, d) for f in files(s)]
+
+
+def expected_files(expected: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every file the guest logged, in :func:`all_luo_files`' order."""
+    return [
+        f
+        for d in ("outgoing", "incoming")
+        for s in expected_sessions(expected, d)
+        for f in s["files"]
+    ]
