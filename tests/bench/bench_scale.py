@@ -17,7 +17,8 @@ system call (under TCG: a smaller N).
     python tests/bench/bench_scale.py [--files 10000 [--files 100000]] [--rounds 5]
                                 [--kernel full|luo] [--live 1000] [--format text|json]
 
-Before timing, each tool's counts are checked against the guest's own log
+luo_drgn is byte-compiled first, as ``pip install`` leaves it.  Before
+timing, each tool's counts are checked against the guest's own log
 (sessions and preserved files) and against each other (sessions, files,
 references), and luo-inspect must find no error, so the ratios compare runs
 that read the same healthy state.  Peak RSS is each child's own (wait4), which
@@ -325,6 +326,13 @@ def main() -> None:
     if args.inside:
         inside(args.rounds, kernel)
         return
+    # As an install runs it: pip byte-compiles luo_drgn's modules, which an
+    # editable install under PYTHONDONTWRITEBYTECODE=1 never has, and every
+    # run then compiles its sixty modules again (drgn's, the floor's only
+    # import, came compiled from its wheel).
+    import compileall
+
+    compileall.compile_dir(str(TOP / "luo_drgn"), quiet=1)
     results = []
     for files in args.files or [10_000]:
         core, logged = scale_core(files, kernel, args.regenerate)
