@@ -50,7 +50,7 @@ class Words:
     def cached(cls, prog: Program) -> Words:
         """:meth:`of`, once per program."""
         try:
-            words: Words = prog.cache["luo_drgn_words"]
+            words: Words = prog.cache["pointer_words"]
         except KeyError:
-            words = prog.cache["luo_drgn_words"] = cls.of(prog)
+            words = prog.cache["pointer_words"] = cls.of(prog)
         return words

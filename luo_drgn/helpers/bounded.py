@@ -367,7 +367,7 @@ class _Fields:
 
 
 def _fields(prog: Program, type: str, *members: str) -> _Fields:
-    key = ("luo_drgn_fields", type, members)
+    key = ("struct_member_fields", type, members)
     try:
         fields: _Fields = prog.cache[key]
     except KeyError:

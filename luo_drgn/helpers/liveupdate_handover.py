@@ -360,7 +360,7 @@ def memfd_luo_ser_scalars(prog: Program, serialized_data: int) -> dict[str, Any]
     if not serialized_data:
         return None
     try:
-        names = prog.cache["luo_drgn_memfd_ser_members"]
+        names = prog.cache["memfd_luo_ser_members"]
     except KeyError:
         try:
             t = prog.type("struct memfd_luo_ser")
@@ -373,7 +373,7 @@ def memfd_luo_ser_scalars(prog: Program, serialized_data: int) -> dict[str, Any]
                 if m.name is not None
                 and m.type.unaliased_kind() in (TypeKind.INT, TypeKind.BOOL, TypeKind.ENUM)
             )
-        prog.cache["luo_drgn_memfd_ser_members"] = names
+        prog.cache["memfd_luo_ser_members"] = names
     if names is None:
         return None
     values = _fields(prog, "struct memfd_luo_ser", *names).read(

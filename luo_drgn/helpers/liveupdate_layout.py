@@ -106,7 +106,7 @@ _EXPECTED = {
 
 
 def _probe(prog: Program, feature: str, probe: Callable[[], bool]) -> bool:
-    key = "luo_drgn_has_" + feature
+    key = "luo_has_" + feature
     try:
         found: bool = prog.cache[key]
     except KeyError:
@@ -130,14 +130,16 @@ def _has_symbol(prog: Program, name: str) -> bool:
 
 
 def _has_file_set(prog: Program) -> bool:
-    # Linux 6.19 grouped a session's files in struct luo_file_set; the v6
-    # series (November 2025) hung them on session->files_list.
+    # Since Linux 6.19, a session's files are in a struct luo_file_set.
+    # Before (the v6 series of November 2025), they hung on
+    # session->files_list.
     return _probe(prog, "file_set", lambda: _has_member(prog, "struct luo_session", "file_set"))
 
 
 def _retrieve_field(prog: Program) -> str | None:
-    # The 6.19.y stable backport and Linux 7.0 turned "bool retrieved" into
+    # Since Linux 7.0 (and the 6.19.y stable backport), struct luo_file has
     # "int retrieve_status", which keeps a failed retrieve's errno too.
+    # Before, it had "bool retrieved".
     if _probe(
         prog,
         "retrieve_status",
@@ -150,28 +152,32 @@ def _retrieve_field(prog: Program) -> str | None:
 
 
 def _has_block_sets(prog: Program) -> bool:
-    # Linux 7.2 replaced the contiguous serialization arrays (and the FDT)
-    # with linked KHO block sets.
+    # Since Linux 7.2, sessions and files are serialized in linked KHO block
+    # sets.  Before, they were in contiguous arrays (and an FDT).
     return _probe(prog, "block_sets", lambda: _has_member(prog, "struct luo_file_set", "block_set"))
 
 
 def _has_preserved_xarray(prog: Program) -> bool:
-    # Linux 7.1 indexes preserved files in the luo_preserved_files xarray.
+    # Since Linux 7.1, preserved files are indexed in the
+    # luo_preserved_files xarray.
     return _probe(prog, "preserved_xarray", lambda: _has_symbol(prog, "luo_preserved_files"))
 
 
 def _has_flbs(prog: Program) -> bool:
-    # File-Lifecycle-Bound objects: the 6.19.y stable backport and Linux 7.0.
+    # Since Linux 7.0 (and the 6.19.y stable backport), LUO has
+    # File-Lifecycle-Bound objects.
     return _probe(prog, "flbs", lambda: _has_symbol(prog, "luo_flb_global"))
 
 
 def _has_serialize_rwsem(prog: Program) -> bool:
-    # Linux 7.2 freezes the sessions under luo_session_serialize_rwsem.
+    # Since Linux 7.2, the sessions are frozen under
+    # luo_session_serialize_rwsem.
     return _probe(prog, "serialize_rwsem", lambda: _has_symbol(prog, "luo_session_serialize_rwsem"))
 
 
 def _has_file_ref(prog: Program) -> bool:
-    # Linux 6.13 ("fs: add file_ref") made struct file's count a file_ref_t.
+    # Since Linux 6.13 ("fs: add file_ref"), struct file's count is a
+    # file_ref_t.
     return _probe(prog, "file_ref", lambda: _has_member(prog, "struct file", "f_ref"))
 
 
@@ -229,8 +235,8 @@ def luo_layout(prog: Program) -> Layout:
         differs from it
     """
     try:
-        cached: Layout = prog.cache["luo_drgn_layout"]
+        cached: Layout = prog.cache["luo_layout"]
         return cached
     except KeyError:
-        layout = prog.cache["luo_drgn_layout"] = _probe_layout(prog)
+        layout = prog.cache["luo_layout"] = _probe_layout(prog)
         return layout

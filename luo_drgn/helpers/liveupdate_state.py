@@ -136,9 +136,9 @@ def _rwsem_write_locked(sem: Object) -> bool:
     """
     prog = sem.prog_
     try:
-        rt: bool = prog.cache["luo_drgn_rwsem_rt"]
+        rt: bool = prog.cache["rwsem_rt"]
     except KeyError:
-        rt = prog.cache["luo_drgn_rwsem_rt"] = prog.type("struct rw_semaphore").has_member("rwbase")
+        rt = prog.cache["rwsem_rt"] = prog.type("struct rw_semaphore").has_member("rwbase")
     if rt:
         readers = int(sem.rwbase.readers.counter.value_()) & 0xFFFFFFFF
         return readers == _RWBASE_WRITER_BIAS
@@ -213,7 +213,7 @@ def _local_statics(prog: Program) -> dict[str, Object] | None:
     in the symbol table would say which is luo_session_deserialize()'s, and
     a guess could report a failed deserialization as a success."""
     try:
-        cached: dict[str, Object] | None = prog.cache["luo_drgn_deserialize_statics"]
+        cached: dict[str, Object] | None = prog.cache["luo_session_deserialize_statics"]
         return cached
     except KeyError:
         pass
@@ -229,7 +229,7 @@ def _local_statics(prog: Program) -> dict[str, Object] | None:
             "is_deserialized": Object(prog, "bool", address=flag.address),
             "saved_err": Object(prog, "int", address=err.address),
         }
-    prog.cache["luo_drgn_deserialize_statics"] = out
+    prog.cache["luo_session_deserialize_statics"] = out
     return out
 
 

@@ -70,13 +70,13 @@ def _shmem_fops(prog: Program) -> int | None:
     """The address of ``shmem_file_operations`` (memfds outside hugetlbfs
     use it), cached; None without shmem."""
     try:
-        return prog.cache["luo_drgn_shmem_fops"]  # type: ignore[no-any-return]
+        return prog.cache["shmem_file_operations"]  # type: ignore[no-any-return]
     except KeyError:
         try:
             fops: int | None = prog["shmem_file_operations"].address_
         except LookupError:
             fops = None
-        prog.cache["luo_drgn_shmem_fops"] = fops
+        prog.cache["shmem_file_operations"] = fops
         return fops
 
 
@@ -124,9 +124,9 @@ def file_row(prog: Program, file: int, seals: bool = False) -> FileRow:
             "vfs_inode.i_nlink",
         )
         try:
-            at = prog.cache["luo_drgn_shmem_vfs_inode"]
+            at = prog.cache["shmem_inode_info_vfs_inode"]
         except KeyError:
-            at = prog.cache["luo_drgn_shmem_vfs_inode"] = offsetof(
+            at = prog.cache["shmem_inode_info_vfs_inode"] = offsetof(
                 prog.type("struct shmem_inode_info"), "vfs_inode"
             )
         # container_of(inode, struct shmem_inode_info, vfs_inode)
@@ -140,13 +140,13 @@ def _shm_mnt(prog: Program) -> int | None:
     """The address of ``shm_mnt``, the internal mount memfds live on
     (cached); None without shmem."""
     try:
-        return prog.cache["luo_drgn_shm_mnt"]  # type: ignore[no-any-return]
+        return prog.cache["shm_mnt"]  # type: ignore[no-any-return]
     except KeyError:
         try:
             shm_mnt: int | None = prog["shm_mnt"].value_()
         except (LookupError, FaultError):
             shm_mnt = None
-        prog.cache["luo_drgn_shm_mnt"] = shm_mnt
+        prog.cache["shm_mnt"] = shm_mnt
         return shm_mnt
 
 
