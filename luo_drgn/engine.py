@@ -15,6 +15,8 @@ the same for every door:
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,11 +178,27 @@ def _loaded_kernel(prog: Program, snap: Snapshot, directories: Sequence[Path]) -
     payload, image.payload = image.payload, None  # megabytes: read once
     own = own_debug_file(prog)
     known = {snap.target.build_id: own} if snap.target.build_id and own else {}
+    # Unpacking and reading a kernel takes most of a second: a drgn session
+    # that runs %luo again on the same program reads the same payload again
+    # (a live kernel may have loaded another: the key is the payload's hash).
+    key = (
+        "luo_loaded_kernel",
+        hashlib.sha256(payload).digest(),
+        tuple(map(str, directories)),
+        tuple((k, tuple(v)) for k, v in known.items()),
+    )
     try:
-        return read_loaded_kernel(payload, directories, known)
-    except NextKernelError as e:
-        image.payload_note = str(e)
+        read: NextKernel | str = prog.cache[key]
+    except KeyError:
+        try:
+            read = read_loaded_kernel(payload, directories, known)
+        except NextKernelError as e:
+            read = str(e)
+        prog.cache[key] = read
+    if isinstance(read, str):
+        image.payload_note = read
         return None
+    return copy.deepcopy(read)
 
 
 def _check_given(given: NextKernel, loaded: NextKernel | None, snap: Snapshot) -> None:

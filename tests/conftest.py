@@ -222,15 +222,15 @@ def pytest_report_collectionfinish(
     return lines
 
 
-_opened: dict[tuple[str, str], tuple[Any, Target]] = {}
+_opened: dict[tuple[Any, ...], tuple[Any, Target]] = {}
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_program_per_example() -> Any:
-    """Door tests run a command on a bundled example hundreds of times;
-    opening it (a core, its debug info indexed) is most of each run.  In
-    this process each example is opened once: the doors get the same
-    Program again, with a fresh Target (the collector writes into it).
+    """Door tests run a command on a bundled example or a committed core
+    hundreds of times; opening it (a core, its debug info indexed) is most
+    of each run.  In this process each is opened once: the doors get the
+    same Program again, with a fresh Target (the collector writes into it).
     The open itself stays tested: the first run of each example, and
     every subprocess test, opens it as luo-inspect does."""
     from luo_drgn import engine
@@ -238,9 +238,16 @@ def _one_program_per_example() -> Any:
     real_open = engine.Source.open
 
     def open_once(self: engine.Source) -> tuple[Any, Target]:
-        if self.example is None or self.prog is not None or self.core or self.symbols:
-            return real_open(self)
-        key = (str(examples.DATA), self.example)
+        if self.prog is not None or (self.example is None and self.core is None):
+            return real_open(self)  # a program already, or the running kernel
+        if self.example is not None:
+            key: tuple[Any, ...] = (str(examples.DATA), self.example, self.core, *self.symbols)
+        else:
+            # A core given by path (-c, -s): the same file, unchanged.
+            paths = [Path(p) for p in (self.core, *self.symbols)]
+            if not all(p.is_file() for p in paths):
+                return real_open(self)
+            key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
         if key not in _opened:
             _opened[key] = real_open(self)
         prog, target = _opened[key]

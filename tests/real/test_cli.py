@@ -471,7 +471,7 @@ def test_plugin_rejects_target_options(capsys: pytest.CaptureFixture[str]) -> No
     ignores it."""
     from drgn.commands import CommandArgumentError
 
-    prog = examples.load("outgoing").program()
+    prog = program("outgoing")
     with pytest.raises(CommandArgumentError, match="unrecognized arguments: -c"):
         luo(prog, "luo -c check")
     with pytest.raises(CommandArgumentError, match="--session goes with files or sessions"):
@@ -484,7 +484,7 @@ def test_plugin_rejects_target_options(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_plugin_help_comes_from_its_parser(capsys: pytest.CaptureFixture[str]) -> None:
     """Would catch: %luo help that lists other commands or options than its parser takes."""
-    prog = examples.load("outgoing").program()
+    prog = program("outgoing")
     assert luo(prog, "luo help") is None
     out = capsys.readouterr().out
     assert out.startswith("usage: luo [--format {text,json,markdown}]")
@@ -496,7 +496,7 @@ def test_plugin_output_follows_drgn_redirection(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Would catch: %luo writing to the terminal when drgn's command line redirects its output."""
-    prog = examples.load("fault-duplicate-token").program()
+    prog = program("fault-duplicate-token")
     dest = tmp_path / "report.md"
     snap = luo(prog, f"luo report --format markdown > {dest}")
     assert capsys.readouterr().out == ""
@@ -523,7 +523,7 @@ def test_plugin_drgn_code_runs(command: str, capsys: pytest.CaptureFixture[str])
     """--drgn prints helper code built for the arguments given (drgn's
     convention); that code runs on the same program and finds what the
     command reports, narrowed as the options say."""
-    prog = examples.load("fault-duplicate-token").program()
+    prog = program("fault-duplicate-token")
     assert luo(prog, f"luo {command} --drgn") is None
     code = capsys.readouterr().out
     exec(compile(code, f"<luo {command} --drgn>", "exec"), {"prog": prog})
@@ -536,7 +536,7 @@ def test_plugin_drgn_code_runs(command: str, capsys: pytest.CaptureFixture[str])
 def test_plugin_drgn_code_for_diff(capsys: pytest.CaptureFixture[str]) -> None:
     """Would catch: --drgn code for a diff that does not run, or reaches another verdict than the
     command."""
-    prog = examples.load("journey-after").program()
+    prog = program("journey-after")
     saved = examples.DATA / "fixtures" / "journey-after" / "before.json"
     assert luo(prog, f"luo diff --before {saved} --drgn") is None
     code = capsys.readouterr().out
@@ -732,7 +732,7 @@ def test_preflight_next_command_line() -> None:
 
 def test_preflight_in_drgn(capsys: pytest.CaptureFixture[str]) -> None:
     """Would catch: %luo preflight on a frozen core reaching another verdict than luo-inspect."""
-    prog = examples.load("doomed-frozen").program()
+    prog = program("doomed-frozen")
     snap = luo(prog, "luo preflight --format json")
     doc = json.loads(capsys.readouterr().out)
     assert doc["preflight"]["accepted"] is False and doc["preflight"]["handover"] == "frozen"

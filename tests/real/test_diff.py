@@ -28,7 +28,7 @@ from luo_drgn.model import (
     Target,
 )
 from luo_drgn.report.saved import SavedReportError, load_report
-from tests.support.doors import luo, run
+from tests.support.doors import luo, program, run
 from tests.support.journey import story
 from vmcores.manifest import guest_events
 
@@ -204,7 +204,7 @@ def test_cli_diff_bad_saved_report(tmp_path: Path) -> None:
 
 def test_plugin_diff(capsys: pytest.CaptureFixture[str]) -> None:
     """Would catch: %luo diff not taking the program it runs in as the after side."""
-    prog = examples.load("journey-after").program()
+    prog = program("journey-after")
     d = luo(prog, f"luo diff --before {SAVED_BEFORE} --format json")
     doc = json.loads(capsys.readouterr().out)
     jsonschema.validate(doc, DIFF_SCHEMA)
