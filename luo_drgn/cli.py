@@ -18,7 +18,7 @@ from typing import Any, Callable
 import click
 
 from . import engine, examples
-from .engine import EXIT_CANNOT_INSPECT, INSPECT_ERRORS, Source, failure
+from .engine import Source, failure
 from .request import (
     COMMANDS,
     DIFF_HELP,
@@ -349,8 +349,9 @@ def _scan(
             verbose=state.verbose,
         )
     except fleet.ScanError as e:
-        click.echo(f"luo-inspect: {failure(e, (fleet.ScanError,))[1]}", err=True)
-        return EXIT_CANNOT_INSPECT
+        failed = failure(e, (fleet.ScanError,))
+        click.echo(f"luo-inspect: {failed.line}", err=True)
+        return failed.status
 
 
 @cli.command(name="shell")
@@ -391,12 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         return 2
     except Exception as e:  # noqa: BLE001 - every error is one line and exit 2
-        status, line = failure(e)
-        if not isinstance(e, INSPECT_ERRORS):
+        failed = failure(e)
+        line = failed.line
+        if failed.bug:
             if state.verbose or "-v" in args or "--verbose" in args:
                 traceback.print_exc()
             line += " (run with -v for the traceback)"
         click.echo(f"luo-inspect: {line}", err=True)
-        return status
+        return failed.status
     # A command's exit status (see luo_drgn.engine); None for --help.
     return result if isinstance(result, int) else 0

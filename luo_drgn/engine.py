@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from drgn import Program
 
@@ -47,6 +47,7 @@ from .target import TargetError, open_target, own_debug_file, target_of
 __all__ = (
     "EXIT_CANNOT_INSPECT",
     "INSPECT_ERRORS",
+    "Failure",
     "Outcome",
     "Source",
     "decide",
@@ -67,7 +68,17 @@ INSPECT_ERRORS = (
 )
 
 
-def failure(e: Exception, expected: tuple[type[Exception], ...] = ()) -> tuple[int, str]:
+class Failure(NamedTuple):
+    """What a door does with an exception: its exit status, the one line
+    it writes, and whether it is a bug in luo-drgn (whose traceback ``-v``
+    shows)."""
+
+    status: int
+    line: str
+    bug: bool
+
+
+def failure(e: Exception, expected: tuple[type[Exception], ...] = ()) -> Failure:
     """
     The one error-to-exit mapping of every door (luo-inspect, ``%luo``,
     ``commands/luo.py``, a scan's records): an exception a request raised,
@@ -75,13 +86,13 @@ def failure(e: Exception, expected: tuple[type[Exception], ...] = ()) -> tuple[i
 
     :param expected: the door's own errors that are not bugs (a scan's
         ScanError, a target of no known kind), shown as they are
-    :return: (:data:`EXIT_CANNOT_INSPECT`, the line): a target that cannot
+    :return: :data:`EXIT_CANNOT_INSPECT` and the line: a target that cannot
         be inspected or a usage error says what is wrong; anything else is a
         bug in luo-drgn, an "internal error" naming the exception
     """
     if isinstance(e, (*INSPECT_ERRORS, *expected)):
-        return EXIT_CANNOT_INSPECT, str(e)
-    return EXIT_CANNOT_INSPECT, f"internal error: {type(e).__name__}: {e}"
+        return Failure(EXIT_CANNOT_INSPECT, str(e), False)
+    return Failure(EXIT_CANNOT_INSPECT, f"internal error: {type(e).__name__}: {e}", True)
 
 
 Progress = Optional[Callable[[str], None]]

@@ -410,28 +410,21 @@ def finding(
     return Finding(code, _BY_CODE[code].severity, message, session, token, address, direction)
 
 
-class _LuoFile:
-    """:func:`file_finding`'s default address: the file's luo_file."""
-
-
-_LUO_FILE = _LuoFile()
-
-
 def file_finding(
     code: str,
     message: str,
     session: Session,
     file: PreservedFile,
     *,
-    address: int | None | _LuoFile = _LUO_FILE,
+    address: int | None = None,
 ) -> Finding:
     """A finding about one file of a session: :func:`finding`, placed at the
     session (its name and direction) and the file's token.
 
-    :param address: what the finding points at; default the luo_file
-        (``file.address``)
+    :param address: what the finding points at (a struct file, a handler);
+        default the luo_file (``file.address``)
     """
-    if isinstance(address, _LuoFile):
+    if address is None:
         address = file.address
     return finding(
         code,

@@ -135,10 +135,9 @@ def _cmd_luo(
         for chunk in outcome.chunks:
             sys.stdout.write(chunk)
     except Exception as e:  # noqa: BLE001 - one line, as luo-inspect's exit 2
-        prog.cache[_EXIT_STATUS], line = engine.failure(e)
-        raise CommandError(f"{name}: {line}") from (
-            None if isinstance(e, engine.INSPECT_ERRORS) else e
-        )
+        failed = engine.failure(e)
+        prog.cache[_EXIT_STATUS] = failed.status
+        raise CommandError(f"{name}: {failed.line}") from (e if failed.bug else None)
     prog.cache[_EXIT_STATUS] = outcome.status
     return outcome.value
 

@@ -21,7 +21,7 @@ import traceback
 from typing import Any
 
 from .. import engine
-from ..engine import INSPECT_ERRORS, Source, failure
+from ..engine import Source, failure
 from ..findings import ERROR, INFO
 from ..report.document import SCHEMA
 from ..request import Request
@@ -57,8 +57,9 @@ def inspect_job(job: Job) -> dict[str, Any]:
             target, kind, command, "ran out of memory (the scan's --memory limit per target)"
         )
     except Exception as e:  # noqa: BLE001 - one target's bug must not end the scan
-        rec = error_record(target, kind, command, failure(e, (TargetKindError,))[1])
-        if job.get("verbose") and not isinstance(e, (TargetKindError, *INSPECT_ERRORS)):
+        failed = failure(e, (TargetKindError,))
+        rec = error_record(target, kind, command, failed.line)
+        if job.get("verbose") and failed.bug:
             traceback.print_exc()
     rec["seconds"] = round(time.monotonic() - started, 3)
     return rec

@@ -227,7 +227,7 @@ def iommufd_ctx_for_each_mapped_file(ictx: Object) -> Iterator[tuple[Object, Obj
 # --- one-read forms for a pass over every task's fds -------------------------
 
 
-def files_struct_fd_array(files: Object) -> list[int]:
+def files_struct_fd_array(files: Object) -> tuple[int, ...]:
     """
     Read a task's whole fd array (``files->fdt->fd``) in one read.
 
@@ -248,7 +248,8 @@ def files_struct_fd_array(files: Object) -> list[int]:
         raise WalkError("fd table", fdt.value_(), f"impossible max_fds {max_fds}")
     words = Words.cached(prog)
     raw = prog.read(fdt.fd.value_(), max_fds * words.size)
-    return list(struct.unpack(f"{words.fmt[0]}{max_fds}{words.fmt[1]}", raw))
+    slots: tuple[int, ...] = struct.unpack(f"{words.fmt[0]}{max_fds}{words.fmt[1]}", raw)
+    return slots
 
 
 def file_member_word_reader(prog: Program, member: str) -> Callable[[int], int]:
