@@ -26,6 +26,7 @@ from drgn.helpers.linux.sched import task_cpu
 from . import helpers as h
 from .collector_base import Progress, kernel_name, kernel_text, unread
 from .collector_handover import HandoverReads
+from .helpers._words import KeptBlocks
 from .helpers.bounded import WalkError
 from .helpers.liveupdate import LUO_DIRECTIONS, LuoFileRow
 from .holders import NOT_IN_DUMP, scan_holders
@@ -318,8 +319,8 @@ class _Collector(HandoverReads):
         with self.guard(f"mutex of {direction} session {name!r}", name):
             owner = h.luo_session_mutex_owner(s)
             session.mutex_owner = (owner[0], kernel_text(owner[1])) if owner else None
-        # One read a luo_file (blockread: what the helpers read member by
-        # member), for hosts with tens of thousands.
+        # One read a luo_file (what validate_luo_session_for_each_file()
+        # reads member by member), for hosts with tens of thousands.
         files, session.files_complete = self.drain(
             h.validate_luo_session_for_each_file_row(s),
             f"files of {direction} session {name!r}",
@@ -500,7 +501,8 @@ def collect(
     reads = 0
     while True:
         reads += 1
-        with paused_gc():
+        # Each read afresh; within one, a slab page is read once.
+        with paused_gc(), KeptBlocks(prog):
             snap = _Collector(prog, target, progress, accounting, paths, next_kernel).run()
         if not snap.errors or reads == attempts:
             break

@@ -225,7 +225,7 @@ def validate_list_for_each_entry_block(
     blocks: dict[int, bytes] = {}
 
     def read_head() -> tuple[int, int]:
-        nxt, prev = pair.unpack(prog.read(head, pair.size))
+        nxt, prev = pair.unpack(words.read_bytes(prog, head, pair.size))
         return nxt, prev
 
     def read_node(addr: int) -> tuple[int, int]:
@@ -286,7 +286,7 @@ def validate_xa_for_each_block(
             raise WalkError(what, node, "cycle (a node is reached twice)")
         seen.add(node)
         try:
-            raw = prog.read(node, slots_at + slots.size)
+            raw = words.read_bytes(prog, node, slots_at + slots.size)
         except FaultError as e:
             raise _fault_error(what, "fault reading an xarray node", e) from e
         shift = raw[shift_at]
@@ -323,12 +323,14 @@ _FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 class _Fields:
     """Chosen members of a structure: where they are, how to unpack them.
-    One read covers the span from the first member used to the last."""
+    One read covers the span from the first member used to the last, and
+    one ``struct`` format unpacks them all, unless they overlap (a host's
+    walk unpacks a few hundred thousand rows)."""
 
     def __init__(self, prog: Program, type: str, members: tuple[str, ...]) -> None:
         ref = Object(prog, type, address=0)  # a reference: nothing is read
         order = Words.cached(prog).fmt[0]  # "<" or ">"
-        fields: list[tuple[struct.Struct, int, bool]] = []
+        fields: list[tuple[int, int, str, bool]] = []  # offset, size, format, is bool
         for path in members:
             member = ref
             for part in path.split("."):
@@ -343,10 +345,30 @@ class _Fields:
             signed = kind in (TypeKind.INT, TypeKind.ENUM) and bool(base.is_signed)
             fmt = _FORMATS[size] if signed else _FORMATS[size].upper()
             assert member.address_ is not None
-            fields.append((struct.Struct(order + fmt), member.address_, kind == TypeKind.BOOL))
-        self.start = min(at for _, at, _ in fields)
-        self.size = max(at + s.size for s, at, _ in fields) - self.start
-        self.fields = [(s, at - self.start, is_bool) for s, at, is_bool in fields]
+            fields.append((member.address_, size, fmt, kind == TypeKind.BOOL))
+        self.start = min(at for at, _, _, _ in fields)
+        self.size = max(at + size for at, size, _, _ in fields) - self.start
+        self.bools = [i for i, (_, _, _, is_bool) in enumerate(fields) if is_bool]
+        self.layout: struct.Struct | None
+        self.each: list[tuple[struct.Struct, int]] = []  # with no layout: format, offset
+        # The members in memory order, the gaps between them padding ("x").
+        placed = sorted(range(len(fields)), key=lambda i: fields[i][0])
+        layout, at = order, self.start
+        for i in placed:
+            offset, size, fmt, _ = fields[i]
+            if offset < at:  # members that overlap (a union's): one format each
+                self.layout = None
+                self.each = [
+                    (struct.Struct(order + fmt), offset - self.start)
+                    for offset, _, fmt, _ in fields
+                ]
+                return
+            layout += "x" * (offset - at) + fmt
+            at = offset + size
+        self.layout = struct.Struct(layout)
+        # Where each member asked for is in the unpacked tuple.
+        self.positions = [placed.index(i) for i in range(len(fields))]
+        self.in_order = self.positions == list(range(len(fields)))
 
     def read(self, prog: Program, address: int, physical: bool = False) -> list[Any]:
         """Read the members of the structure at ``address``."""
@@ -358,12 +380,14 @@ class _Fields:
         return self._unpack(raw, self.start)
 
     def _unpack(self, raw: bytes, base: int) -> list[Any]:
-        return [
-            bool(s.unpack_from(raw, base + off)[0])
-            if is_bool
-            else s.unpack_from(raw, base + off)[0]
-            for s, off, is_bool in self.fields
-        ]
+        if self.layout is None:
+            out = [s.unpack_from(raw, base + at)[0] for s, at in self.each]
+        else:
+            values = self.layout.unpack_from(raw, base)
+            out = list(values) if self.in_order else [values[i] for i in self.positions]
+        for i in self.bools:
+            out[i] = bool(out[i])
+        return out
 
 
 def _fields(prog: Program, type: str, *members: str) -> _Fields:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 from drgn import FaultError, Object, Program, offsetof
 from drgn.helpers.linux.fs import d_path
 
+from ._words import Words
 from .bounded import (
     _fields,
 )
@@ -172,7 +173,7 @@ def file_fd_path(file: Object, row: FileRow | None = None) -> bytes:
             prog, "struct dentry", "d_parent", "d_name.len", "d_name.name"
         ).read(prog, row.dentry)
         if parent == row.dentry:
-            path = b"/" + bytes(prog.read(name, length))
+            path = b"/" + Words.cached(prog).read_bytes(prog, name, length)
             return path + b" (deleted)" if row.nlink == 0 else path
     path = d_path(file.f_path.address_of_())
     if path.startswith(b"["):

@@ -80,3 +80,27 @@ def test_walk_error_is_a_validation_error_with_the_fault_chained() -> None:
     assert isinstance(info.value, ValidationError)
     assert isinstance(info.value.__cause__, drgn.FaultError)
     assert info.value.address == second
+
+
+def test_fields_unpack_what_drgn_reads() -> None:
+    """Would catch: the one format that unpacks a row's members placing a
+    member at the wrong offset (the padding between them miscounted), giving
+    them back in memory order rather than in the order asked for, a bool
+    given as an int, or members that overlap (asked twice) misread."""
+    from luo_drgn.helpers.bounded import _fields
+
+    prog = examples.load("outgoing").program()
+    session = session_named(prog, "vm-alpha", "outgoing")
+    f = plain_files(session)[1]
+    asked = ("token", "fh", "serialized_data", "file", "token")
+    row = _fields(prog, "struct luo_file", *asked).read(prog, f.value_())
+    assert row == [f.member_(m).value_() for m in asked]
+    (retrieved, count) = _fields(prog, "struct luo_session", "retrieved", "file_set.count").read(
+        prog, session.value_()
+    )
+    assert retrieved is False and count == session.file_set.count.value_() == 3
+    raw = prog.read(f.value_(), drgn.sizeof(f[0]))
+    assert _fields(prog, "struct luo_file", "file", "fh").unpack(raw) == [
+        f.file.value_(),
+        f.fh.value_(),
+    ]
