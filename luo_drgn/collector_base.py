@@ -5,8 +5,8 @@ into a walk error and lets a bug in luo-drgn through)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
+from types import TracebackType
 from typing import Callable, Optional, TypeVar
 
 from drgn import FaultError, Object, ObjectAbsentError, OutOfBoundsError, Program
@@ -22,6 +22,45 @@ from .model import (
 
 T = TypeVar("T")
 Progress = Optional[Callable[[str], None]]
+
+
+class Guard:
+    """:meth:`CollectorBase.guard`'s context manager: a class, not a
+    generator, because a host's collection enters tens of thousands (a few
+    per preserved file) and a generator's costs three times as much."""
+
+    __slots__ = ("collector", "session", "token", "where")
+
+    def __init__(
+        self, collector: CollectorBase, where: str, session: str | None, token: int | None
+    ) -> None:
+        self.collector, self.where, self.session, self.token = collector, where, session, token
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        e: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if e is None:
+            return False
+        c, where, session, token = self.collector, self.where, self.session, self.token
+        if isinstance(e, (WalkError, FaultError)):
+            if not_in_dump(e):
+                c.missing(where, e.address, session, token)
+            elif isinstance(e, WalkError):
+                # ``where`` names the list the walk was on (e.what says it again).
+                c.error(where, e.reason, e.address, session, token)
+            else:
+                c.error(where, f"memory fault: {e.message}", e.address, session, token)
+            return True
+        if isinstance(e, (ValidationError, ObjectAbsentError, OutOfBoundsError)):
+            c.error(where, f"{type(e).__name__}: {e}", None, session, token)
+            return True
+        return False
 
 
 class CollectorBase:
@@ -78,26 +117,12 @@ class CollectorBase:
             WalkErrorRecord(where, "not in the dump", address, session, token)
         )
 
-    @contextlib.contextmanager
-    def guard(
-        self, where: str, session: str | None = None, token: int | None = None
-    ) -> Generator[None, None, None]:
+    def guard(self, where: str, session: str | None = None, token: int | None = None) -> Guard:
         """Turn what bad memory throws at us into an error entry: a fault, a
         walk that stopped, a value drgn cannot use.  Anything else is a bug
         in luo-drgn, not a fact about the kernel: it propagates (the doors
         report an internal error, exit 2), never a corrupt-structure."""
-        try:
-            yield
-        except (WalkError, FaultError) as e:
-            if not_in_dump(e):
-                self.missing(where, e.address, session, token)
-            elif isinstance(e, WalkError):
-                # ``where`` names the list the walk was on (e.what says it again).
-                self.error(where, e.reason, e.address, session, token)
-            else:
-                self.error(where, f"memory fault: {e.message}", e.address, session, token)
-        except (ValidationError, ObjectAbsentError, OutOfBoundsError) as e:
-            self.error(where, f"{type(e).__name__}: {e}", None, session, token)
+        return Guard(self, where, session, token)
 
     def drain(
         self, it: Iterator[T], where: str, session: str | None = None
