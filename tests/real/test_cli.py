@@ -832,34 +832,6 @@ def test_preflight_next_kernel_without_debug_info(monkeypatch: pytest.MonkeyPatc
     )
 
 
-def test_json_is_indented_then_one_line_deep() -> None:
-    """The JSON writer (made session by session for large hosts) writes what
-    json.dumps(indent=2) wrote down to depth 4 (a session's file), and each
-    deeper container on one line."""
-    from luo_drgn.report.document import _Lazy
-    from luo_drgn.report.jsonstream import _json_chunks
-
-    doc = {"a": [], "b": {}, "c": _Lazy([], str), "d": [{"e": [{"f": {"g": [1, 2]}}]}], "s": "é"}
-    text = "".join(_json_chunks(doc))
-    assert text == (
-        "{\n"
-        '  "a": [],\n'
-        '  "b": {},\n'
-        '  "c": [],\n'
-        '  "d": [\n'
-        "    {\n"
-        '      "e": [\n'
-        '        {"f": {"g": [1, 2]}}\n'
-        "      ]\n"
-        "    }\n"
-        "  ],\n"
-        '  "s": "\\u00e9"\n'
-        "}"
-    )
-    shallow = {"x": [1, {"y": None}], "z": "w"}
-    assert "".join(_json_chunks(shallow)) == json.dumps(shallow, indent=2)
-
-
 def test_plugin_import_is_light() -> None:
     """Every drgn start imports the plugin: it must not bring in the tool
     (the engine, collector, renderers and tabulate cost ~150 ms), only what
