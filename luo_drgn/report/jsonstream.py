@@ -69,3 +69,24 @@ def _json_chunks(value: Any, depth: int = 0) -> Iterator[str]:
         opening = ",\n"
         yield from _json_chunks(v, depth + 1)
     yield f"\n{end}]"
+
+
+# A pipe's capacity: the pieces a writer gets, whatever their number.
+_PIECE = 1 << 16
+
+
+def _in_pieces(chunks: Iterator[str], size: int = _PIECE) -> Iterator[str]:
+    """``chunks`` joined into pieces of at least ``size`` characters (the
+    last may be shorter): a report is thousands of small chunks, and an
+    unbuffered stdout (``python -u``, ``PYTHONUNBUFFERED``) makes each
+    write a system call."""
+    pending: list[str] = []
+    length = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        length += len(chunk)
+        if length >= size:
+            yield "".join(pending)
+            pending, length = [], 0
+    if pending:
+        yield "".join(pending)

@@ -9,7 +9,7 @@ from typing import Callable
 from ..model import Snapshot, paused_gc
 from ..preflight import Preflight
 from .document import PARTS, TEXT_ONLY, document, finding_part, preflight_part, select
-from .jsonstream import _json_chunks
+from .jsonstream import _in_pieces, _json_chunks
 from .redact import Redactor
 from .text import render_text
 
@@ -84,7 +84,7 @@ def render_chunks(
         if fmt == "json":
             if status is not None:
                 part = {"schema": part["schema"], "command": command, "exit_status": status, **part}
-            yield from _json_chunks({k: v for k, v in part.items() if k != TEXT_ONLY})
+            yield from _in_pieces(_json_chunks({k: v for k, v in part.items() if k != TEXT_ONLY}))
             yield "\n"
             return
         yield render_text(

@@ -94,3 +94,18 @@ def test_without_the_c_accelerator_json_dumps_writes(monkeypatch: pytest.MonkeyP
     C encoder, instead of using json.dumps."""
     monkeypatch.setattr(jsonstream.json.encoder, "c_make_encoder", None)
     assert _one_line_encoder() is json.dumps
+
+
+def test_pieces_are_the_chunks_joined() -> None:
+    """Would catch: a chunk lost, repeated or reordered when small chunks are
+    joined into pieces, a piece written before it is full (a system call
+    each on an unbuffered stdout), or the last piece held back."""
+    from luo_drgn.report.jsonstream import _in_pieces
+
+    rnd = random.Random(3)
+    chunks = ["x" * rnd.randint(0, 40) + str(i) for i in range(2000)]
+    pieces = list(_in_pieces(iter(chunks), 1000))
+    assert "".join(pieces) == "".join(chunks)
+    assert all(len(p) >= 1000 for p in pieces[:-1]) and len(pieces[-1]) > 0
+    assert all(len(p) < 1000 + 42 + 4 for p in pieces)  # written once full
+    assert list(_in_pieces(iter([]))) == []
