@@ -178,6 +178,13 @@ def inspect_target(
     return inspect(snap)
 
 
+# The kernels that loaded images boot, as read_loaded_kernel() read them (or
+# why it could not), the most recently used last.
+_LOADED_KERNELS: dict[tuple[object, ...], NextKernel | str] = {}
+# A fleet's update moves its hosts to one or two releases.
+LOADED_KERNELS_KEPT = 4
+
+
 def _loaded_kernel(prog: Program, snap: Snapshot, directories: Sequence[Path]) -> NextKernel | None:
     """The kernel the loaded image boots, read from its payload: with this
     kernel's own debug info when it is the same build (the image's data
@@ -189,23 +196,25 @@ def _loaded_kernel(prog: Program, snap: Snapshot, directories: Sequence[Path]) -
     payload, image.payload = image.payload, None  # megabytes: read once
     own = own_debug_file(prog)
     known = {snap.target.build_id: own} if snap.target.build_id and own else {}
-    # Unpacking and reading a kernel takes most of a second: a drgn session
-    # that runs %luo again on the same program reads the same payload again
-    # (a live kernel may have loaded another: the key is the payload's hash).
+    # Unpacking and reading a kernel takes most of a second, and the same
+    # kernel comes again: a drgn session that runs %luo again, a diff's two
+    # sides, a fleet worker's targets that loaded one release.  The key is
+    # the payload's hash (a live kernel may have loaded another since) and
+    # where its debug info is looked for.
     key = (
-        "luo_loaded_kernel",
         hashlib.sha256(payload).digest(),
         tuple(map(str, directories)),
         tuple((k, tuple(v)) for k, v in known.items()),
     )
-    try:
-        read: NextKernel | str = prog.cache[key]
-    except KeyError:
+    read = _LOADED_KERNELS.pop(key, None)
+    if read is None:
         try:
             read = read_loaded_kernel(payload, directories, known)
         except NextKernelError as e:
             read = str(e)
-        prog.cache[key] = read
+    _LOADED_KERNELS[key] = read  # the most recent last
+    while len(_LOADED_KERNELS) > LOADED_KERNELS_KEPT:
+        del _LOADED_KERNELS[next(iter(_LOADED_KERNELS))]
     if isinstance(read, str):
         image.payload_note = read
         return None
