@@ -20,7 +20,7 @@ FIXTURES = ("outgoing", "incoming", "doomed")
 
 
 def _snapshot(name: str) -> Snapshot:
-    return engine.inspect_source(engine.Source(example=name), Request("report"))
+    return engine.open_side(f"example:{name}")
 
 
 @pytest.fixture(scope="module", params=FIXTURES)

@@ -9,15 +9,13 @@ from typing import Any
 
 import pytest
 
-from luo_drgn import engine
+from luo_drgn.engine import open_side
 from luo_drgn.report.document import document, select
 from luo_drgn.report.text import _flb_status, _holders_text, _status, render_text
-from luo_drgn.request import Request
 
 
 def _doc(name: str, command: str) -> dict[str, Any]:
-    snap = engine.inspect_source(engine.Source(example=name), Request("report"))
-    return select(document(snap), command)
+    return select(document(open_side(f"example:{name}")), command)
 
 
 def test_retrieve_status_in_the_kernels_words() -> None:
